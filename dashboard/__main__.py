@@ -1,0 +1,131 @@
+"""Command line: python -m dashboard {validate,generate,export} ...
+
+  validate  check snapshots against the contract (exit 0 valid, 1 not)
+  generate  write the synthetic registry's quarterly cuts
+  export    print the rows behind a figure as JSON or CSV
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from dashboard.filters import FilterError, Filters
+from dashboard.snapshots import SnapshotError, data_root, list_snapshots, read_manifest
+
+
+def cmd_validate(args) -> int:
+    root = data_root(args.data)
+    folder = root / "snapshots"
+    if args.snapshot and args.snapshot != "latest":
+        targets = [folder / args.snapshot]
+        if not targets[0].is_dir():
+            print(f"ERROR snapshot {args.snapshot!r} not found under {folder}", file=sys.stderr)
+            return 1
+    elif folder.is_dir():
+        targets = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
+        if args.snapshot == "latest":
+            complete = list_snapshots(root, verify_checksums=False)
+            targets = [complete[-1].path] if complete else []
+    else:
+        targets = []
+    if not targets:
+        print(f"ERROR no snapshot under {folder}", file=sys.stderr)
+        return 1
+    from dashboard.validate import validate_folder
+    failed = 0
+    for path in targets:
+        if read_manifest(path) is None and not args.snapshot:
+            print(f"skipped {path.name}: no manifest.json (incomplete, not a snapshot)")
+            continue
+        report = validate_folder(path)
+        print(report.summary())
+        failed += not report.ok
+    return 1 if failed else 0
+
+
+def cmd_generate(args) -> int:
+    from dashboard.generate import generate_registry
+    paths = generate_registry(data_root(args.data), n_patients=args.patients, n_sites=args.sites,
+                              seed=args.seed, last_cut_only=args.last_cut_only, progress=not args.quiet)
+    print(f"wrote {len(paths)} snapshot(s) under {data_root(args.data) / 'snapshots'}: "
+          f"{paths[0].name} .. {paths[-1].name}" if paths else "wrote nothing")
+    return 0
+
+
+EXPORT_OPTIONS = {
+    "endpoint": dict(choices=["os", "ttp", "pfs", "local_ttp"], help="time-to-event endpoint"),
+    "by": dict(help="grouping field, or none"),
+    "ci": dict(choices=["log-log", "log", "plain"], help="KM confidence-interval transform"),
+    "times": dict(help="comma-separated times in days (risk table)"),
+    "scope": dict(choices=["overall", "local"], help="tumour response scope"),
+    "level": dict(choices=["term", "soc"], help="adverse-event level"),
+    "measure": dict(choices=["bclc", "milan", "resectable"], help="staging measure"),
+}
+
+
+def cmd_export(args) -> int:
+    from dashboard import data, exports
+    root = data_root(args.data)
+    snapshot = data.resolve(args.snapshot, root)
+    filters = Filters.from_cli(args.filter, known_sites=data.site_ids(snapshot))
+    options = {k: getattr(args, k) for k in EXPORT_OPTIONS if getattr(args, k) is not None}
+    for flag in ("related_only", "serious_only"):
+        if getattr(args, flag):
+            options[flag] = True
+    exp = exports.run_export(args.name, snapshot, filters, **options)
+    text = exports.to_json(exp, snapshot, filters) if args.format == "json" else exports.to_csv(exp)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m dashboard", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    v = sub.add_parser("validate", help="check snapshots against the contract")
+    v.add_argument("--data", help="data root (default: $REGISTRY_DATA or ./data)")
+    v.add_argument("--snapshot", help="one snapshot id, or 'latest' (default: every snapshot folder)")
+    v.set_defaults(func=cmd_validate)
+
+    g = sub.add_parser("generate", help="write the synthetic registry")
+    g.add_argument("--data", help="data root (default: $REGISTRY_DATA or ./data)")
+    g.add_argument("--patients", type=int, default=600)
+    g.add_argument("--sites", type=int, default=12)
+    g.add_argument("--seed", type=int, default=1)
+    g.add_argument("--last-cut-only", action="store_true", help="write only the final data cut")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.set_defaults(func=cmd_generate)
+
+    from dashboard.exports import EXPORTS
+    e = sub.add_parser("export", help="print the rows behind a figure",
+                       description="exports: " + "; ".join(f"{k}: {s.help}" for k, s in sorted(EXPORTS.items())))
+    e.add_argument("name", help="export name: " + ", ".join(sorted(EXPORTS)))
+    e.add_argument("--data", help="data root (default: $REGISTRY_DATA or ./data)")
+    e.add_argument("--snapshot", default="latest", help="snapshot id or 'latest'")
+    e.add_argument("--filter", action="append", metavar="KEY=V[,V...]",
+                   help="filter, repeatable: site, bclc, child_pugh, etiology, sex, ecog, age_min, "
+                        "age_max, enrolled_from, enrolled_to")
+    e.add_argument("--format", choices=["json", "csv"], default="json")
+    for name, kw in EXPORT_OPTIONS.items():
+        e.add_argument(f"--{name}", **kw)
+    e.add_argument("--related-only", action="store_true", help="treatment-related AEs only")
+    e.add_argument("--serious-only", action="store_true", help="serious AEs only")
+    e.set_defaults(func=cmd_export)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except (FilterError, SnapshotError, KeyError, ValueError) as e:
+        print(f"error: {e.args[0] if e.args else e}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:
+        return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The Dash application: shell layout (navigation, filter panel, banner) around the pages.
+
+Filter state lives in the URL query string and the browser (a dcc.Store); the server keeps no
+mutable state between requests.
+"""
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import dash
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+from dashboard import ids
+from dashboard.contract import BCLC_STAGES, CHILD_PUGH_CLASSES, ETIOLOGIES
+from dashboard.filters import UNKNOWN_ETIOLOGY
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = [  # (path, label) in navigation order; each has a module in dashboard/pages
+    ("/", "Overview"),
+    ("/enrollment", "Enrollment"),
+    ("/survival", "Survival"),
+    ("/response", "Tumour response"),
+    ("/safety", "Safety"),
+    ("/downstaging", "Downstaging"),
+]
+
+log = logging.getLogger(__name__)
+
+
+def _multi(id_, label, options, placeholder="All"):
+    return html.Div([
+        dbc.Label(label, html_for=id_, className="filter-label"),
+        dcc.Dropdown(id=id_, options=options, multi=True, placeholder=placeholder, value=[]),
+    ], className="mb-2")
+
+
+def filter_panel():
+    opts = lambda values, labels=None: [{"label": (labels or {}).get(v, v), "value": v} for v in values]
+    return html.Div([
+        html.H2("Filters", className="h6 text-uppercase text-muted mb-2"),
+        html.Div([
+            dbc.Label("Data cut", html_for=ids.SNAPSHOT, className="filter-label"),
+            dcc.Dropdown(id=ids.SNAPSHOT, clearable=False, options=[], value=None),
+        ], className="mb-3"),
+        _multi(ids.F_SITE, "Sites", []),
+        _multi(ids.F_BCLC, "BCLC stage", opts(BCLC_STAGES)),
+        _multi(ids.F_CHILD_PUGH, "Child-Pugh class", opts(CHILD_PUGH_CLASSES)),
+        _multi(ids.F_ETIOLOGY, "Etiology", opts(ETIOLOGIES + (UNKNOWN_ETIOLOGY,))),
+        _multi(ids.F_SEX, "Sex", opts(("M", "F"), {"M": "Male", "F": "Female"})),
+        _multi(ids.F_ECOG, "ECOG performance status", opts(("0", "1", "2", "3", "4"))),
+        html.Div([
+            dbc.Label("Age (years)", html_for=ids.F_AGE, className="filter-label"),
+            dcc.RangeSlider(id=ids.F_AGE, min=18, max=100, step=1, value=[18, 100],
+                            marks={18: "18", 40: "40", 60: "60", 80: "80", 100: "100"},
+                            tooltip={"placement": "bottom", "always_visible": False}),
+        ], className="mb-3"),
+        html.Div([
+            dbc.Label("Enrolled between", html_for=ids.F_ENROLLED, className="filter-label"),
+            dcc.DatePickerRange(id=ids.F_ENROLLED, display_format="YYYY-MM-DD",
+                                start_date_placeholder_text="from", end_date_placeholder_text="to",
+                                clearable=True),
+        ], className="mb-2"),
+    ], id=ids.FILTER_PANEL, className="filter-panel")
+
+
+def navbar():
+    links = [dbc.NavItem(dbc.NavLink(label, href=path, id=ids.nav_link(path), active="exact"))
+             for path, label in PAGES]
+    return dbc.Navbar(dbc.Container([
+        dbc.NavbarBrand("HCC DEB-TACE Registry", href="/", className="fw-semibold"),
+        dbc.Nav(links, navbar=True, className="me-auto"),
+    ], fluid=True), color="dark", dark=True, className="mb-0 py-1")
+
+
+def banner():
+    return html.Div([
+        html.Div([
+            html.Span(id=ids.BANNER_COUNT, className="banner-count me-3"),
+            html.Span(id=ids.BANNER_CUTOFF, className="text-muted"),
+        ], className="d-flex align-items-baseline flex-wrap"),
+        html.Div([
+            html.Div(id=ids.CHIPS, className="d-inline"),
+            dbc.Button("Clear all", id=ids.CLEAR_ALL, color="link", size="sm", className="ms-1 p-0 align-baseline"),
+        ], className="mt-1"),
+        html.Div(id=ids.URL_MESSAGE),
+        dbc.Alert(id=ids.ERROR_NOTICE, color="danger", is_open=False, dismissable=True,
+                  className="py-2 mt-2 mb-0 small"),
+    ], className="banner sticky-top")
+
+
+def layout():
+    return html.Div([
+        dcc.Location(id=ids.URL, refresh="callback-nav"),
+        dcc.Store(id=ids.STATE, storage_type="memory"),
+        navbar(),
+        dbc.Container(dbc.Row([
+            dbc.Col(filter_panel(), lg=3, xl=2, className="pt-3 sidebar"),
+            dbc.Col([banner(), dcc.Loading(dash.page_container, type="circle", delay_show=300)],
+                    lg=9, xl=10, className="pt-2"),
+        ]), fluid=True),
+    ])
+
+
+def report_callback_error(err: Exception):
+    """Any callback failure: logged in full on the server, a short notice in the browser,
+    never a traceback."""
+    log.exception("callback failed", exc_info=err)
+    dash.set_props(ids.ERROR_NOTICE, {
+        "children": "Something went wrong while updating this view; the error was logged. "
+                    "Try another filter or reload the page.",
+        "is_open": True})
+
+
+def create_app() -> dash.Dash:
+    app = dash.Dash(
+        __name__,
+        use_pages=True,
+        pages_folder=str(ROOT / "dashboard" / "pages"),
+        assets_folder=str(ROOT / "assets"),
+        serve_locally=True,
+        suppress_callback_exceptions=True,
+        title="HCC DEB-TACE Registry",
+        update_title=None,
+        on_error=report_callback_error,
+    )
+    app.layout = layout
+    import dashboard.callbacks  # noqa: F401  (registers every callback)
+    return app

@@ -1,0 +1,204 @@
+"""Shell callbacks: URL <-> filter controls, the "n of N" banner, chips, navigation links.
+
+The URL query string is the single source of truth for the filters. `sync_state` runs when the
+URL changes (load, shared link, back/forward) and when a control changes; it returns the
+controls' values, the canonical state for the pages, and the URL. The functions below are plain
+functions; the @callback wrappers only wire them.
+"""
+from __future__ import annotations
+
+from urllib.parse import parse_qsl, urlencode
+
+import dash_bootstrap_components as dbc
+from dash import ALL, Input, Output, State, callback, ctx, html, no_update
+
+from dashboard import data, exports, ids
+from dashboard.data import ALL_SITES
+from dashboard.filters import LABELS, NON_FILTER_PARAMS, Filters
+from dashboard.snapshots import SnapshotError
+
+AGE_BOUNDS = (18, 100)
+CONTROL_KEYS = list(ids.LIST_CONTROLS)
+
+
+def request_scope():
+    """The site scope of the current request. No login exists yet: every user sees every site."""
+    return ALL_SITES
+
+
+def snapshot_options() -> list[dict]:
+    snaps = data.valid_snapshots()
+    return [{"label": f"{s.snapshot_id} (cut-off {s.cutoff_date:%d %b %Y})", "value": s.snapshot_id}
+            for s in reversed(snaps)]
+
+
+def site_options(snapshot) -> list[dict]:
+    sites = data.query("sites_in_scope", snapshot, Filters(), request_scope(), order_by=("site_id",))
+    return [{"label": f"{r.site_id} · {r.site_name}", "value": r.site_id} for r in sites.itertuples()]
+
+
+def parse_search(search: str | None):
+    """(snapshot, filters, messages) from a URL query string; never raises for bad values."""
+    params = dict(parse_qsl((search or "").lstrip("?"), keep_blank_values=True))
+    messages = []
+    wanted = params.get("snapshot") or "latest"
+    try:
+        snapshot = data.resolve(wanted)
+    except SnapshotError:
+        snapshot = data.resolve("latest")
+        messages.append(f"snapshot {wanted!r} is not available; showing the latest cut, {snapshot.snapshot_id}")
+    filters, problems = Filters.from_query(search or "", known_sites=data.site_ids(snapshot, request_scope()))
+    return snapshot, filters, messages + problems
+
+
+def filters_from_controls(values: dict, age, start, end) -> Filters:
+    pairs = [(k, ",".join(map(str, v))) for k, v in values.items() if v]
+    if age and age[0] > AGE_BOUNDS[0]:
+        pairs.append(("age_min", str(age[0])))
+    if age and age[1] < AGE_BOUNDS[1]:
+        pairs.append(("age_max", str(age[1])))
+    if start:
+        pairs.append(("enrolled_from", str(start)[:10]))
+    if end:
+        pairs.append(("enrolled_to", str(end)[:10]))
+    return Filters.parse_pairs(pairs, strict=False)[0]
+
+
+def build_search(snapshot_id: str, filters: Filters, current_search: str | None, latest_id: str) -> str:
+    """Canonical query string: filters, then page options kept from the current URL, then the
+    snapshot (omitted when it is the latest, so a link follows new data cuts)."""
+    kept = [(k, v) for k, v in parse_qsl((current_search or "").lstrip("?"))
+            if k in NON_FILTER_PARAMS and k != "snapshot"]
+    pairs = filters.to_pairs() + kept
+    if snapshot_id != latest_id:
+        pairs.append(("snapshot", snapshot_id))
+    query = urlencode(pairs, safe=",")
+    return "?" + query if query else ""
+
+
+def message_alert(messages: list[str]):
+    if not messages:
+        return None
+    return dbc.Alert([html.Strong("Some filters in this link could not be used: "),
+                      html.Ul([html.Li(m) for m in messages], className="mb-0")],
+                     color="warning", dismissable=True, className="py-2 mt-2 mb-0 small", id="url-alert")
+
+
+@callback(
+    Output(ids.URL, "search"),
+    Output(ids.STATE, "data"),
+    Output(ids.URL_MESSAGE, "children"),
+    Output(ids.SNAPSHOT, "options"),
+    Output(ids.SNAPSHOT, "value"),
+    Output(ids.F_SITE, "options"),
+    *[Output(ids.LIST_CONTROLS[k], "value") for k in CONTROL_KEYS],
+    Output(ids.F_AGE, "value"),
+    Output(ids.F_ENROLLED, "start_date"),
+    Output(ids.F_ENROLLED, "end_date"),
+    Input(ids.URL, "search"),
+    Input(ids.SNAPSHOT, "value"),
+    *[Input(ids.LIST_CONTROLS[k], "value") for k in CONTROL_KEYS],
+    Input(ids.F_AGE, "value"),
+    Input(ids.F_ENROLLED, "start_date"),
+    Input(ids.F_ENROLLED, "end_date"),
+    Input({"type": "filter-chip", "key": ALL, "value": ALL}, "n_clicks"),
+    Input(ids.CLEAR_ALL, "n_clicks"),
+)
+def _sync(search, snapshot_value, *rest):
+    n = len(CONTROL_KEYS)
+    values = dict(zip(CONTROL_KEYS, rest[:n]))
+    age, start, end, chip_clicks, _ = rest[n:]
+    return sync_state(ctx.triggered_id, search, snapshot_value, values, age, start, end, chip_clicks)
+
+
+def sync_state(trigger, search, snapshot_value, values, age, start, end, chip_clicks=None):
+    """The shell's state machine (see module docstring). Returns the callback's outputs."""
+    latest = data.resolve("latest")
+    options = snapshot_options()
+    if trigger in (None, ids.URL):
+        snapshot, filters, messages = parse_search(search)
+        url_out, message = no_update, message_alert(messages)
+    else:
+        try:
+            snapshot = data.resolve(snapshot_value or "latest")
+        except SnapshotError:
+            snapshot = latest
+        if trigger == ids.CLEAR_ALL:
+            filters = Filters()
+        else:
+            filters = filters_from_controls(values, age, start, end)
+            if isinstance(trigger, dict) and trigger.get("type") == "filter-chip":
+                if not any(chip_clicks or []):
+                    return (no_update,) * (8 + len(CONTROL_KEYS) + 1)
+                filters = filters.without(trigger["key"], trigger["value"])
+        known = set(data.site_ids(snapshot, request_scope()))
+        filters = filters.without("site") if not set(filters.site) <= known else filters
+        new_search = build_search(snapshot.snapshot_id, filters, search, latest.snapshot_id)
+        url_out = new_search if new_search != (search or "") else no_update
+        message = None
+    state = {"snapshot": snapshot.snapshot_id, "query": filters.to_query()}
+    controls = [list(getattr(filters, k)) for k in CONTROL_KEYS]
+    age_value = [filters.age_min or AGE_BOUNDS[0], filters.age_max or AGE_BOUNDS[1]]
+    return (url_out, state, message, options, snapshot.snapshot_id, site_options(snapshot), *controls,
+            age_value, filters.enrolled_from and filters.enrolled_from.isoformat(),
+            filters.enrolled_to and filters.enrolled_to.isoformat())
+
+
+def state_context(state: dict | None):
+    """(snapshot, filters, scope) of a page callback from the shell's state store."""
+    state = state or {}
+    snapshot = data.resolve(state.get("snapshot") or "latest")
+    filters, _ = Filters.from_query(state.get("query", ""), known_sites=data.site_ids(snapshot, request_scope()))
+    return snapshot, filters, request_scope()
+
+
+def chip_label(key: str, value) -> str:
+    return f"{LABELS[key]} {value}" if key in ("age_min", "age_max") else f"{LABELS[key]}: {value}"
+
+
+def banner_parts(state: dict | None):
+    snapshot, filters, scope = state_context(state)
+    n = exports.n_patients(snapshot, filters, scope)
+    total = exports.n_total(snapshot, scope)
+    count = [html.Strong(f"{n:,}"), f" of {total:,} patients"]
+    cutoff = f"Data cut {snapshot.snapshot_id} · cut-off {snapshot.cutoff_date:%d %b %Y}"
+    chips = []
+    for key, value in filters.to_pairs():
+        for item in (value.split(",") if key in ids.LIST_CONTROLS else [value]):
+            chips.append(dbc.Badge([chip_label(key, item), html.Span(" ×", className="chip-x")],
+                                   id=ids.chip(key, item), color="primary", pill=True,
+                                   className="me-1 filter-chip", n_clicks=0, title="Remove this filter",
+                                   style={"cursor": "pointer"}))
+    if not chips:
+        chips = [html.Span("No filter: all patients in the data cut.", className="text-muted small")]
+    return count, cutoff, chips, filters.is_empty()
+
+
+@callback(
+    Output(ids.BANNER_COUNT, "children"),
+    Output(ids.BANNER_CUTOFF, "children"),
+    Output(ids.CHIPS, "children"),
+    Output(ids.CLEAR_ALL, "style"),
+    Input(ids.STATE, "data"),
+)
+def _banner(state):
+    count, cutoff, chips, empty = banner_parts(state)
+    return count, cutoff, chips, {"display": "none"} if empty else {}
+
+
+@callback(
+    Output(ids.nav_link(ALL), "href"),
+    Input(ids.URL, "search"),
+    State(ids.nav_link(ALL), "id"),
+)
+def _nav_hrefs(search, link_ids):
+    """Navigation keeps the filters: every page link carries the current query string."""
+    return nav_hrefs(search, [i["page"] for i in link_ids])
+
+
+def nav_hrefs(search: str | None, pages: list[str]) -> list[str]:
+    keep = [(k, v) for k, v in parse_qsl((search or "").lstrip("?"))
+            if k not in NON_FILTER_PARAMS or k == "snapshot"]
+    query = urlencode(keep, safe=",")
+    return [p + ("?" + query if query else "") for p in pages]
+

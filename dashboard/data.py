@@ -1,0 +1,215 @@
+"""The one seam between the dashboard and DuckDB.
+
+Every query goes through `query()` / `execute()`: they pick the snapshot's schema, bind the
+filters and the user's site scope as DuckDB variables (read by queries/cohort.sql and
+queries/sites_in_scope.sql) and run SQL from queries/ with bound parameters. Scope is applied
+here, once, for every query; a caller cannot forget it.
+
+One DuckDB connection per process, opened lazily (opening at import would break gunicorn
+--preload), and one cursor per thread (a DuckDB connection is not thread-safe).
+Each snapshot gets a schema holding every view of queries/, created on first use.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import threading
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+
+from dashboard.filters import Filters
+from dashboard.snapshots import Snapshot, SnapshotError, data_root, list_snapshots
+from dashboard.validate import Report, validate_folder
+
+QUERIES = Path(__file__).resolve().parent.parent / "queries"
+
+_lock = threading.Lock()
+_state = {"pid": None, "con": None, "schemas": set()}
+_local = threading.local()
+
+
+class QueryError(Exception):
+    """A named query does not exist or failed."""
+
+
+@dataclass(frozen=True)
+class Scope:
+    """The sites a user may see: None = every site (an unrestricted role)."""
+    sites: tuple[str, ...] | None = None
+
+    @classmethod
+    def all_sites(cls) -> "Scope":
+        return cls(None)
+
+
+ALL_SITES = Scope.all_sites()
+
+
+# --- views ------------------------------------------------------------------------------------
+@lru_cache(maxsize=1)
+def view_files() -> dict[str, str]:
+    """View name -> SQL text, one view per file in queries/, named after the file."""
+    return {p.stem: p.read_text() for p in sorted(QUERIES.glob("*.sql"))}
+
+
+def view_order() -> list[str]:
+    """View names in dependency order (a view after every view it reads)."""
+    views = view_files()
+    deps = {name: {other for other in views if other != name
+                   and re.search(rf"\b{re.escape(other)}\b", _strip_comments(sql))}
+            for name, sql in views.items()}
+    order, seen = [], set()
+
+    def visit(name, stack=()):
+        if name in seen:
+            return
+        if name in stack:
+            raise QueryError(f"views depend on each other in a cycle: {' -> '.join(stack + (name,))}")
+        for d in sorted(deps[name]):
+            visit(d, stack + (name,))
+        seen.add(name)
+        order.append(name)
+
+    for name in sorted(views):
+        visit(name)
+    return order
+
+
+def _strip_comments(sql: str) -> str:
+    return re.sub(r"--[^\n]*", "", sql)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _literal(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+def schema_name(snapshot: Snapshot) -> str:
+    digest = hashlib.sha1(str(snapshot.path).encode()).hexdigest()[:8]
+    return f"snap_{snapshot.snapshot_id}_{digest}"
+
+
+# --- connection -------------------------------------------------------------------------------
+def connection() -> duckdb.DuckDBPyConnection:
+    """This process's connection, opened on first use (and again after a fork)."""
+    with _lock:
+        if _state["pid"] != os.getpid():
+            _state.update(pid=os.getpid(), con=duckdb.connect(":memory:"), schemas=set())
+            _local.__dict__.clear()
+        return _state["con"]
+
+
+def cursor() -> duckdb.DuckDBPyConnection:
+    """This thread's cursor on the process connection."""
+    con = connection()
+    cur = getattr(_local, "cursor", None)
+    if cur is None or getattr(_local, "con", None) is not con:
+        cur = con.cursor()
+        _local.cursor, _local.con = cur, con
+    return cur
+
+
+def ensure_schema(snapshot: Snapshot) -> str:
+    """Create the snapshot's schema and all views in it, once per process."""
+    name = schema_name(snapshot)
+    con = connection()
+    with _lock:
+        if name in _state["schemas"]:
+            return name
+        s = _ident(name)
+        folder = _literal(str(snapshot.path) + "/")
+        con.execute(f"create schema if not exists {s}")
+        # paths and the cut-off come from a validated manifest, escaped as literals
+        con.execute(f"create or replace macro {s}.snapshot_file(t) as {folder} || t || '.parquet'")
+        con.execute(f"create or replace macro {s}.snapshot_cutoff() as date {_literal(snapshot.cutoff_date.isoformat())}")
+        files = view_files()
+        for view in view_order():
+            sql = files[view]
+            try:
+                con.execute(f"create or replace view {s}.{_ident(view)} as {sql}")
+            except duckdb.Error as e:
+                raise QueryError(f"queries/{view}.sql: {e}") from e
+        _state["schemas"].add(name)
+    return name
+
+
+# --- the seam ---------------------------------------------------------------------------------
+def _bind(cur, filters: Filters, scope: Scope, extra: dict | None = None):
+    variables = filters.as_variables()
+    variables["scope_sites"] = list(scope.sites) if scope.sites is not None else None
+    variables.update(extra or {})
+    for name, value in variables.items():
+        if value is None:
+            cur.execute(f"reset variable {_ident(name)}")
+        else:
+            cur.execute(f"set variable {_ident(name)} = ?", [value])
+
+
+def execute(sql: str, snapshot: Snapshot, filters: Filters = Filters(), scope: Scope = ALL_SITES,
+            params: list | dict | None = None, variables: dict | None = None) -> pd.DataFrame:
+    """Run SQL (project code, never user text) against the snapshot's views, with the filters and
+    scope bound, and values in `params` bound as parameters. Returns a DataFrame."""
+    schema = ensure_schema(snapshot)
+    cur = cursor()
+    _bind(cur, filters, scope, variables)
+    cur.execute(f"use memory.{_ident(schema)}")
+    try:
+        return cur.execute(sql, params or []).df()
+    except duckdb.Error as e:
+        raise QueryError(str(e)) from e
+
+
+def query(view: str, snapshot: Snapshot, filters: Filters = Filters(), scope: Scope = ALL_SITES,
+          order_by: tuple[str, ...] = (), variables: dict | None = None) -> pd.DataFrame:
+    """All rows of a named view of queries/ for the snapshot, filters and scope."""
+    if view not in view_files():
+        raise QueryError(f"no query named {view!r}; known: {', '.join(sorted(view_files()))}")
+    order = (" order by " + ", ".join(_ident(c) for c in order_by)) if order_by else ""
+    return execute(f"select * from {_ident(view)}{order}", snapshot, filters, scope, variables=variables)
+
+
+# --- snapshots that validate ------------------------------------------------------------------
+_reports: dict[tuple, Report] = {}
+
+
+def report_for(snapshot: Snapshot) -> Report:
+    """The validation report of a snapshot, cached by folder and manifest content."""
+    key = (str(snapshot.path), hashlib.sha256(repr(sorted(snapshot.manifest.items())).encode()).hexdigest())
+    with _lock:
+        cached = _reports.get(key)
+    if cached is None:
+        cached = validate_folder(snapshot.path)
+        with _lock:
+            _reports[key] = cached
+    return cached
+
+
+def valid_snapshots(root=None) -> list[Snapshot]:
+    """Snapshots that pass validation, oldest cut-off first."""
+    return [s for s in list_snapshots(root, verify_checksums=False) if report_for(s).ok]
+
+
+def resolve(snapshot_id: str | None = "latest", root=None) -> Snapshot:
+    """A valid snapshot by id; 'latest' is the greatest cut-off date that validates."""
+    snaps = valid_snapshots(root)
+    if not snaps:
+        raise SnapshotError(f"no valid snapshot under {data_root(root) / 'snapshots'}")
+    if snapshot_id in (None, "", "latest"):
+        return snaps[-1]
+    for s in snaps:
+        if s.snapshot_id == snapshot_id:
+            return s
+    raise SnapshotError(f"snapshot {snapshot_id!r} is not a valid snapshot; available: "
+                        f"{', '.join(s.snapshot_id for s in snaps)}")
+
+
+def site_ids(snapshot: Snapshot, scope: Scope = ALL_SITES) -> list[str]:
+    return query("sites_in_scope", snapshot, Filters(), scope, order_by=("site_id",))["site_id"].tolist()

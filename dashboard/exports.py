@@ -1,0 +1,125 @@
+"""Exports: the headless twin of every figure.
+
+Each export is a function (snapshot, filters, scope, options) -> Export. The page that draws a
+figure calls the same function, so the CSV behind "Download data" and `python -m dashboard
+export NAME` are the figure's own rows.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+from dashboard import data
+from dashboard.data import ALL_SITES, Scope
+from dashboard.filters import Filters
+from dashboard.snapshots import Snapshot
+
+
+@dataclass
+class Export:
+    name: str
+    rows: pd.DataFrame
+    n_patients: int
+    extra: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    name: str
+    func: Callable
+    help: str
+    options: tuple[str, ...] = ()
+
+
+EXPORTS: dict[str, ExportSpec] = {}
+
+
+def export(name: str, help: str, options: tuple[str, ...] = ()):
+    def register(func):
+        EXPORTS[name] = ExportSpec(name, func, help, options)
+        return func
+    return register
+
+
+def n_patients(snapshot: Snapshot, filters: Filters, scope: Scope) -> int:
+    """Patients in the filter and scope: the 'n' of every banner and export."""
+    return int(data.execute("select count(*) as n from cohort", snapshot, filters, scope)["n"].iloc[0])
+
+
+def n_total(snapshot: Snapshot, scope: Scope) -> int:
+    """Patients in scope with no filter: the 'N' of the 'n of N patients' banner."""
+    return n_patients(snapshot, Filters(), scope)
+
+
+@export("patients", "the filtered patients with baseline fields and derived endpoints")
+def patients_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
+    rows = data.query("patient_summary", snapshot, filters, scope, order_by=("patient_id",))
+    return Export("patients", rows, len(rows))
+
+
+@export("enrollment", "per site: patients enrolled in the filter against the target")
+def enrollment_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
+    rows = data.query("enrollment", snapshot, filters, scope, order_by=("site_id",))
+    rows = rows[["site_id", "site_name", "n_enrolled", "target_enrollment",
+                 "first_enrollment_date", "last_enrollment_date"]]
+    return Export("enrollment", rows, int(rows["n_enrolled"].sum()))
+
+
+def run_export(name: str, snapshot: Snapshot, filters: Filters = Filters(), scope: Scope = ALL_SITES,
+               **options) -> Export:
+    if name not in EXPORTS:
+        raise KeyError(f"unknown export {name!r}; known: {', '.join(sorted(EXPORTS))}")
+    return EXPORTS[name].func(snapshot, filters, scope, **options)
+
+
+# --- serialisation ----------------------------------------------------------------------------
+def _plain(v):
+    if v is None or v is pd.NaT:
+        return None
+    if isinstance(v, (np.bool_,)):
+        return bool(v)
+    if isinstance(v, np.integer):
+        return int(v)
+    if isinstance(v, (float, np.floating)):
+        return None if math.isnan(v) or math.isinf(v) else float(v)
+    if isinstance(v, pd.Timestamp):
+        return v.date().isoformat() if v == v.normalize() else v.isoformat()
+    if isinstance(v, (dt.date, dt.datetime)):
+        return v.isoformat()
+    if isinstance(v, dict):
+        return {k: _plain(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple, np.ndarray)):
+        return [_plain(x) for x in v]
+    try:
+        if pd.isna(v):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return v
+
+
+def records(df: pd.DataFrame) -> list[dict]:
+    return [{k: _plain(v) for k, v in row.items()} for row in df.to_dict(orient="records")]
+
+
+def to_json(exp: Export, snapshot: Snapshot, filters: Filters) -> str:
+    doc = {"export": exp.name, "snapshot_id": snapshot.snapshot_id,
+           "cutoff_date": snapshot.cutoff_date.isoformat(), "filters": filters.to_dict(),
+           "n_patients": exp.n_patients}
+    doc.update(_plain(exp.extra))
+    doc["rows"] = records(exp.rows)
+    return json.dumps(doc, indent=1, ensure_ascii=False)
+
+
+def to_csv(exp: Export) -> str:
+    out = exp.rows.copy()
+    for c in out.columns:
+        if pd.api.types.is_datetime64_any_dtype(out[c]):
+            out[c] = out[c].dt.strftime("%Y-%m-%d")
+    return out.to_csv(index=False, lineterminator="\n")

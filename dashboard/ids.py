@@ -1,0 +1,42 @@
+"""Component ids, in one place. Pattern-matching ids are dicts built by the helpers below."""
+
+URL = "url"
+STATE = "filter-state"            # dcc.Store: {"snapshot": id, "query": canonical filter query}
+SNAPSHOT = "snapshot-select"
+URL_MESSAGE = "url-message"
+ERROR_NOTICE = "error-notice"
+BANNER_COUNT = "banner-count"
+BANNER_CUTOFF = "banner-cutoff"
+CHIPS = "filter-chips"
+CLEAR_ALL = "clear-all-filters"
+FILTER_TOGGLE = "filter-toggle"
+FILTER_PANEL = "filter-panel"
+
+F_SITE = "f-site"
+F_BCLC = "f-bclc"
+F_CHILD_PUGH = "f-child-pugh"
+F_ETIOLOGY = "f-etiology"
+F_SEX = "f-sex"
+F_ECOG = "f-ecog"
+F_AGE = "f-age"
+F_ENROLLED = "f-enrolled"
+
+# filter key -> control id of the multi-select filters
+LIST_CONTROLS = {"site": F_SITE, "bclc": F_BCLC, "child_pugh": F_CHILD_PUGH,
+                 "etiology": F_ETIOLOGY, "sex": F_SEX, "ecog": F_ECOG}
+
+
+def nav_link(page: str) -> dict:
+    return {"type": "nav-link", "page": page}
+
+
+def chip(key: str, value: str) -> dict:
+    return {"type": "filter-chip", "key": key, "value": value}
+
+
+def download_button(figure: str) -> dict:
+    return {"type": "download-csv", "figure": figure}
+
+
+def download(figure: str) -> dict:
+    return {"type": "download", "figure": figure}

@@ -1,0 +1,348 @@
+"""Snapshot validation: every rule of the contract (docs/snapshot-contract.md).
+
+Errors make a snapshot unusable: it is rejected and the dashboard keeps serving the last one
+that passed. Warnings are softer inconsistencies a data manager must chase; the snapshot is
+served and the warnings are listed. Each finding names the table, the column, the rule and a
+few offending keys.
+
+The checks run in DuckDB directly over the parquet files, so they scale to stress-size
+registries. Rules are data (RANGE/ACCEPTED/... from contract.py) or a SQL query returning the
+offending keys; no value from the snapshot is ever formatted into SQL text.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from dashboard.contract import TABLES, Table
+from dashboard.snapshots import Snapshot, manifest_problems, read_manifest
+
+MAX_EXAMPLES = 5
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str          # "error" or "warning"
+    table: str
+    column: str
+    rule: str
+    count: int = 0
+    examples: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        where = f"{self.table}.{self.column}" if self.column else self.table
+        text = f"{self.level.upper()} {where}: {self.rule}"
+        if self.count:
+            text += f" ({self.count} row{'s' if self.count != 1 else ''}"
+            if self.examples:
+                text += ", e.g. " + ", ".join(self.examples)
+            text += ")"
+        return text
+
+
+@dataclass
+class Report:
+    snapshot_id: str
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "warning"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def summary(self) -> str:
+        lines = [str(f) for f in self.errors + self.warnings]
+        verdict = "valid" if self.ok else "REJECTED"
+        lines.append(f"snapshot {self.snapshot_id}: {verdict}, "
+                     f"{len(self.errors)} error(s), {len(self.warnings)} warning(s)")
+        return "\n".join(lines)
+
+
+def _ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _duck_type(t: pa.DataType) -> str:
+    if pa.types.is_string(t) or pa.types.is_large_string(t) or getattr(pa.types, "is_string_view", lambda _: False)(t):
+        return "VARCHAR"
+    mapping = {pa.int32(): "INTEGER", pa.int64(): "BIGINT", pa.int16(): "SMALLINT", pa.int8(): "TINYINT",
+               pa.float64(): "DOUBLE", pa.float32(): "FLOAT", pa.bool_(): "BOOLEAN", pa.date32(): "DATE"}
+    return mapping.get(t, str(t))
+
+
+class _Checker:
+    def __init__(self, snapshot_id: str, folder: Path, cutoff: dt.date | None):
+        self.report = Report(snapshot_id)
+        self.folder = folder
+        self.cutoff = cutoff
+        self.con = duckdb.connect()
+        self.usable: set[str] = set()       # tables whose columns and types are right
+
+    def add(self, level, table, column, rule, count=0, examples=()):
+        self.report.findings.append(Finding(level, table, column, rule, count, tuple(examples)))
+
+    def offenders(self, level, table, column, rule, sql, params=()):
+        """Run a query returning one key string per offending row; record a finding if any."""
+        rows = self.con.execute(f"select count(*) over (), k from ({sql}) q(k) limit {MAX_EXAMPLES}",
+                                list(params)).fetchall()
+        if rows:
+            self.add(level, table, column, rule, rows[0][0], [str(r[1]) for r in rows])
+
+    @staticmethod
+    def key_expr(table: Table) -> str:
+        return " || '/' || ".join(f"cast({_ident(k)} as varchar)" for k in table.key)
+
+    # --- structure -------------------------------------------------------------------------
+    def load(self):
+        for name, table in TABLES.items():
+            path = self.folder / f"{name}.parquet"
+            if not path.exists():
+                self.add("error", name, "", f"file {name}.parquet missing")
+                continue
+            try:
+                schema = pq.read_schema(path)
+            except Exception as e:
+                self.add("error", name, "", f"not readable parquet ({e.__class__.__name__})")
+                continue
+            ok = True
+            for col in table.columns:
+                if col.name not in schema.names:
+                    self.add("error", name, col.name, "column missing")
+                    ok = False
+                    continue
+                got, want = _duck_type(schema.field(col.name).type), _duck_type(col.type)
+                if got != want:
+                    self.add("error", name, col.name, f"type is {got}, contract says {want}")
+                    ok = False
+            for extra in set(schema.names) - set(table.column_names):
+                self.add("warning", name, extra, "column not in the contract (ignored)")
+            # the path is ours (a validated folder), escaped as a literal; it is not user input
+            literal = "'" + str(path).replace("'", "''") + "'"
+            self.con.execute(f"create view {_ident(name)} as select * from read_parquet({literal})")
+            if ok:
+                self.usable.add(name)
+
+    def both(self, *tables):
+        return all(t in self.usable for t in tables)
+
+    # --- column rules -------------------------------------------------------------------------
+    def columns(self):
+        for name in self.usable:
+            table = TABLES[name]
+            key = self.key_expr(table)
+            for c in table.columns:
+                q = _ident(c.name)
+                if not c.nullable:
+                    self.offenders("error", name, c.name, "must not be null",
+                                   f"select {key} from {_ident(name)} where {q} is null")
+                if c.accepted is not None:
+                    self.offenders("error", name, c.name,
+                                   "value outside the accepted codes " + ", ".join(map(repr, c.accepted)),
+                                   f"select {key} || '=' || {q} from {_ident(name)} "
+                                   f"where {q} is not null and not list_contains(?, {q})", [list(c.accepted)])
+                for op, bound, text in (("<", c.min, ">="), (">", c.max, "<="), ("<=", c.gt, ">")):
+                    if bound is not None:
+                        self.offenders("error", name, c.name, f"must be {text} {bound:g}",
+                                       f"select {key} || '=' || cast({q} as varchar) from {_ident(name)} "
+                                       f"where {q} {op} ?", [bound])
+            keys = ", ".join(_ident(k) for k in table.key)
+            self.offenders("error", name, ",".join(table.key), "duplicate key",
+                           f"select {key} from {_ident(name)} group by {keys} having count(*) > 1")
+            for cols, ref, ref_cols in table.references:
+                if ref not in self.usable:
+                    continue
+                on = " and ".join(f"r.{_ident(rc)} = t.{_ident(c)}" for c, rc in zip(cols, ref_cols))
+                notnull = " and ".join(f"t.{_ident(c)} is not null" for c in cols)
+                shown = " || '/' || ".join(f"cast(t.{_ident(c)} as varchar)" for c in cols)
+                self.offenders("error", name, ",".join(cols), f"must reference an existing {ref} row",
+                               f"select {shown} from {_ident(name)} t where {notnull} and not exists "
+                               f"(select 1 from {_ident(ref)} r where {on})")
+
+    def dates_after_cutoff(self):
+        if self.cutoff is None:
+            return
+        for name in self.usable:
+            table = TABLES[name]
+            for c in table.columns:
+                if c.type == pa.date32():
+                    self.offenders("error", name, c.name, f"date after the cut-off {self.cutoff}",
+                                   f"select {self.key_expr(table)} from {_ident(name)} where {_ident(c.name)} > ?",
+                                   [self.cutoff])
+
+    # --- cross-table and date-order rules ------------------------------------------------------
+    def rules(self):
+        E, W = "error", "warning"
+        if self.both("patients"):
+            self.offenders(E, "patients", "child_pugh_class", "must agree with child_pugh_score (A 5-6, B 7-9, C 10-15)",
+                           "select patient_id from patients where child_pugh_class <> case "
+                           "when child_pugh_score <= 6 then 'A' when child_pugh_score <= 9 then 'B' else 'C' end")
+            self.offenders(E, "patients", "last_known_alive_date", "must be on or after first_treatment_date",
+                           "select patient_id from patients where last_known_alive_date < first_treatment_date")
+            self.offenders(E, "patients", "death_date", "must be on or after first_treatment_date",
+                           "select patient_id from patients where death_date < first_treatment_date")
+            self.offenders(E, "patients", "last_known_alive_date", "must be on or before death_date",
+                           "select patient_id from patients where last_known_alive_date > death_date")
+            self.offenders(E, "patients", "off_study_date", "must be on or after first_treatment_date",
+                           "select patient_id from patients where off_study_date < first_treatment_date")
+            self.offenders(W, "patients", "off_study_reason", "off_study_date and off_study_reason should be given together",
+                           "select patient_id from patients where (off_study_date is null) <> (off_study_reason is null)")
+            self.offenders(W, "patients", "off_study_reason", "a patient with a death_date should be off study for 'death'",
+                           "select patient_id from patients where death_date is not null "
+                           "and coalesce(off_study_reason, '') <> 'death'")
+        if self.both("sites", "patients"):
+            self.offenders(W, "patients", "first_treatment_date", "before the site's activation_date",
+                           "select p.patient_id from patients p join sites s using (site_id) "
+                           "where p.first_treatment_date < s.activation_date")
+        if self.both("treatments", "patients"):
+            self.offenders(E, "treatments", "treatment_date", "session 1 must be on first_treatment_date",
+                           "select t.patient_id from treatments t join patients p using (patient_id) "
+                           "where t.session_number = 1 and t.treatment_date <> p.first_treatment_date")
+            self.offenders(E, "treatments", "treatment_date", "must be on or after first_treatment_date",
+                           "select t.patient_id || '/' || t.session_number from treatments t join patients p "
+                           "using (patient_id) where t.treatment_date < p.first_treatment_date")
+            self.offenders(E, "treatments", "treatment_date", "must be on or before death_date",
+                           "select t.patient_id || '/' || t.session_number from treatments t join patients p "
+                           "using (patient_id) where t.treatment_date > p.death_date")
+            self.offenders(W, "patients", "patient_id", "has no session 1 in treatments",
+                           "select patient_id from patients p where not exists (select 1 from treatments t "
+                           "where t.patient_id = p.patient_id and t.session_number = 1)")
+        if self.both("lesions"):
+            self.offenders(E, "lesions", "is_target", "at most 2 intrahepatic target lesions per patient",
+                           "select patient_id from lesions where is_target and coalesce(segment, '') <> 'extrahepatic' "
+                           "group by patient_id having count(*) > 2")
+            self.offenders(E, "lesions", "is_target", "at most 5 target lesions per patient",
+                           "select patient_id from lesions where is_target group by patient_id having count(*) > 5")
+        if self.both("imaging", "patients"):
+            self.offenders(E, "imaging", "imaging_date", "baseline must be on or before first_treatment_date",
+                           "select i.patient_id from imaging i join patients p using (patient_id) "
+                           "where i.visit = 'baseline' and i.imaging_date > p.first_treatment_date")
+            self.offenders(E, "imaging", "imaging_date", "follow-up imaging must be after first_treatment_date",
+                           "select i.patient_id || '/' || i.visit from imaging i join patients p using (patient_id) "
+                           "where i.visit <> 'baseline' and i.imaging_date <= p.first_treatment_date")
+            self.offenders(E, "imaging", "imaging_date", "must be on or before death_date",
+                           "select i.patient_id || '/' || i.visit from imaging i join patients p using (patient_id) "
+                           "where i.imaging_date > p.death_date")
+            for col in ("overall_response", "local_response"):
+                self.offenders(E, "imaging", col, "null only at baseline",
+                               f"select patient_id || '/' || visit from imaging where visit <> 'baseline' and {col} is null")
+            self.offenders(W, "imaging", "overall_response", "a response recorded at baseline",
+                           "select patient_id from imaging where visit = 'baseline' and overall_response is not null")
+            self.offenders(W, "imaging", "visit", "patient followed over six months with no post-baseline imaging",
+                           "select p.patient_id from patients p where coalesce(p.death_date, p.last_known_alive_date) "
+                           "- p.first_treatment_date > 182 and not exists (select 1 from imaging i where "
+                           "i.patient_id = p.patient_id and i.visit <> 'baseline')")
+        if self.both("lesion_measurements", "lesions"):
+            self.offenders(E, "lesion_measurements", "non_target_status", "must be null for target lesions",
+                           "select m.patient_id || '/' || m.lesion_id || '/' || m.visit from lesion_measurements m "
+                           "join lesions l using (patient_id, lesion_id) where l.is_target and m.non_target_status is not null")
+            self.offenders(E, "lesion_measurements", "viable_diameter_mm", "must be null for non-target lesions",
+                           "select m.patient_id || '/' || m.lesion_id || '/' || m.visit from lesion_measurements m "
+                           "join lesions l using (patient_id, lesion_id) where not l.is_target and m.viable_diameter_mm is not null")
+            self.offenders(W, "lesion_measurements", "viable_diameter_mm", "target lesion not measured at a scan",
+                           "select m.patient_id || '/' || m.lesion_id || '/' || m.visit from lesion_measurements m "
+                           "join lesions l using (patient_id, lesion_id) where l.is_target and m.viable_diameter_mm is null")
+        if self.both("imaging", "lesion_measurements"):
+            self.offenders(W, "imaging", "visit", "follow-up scan with no lesion measurements",
+                           "select i.patient_id || '/' || i.visit from imaging i where i.visit <> 'baseline' and not exists "
+                           "(select 1 from lesion_measurements m where m.patient_id = i.patient_id and m.visit = i.visit)")
+        if self.both("imaging", "lesion_measurements", "lesions"):
+            self.offenders(W, "imaging", "overall_response",
+                           "recorded response contradicts the target-lesion response implied by the measurements",
+                           "select patient_id || '/' || visit || ' recorded ' || recorded || ', measurements imply ' || implied "
+                           "from (" + IMPLIED_RESPONSE_SQL + ") where recorded <> 'NE' and implied <> recorded "
+                           "and not (recorded = 'PD' and nt_progression_or_new) "
+                           "and not (recorded = 'PR' and implied = 'CR' and nt_present)")
+        if self.both("staging", "patients"):
+            self.offenders(E, "staging", "review_date", "must be after first_treatment_date",
+                           "select s.patient_id || '/' || s.visit from staging s join patients p using (patient_id) "
+                           "where s.review_date <= p.first_treatment_date")
+            self.offenders(E, "staging", "review_date", "must be on or before death_date",
+                           "select s.patient_id || '/' || s.visit from staging s join patients p using (patient_id) "
+                           "where s.review_date > p.death_date")
+        if self.both("adverse_events", "patients"):
+            self.offenders(E, "adverse_events", "onset_date", "must be on or after first_treatment_date",
+                           "select a.patient_id || '/' || a.ae_id from adverse_events a join patients p using (patient_id) "
+                           "where a.onset_date < p.first_treatment_date")
+            self.offenders(E, "adverse_events", "resolution_date", "must be on or after onset_date",
+                           "select patient_id || '/' || ae_id from adverse_events where resolution_date < onset_date")
+            self.offenders(E, "adverse_events", "grade", "grade 5 requires the patient's death_date",
+                           "select a.patient_id || '/' || a.ae_id from adverse_events a join patients p using (patient_id) "
+                           "where a.grade = 5 and p.death_date is null")
+            self.offenders(W, "adverse_events", "onset_date", "onset after the patient's death_date",
+                           "select a.patient_id || '/' || a.ae_id from adverse_events a join patients p using (patient_id) "
+                           "where a.onset_date > p.death_date")
+
+
+# The target-lesion response implied by the measurements at each follow-up visit (mRECIST):
+# CR = every target sum 0; PR = sum <= -30% from baseline; PD = sum >= +20% from the nadir
+# (smallest sum so far, baseline included); else SD. The recorded overall response may also be
+# driven by non-target progression or a new lesion, so only contradictions the measurements
+# alone can show are flagged.
+IMPLIED_RESPONSE_SQL = """
+with target_sums as (
+    select m.patient_id, m.visit, i.imaging_date,
+           sum(m.viable_diameter_mm) as total, count(*) filter (where m.viable_diameter_mm is null) as n_missing
+    from lesion_measurements m
+    join lesions l using (patient_id, lesion_id)
+    join imaging i using (patient_id, visit)
+    where l.is_target
+    group by all
+), measured as (
+    select *, min(total) over (partition by patient_id order by imaging_date
+                               rows between unbounded preceding and 1 preceding) as nadir_before
+    from target_sums where n_missing = 0
+), with_base as (
+    select m.*, b.total as base
+    from measured m join measured b on b.patient_id = m.patient_id and b.visit = 'baseline'
+    where m.visit <> 'baseline' and b.total > 0
+)
+select w.patient_id, w.visit, i.overall_response as recorded,
+       case when w.total = 0 then 'CR'
+            when w.total >= 1.2 * w.nadir_before and w.total > w.nadir_before then 'PD'
+            when w.total <= 0.7 * w.base then 'PR'
+            else 'SD' end as implied,
+       i.has_new_lesion or exists (select 1 from lesion_measurements nm join lesions nl using (patient_id, lesion_id)
+            where nm.patient_id = w.patient_id and nm.visit = w.visit and not nl.is_target
+              and nm.non_target_status = 'unequivocal_progression') as nt_progression_or_new,
+       exists (select 1 from lesion_measurements nm join lesions nl using (patient_id, lesion_id)
+            where nm.patient_id = w.patient_id and nm.visit = w.visit and not nl.is_target
+              and nm.non_target_status <> 'absent') as nt_present
+from with_base w join imaging i using (patient_id, visit)
+"""
+
+
+def validate_folder(folder: Path, verify_checksums: bool = True) -> Report:
+    """Validate one snapshot folder: manifest, files, then every contract rule."""
+    folder = Path(folder)
+    manifest = read_manifest(folder)
+    checker = _Checker(folder.name, folder, None)
+    for problem in manifest_problems(folder, manifest, verify_checksums):
+        table, _, rule = problem.partition(": ")
+        checker.add("error", table, "", rule)
+    if manifest is not None:
+        try:
+            checker.cutoff = dt.date.fromisoformat(str(manifest.get("cutoff_date")))
+        except ValueError:
+            pass
+    checker.load()
+    checker.columns()
+    checker.dates_after_cutoff()
+    checker.rules()
+    checker.con.close()
+    return checker.report
+
+
+def validate_snapshot(snapshot: Snapshot) -> Report:
+    return validate_folder(snapshot.path)

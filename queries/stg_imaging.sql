@@ -1,0 +1,14 @@
+-- One row per imaging time point (mRECIST assessment): the snapshot's imaging.parquet, as the contract names and types it.
+-- Staging views are the only views that read parquet; snapshot_file() is defined per snapshot schema.
+with final as (
+    select
+        patient_id,
+        visit,
+        imaging_date,
+        modality,
+        overall_response,
+        local_response,
+        has_new_lesion
+    from read_parquet(snapshot_file('imaging'))
+)
+select * from final

@@ -1,0 +1,12 @@
+-- One row per tracked lesion: the snapshot's lesions.parquet, as the contract names and types it.
+-- Staging views are the only views that read parquet; snapshot_file() is defined per snapshot schema.
+with final as (
+    select
+        patient_id,
+        lesion_id,
+        segment,
+        is_target,
+        is_treated
+    from read_parquet(snapshot_file('lesions'))
+)
+select * from final

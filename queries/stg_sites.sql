@@ -1,0 +1,11 @@
+-- One row per participating hospital: the snapshot's sites.parquet, as the contract names and types it.
+-- Staging views are the only views that read parquet; snapshot_file() is defined per snapshot schema.
+with final as (
+    select
+        site_id,
+        site_name,
+        activation_date,
+        target_enrollment
+    from read_parquet(snapshot_file('sites'))
+)
+select * from final

@@ -1,0 +1,58 @@
+"""The data seam: snapshot schemas, bound filters and scope, a cursor per thread."""
+import threading
+
+import pytest
+
+from dashboard import data
+from dashboard.data import Scope
+from dashboard.filters import Filters
+
+
+def test_values_are_bound_never_formatted(mini_snapshot):
+    # a hostile value is just a site id that matches nothing
+    hostile = Filters(site=("S01') or true --",))
+    assert len(data.query("cohort", mini_snapshot, hostile)) == 0
+
+
+def test_scope_restricts_every_view(mini_snapshot):
+    scope = Scope(("S02",))
+    assert set(data.query("cohort", mini_snapshot, scope=scope).site_id) == {"S02"}
+    assert set(data.query("enrollment", mini_snapshot, scope=scope).site_id) == {"S02"}
+    # a filter cannot widen the scope
+    wider = data.query("cohort", mini_snapshot, Filters(site=("S01", "S02")), scope)
+    assert set(wider.site_id) == {"S02"}
+
+
+def test_variables_do_not_leak_between_queries(mini_snapshot):
+    assert len(data.query("cohort", mini_snapshot, Filters(bclc=("C",)))) == 2
+    assert len(data.query("cohort", mini_snapshot)) == 5
+
+
+def test_threads_get_their_own_cursor_and_filters(mini_snapshot):
+    results, errors = {}, []
+
+    def work(name, filters):
+        try:
+            for _ in range(20):
+                results[name] = len(data.query("cohort", mini_snapshot, filters))
+        except Exception as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=work, args=("all", Filters())),
+               threading.Thread(target=work, args=("c", Filters(bclc=("C",)))),
+               threading.Thread(target=work, args=("s1", Filters(site=("S01",))))]
+    [t.start() for t in threads]
+    [t.join() for t in threads]
+    assert not errors
+    assert results == {"all": 5, "c": 2, "s1": 3}
+
+
+def test_unknown_query_is_a_clear_error(mini_snapshot):
+    with pytest.raises(data.QueryError, match="no query named 'nope'"):
+        data.query("nope", mini_snapshot)
+
+
+def test_views_are_created_in_dependency_order():
+    order = data.view_order()
+    assert order.index("stg_patients") < order.index("cohort") < order.index("patient_endpoints")
+    assert order.index("tumour_burden") < order.index("best_response") < order.index("patient_summary")
