@@ -1,0 +1,455 @@
+"""Kaplan-Meier, log-rank and Cox estimators, computed the way R's survival package computes them.
+
+Definitions: the analysis plan ("Time-to-event endpoints") and domain.md section 5. Every
+function is checked against R survival 3.5-3 in tests/test_survival_stats.py (reference numbers in
+tests/reference/r_survival.json, written by tests/reference/make_reference.R).
+
+Conventions shared by every function here:
+- ``time`` is follow-up in days (any non-negative number), ``event`` is 1/True for the event and
+  0/False for censoring. Rows with a missing time or event are dropped, as R drops NA rows.
+- Scalar results are Python floats, or ``None`` where R reports NA (a median or a bound not
+  reached, a CI that the transform cannot give). Arrays and DataFrames use NaN for NA.
+- ``std_err`` of a fit is R's ``fit$std.err``: the Greenwood standard error of the cumulative
+  hazard, sigma(t) = sqrt(sum d / (n (n - d))), i.e. on the log S scale. The standard error of
+  S itself is S * sigma (``KMFit.std_err_surv``; it is what R's ``summary(fit, times)`` prints).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+CONF_TYPES = ("log-log", "log", "plain")
+# R quantile.survfit's tolerance for "S equals 0.5 exactly": sqrt(.Machine$double.eps)
+_MEDIAN_TOL = math.sqrt(np.finfo(float).eps)
+
+
+# --- input handling --------------------------------------------------------------------------
+def _clean(time, event, *others):
+    """Float time, int event (0/1) and any extra aligned arrays, with NA rows dropped."""
+    t = pd.to_numeric(pd.Series(np.asarray(time, dtype=object)), errors="coerce").to_numpy(float)
+    e_raw = pd.Series(np.asarray(event, dtype=object))
+    e = pd.to_numeric(e_raw.map(lambda v: v if not isinstance(v, (bool, np.bool_)) else int(v)),
+                      errors="coerce").to_numpy(float)
+    if len(t) != len(e) or any(len(o) != len(t) for o in others):
+        raise ValueError("time, event (and group) must have the same length")
+    keep = ~(np.isnan(t) | np.isnan(e))
+    if not np.all(np.isin(e[keep], (0.0, 1.0))):
+        raise ValueError("event must be 0/1 (or False/True)")
+    if np.any(t[keep] < 0):
+        raise ValueError("time must be >= 0")
+    rest = [np.asarray(o, dtype=object)[keep] for o in others]
+    return (t[keep], e[keep].astype(int), *rest)
+
+
+def _z(conf_level: float) -> float:
+    return float(stats.norm.ppf(1 - (1 - conf_level) / 2))
+
+
+def _none_if_nan(x) -> float | None:
+    return None if x is None or not np.isfinite(x) else float(x)
+
+
+# --- Kaplan-Meier ----------------------------------------------------------------------------
+@dataclass(frozen=True)
+class KMFit:
+    """A Kaplan-Meier step function, one entry per distinct time (event or censoring), as R's
+    ``survfit`` object: S(t) holds from ``time[i]`` (inclusive) until the next time.
+
+    ``std_err`` is sigma (se of the cumulative hazard, R's ``fit$std.err``); ``std_err_surv`` is
+    the Greenwood se of S. NaN marks what R reports as NA (e.g. the log-log CI where S is 0 or 1).
+    """
+    time: np.ndarray
+    n_risk: np.ndarray
+    n_event: np.ndarray
+    n_censor: np.ndarray
+    surv: np.ndarray
+    std_err: np.ndarray
+    ci_lower: np.ndarray
+    ci_upper: np.ndarray
+    conf_type: str = "log-log"
+    conf_level: float = 0.95
+
+    @property
+    def n(self) -> int:
+        return int(self.n_risk[0]) if len(self.n_risk) else 0
+
+    @property
+    def events(self) -> int:
+        return int(self.n_event.sum())
+
+    @property
+    def std_err_surv(self) -> np.ndarray:
+        return self.surv * self.std_err
+
+
+def _confint(surv: np.ndarray, sigma: np.ndarray, conf_type: str, conf_level: float):
+    """R survival's ``survfit_confint`` with ``logse = TRUE`` (sigma = se of -log S)."""
+    z = _z(conf_level)
+    p = np.asarray(surv, float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if conf_type == "plain":
+            half = z * sigma * p
+            lower, upper = np.maximum(p - half, 0.0), np.minimum(p + half, 1.0)
+        elif conf_type == "log":
+            xx = np.where(p == 0, np.nan, p)
+            lower = np.exp(np.log(xx) - z * sigma)
+            upper = np.minimum(np.exp(np.log(xx) + z * sigma), 1.0)
+        elif conf_type == "log-log":
+            xx = np.where((p == 0) | (p == 1), np.nan, p)
+            se2 = z * sigma / np.log(xx)
+            lower = np.exp(-np.exp(np.log(-np.log(xx)) - se2))
+            upper = np.exp(-np.exp(np.log(-np.log(xx)) + se2))
+        else:
+            raise ValueError(f"conf_type must be one of {CONF_TYPES}, got {conf_type!r}")
+    # np.maximum/minimum propagate NaN, as R's pmax/pmin do
+    return lower, upper
+
+
+def km_fit(time, event, conf_type: str = "log-log", conf_level: float = 0.95) -> KMFit:
+    """Kaplan-Meier estimate S(t) = prod(1 - d_i / n_i) over event times <= t, with the
+    Greenwood variance sigma^2 = sum d_i / (n_i (n_i - d_i)) and a pointwise CI transformed as
+    R ``survfit(conf.type=...)``: "log-log" exp(-exp(log(-log S) -/+ z sigma / log S)) (SAS
+    default, NA where S is 0 or 1), "log" S exp(-/+ z sigma) capped at 1 (R default, NA where
+    S = 0), "plain" S -/+ z S sigma clipped to [0, 1]. n at risk at t counts time >= t."""
+    if conf_type not in CONF_TYPES:
+        raise ValueError(f"conf_type must be one of {CONF_TYPES}, got {conf_type!r}")
+    t, e = _clean(time, event)
+    utime, inverse = np.unique(t, return_inverse=True)
+    n_event = np.bincount(inverse, weights=e, minlength=len(utime)).astype(int)
+    n_total = np.bincount(inverse, minlength=len(utime)).astype(int)
+    n_censor = n_total - n_event
+    n_risk = len(t) - np.concatenate([[0], np.cumsum(n_total)[:-1]]).astype(int)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        surv = np.cumprod(1.0 - n_event / n_risk)
+        terms = np.where(n_event > 0, n_event / (n_risk * (n_risk - n_event).astype(float)), 0.0)
+        sigma = np.sqrt(np.cumsum(terms))
+    sigma = np.where(np.isfinite(sigma), sigma, np.nan)   # S = 0: Greenwood undefined (R: NA/Inf)
+    lower, upper = _confint(surv, sigma, conf_type, conf_level)
+    return KMFit(utime, n_risk, n_event, n_censor, surv, sigma, lower, upper, conf_type, conf_level)
+
+
+def km_table(fit: KMFit) -> pd.DataFrame:
+    """The step function as a tidy table (time_days, n_risk, n_event, n_censor, surv, ci_lower,
+    ci_upper), starting with a row at time 0 where S = 1 and the CI is [1, 1] (R ``survfit0``)."""
+    cols = ["time_days", "n_risk", "n_event", "n_censor", "surv", "ci_lower", "ci_upper"]
+    if fit.n == 0:
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in cols})
+    start = pd.DataFrame({"time_days": [0.0], "n_risk": [fit.n], "n_event": [0], "n_censor": [0],
+                          "surv": [1.0], "ci_lower": [1.0], "ci_upper": [1.0]})
+    steps = pd.DataFrame({"time_days": fit.time, "n_risk": fit.n_risk, "n_event": fit.n_event,
+                          "n_censor": fit.n_censor, "surv": fit.surv, "ci_lower": fit.ci_lower,
+                          "ci_upper": fit.ci_upper})
+    return pd.concat([start, steps], ignore_index=True)[cols]
+
+
+def surv_at_times(fit: KMFit, times) -> pd.DataFrame:
+    """S(t) at each t with its pointwise CI, as R ``summary(fit, times, extend = TRUE)``:
+    S is right-continuous (deaths at t included); before the first time S = 1 with CI [1, 1];
+    beyond the last time the last value is carried forward with n_risk = 0. std_err is the se
+    of S (S * sigma), as summary() prints it. Columns: time_days, n_risk, surv, std_err,
+    ci_lower, ci_upper."""
+    times = np.atleast_1d(np.asarray(times, float))
+    idx = np.searchsorted(fit.time, times, side="right") - 1      # last step time <= t
+    nxt = np.searchsorted(fit.time, times, side="left")           # first step time >= t
+    before = idx < 0
+    safe = np.where(before, 0, idx)
+
+    def pick(arr, first):
+        if len(arr) == 0:
+            return np.full(len(times), np.nan)
+        return np.where(before, first, arr[safe].astype(float))
+
+    n_risk = np.array([fit.n_risk[j] if j < len(fit.n_risk) else 0 for j in nxt], dtype=int)
+    return pd.DataFrame({
+        "time_days": times,
+        "n_risk": n_risk,
+        "surv": pick(fit.surv, 1.0),
+        "std_err": pick(fit.std_err_surv, 0.0),
+        "ci_lower": pick(fit.ci_lower, 1.0),
+        "ci_upper": pick(fit.ci_upper, 1.0),
+    })
+
+
+def surv_at(fit: KMFit, t: float) -> tuple[float | None, float | None, float | None]:
+    """(S(t), lower, upper) as R ``summary(fit, times = t, extend = TRUE)`` (see surv_at_times;
+    past the last follow-up time R carries the last value forward, and so does this). None for
+    an empty fit or where R gives NA."""
+    if fit.n == 0:
+        return None, None, None
+    row = surv_at_times(fit, [t]).iloc[0]
+    return _none_if_nan(row.surv), _none_if_nan(row.ci_lower), _none_if_nan(row.ci_upper)
+
+
+def _findq(x: np.ndarray, y: np.ndarray, p: float, tol: float = _MEDIAN_TOL) -> float:
+    """R survival's ``findq`` (quantile.survfit.R): where the CDF-like curve y(x) (x[0] = 0,
+    y[0] = 0) reaches p. A flat at p (within tol) gives the midpoint of the flat, from the time y
+    reaches p to the next time y changes (censor-only steps are dropped as duplicates first); a
+    flat at p that runs to the end of the curve ends at the last time. NaN = not reached."""
+    y = np.asarray(y, float)
+    x = np.asarray(x, float)
+    if np.all(np.isnan(y)) or np.nanmax(y) < p:
+        return math.nan
+    xmax = x[-1]
+    # duplicated(y): NaN counts as a duplicate of an earlier NaN
+    keep, seen, seen_nan = [], set(), False
+    for v in y:
+        if np.isnan(v):
+            keep.append(not seen_nan)
+            seen_nan = True
+        else:
+            keep.append(v not in seen)
+            seen.add(v)
+    keep = np.array(keep)
+    x, y = x[keep], y[keep]
+    n = len(y)
+    idx = np.arange(1, n + 1, dtype=float)          # R's 1-based 1:n
+
+    def approx_const_right(xs, ys, v):
+        # approx(xs, ys, v, method = "constant", f = 1, rule = 1), NA pairs removed, xs sorted
+        ok = ~np.isnan(xs)
+        xs, ys = xs[ok], ys[ok]
+        order = np.argsort(xs, kind="stable")
+        xs, ys = xs[order], ys[order]
+        if len(xs) == 0 or v < xs[0] or v > xs[-1]:
+            return math.nan
+        j = int(np.searchsorted(xs, v, side="left"))    # first xs >= v
+        return ys[j]
+
+    i1 = approx_const_right(y + tol, idx, p)
+    i2 = approx_const_right(y - tol, idx, p)
+    xv = lambda i: math.nan if np.isnan(i) else x[int(i) - 1]   # noqa: E731
+    q = (xv(i1) + xv(i2)) / 2
+    if not np.isnan(y[-1]) and abs(p - y[-1]) < tol:
+        q = (xv(i1) + xmax) / 2
+    return q
+
+
+def _median_from_curves(fit: KMFit, prob: float = 0.5):
+    if fit.n == 0:
+        return None, None, None
+    x = np.concatenate([[0.0], fit.time])
+    med = _findq(x, np.concatenate([[0.0], 1 - fit.surv]), prob)
+    lo = _findq(x, np.concatenate([[0.0], 1 - fit.ci_lower]), prob)
+    hi = _findq(x, np.concatenate([[0.0], 1 - fit.ci_upper]), prob)
+    return _none_if_nan(med), _none_if_nan(lo), _none_if_nan(hi)
+
+
+def median_survival(fit: KMFit) -> tuple[float | None, float | None, float | None]:
+    """Median survival with its CI, as R ``print(survfit)`` / ``quantile(fit, 0.5)``: the smallest
+    t with S(t) <= 0.5; where S = 0.5 exactly (tolerance sqrt(machine eps)) over a flat step, the
+    midpoint between the time S reaches 0.5 and the next event time (censor-only times inside the
+    step ignored; a flat running to the end ends at the last follow-up time). The CI (Brookmeyer-
+    Crowley as R computes it) applies the same rule to the lower and upper pointwise bands of the
+    fit's conf_type. A value or bound never reached is None ("NR"), never the last event time."""
+    return _median_from_curves(fit)
+
+
+def median_followup(time, event, conf_type: str = "log-log",
+                    conf_level: float = 0.95) -> tuple[float | None, float | None, float | None]:
+    """Median follow-up by reverse Kaplan-Meier (Schemper & Smith 1996): the KM of the censoring
+    distribution (event indicator flipped, deaths censor), with median_survival's rule and CI.
+    R: ``survfit(Surv(time, 1 - status) ~ 1, conf.type = "log-log")``."""
+    t, e = _clean(time, event)
+    return median_survival(km_fit(t, 1 - e, conf_type=conf_type, conf_level=conf_level))
+
+
+def risk_table(time, event, times) -> pd.DataFrame:
+    """Numbers under a KM curve (KMunicate style) at each t in ``times``: n_at_risk = #{time >= t}
+    (R's convention; lifelines' at-risk counts use time > t), cum_events = #{event, time <= t},
+    cum_censored = #{censored, time <= t}."""
+    t, e = _clean(time, event)
+    times = np.atleast_1d(np.asarray(times, float))
+    ts = np.sort(t)
+    te = np.sort(t[e == 1])
+    tc = np.sort(t[e == 0])
+    return pd.DataFrame({
+        "time_days": times,
+        "n_at_risk": len(ts) - np.searchsorted(ts, times, side="left"),
+        "cum_events": np.searchsorted(te, times, side="right"),
+        "cum_censored": np.searchsorted(tc, times, side="right"),
+    })
+
+
+def _levels(group, reference=None) -> list:
+    """Group levels: a Categorical's categories in their order (unused ones dropped), otherwise
+    sorted unique values; ``reference`` (if given) is moved to the front."""
+    if isinstance(group, pd.Series) and isinstance(group.dtype, pd.CategoricalDtype):
+        present = set(group.dropna().unique())
+        levels = [c for c in group.cat.categories if c in present]
+    elif isinstance(group, pd.Categorical):
+        present = set(pd.Series(group).dropna().unique())
+        levels = [c for c in group.categories if c in present]
+    else:
+        levels = sorted(pd.Series(np.asarray(group, dtype=object)).dropna().unique().tolist())
+    if reference is not None:
+        if reference not in levels:
+            raise ValueError(f"reference level {reference!r} not among the groups {levels}")
+        levels = [reference] + [lv for lv in levels if lv != reference]
+    return levels
+
+
+def km_by_group(df: pd.DataFrame, time_col: str, event_col: str, group_col: str | None = None,
+                conf_type: str = "log-log", conf_level: float = 0.95) -> dict:
+    """One km_fit per level of ``group_col`` (levels as in _levels; rows with a missing group are
+    dropped, as R does); with group_col None a single fit under the key "all"."""
+    if group_col is None:
+        return {"all": km_fit(df[time_col], df[event_col], conf_type, conf_level)}
+    out = {}
+    for level in _levels(df[group_col]):
+        sub = df[df[group_col] == level]
+        out[level] = km_fit(sub[time_col], sub[event_col], conf_type, conf_level)
+    return out
+
+
+# --- log-rank --------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class LogRank:
+    """Result of logrank_test; observed/expected are indexed by group level."""
+    chisq: float
+    df: int
+    p_value: float
+    observed: pd.Series
+    expected: pd.Series
+
+
+def logrank_test(time, event, group) -> LogRank | None:
+    """Log-rank test, R ``survdiff(Surv(time, status) ~ group)`` with rho = 0: at each event time
+    the hypergeometric expected deaths and covariance; chisq = (O-E)' V^- (O-E) over the groups
+    with expected > 0 (first one dropped, as survdiff does); p from chi-square with df = k - 1,
+    k = groups with at least one patient. None when fewer than 2 groups have patients."""
+    t, e, g = _clean(time, event, np.asarray(group, dtype=object))
+    keep = ~pd.isna(pd.Series(g)).to_numpy()
+    t, e, g = t[keep], e[keep], g[keep]
+    levels = [lv for lv in _levels(group) if np.any(g == lv)]
+    k = len(levels)
+    if k < 2:
+        return None
+    gi = np.array([levels.index(v) for v in g])
+    event_times = np.unique(t[e == 1])
+    obs = np.array([e[gi == j].sum() for j in range(k)], dtype=float)
+    exp_ = np.zeros(k)
+    var = np.zeros((k, k))
+    for s in event_times:
+        at_risk = t >= s
+        n_j = np.bincount(gi[at_risk], minlength=k).astype(float)
+        n = n_j.sum()
+        d = float(np.sum(e[t == s]))
+        exp_ += d * n_j / n
+        if n > 1:
+            f = d * (n - d) / (n * n * (n - 1))
+            var += f * (np.diag(n_j * n) - np.outer(n_j, n_j))
+    used = np.flatnonzero(exp_ > 0)
+    if len(used) < 2:
+        chisq = 0.0
+    else:
+        diff = (obs - exp_)[used][1:]
+        vv = var[np.ix_(used, used)][1:, 1:]
+        chisq = float(diff @ np.linalg.solve(vv, diff))
+    df = k - 1
+    return LogRank(chisq, df, float(stats.chi2.sf(chisq, df)),
+                   pd.Series(obs, index=levels, name="observed"),
+                   pd.Series(exp_, index=levels, name="expected"))
+
+
+# --- Cox -------------------------------------------------------------------------------------
+def _efron(beta, X, t, e, event_times):
+    """Efron partial log-likelihood, score and information."""
+    p = X.shape[1]
+    eta = X @ beta
+    loglik = 0.0
+    grad = np.zeros(p)
+    info = np.zeros((p, p))
+    for s in event_times:
+        risk = t >= s
+        dead = risk & (t == s) & (e == 1)
+        d = int(dead.sum())
+        shift = eta[risk].max()           # exp(eta - shift) cancels in every ratio below
+        rr, Xr = np.exp(eta[risk] - shift), X[risk]
+        s0, s1, s2 = rr.sum(), rr @ Xr, (Xr * rr[:, None]).T @ Xr
+        rd, Xd = np.exp(eta[dead] - shift), X[dead]
+        d0, d1, d2 = rd.sum(), rd @ Xd, (Xd * rd[:, None]).T @ Xd
+        loglik += eta[dead].sum()
+        grad += Xd.sum(axis=0)
+        for ell in range(d):
+            a = ell / d
+            f0, f1, f2 = s0 - a * d0, s1 - a * d1, s2 - a * d2
+            loglik -= math.log(f0) + shift
+            grad -= f1 / f0
+            info += f2 / f0 - np.outer(f1, f1) / f0 ** 2
+    return loglik, grad, info
+
+
+def _cox_fit(X, t, e, max_iter=50, eps=1e-12):
+    """Newton-Raphson with step halving, as R coxph.fit (Efron ties), started at beta = 0.
+    Returns (beta, covariance, finite) where ``finite`` flags the coefficients R would not warn
+    about ("Loglik converged before variable ...; coefficient may be infinite"); None if the
+    iteration did not converge."""
+    event_times = np.unique(t[e == 1])
+    X = X - X.mean(axis=0)               # R centres covariates; estimates are unchanged
+    beta = np.zeros(X.shape[1])
+    ll, grad, info = _efron(beta, X, t, e, event_times)
+    for _ in range(max_iter):
+        new = beta + np.linalg.solve(info, grad)
+        ll_new, g_new, i_new = _efron(new, X, t, e, event_times)
+        halvings = 0
+        while (not np.isfinite(ll_new) or ll_new < ll - 1e-12) and halvings < 30:
+            new = (beta + new) / 2
+            ll_new, g_new, i_new = _efron(new, X, t, e, event_times)
+            halvings += 1
+        # R stops at a relative loglik change of 1e-9; a tighter stop costs one more step
+        converged = abs(ll_new - ll) <= eps * max(1.0, abs(ll_new))
+        beta, ll, grad, info = new, ll_new, g_new, i_new
+        if converged:
+            cov = np.linalg.inv(info)
+            infs = np.abs(grad @ cov)     # R coxph.fit's test for a coefficient running to +-inf
+            finite = ~((infs > 1e-9) & (infs > np.sqrt(1e-9) * np.abs(beta)))
+            finite &= np.isfinite(beta) & (np.diag(cov) > 0) & np.isfinite(np.diag(cov))
+            return beta, cov, finite
+    return None
+
+
+def cox_hazard_ratios(time, event, group, reference=None, conf_level: float = 0.95) -> pd.DataFrame:
+    """Cox proportional-hazards hazard ratios of each group level against the reference level
+    (``reference`` or the first level: a Categorical's order, else sorted), as R
+    ``coxph(Surv(time, status) ~ factor(group))`` with Efron ties: HR = exp(coef), Wald CI
+    exp(coef -/+ z se) and Wald p = 2 Phi(-|coef/se|). The reference row has HR 1 and NaN CI/p.
+    A level that cannot be estimated gets a NaN row: no events (left out of the model), an
+    infinite coefficient (R's "coefficient may be infinite" warning), a reference level without
+    events, or a model that does not converge. Columns: group, hazard_ratio,
+    ci_lower, ci_upper, p_value, n, events."""
+    t, e, g = _clean(time, event, np.asarray(group, dtype=object))
+    keep = ~pd.isna(pd.Series(g)).to_numpy()
+    t, e, g = t[keep], e[keep], g[keep]
+    levels = [lv for lv in _levels(group, reference) if np.any(g == lv)]
+    rows = {lv: dict(group=lv, hazard_ratio=np.nan, ci_lower=np.nan, ci_upper=np.nan,
+                     p_value=np.nan, n=int(np.sum(g == lv)), events=int(e[g == lv].sum()))
+            for lv in levels}
+    if levels:
+        rows[levels[0]]["hazard_ratio"] = 1.0
+    cols = ["group", "hazard_ratio", "ci_lower", "ci_upper", "p_value", "n", "events"]
+    if not levels or rows[levels[0]]["events"] == 0:
+        return pd.DataFrame(list(rows.values()), columns=cols)
+    fit_levels = [lv for lv in levels[1:] if rows[lv]["events"] > 0]
+    if fit_levels:
+        X = np.column_stack([(g == lv).astype(float) for lv in fit_levels])
+        try:
+            result = _cox_fit(X, t, e)
+        except np.linalg.LinAlgError:
+            result = None
+        if result is not None:
+            beta, cov, finite = result
+            z = _z(conf_level)
+            se = np.sqrt(np.abs(np.diag(cov)))
+            for lv, b, sd, ok in zip(fit_levels, beta, se, finite):
+                if not ok:
+                    continue
+                with np.errstate(over="ignore"):
+                    hr, lo, hi = np.exp([b, b - z * sd, b + z * sd])
+                if np.all(np.isfinite([hr, lo, hi])):
+                    rows[lv].update(hazard_ratio=float(hr), ci_lower=float(lo), ci_upper=float(hi),
+                                    p_value=float(2 * stats.norm.sf(abs(b / sd))))
+    return pd.DataFrame(list(rows.values()), columns=cols)
