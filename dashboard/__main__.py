@@ -61,6 +61,7 @@ EXPORT_OPTIONS = {
     "scope": dict(choices=["overall", "local"], help="tumour response scope"),
     "level": dict(choices=["term", "soc"], help="adverse-event level"),
     "measure": dict(choices=["bclc", "milan", "resectable"], help="staging measure"),
+    "within_days": dict(type=int, help="adverse events with onset within N days of a session"),
 }
 
 
@@ -98,7 +99,8 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--quiet", action="store_true", help="no progress bar")
     g.set_defaults(func=cmd_generate)
 
-    from dashboard.exports import EXPORTS
+    from dashboard.exports import EXPORTS, _load_all
+    _load_all()
     e = sub.add_parser("export", help="print the rows behind a figure",
                        description="exports: " + "; ".join(f"{k}: {s.help}" for k, s in sorted(EXPORTS.items())))
     e.add_argument("name", help="export name: " + ", ".join(sorted(EXPORTS)))
@@ -109,7 +111,7 @@ def parser() -> argparse.ArgumentParser:
                         "age_max, enrolled_from, enrolled_to")
     e.add_argument("--format", choices=["json", "csv"], default="json")
     for name, kw in EXPORT_OPTIONS.items():
-        e.add_argument(f"--{name}", **kw)
+        e.add_argument(f"--{name.replace('_', '-')}", dest=name, **kw)
     e.add_argument("--related-only", action="store_true", help="treatment-related AEs only")
     e.add_argument("--serious-only", action="store_true", help="serious AEs only")
     e.set_defaults(func=cmd_export)

@@ -1,2 +1,2 @@
 """Callbacks: thin wiring from inputs to data -> analytics -> figures. Importing registers them."""
-from dashboard.callbacks import overview, shell  # noqa: F401
+from dashboard.callbacks import downloads, enrollment, overview, shell  # noqa: F401

@@ -1,8 +1,9 @@
 """Exports: the headless twin of every figure.
 
-Each export is a function (snapshot, filters, scope, options) -> Export. The page that draws a
-figure calls the same function, so the CSV behind "Download data" and `python -m dashboard
-export NAME` are the figure's own rows.
+Each export is a function (snapshot, filters, scope, **options) -> Export, registered with
+@export in one module per page (dashboard/exports/<page>.py). The page that draws a figure calls
+the same function, so the CSV behind "Download data" and `python -m dashboard export NAME` are
+the figure's own rows.
 """
 from __future__ import annotations
 
@@ -57,22 +58,14 @@ def n_total(snapshot: Snapshot, scope: Scope) -> int:
     return n_patients(snapshot, Filters(), scope)
 
 
-@export("patients", "the filtered patients with baseline fields and derived endpoints")
-def patients_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
-    rows = data.query("patient_summary", snapshot, filters, scope, order_by=("patient_id",))
-    return Export("patients", rows, len(rows))
-
-
-@export("enrollment", "per site: patients enrolled in the filter against the target")
-def enrollment_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
-    rows = data.query("enrollment", snapshot, filters, scope, order_by=("site_id",))
-    rows = rows[["site_id", "site_name", "n_enrolled", "target_enrollment",
-                 "first_enrollment_date", "last_enrollment_date"]]
-    return Export("enrollment", rows, int(rows["n_enrolled"].sum()))
+def _load_all():
+    """Import the per-page export modules (each registers its exports)."""
+    from dashboard.exports import enrollment, safety, response, staging, survival  # noqa: F401
 
 
 def run_export(name: str, snapshot: Snapshot, filters: Filters = Filters(), scope: Scope = ALL_SITES,
                **options) -> Export:
+    _load_all()
     if name not in EXPORTS:
         raise KeyError(f"unknown export {name!r}; known: {', '.join(sorted(EXPORTS))}")
     return EXPORTS[name].func(snapshot, filters, scope, **options)

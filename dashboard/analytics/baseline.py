@@ -1,0 +1,127 @@
+"""Baseline characteristics ("Table 1") and follow-up status (docs/analysis.md, Enrollment).
+
+Continuous variables: median and interquartile range (quartiles by linear interpolation, R's
+quantile type 7). Categorical: n (%) of the group's patients. Missing values are counted in a
+"missing" row and never silently dropped; percentages use every patient of the group as the
+denominator.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dashboard.contract import BCLC_STAGES
+
+# (variable, label, kind, levels) in table order; levels map a label to a predicate or a value
+CATEGORICAL = "categorical"
+CONTINUOUS = "continuous"
+
+ROWS = [
+    ("age_years", "Age, years", CONTINUOUS, None),
+    ("sex", "Sex", CATEGORICAL, [("Male", "M"), ("Female", "F")]),
+    ("etiology", "Etiology", CATEGORICAL,
+     [(v, v) for v in ("HBV", "HCV", "HBV+HCV", "alcohol", "MASLD", "other")]),
+    ("ecog_ps", "ECOG performance status", CATEGORICAL, [(str(v), v) for v in range(5)]),
+    ("child_pugh_class", "Child-Pugh class", CATEGORICAL, [(v, v) for v in ("A", "B", "C")]),
+    ("albi_grade", "ALBI grade", CATEGORICAL, [(str(v), v) for v in (1, 2, 3)]),
+    ("afp_ng_ml", "AFP, ng/mL", CONTINUOUS, None),
+    ("afp_over_400", "AFP > 400 ng/mL", CATEGORICAL, [("yes", True), ("no", False)]),
+    ("tumor_count_group", "Tumour count", CATEGORICAL, [(v, v) for v in ("1", "2-3", "4-5", "> 5")]),
+    ("largest_tumor_cm", "Largest tumour, cm", CONTINUOUS, None),
+    ("has_macrovascular_invasion", "Macrovascular invasion", CATEGORICAL, [("yes", True), ("no", False)]),
+    ("has_extrahepatic_spread", "Extrahepatic spread", CATEGORICAL, [("yes", True), ("no", False)]),
+    ("is_within_milan", "Within Milan criteria", CATEGORICAL, [("yes", True), ("no", False)]),
+    ("is_within_up_to_seven", "Within up-to-seven", CATEGORICAL, [("yes", True), ("no", False)]),
+]
+
+NULLABLE = {"etiology", "albi_grade", "afp_ng_ml", "afp_over_400"}   # null allowed by the contract
+COLUMNS = ["variable", "label", "level", "group", "n_group", "n", "pct", "median", "q1", "q3", "text"]
+
+
+def _derive(df: pd.DataFrame) -> pd.DataFrame:
+    out = df.copy()
+    afp = out["afp_ng_ml"]
+    out["afp_over_400"] = np.where(afp.isna(), None, afp > 400)
+    count = out["tumor_count"]
+    out["tumor_count_group"] = np.select(
+        [count == 1, count.between(2, 3), count.between(4, 5), count > 5], ["1", "2-3", "4-5", "> 5"], None)
+    return out
+
+
+def _fmt_num(x: float) -> str:
+    return f"{x:.1f}" if abs(x) < 1000 else f"{x:,.0f}"
+
+
+def _group_rows(df: pd.DataFrame, group: str) -> list[dict]:
+    n_group = len(df)
+    rows = [dict(variable="n", label="Patients", level="", group=group, n_group=n_group, n=n_group,
+                 pct=None, median=None, q1=None, q3=None, text=f"{n_group}")]
+    for var, label, kind, levels in ROWS:
+        values = df[var]
+        missing = int(values.isna().sum())
+        if kind == CONTINUOUS:
+            present = values.dropna().astype(float)
+            if len(present):
+                q1, med, q3 = np.quantile(present, [0.25, 0.5, 0.75])   # numpy 'linear' = R type 7
+                text = f"{_fmt_num(med)} ({_fmt_num(q1)}-{_fmt_num(q3)})"
+            else:
+                q1 = med = q3 = None
+                text = "-"
+            rows.append(dict(variable=var, label=label, level="median (IQR)", group=group, n_group=n_group,
+                             n=len(present), pct=None, median=med, q1=q1, q3=q3, text=text))
+        else:
+            for level_label, value in levels:
+                n = int((values == value).sum())
+                pct = 100.0 * n / n_group if n_group else None
+                rows.append(dict(variable=var, label=label, level=level_label, group=group, n_group=n_group,
+                                 n=n, pct=pct, median=None, q1=None, q3=None,
+                                 text=f"{n} ({pct:.1f}%)" if pct is not None else "0"))
+        if var in NULLABLE or missing:
+            pct = 100.0 * missing / n_group if n_group else None
+            rows.append(dict(variable=var, label=label, level="missing", group=group, n_group=n_group,
+                             n=missing, pct=pct, median=None, q1=None, q3=None,
+                             text=f"{missing} ({pct:.1f}%)" if pct is not None else "0"))
+    return rows
+
+
+def baseline_table(cohort: pd.DataFrame, by: str | None = "bclc_stage") -> pd.DataFrame:
+    """Table 1 in long form: one row per variable, level and group ('Overall' and each level of
+    `by` present in the data, in contract order for BCLC)."""
+    df = _derive(cohort)
+    rows = _group_rows(df, "Overall")
+    if by:
+        levels = [v for v in BCLC_STAGES if v in set(df[by])] if by == "bclc_stage" else sorted(df[by].dropna().unique())
+        for level in levels:
+            label = f"BCLC {level}" if by == "bclc_stage" else str(level)
+            rows += _group_rows(df[df[by] == level], label)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def baseline_wide(long: pd.DataFrame) -> pd.DataFrame:
+    """Table 1 for display: one row per variable and level, one column per group."""
+    if long.empty:
+        return pd.DataFrame()
+    groups = list(dict.fromkeys(long["group"]))
+    keys = ["variable", "label", "level"]
+    order = list(dict.fromkeys(map(tuple, long[keys].itertuples(index=False))))
+    wide = long.set_index(keys + ["group"])["text"].unstack("group").reindex(order)
+    return wide[groups].reset_index()
+
+
+FOLLOWUP_ORDER = ["alive on study", "died", "off study: completed", "off study: lost to follow-up",
+                  "off study: withdrawn", "off study: transplant", "off study: other"]
+
+
+def followup_status(cohort: pd.DataFrame) -> pd.DataFrame:
+    """Follow-up status per patient category: died (death_date known), off study by reason
+    (alive, off_study_date set), else alive on study. Rows: status, n, pct."""
+    n = len(cohort)
+    died = cohort["death_date"].notna()
+    off = cohort["off_study_date"].notna() & ~died
+    reason = cohort["off_study_reason"].fillna("other").str.replace("_", " ")
+    status = np.where(died, "died", np.where(off, "off study: " + reason, "alive on study"))
+    counts = pd.Series(status).value_counts()
+    order = FOLLOWUP_ORDER + sorted(set(counts.index) - set(FOLLOWUP_ORDER))
+    rows = [dict(status=s, n=int(counts.get(s, 0)), pct=100.0 * counts.get(s, 0) / n if n else None)
+            for s in order if s in counts.index or s in ("alive on study", "died")]
+    return pd.DataFrame(rows, columns=["status", "n", "pct"])

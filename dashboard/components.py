@@ -1,0 +1,85 @@
+"""Reusable page parts. A figure card is a titled plotly graph with its downloads: PNG from the
+modebar and SVG (both named page_figure_snapshot_date), and "Download data (CSV)" that returns
+exactly the rows of the figure's export (dashboard/exports.py)."""
+from __future__ import annotations
+
+import datetime as dt
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+
+
+def fid(kind: str, figure: str) -> dict:
+    return {"type": kind, "figure": figure}
+
+
+def figure_card(figure: str, title: str, controls=None, height: int = 420, extra=None):
+    """A card with a title, optional controls, the graph, a footnote and the download buttons."""
+    header = dbc.CardHeader(dbc.Row([
+        dbc.Col(html.H2(title, className="h6 mb-0"), className="d-flex align-items-center"),
+        dbc.Col(dbc.ButtonGroup([
+            dbc.Button("SVG", id=fid("download-svg", figure), size="sm", color="secondary", outline=True,
+                       title="Download the figure as SVG (PNG: camera icon in the figure's toolbar)"),
+            dbc.Button("Download data (CSV)", id=fid("download-csv", figure), size="sm", color="secondary",
+                       outline=True, title="The rows behind this figure, as the export command gives them"),
+        ], size="sm"), width="auto"),
+    ], className="g-2"), className="py-2")
+    body = [
+        html.Div(controls, className="mb-2 figure-controls") if controls is not None else None,
+        dcc.Graph(id=fid("figure", figure), style={"minHeight": f"{height}px"},
+                  config=graph_config(figure)),
+        extra,
+        html.Div(id=fid("footnote", figure), className="footnote small text-muted mt-1"),
+        dcc.Store(id=fid("figure-export", figure)),
+        dcc.Download(id=fid("download", figure)),
+    ]
+    return dbc.Card([header, dbc.CardBody([b for b in body if b is not None])], className="mb-3 figure-card",
+                    id=f"card-{figure}")
+
+
+def file_name(page: str, figure: str, snapshot_id: str, today: dt.date | None = None) -> str:
+    """page_figure_snapshot_date: what a downloaded image or CSV is called."""
+    return f"{page}_{figure}_{snapshot_id}_{(today or dt.date.today()).isoformat()}"
+
+
+def graph_config(figure: str, filename: str | None = None) -> dict:
+    return {
+        "displaylogo": False,
+        "toImageButtonOptions": {"format": "png", "filename": filename or figure, "scale": 2},
+        "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+    }
+
+
+def export_spec(page: str, figure: str, export: str, snapshot_id: str, options: dict | None = None) -> dict:
+    """What the CSV button and the SVG button need to know (kept in the card's store)."""
+    return {"page": page, "figure": figure, "export": export, "options": options or {},
+            "filename": file_name(page, figure, snapshot_id)}
+
+
+def table_card(figure: str, title: str):
+    """A card holding a table (filled by a callback) with the CSV download of its export."""
+    header = dbc.CardHeader(dbc.Row([
+        dbc.Col(html.H2(title, className="h6 mb-0"), className="d-flex align-items-center"),
+        dbc.Col(dbc.Button("Download data (CSV)", id=fid("download-csv", figure), size="sm", color="secondary",
+                           outline=True), width="auto"),
+    ], className="g-2"), className="py-2")
+    return dbc.Card([header, dbc.CardBody([
+        html.Div(id=fid("table", figure), className="table-responsive"),
+        html.Div(id=fid("footnote", figure), className="footnote small text-muted mt-1"),
+        dcc.Store(id=fid("figure-export", figure)),
+        dcc.Download(id=fid("download", figure)),
+    ])], className="mb-3 figure-card", id=f"card-{figure}")
+
+
+def card_outputs(figure: str, table: bool = False) -> list:
+    """The outputs a page callback fills for one card: content, (config), export spec, footnote."""
+    from dash import Output
+    if table:
+        return [Output(fid("table", figure), "children"), Output(fid("figure-export", figure), "data"),
+                Output(fid("footnote", figure), "children")]
+    return [Output(fid("figure", figure), "figure"), Output(fid("figure", figure), "config"),
+            Output(fid("figure-export", figure), "data"), Output(fid("footnote", figure), "children")]
+
+
+def empty_message(text: str):
+    return dbc.Alert(text, color="light", className="text-muted mb-0")

@@ -1,0 +1,1 @@
+"""Safety exports (registered with @export; see dashboard/exports/__init__.py)."""

@@ -1,0 +1,1 @@
+"""Staging exports (registered with @export; see dashboard/exports/__init__.py)."""

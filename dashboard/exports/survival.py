@@ -1,0 +1,1 @@
+"""Survival exports (registered with @export; see dashboard/exports/__init__.py)."""

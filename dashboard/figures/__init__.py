@@ -1,0 +1,1 @@
+"""Figure builders: pure functions DataFrame -> plotly Figure. No Dash, no DuckDB."""

@@ -1,0 +1,58 @@
+"""Grouping fields shared by every page's "by" selector and the exports' --by option.
+
+Each key is a column of the `cohort` view (queries/cohort.sql); 'none' means one group, 'all'.
+"""
+from __future__ import annotations
+
+import pandas as pd
+
+from dashboard.contract import BCLC_STAGES
+
+GROUPINGS = {
+    "bclc_stage": "BCLC stage",
+    "site_id": "Site",
+    "child_pugh_class": "Child-Pugh class",
+    "etiology_group": "Etiology",
+    "sex": "Sex",
+    "ecog_group": "ECOG",
+    "afp_group": "AFP > 400 ng/mL",
+    "tumor_size_group": "Largest tumour > 7 cm",
+    "drug": "Drug (first session)",
+    "none": "No grouping",
+}
+ALL = "all"
+
+# level order where alphabetical order would mislead
+LEVEL_ORDER = {
+    "bclc_stage": list(BCLC_STAGES),
+    "afp_group": ["<= 400", "> 400", "unknown"],
+    "tumor_size_group": ["<= 7 cm", "> 7 cm"],
+    "etiology_group": ["HBV", "HCV", "HBV+HCV", "alcohol", "MASLD", "other", "unknown"],
+    "sex": ["M", "F"],
+}
+
+
+def check_by(by: str | None) -> str:
+    """The grouping key, validated ('none' when not given); a clear error for an unknown one."""
+    by = by or "none"
+    if by not in GROUPINGS:
+        raise ValueError(f"unknown grouping {by!r}; choose one of: {', '.join(GROUPINGS)}")
+    return by
+
+
+def group_column(cohort: pd.DataFrame, by: str) -> pd.Series:
+    """The group label of each patient (the string 'all' with no grouping)."""
+    by = check_by(by)
+    if by == "none":
+        return pd.Series(ALL, index=cohort.index)
+    return cohort[by].astype("string").fillna("unknown")
+
+
+def ordered_levels(by: str, levels) -> list[str]:
+    """Levels in their natural order (BCLC 0 < A < ... ; otherwise sorted); the first is the
+    reference level of hazard ratios."""
+    present = list(dict.fromkeys(str(v) for v in levels))
+    order = LEVEL_ORDER.get(by)
+    if order:
+        return [v for v in order if v in present] + sorted(v for v in present if v not in order)
+    return sorted(present)
