@@ -1,52 +1,12 @@
 """End-to-end: headless Debian Chromium (Playwright) against `python app.py` on the synthetic
 registry. Screenshots land in test-artifacts/ to be looked at."""
-import json
 import re
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
+from browser_helpers import ARTIFACTS, banner_n, export, graph_data, pick, wait_idle
+
 pytestmark = pytest.mark.browser
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-
-
-def export(root, name, *filters):
-    args = [sys.executable, "-m", "dashboard", "export", name, "--data", str(root)]
-    for f in filters:
-        args += ["--filter", f]
-    out = subprocess.run(args, capture_output=True, text=True, check=True, cwd=Path(__file__).parent.parent)
-    return json.loads(out.stdout)
-
-
-def banner_n(page) -> int:
-    page.wait_for_function("document.querySelector('#banner-count strong') !== null")
-    return int(page.inner_text("#banner-count strong").replace(",", ""))
-
-
-def wait_idle(page):
-    """Wait until Dash has no callback in flight."""
-    page.wait_for_function(
-        "() => !document.querySelector('[data-dash-is-loading=\"true\"]') && "
-        "!document.querySelector('._dash-loading-callback')", timeout=20000)
-    page.wait_for_timeout(300)
-
-
-def graph_data(page, figure: str):
-    """A graph's traces as the browser holds them (gd._fullData holds decoded arrays)."""
-    gid = json.dumps({"figure": figure, "type": "figure"}, separators=(",", ":"))
-    return page.evaluate(
-        """(gid) => { const gd = document.getElementById(gid).querySelector('.js-plotly-plot');
-                      return gd._fullData.map(t => ({name: t.name, x: Array.from(t.x || []),
-                                                      y: Array.from(t.y || [])})); }""", gid)
-
-
-def pick(page, control: str, *labels):
-    page.click(f"#{control}")
-    for label in labels:
-        page.locator(".dash-dropdown-option", has_text=label).first.click()
-    page.keyboard.press("Escape")
 
 
 def test_home_page_shows_the_snapshot_and_numbers(page, live_server, synthetic_root):

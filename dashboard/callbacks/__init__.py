@@ -1,2 +1,4 @@
 """Callbacks: thin wiring from inputs to data -> analytics -> figures. Importing registers them."""
-from dashboard.callbacks import downloads, enrollment, overview, shell  # noqa: F401
+from dashboard.callbacks import (  # noqa: F401
+    downloads, downstaging, enrollment, overview, response, safety, shell, survival,
+)

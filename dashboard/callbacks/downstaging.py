@@ -1,0 +1,1 @@
+"""Downstaging page callbacks (not built yet)."""

@@ -1,0 +1,1 @@
+"""Response page callbacks (not built yet)."""

@@ -1,0 +1,1 @@
+"""Safety page callbacks (not built yet)."""

@@ -1,0 +1,1 @@
+"""Survival page callbacks (not built yet)."""
