@@ -91,7 +91,9 @@ class _Checker:
         self.usable: set[str] = set()       # tables whose columns and types are right
 
     def add(self, level, table, column, rule, count=0, examples=()):
-        self.report.findings.append(Finding(level, table, column, rule, count, tuple(examples)))
+        finding = Finding(level, table, column, rule, count, tuple(examples))
+        if finding not in self.report.findings:     # a missing file is found by the manifest check and by load()
+            self.report.findings.append(finding)
 
     def offenders(self, level, table, column, rule, sql, params=()):
         """Run a query returning one key string per offending row; record a finding if any."""
@@ -114,7 +116,7 @@ class _Checker:
             try:
                 schema = pq.read_schema(path)
             except Exception as e:
-                self.add("error", name, "", f"not readable parquet ({e.__class__.__name__})")
+                self.add("error", name, "", f"file {name}.parquet is not readable parquet ({e.__class__.__name__})")
                 continue
             ok = True
             for col in table.columns:
@@ -165,7 +167,8 @@ class _Checker:
                     continue
                 on = " and ".join(f"r.{_ident(rc)} = t.{_ident(c)}" for c, rc in zip(cols, ref_cols))
                 notnull = " and ".join(f"t.{_ident(c)} is not null" for c in cols)
-                shown = " || '/' || ".join(f"cast(t.{_ident(c)} as varchar)" for c in cols)
+                row_key = " || '/' || ".join(f"cast(t.{_ident(k)} as varchar)" for k in table.key)
+                shown = row_key + " || '=' || " + " || '/' || ".join(f"cast(t.{_ident(c)} as varchar)" for c in cols)
                 self.offenders("error", name, ",".join(cols), f"must reference an existing {ref} row",
                                f"select {shown} from {_ident(name)} t where {notnull} and not exists "
                                f"(select 1 from {_ident(ref)} r where {on})")
@@ -293,16 +296,19 @@ class _Checker:
 IMPLIED_RESPONSE_SQL = """
 with target_sums as (
     select m.patient_id, m.visit, i.imaging_date,
-           sum(m.viable_diameter_mm) as total, count(*) filter (where m.viable_diameter_mm is null) as n_missing
+           sum(m.viable_diameter_mm) as total, count(*) filter (where m.viable_diameter_mm is null) as n_missing,
+           count(*) as n_rows
     from lesion_measurements m
     join lesions l using (patient_id, lesion_id)
     join imaging i using (patient_id, visit)
     where l.is_target
     group by all
+), n_targets as (
+    select patient_id, count(*) as n_targets from lesions where is_target group by all
 ), measured as (
     select *, min(total) over (partition by patient_id order by imaging_date
                                rows between unbounded preceding and 1 preceding) as nadir_before
-    from target_sums where n_missing = 0
+    from target_sums join n_targets using (patient_id) where n_missing = 0 and n_rows = n_targets
 ), with_base as (
     select m.*, b.total as base
     from measured m join measured b on b.patient_id = m.patient_id and b.visit = 'baseline'
