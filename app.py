@@ -1,7 +1,7 @@
 """Start the dashboard: python app.py [--port 8050] [--data DIR] [--host 127.0.0.1]
 
 With no snapshot under the data root, the synthetic registry is generated there first.
-Production: gunicorn 'app:server' (see README).
+The WSGI application is `app:server`.
 """
 import argparse
 import os

@@ -33,15 +33,18 @@ def cmd_validate(args) -> int:
         print(f"ERROR no snapshot under {folder}", file=sys.stderr)
         return 1
     from dashboard.validate import validate_folder
-    failed = 0
+    failed = checked = 0
     for path in targets:
         if read_manifest(path) is None and not args.snapshot:
             print(f"skipped {path.name}: no manifest.json (incomplete, not a snapshot)")
             continue
         report = validate_folder(path)
         print(report.summary())
+        checked += 1
         failed += not report.ok
-    return 1 if failed else 0
+    if not checked:
+        print(f"ERROR no snapshot with a manifest under {folder}", file=sys.stderr)
+    return 1 if failed or not checked else 0
 
 
 def cmd_generate(args) -> int:

@@ -94,10 +94,11 @@ def layout():
     return html.Div([
         dcc.Location(id=ids.URL, refresh="callback-nav"),
         dcc.Store(id=ids.STATE, storage_type="memory"),
+        dcc.Store(id=ids.PAGE_TITLE),
         navbar(),
         dbc.Container(dbc.Row([
             dbc.Col(filter_panel(), lg=3, xl=2, className="pt-3 sidebar"),
-            dbc.Col([banner(), dcc.Loading(dash.page_container, type="circle", delay_show=300)],
+            dbc.Col([banner(), html.Div(id=ids.PAGE_CONTENT)],
                     lg=9, xl=10, className="pt-2"),
         ]), fluid=True),
     ])

@@ -26,8 +26,8 @@ def figure_card(figure: str, title: str, controls=None, height: int = 420, extra
     ], className="g-2"), className="py-2")
     body = [
         html.Div(controls, className="mb-2 figure-controls") if controls is not None else None,
-        dcc.Graph(id=fid("figure", figure), style={"minHeight": f"{height}px"},
-                  config=graph_config(figure)),
+        dcc.Loading(dcc.Graph(id=fid("figure", figure), style={"minHeight": f"{height}px"},
+                              config=graph_config(figure)), type="circle", delay_show=250),
         extra,
         html.Div(id=fid("footnote", figure), className="footnote small text-muted mt-1"),
         dcc.Store(id=fid("figure-export", figure)),
@@ -64,7 +64,8 @@ def table_card(figure: str, title: str):
                            outline=True), width="auto"),
     ], className="g-2"), className="py-2")
     return dbc.Card([header, dbc.CardBody([
-        html.Div(id=fid("table", figure), className="table-responsive"),
+        dcc.Loading(html.Div(id=fid("table", figure), className="table-responsive"), type="circle",
+                    delay_show=250),
         html.Div(id=fid("footnote", figure), className="footnote small text-muted mt-1"),
         dcc.Store(id=fid("figure-export", figure)),
         dcc.Download(id=fid("download", figure)),

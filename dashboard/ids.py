@@ -1,6 +1,8 @@
 """Component ids, in one place. Pattern-matching ids are dicts built by the helpers below."""
 
 URL = "url"
+PAGE_CONTENT = "page-content"     # filled by the shell's router on a change of path only
+PAGE_TITLE = "page-title-sink"
 STATE = "filter-state"            # dcc.Store: {"snapshot": id, "query": canonical filter query}
 SNAPSHOT = "snapshot-select"
 URL_MESSAGE = "url-message"
@@ -32,6 +34,11 @@ def nav_link(page: str) -> dict:
 
 def chip(key: str, value: str) -> dict:
     return {"type": "filter-chip", "key": key, "value": value}
+
+
+def page_option(key: str) -> dict:
+    """A page control whose value lives in the URL (?endpoint=pfs): key = the query parameter."""
+    return {"type": "page-option", "key": key}
 
 
 def download_button(figure: str) -> dict:

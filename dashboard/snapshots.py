@@ -89,12 +89,19 @@ def manifest_problems(folder: Path, manifest: dict | None, verify_checksums: boo
         problems.append(f"{MANIFEST}: schema_version {manifest['schema_version']!r}, expected {SCHEMA_VERSION}")
     if manifest["snapshot_id"] != folder.name:
         problems.append(f"{MANIFEST}: snapshot_id {manifest['snapshot_id']!r} is not the folder name {folder.name!r}")
-    if not SNAPSHOT_ID.match(folder.name):
+    id_match = SNAPSHOT_ID.match(folder.name)
+    if not id_match:
         problems.append(f"{folder.name}: snapshot_id must be YYYY-MM-DD, optionally _suffix")
     try:
-        dt.date.fromisoformat(str(manifest["cutoff_date"]))
+        cutoff = dt.date.fromisoformat(str(manifest["cutoff_date"]))
+        if id_match and id_match.group(1) != cutoff.isoformat():
+            problems.append(f"{MANIFEST}: snapshot_id {folder.name!r} does not start with the cutoff_date {cutoff}")
     except ValueError:
-        problems.append(f"{MANIFEST}: cutoff_date {manifest['cutoff_date']!r} is not YYYY-MM-DD")
+        problems.append(f"{MANIFEST}: cutoff_date {manifest['cutoff_date']!r} is not a date YYYY-MM-DD")
+    try:
+        dt.datetime.strptime(str(manifest["created_at"]), "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        problems.append(f"{MANIFEST}: created_at {manifest['created_at']!r} is not ISO 8601 UTC (YYYY-MM-DDTHH:MM:SSZ)")
     tables = manifest["tables"] if isinstance(manifest["tables"], dict) else {}
     for name in TABLE_NAMES:
         entry = tables.get(name)
@@ -179,9 +186,13 @@ def publish(root: Path, snapshot_id: str, cutoff_date: dt.date, tables: dict[str
             "tables": entries,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-        if final.exists():
-            shutil.rmtree(final)
+        old = None
+        if final.exists():      # replacing: move the old one aside first, so the gap is two renames
+            old = snapshots / f".{snapshot_id}.old.{os.getpid()}"
+            os.rename(final, old)
         os.rename(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

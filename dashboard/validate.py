@@ -6,8 +6,8 @@ served and the warnings are listed. Each finding names the table, the column, th
 few offending keys.
 
 The checks run in DuckDB directly over the parquet files, so they scale to stress-size
-registries. Rules are data (RANGE/ACCEPTED/... from contract.py) or a SQL query returning the
-offending keys; no value from the snapshot is ever formatted into SQL text.
+registries. Column rules come from contract.py (null, codes, bounds, keys, references); the other
+rules are SQL queries returning the offending keys; values are bound, never formatted into SQL.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dashboard.contract import TABLES, Table
+from dashboard.contract import CTCAE_SOC, TABLES, Table
 from dashboard.snapshots import Snapshot, manifest_problems, read_manifest
 
 MAX_EXAMPLES = 5
@@ -240,8 +240,9 @@ class _Checker:
             for col in ("overall_response", "local_response"):
                 self.offenders(E, "imaging", col, "null only at baseline",
                                f"select patient_id || '/' || visit from imaging where visit <> 'baseline' and {col} is null")
-            self.offenders(W, "imaging", "overall_response", "a response recorded at baseline",
-                           "select patient_id from imaging where visit = 'baseline' and overall_response is not null")
+            for col in ("overall_response", "local_response"):
+                self.offenders(W, "imaging", col, "a response recorded at baseline",
+                               f"select patient_id from imaging where visit = 'baseline' and {col} is not null")
             self.offenders(W, "imaging", "visit", "patient followed over six months with no post-baseline imaging",
                            "select p.patient_id from patients p where coalesce(p.death_date, p.last_known_alive_date) "
                            "- p.first_treatment_date > 182 and not exists (select 1 from imaging i where "
@@ -250,6 +251,9 @@ class _Checker:
             self.offenders(E, "lesion_measurements", "non_target_status", "must be null for target lesions",
                            "select m.patient_id || '/' || m.lesion_id || '/' || m.visit from lesion_measurements m "
                            "join lesions l using (patient_id, lesion_id) where l.is_target and m.non_target_status is not null")
+            self.offenders(E, "lesion_measurements", "non_target_status", "must be given for non-target lesions",
+                           "select m.patient_id || '/' || m.lesion_id || '/' || m.visit from lesion_measurements m "
+                           "join lesions l using (patient_id, lesion_id) where not l.is_target and m.non_target_status is null")
             self.offenders(E, "lesion_measurements", "viable_diameter_mm", "must be null for non-target lesions",
                            "select m.patient_id || '/' || m.lesion_id || '/' || m.visit from lesion_measurements m "
                            "join lesions l using (patient_id, lesion_id) where not l.is_target and m.viable_diameter_mm is not null")
@@ -267,6 +271,13 @@ class _Checker:
                            "from (" + IMPLIED_RESPONSE_SQL + ") where recorded <> 'NE' and implied <> recorded "
                            "and not (recorded = 'PD' and nt_progression_or_new) "
                            "and not (recorded = 'PR' and implied = 'CR' and nt_present)")
+        if self.both("adverse_events"):
+            self.offenders(W, "adverse_events", "soc", "the same term is filed under more than one soc",
+                           "select term || ' in ' || string_agg(distinct soc, ' / ') from adverse_events "
+                           "group by term having count(distinct soc) > 1")
+            self.offenders(W, "adverse_events", "term", "term not in the registry's CTCAE v4.0 list (check spelling)",
+                           "select distinct patient_id || '/' || ae_id || '=' || term from adverse_events "
+                           "where not list_contains(?, term)", [list(CTCAE_SOC)])
         if self.both("staging", "patients"):
             self.offenders(E, "staging", "review_date", "must be after first_treatment_date",
                            "select s.patient_id || '/' || s.visit from staging s join patients p using (patient_id) "
@@ -283,7 +294,7 @@ class _Checker:
             self.offenders(E, "adverse_events", "grade", "grade 5 requires the patient's death_date",
                            "select a.patient_id || '/' || a.ae_id from adverse_events a join patients p using (patient_id) "
                            "where a.grade = 5 and p.death_date is null")
-            self.offenders(W, "adverse_events", "onset_date", "onset after the patient's death_date",
+            self.offenders(E, "adverse_events", "onset_date", "must be on or before death_date",
                            "select a.patient_id || '/' || a.ae_id from adverse_events a join patients p using (patient_id) "
                            "where a.onset_date > p.death_date")
 

@@ -79,12 +79,12 @@ def followup_card(state):
     return figs.followup_figure(exp.rows), graph_config("followup-status", spec["filename"]), spec, note
 
 
-@callback(*card_outputs("accrual"), Input(ids.STATE, "data"), Input("accrual-mode", "value"))
+@callback(*card_outputs("accrual"), Input(ids.STATE, "data"), Input(ids.page_option("mode"), "value"))
 def _accrual(state, mode):
     return accrual_card(state, mode)
 
 
-@callback(*card_outputs("enrollment-by-site"), Input(ids.STATE, "data"), Input("enrollment-sort", "value"))
+@callback(*card_outputs("enrollment-by-site"), Input(ids.STATE, "data"), Input(ids.page_option("sort"), "value"))
 def _enrollment(state, sort):
     return enrollment_card(state, sort)
 

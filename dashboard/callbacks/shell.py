@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from urllib.parse import parse_qsl, urlencode
 
+import dash
 import dash_bootstrap_components as dbc
-from dash import ALL, Input, Output, State, callback, ctx, html, no_update
+from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, html, no_update
 
 from dashboard import data, exports, ids
 from dashboard.data import ALL_SITES
@@ -103,16 +104,19 @@ def message_alert(messages: list[str]):
     Input(ids.F_ENROLLED, "end_date"),
     Input({"type": "filter-chip", "key": ALL, "value": ALL}, "n_clicks"),
     Input(ids.CLEAR_ALL, "n_clicks"),
+    State(ids.STATE, "data"),
 )
 def _sync(search, snapshot_value, *rest):
     n = len(CONTROL_KEYS)
     values = dict(zip(CONTROL_KEYS, rest[:n]))
-    age, start, end, chip_clicks, _ = rest[n:]
-    return sync_state(ctx.triggered_id, search, snapshot_value, values, age, start, end, chip_clicks)
+    age, start, end, chip_clicks, _, current = rest[n:]
+    return sync_state(ctx.triggered_id, search, snapshot_value, values, age, start, end, chip_clicks, current)
 
 
-def sync_state(trigger, search, snapshot_value, values, age, start, end, chip_clicks=None):
-    """The shell's state machine (see module docstring). Returns the callback's outputs."""
+def sync_state(trigger, search, snapshot_value, values, age, start, end, chip_clicks=None, current=None):
+    """The shell's state machine (see module docstring). Returns the callback's outputs.
+    A URL change that leaves snapshot and filters as they were (a page option changed, or a
+    page link was followed) changes nothing, so the pages do not recompute."""
     latest = data.resolve("latest")
     options = snapshot_options()
     if trigger in (None, ids.URL):
@@ -137,6 +141,8 @@ def sync_state(trigger, search, snapshot_value, values, age, start, end, chip_cl
         url_out = new_search if new_search != (search or "") else no_update
         message = None
     state = {"snapshot": snapshot.snapshot_id, "query": filters.to_query()}
+    if trigger == ids.URL and state == current and not message:
+        return (no_update,) * (8 + len(CONTROL_KEYS) + 1)
     controls = [list(getattr(filters, k)) for k in CONTROL_KEYS]
     age_value = [filters.age_min or AGE_BOUNDS[0], filters.age_max or AGE_BOUNDS[1]]
     return (url_out, state, message, options, snapshot.snapshot_id, site_options(snapshot), *controls,
@@ -202,3 +208,82 @@ def nav_hrefs(search: str | None, pages: list[str]) -> list[str]:
     query = urlencode(keep, safe=",")
     return [p + ("?" + query if query else "") for p in pages]
 
+
+
+# --- routing ------------------------------------------------------------------------------------
+def page_for(pathname: str | None) -> dict | None:
+    path = (pathname or "/").rstrip("/") or "/"
+    return next((p for p in dash.page_registry.values() if p["path"] == path), None)
+
+
+def render_page(pathname: str | None, search: str | None):
+    """The page layout for a path, given the page options in the query string (?endpoint=pfs).
+    Our own router, on the path only: Dash's would re-render the page on every filter change."""
+    page = page_for(pathname)
+    if page is None:
+        return html.Div([html.H1("Page not found", className="h4 mt-2"),
+                         html.P(["No page at ", html.Code(pathname or ""), ". ",
+                                 html.A("Go to the overview", href="/"), "."])]), "Not found"
+    layout = page["layout"]
+    if callable(layout):
+        options = {k: v for k, v in parse_qsl((search or "").lstrip("?")) if k in NON_FILTER_PARAMS}
+        layout = layout(**options)
+    return layout, page["title"]
+
+
+@callback(
+    Output(ids.PAGE_CONTENT, "children"),
+    Output(ids.PAGE_TITLE, "data"),
+    Input(ids.URL, "pathname"),
+    State(ids.URL, "search"),
+)
+def _route(pathname, search):
+    return render_page(pathname, search)
+
+
+clientside_callback("function(title) { if (title) { document.title = title; } return null; }",
+                    Output(ids.PAGE_TITLE, "clear_data"), Input(ids.PAGE_TITLE, "data"))
+
+
+@callback(
+    Output(ids.URL, "search", allow_duplicate=True),
+    Output({"type": "page-option", "key": ALL}, "value"),
+    Input(ids.URL, "search"),
+    Input({"type": "page-option", "key": ALL}, "value"),
+    prevent_initial_call=True,
+)
+def _page_options(search, values):
+    """Page controls (ids.page_option) keep their value in the URL, so a shared link restores
+    them; back and forward set them from the URL."""
+    keys = [i["id"]["key"] for i in ctx.inputs_list[1]]
+    trigger = ctx.triggered_id
+    if trigger == ids.URL:
+        return no_update, page_option_values(search, keys, values)
+    if trigger is None or not keys:
+        return no_update, [no_update] * len(keys)
+    return with_page_options(search, dict(zip(keys, values))), [no_update] * len(keys)
+
+
+def page_option_values(search: str | None, keys: list[str], current: list) -> list:
+    """The controls' values after a URL change: the URL's value where it has one and differs."""
+    params = dict(parse_qsl((search or "").lstrip("?")))
+    out = []
+    for key, value in zip(keys, current):
+        wanted = params.get(key)
+        if wanted is None or wanted == (",".join(map(str, value)) if isinstance(value, list) else str(value)):
+            out.append(no_update)
+        else:
+            out.append(wanted.split(",") if isinstance(value, list) else
+                       (int(wanted) if isinstance(value, int) and wanted.lstrip("-").isdigit() else wanted))
+    return out
+
+
+def with_page_options(search: str | None, options: dict) -> str:
+    """The query string with page options set (a falsy value removes the key)."""
+    pairs = [(k, v) for k, v in parse_qsl((search or "").lstrip("?")) if k not in options]
+    for key, value in options.items():
+        if value not in (None, "", [], False):
+            pairs.append((key, ",".join(map(str, value)) if isinstance(value, list) else str(value)))
+    query = urlencode(pairs, safe=",")
+    new = "?" + query if query else ""
+    return new if new != (search or "") else no_update
