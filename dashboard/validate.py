@@ -87,7 +87,7 @@ class _Checker:
         self.report = Report(snapshot_id)
         self.folder = folder
         self.cutoff = cutoff
-        self.con = duckdb.connect()
+        self.con = duckdb.connect(config={"enable_progress_bar": False})
         self.usable: set[str] = set()       # tables whose columns and types are right
 
     def add(self, level, table, column, rule, count=0, examples=()):
