@@ -1,6 +1,6 @@
 """Proportions with exact confidence intervals (ORR, DCR, downstaging and conversion rates).
 
-Definition: analysis plan ("ORR ... 95% CIs are exact (Clopper-Pearson)"), the domain reference (shared/specs/domain.md) section 5.
+Definition: analysis plan ("ORR ... 95% CIs are exact (Clopper-Pearson)"), docs/domain.md section 5.
 Checked against R ``binom.test`` in tests/test_proportions_competing.py.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Kaplan-Meier, log-rank and Cox estimators, computed the way R's survival package computes them.
 
-Definitions: the analysis plan ("Time-to-event endpoints") and the domain reference (shared/specs/domain.md) section 5. Every
+Definitions: the analysis plan ("Time-to-event endpoints") and docs/domain.md section 5. Every
 function is checked against R survival 3.5-3 in tests/test_survival_stats.py (reference numbers in
 tests/reference/r_survival.json, written by tests/reference/make_reference.R).
 
