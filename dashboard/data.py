@@ -102,8 +102,9 @@ def connection() -> duckdb.DuckDBPyConnection:
     """This process's connection, opened on first use (and again after a fork)."""
     with _lock:
         if _state["pid"] != os.getpid():
-            _state.update(pid=os.getpid(), con=duckdb.connect(":memory:", config={"enable_progress_bar": False}),
-                          schemas=set())
+            con = duckdb.connect(":memory:")
+            con.execute("set enable_progress_bar = false")
+            _state.update(pid=os.getpid(), con=con, schemas=set())
             _local.__dict__.clear()
         return _state["con"]
 

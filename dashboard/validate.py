@@ -87,7 +87,8 @@ class _Checker:
         self.report = Report(snapshot_id)
         self.folder = folder
         self.cutoff = cutoff
-        self.con = duckdb.connect(config={"enable_progress_bar": False})
+        self.con = duckdb.connect()
+        self.con.execute("set enable_progress_bar = false")
         self.usable: set[str] = set()       # tables whose columns and types are right
 
     def add(self, level, table, column, rule, count=0, examples=()):
