@@ -1,0 +1,301 @@
+"""Benchmark every page at registry and stress scale: python -m benchmarks [--scale registry|stress|all]
+
+For each page it replays realistic filter changes (and page-option changes) through the real
+HTTP callback endpoint, /_dash-update-component, with the JSON the browser posts (built from
+/_dash-dependencies), through the Flask test client. One "update" is the shell callback that
+turns the control change into filter state, then every callback of the page and the banner, as
+the browser chains them; its time is the sum (the browser may run the page's callbacks in
+parallel, so this is an upper bound).
+
+The floor is the time DuckDB alone takes for the SQL those callbacks ran (recorded at the data
+seam, re-executed and fetched as Arrow). Prints a table and writes benchmarks/results.json.
+Timing never fails anything: targets are printed beside the numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import warnings
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CACHE = HERE / "cache"
+SCALES = {"registry": 600, "stress": 100_000}
+TARGET_P95_MS = {"registry": 100, "stress": 500}
+
+# realistic filter changes a sponsor or a committee member makes, in order
+SCENARIOS = [
+    {},
+    {"bclc": ["C"]},
+    {"bclc": ["B"], "child_pugh": ["A"]},
+    {"site": ["S01", "S02"]},
+    {"site": ["S03"], "bclc": ["B", "C"]},
+    {"sex": ["F"], "etiology": ["HBV"]},
+    {"ecog": ["0", "1"], "age": [50, 75]},
+    {"enrolled": ["2023-07-01", "2024-06-30"]},
+    {"etiology": ["HCV", "unknown"]},
+    {},
+]
+CONTROL_IDS = {"site": "f-site", "bclc": "f-bclc", "child_pugh": "f-child-pugh", "etiology": "f-etiology",
+               "sex": "f-sex", "ecog": "f-ecog"}
+
+
+def ensure_registry(scale: str) -> Path:
+    """Generate (once, cached in benchmarks/cache/) the registry of this scale."""
+    root = CACHE / scale
+    if not (root / "snapshots").is_dir() or not any((root / "snapshots").iterdir()):
+        from dashboard.generate import generate_registry
+        print(f"generating the {scale} registry ({SCALES[scale]:,} patients) into {root} ...", file=sys.stderr)
+        generate_registry(root, n_patients=SCALES[scale], last_cut_only=scale == "stress", progress=True)
+    return root
+
+
+# --- the callback protocol ------------------------------------------------------------------------
+def split_output(output: str) -> list[tuple[str, str]]:
+    """'..a.b...c.d..' -> [('a','b'), ('c','d')]; 'a.b' -> [('a','b')]."""
+    parts = output[2:-2].split("...") if output.startswith("..") else [output]
+    out = []
+    for p in parts:
+        ident, prop = p.rsplit(".", 1)
+        out.append((ident, prop))
+    return out
+
+
+def parse_id(ident: str):
+    return json.loads(ident) if ident.startswith("{") else ident
+
+
+def id_key(ident) -> str:
+    return json.dumps(ident, sort_keys=True, separators=(",", ":")) if isinstance(ident, dict) else ident
+
+
+def layout_props(component) -> dict[str, object]:
+    """id (as a key string) -> component, for every component of a layout tree."""
+    found = {}
+
+    def walk(c):
+        if isinstance(c, (list, tuple)):
+            for x in c:
+                walk(x)
+            return
+        if not hasattr(c, "to_plotly_json"):
+            return
+        ident = getattr(c, "id", None)
+        if ident is not None:
+            found[id_key(ident)] = c
+        for attr in ("children", "controls"):
+            walk(getattr(c, attr, None))
+
+    walk(component)
+    return found
+
+
+class Replayer:
+    def __init__(self, client, deps):
+        self.client = client
+        self.deps = deps
+
+    def post(self, dep, values: dict) -> float:
+        """POST one callback; values maps 'id.prop' -> value. Returns milliseconds."""
+        outputs = [{"id": parse_id(i), "property": p} for i, p in split_output(dep["output"])]
+        def spec(items):
+            out = []
+            for item in items:
+                ident = item["id"]
+                if "ALL" in ident or "MATCH" in ident:
+                    out.append([])          # no pattern-matched component present
+                    continue
+                out.append({"id": parse_id(ident), "property": item["property"],
+                            "value": values.get(f"{ident}.{item['property']}")})
+            return out
+        body = {"output": dep["output"], "outputs": outputs if len(outputs) > 1 else outputs[0],
+                "inputs": spec(dep["inputs"]), "state": spec(dep["state"]),
+                "changedPropIds": [k for k in values if k.endswith(".data") or k.endswith(".value")][:1]}
+        t0 = time.perf_counter()
+        r = self.client.post("/_dash-update-component", json=body)
+        ms = 1000 * (time.perf_counter() - t0)
+        if r.status_code not in (200, 204):
+            raise RuntimeError(f"callback {dep['output'][:80]} answered {r.status_code}: {r.data[:300]!r}")
+        return ms
+
+
+def page_callbacks(deps, present: set[str]):
+    """Callbacks that read the filter state and write only components present on the page/shell."""
+    out = []
+    for dep in deps:
+        if dep.get("clientside_function") or "filter-state" not in {i["id"] for i in dep["inputs"]}:
+            continue
+        if all(i in present for i, _ in split_output(dep["output"])):
+            out.append(dep)
+    return out
+
+
+def run_page(replayer, deps, page_path, shell_ids, snapshot_id, reps):
+    from dashboard.callbacks.shell import render_page
+    layout, _ = render_page(page_path, "")
+    comps = layout_props(layout)
+    present = set(comps) | shell_ids
+    callbacks = page_callbacks(deps, present)
+    sync = next(d for d in deps if d["output"].startswith("..url.search...filter-state.data"))
+    base_values = {}
+    for key, comp in comps.items():
+        for prop in ("value", "start_date", "end_date"):
+            if hasattr(comp, prop) and getattr(comp, prop, None) is not None:
+                base_values[f"{key}.{prop}"] = getattr(comp, prop)
+    times = []
+    for _ in range(reps):
+        for scenario in SCENARIOS:
+            values = dict(base_values)
+            values["snapshot-select.value"] = snapshot_id
+            for key, control in CONTROL_IDS.items():
+                values[f"{control}.value"] = scenario.get(key, [])
+            values["f-age.value"] = scenario.get("age", [18, 100])
+            values["f-enrolled.start_date"], values["f-enrolled.end_date"] = scenario.get("enrolled", [None, None])
+            total = replayer.post(sync, values)
+            from dashboard.filters import Filters
+            pairs = [(k, ",".join(v)) for k, v in scenario.items() if k in CONTROL_IDS]
+            if "age" in scenario:
+                pairs += [("age_min", str(scenario["age"][0])), ("age_max", str(scenario["age"][1]))]
+            if "enrolled" in scenario:
+                pairs += [("enrolled_from", scenario["enrolled"][0]), ("enrolled_to", scenario["enrolled"][1])]
+            state = {"snapshot": snapshot_id, "query": Filters.parse_pairs(pairs)[0].to_query()}
+            values["filter-state.data"] = state
+            for dep in callbacks:
+                total += replayer.post(dep, values)
+            times.append(total)
+    return times, callbacks, base_values
+
+
+def percentile(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, int(round(q / 100 * (len(xs) - 1)))))]
+
+
+def floor_ms(recorded) -> float:
+    """DuckDB alone: re-run each recorded query (variables bound, result fetched as Arrow)."""
+    from dashboard import data
+    total = 0.0
+    for sql, snapshot, filters, scope, params, variables in recorded:
+        schema = data.ensure_schema(snapshot)
+        cur = data.cursor()
+        data._bind(cur, filters, scope, variables)
+        cur.execute(f"use memory.{data._ident(schema)}")
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")      # the Arrow copy warning: we time the same fetch for every query
+            cur.execute(sql, params or []).to_arrow_table()
+        total += 1000 * (time.perf_counter() - t0)
+    return total
+
+
+def cold_start(root: Path) -> float:
+    """Seconds from `python app.py` to the first page served (data already generated)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data", str(root)], cwd=ROOT,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        while True:
+            try:
+                urllib.request.urlopen(f"http://127.0.0.1:{port}/_dash-layout", timeout=1)
+                return time.perf_counter() - t0
+            except OSError:
+                if proc.poll() is not None or time.perf_counter() - t0 > 120:
+                    raise RuntimeError("the dashboard did not start")
+                time.sleep(0.05)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def bench_scale(scale: str, reps: int) -> tuple[list[dict], float]:
+    root = ensure_registry(scale)
+    os.environ["REGISTRY_DATA"] = str(root)
+    from dashboard import data
+    from dashboard.app import PAGES, create_app
+    app = create_app()
+    client = app.server.test_client()
+    client.get("/")
+    deps = client.get("/_dash-dependencies").get_json()
+    snapshot = data.resolve("latest")
+    from dashboard import app as app_module
+    shell_ids = set(layout_props(app_module.layout()))
+    rows = []
+    recorded: list = []
+    original = data.execute
+
+    def recording(sql, snapshot, filters=None, scope=data.ALL_SITES, params=None, variables=None):
+        from dashboard.filters import Filters
+        filters = filters or Filters()
+        recorded.append((sql, snapshot, filters, scope, params, variables))
+        return original(sql, snapshot, filters, scope, params, variables)
+
+    for path, label in PAGES:
+        data.execute = recording
+        try:
+            replay = Replayer(client, deps)
+            run_page(replay, deps, path, shell_ids, snapshot.snapshot_id, 1)   # warm-up: schemas, caches
+            recorded.clear()
+            times, callbacks, _ = run_page(replay, deps, path, shell_ids, snapshot.snapshot_id, reps)
+        finally:
+            data.execute = original
+        n_updates = len(times)
+        floor = floor_ms(recorded) / n_updates
+        p50, p95 = statistics.median(times), percentile(times, 95)
+        rows.append({"scale": scale, "patients": SCALES[scale], "page": label, "p50_ms": round(p50, 1),
+                     "p95_ms": round(p95, 1), "floor_ms": round(floor, 1),
+                     "ratio": round(p50 / floor, 1) if floor > 0 else None, "callbacks": len(callbacks)})
+        print(f"{scale:9} {SCALES[scale]:>7,} {label:17} callbacks={len(callbacks):2} p50={p50:8.1f} ms "
+              f"p95={p95:8.1f} ms floor={floor:7.1f} ms  (target p95 < {TARGET_P95_MS[scale]} ms)", file=sys.stderr)
+    return rows, cold_start(root) if scale == "registry" else None
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--scale", choices=["registry", "stress", "all"], default="registry")
+    parser.add_argument("--reps", type=int, default=3, help="passes over the scenarios per page")
+    parser.add_argument("--output", default=str(HERE / "results.json"))
+    args = parser.parse_args(argv)
+    scales = ["registry", "stress"] if args.scale == "all" else [args.scale]
+    runs, cold = [], None
+    for scale in scales:
+        # each scale in its own process: a fresh DuckDB connection and an honest peak memory
+        if len(scales) > 1:
+            out = subprocess.run([sys.executable, "-m", "benchmarks", "--scale", scale, "--reps", str(args.reps),
+                                  "--output", str(CACHE / f"results-{scale}.json")], cwd=ROOT, check=True)
+            part = json.loads((CACHE / f"results-{scale}.json").read_text())
+            runs += part["runs"]
+            cold = part["cold_start_s"] if part.get("cold_start_s") is not None else cold
+            continue
+        rows, cold_s = bench_scale(scale, args.reps)
+        runs += rows
+        cold = cold_s if cold_s is not None else cold
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    if len(scales) > 1:
+        peak = max(json.loads((CACHE / f"results-{s}.json").read_text())["peak_rss_mb"] for s in scales)
+    result = {"runs": runs, "cold_start_s": round(cold, 2) if cold is not None else None,
+              "peak_rss_mb": round(peak, 1)}
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    print(f"\n{'scale':9} {'patients':>8} {'page':17} {'p50 ms':>8} {'p95 ms':>8} {'floor ms':>9} {'ratio':>6}")
+    for r in runs:
+        print(f"{r['scale']:9} {r['patients']:>8,} {r['page']:17} {r['p50_ms']:>8} {r['p95_ms']:>8} "
+              f"{r['floor_ms']:>9} {r['ratio'] if r['ratio'] is not None else '-':>6}")
+    print(f"cold start: {result['cold_start_s']} s   peak RSS: {result['peak_rss_mb']} MB   -> {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
