@@ -12,8 +12,10 @@ Each snapshot gets a schema holding every view of queries/, created on first use
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
+import tempfile
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -179,18 +181,45 @@ def query(view: str, snapshot: Snapshot, filters: Filters = Filters(), scope: Sc
 
 
 # --- snapshots that validate ------------------------------------------------------------------
-_reports: dict[tuple, Report] = {}
+_reports: dict[str, Report] = {}
+
+
+def cache_dir() -> Path:
+    """Where derived, re-computable files live ($REGISTRY_CACHE, default <data root>/../.cache is
+    avoided: snapshots stay read-only; the default is a folder in the system temp dir)."""
+    env = os.environ.get("REGISTRY_CACHE")
+    path = Path(env) if env else Path(tempfile.gettempdir()) / "hcc-registry-cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@lru_cache(maxsize=1)
+def _validator_version() -> str:
+    from dashboard import contract, validate
+    code = Path(validate.__file__).read_bytes() + Path(contract.__file__).read_bytes()
+    return hashlib.sha256(code).hexdigest()[:12]
 
 
 def report_for(snapshot: Snapshot) -> Report:
-    """The validation report of a snapshot, cached by folder and manifest content."""
-    key = (str(snapshot.path), hashlib.sha256(repr(sorted(snapshot.manifest.items())).encode()).hexdigest())
+    """The validation report of a snapshot. A snapshot is immutable and its manifest holds the
+    checksum of every file, so the report is cached by (path, manifest bytes, validator code):
+    in memory, and on disk so that workers and restarts do not validate again."""
+    manifest = (snapshot.path / "manifest.json").read_bytes()
+    key = hashlib.sha256(str(snapshot.path).encode() + manifest + _validator_version().encode()).hexdigest()
     with _lock:
         cached = _reports.get(key)
-    if cached is None:
+    if cached is not None:
+        return cached
+    file = cache_dir() / f"validation-{snapshot.snapshot_id}-{key[:24]}.json"
+    try:
+        cached = Report.from_json(json.loads(file.read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
         cached = validate_folder(snapshot.path)
-        with _lock:
-            _reports[key] = cached
+        tmp = file.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(cached.to_json()))
+        os.replace(tmp, file)      # atomic: another worker may be writing the same report
+    with _lock:
+        _reports[key] = cached
     return cached
 
 

@@ -62,6 +62,14 @@ class Report:
     def ok(self) -> bool:
         return not self.errors
 
+    def to_json(self) -> dict:
+        return {"snapshot_id": self.snapshot_id,
+                "findings": [dict(f.__dict__, examples=list(f.examples)) for f in self.findings]}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "Report":
+        return cls(doc["snapshot_id"], [Finding(**dict(f, examples=tuple(f["examples"]))) for f in doc["findings"]])
+
     def summary(self) -> str:
         lines = [str(f) for f in self.errors + self.warnings]
         verdict = "valid" if self.ok else "REJECTED"

@@ -56,3 +56,15 @@ def test_views_are_created_in_dependency_order():
     order = data.view_order()
     assert order.index("stg_patients") < order.index("cohort") < order.index("patient_endpoints")
     assert order.index("tumour_burden") < order.index("best_response") < order.index("patient_summary")
+
+
+def test_validation_reports_are_cached_on_disk_by_manifest(mini_root, tmp_path, monkeypatch):
+    monkeypatch.setenv("REGISTRY_CACHE", str(tmp_path))
+    snap = data.resolve("latest", mini_root)
+    data._reports.clear()
+    first = data.report_for(snap)
+    files = list(tmp_path.glob(f"validation-{snap.snapshot_id}-*.json"))
+    assert len(files) == 1
+    data._reports.clear()
+    monkeypatch.setattr(data, "validate_folder", lambda path: pytest.fail("validated again despite the cache"))
+    assert data.report_for(snap).summary() == first.summary()
