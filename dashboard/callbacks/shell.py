@@ -137,6 +137,9 @@ def sync_state(trigger, search, snapshot_value, values, age, start, end, chip_cl
                 filters = filters.without(trigger["key"], trigger["value"])
         known = set(data.site_ids(snapshot, request_scope()))
         filters = filters.without("site") if not set(filters.site) <= known else filters
+        if current == {"snapshot": snapshot.snapshot_id, "query": filters.to_query()}:
+            # a control echoing the value the URL gave it: nothing changed, keep any URL message
+            return (no_update,) * (8 + len(CONTROL_KEYS) + 1)
         new_search = build_search(snapshot.snapshot_id, filters, search, latest.snapshot_id)
         url_out = new_search if new_search != (search or "") else no_update
         message = None
