@@ -62,7 +62,8 @@ def enrollment_bars(enrollment: pd.DataFrame, sort: str = "site") -> go.Figure:
                 hovertemplate="%{y}<br>enrolled %{x} of target %{customdata[0]} (%{customdata[1]:.0f}%)<extra></extra>")
     fig.update_layout(barmode="overlay", bargap=0.25)
     fig.update_yaxes(autorange="reversed", title=None)
-    fig.update_xaxes(title="Patients", rangemode="tozero")
+    top = float(max(df.n_enrolled.max(), df.target_enrollment.max(), 1))
+    fig.update_xaxes(title="Patients", range=[0, top * 1.3])     # room for the "n (%)" labels
     return base_layout(fig, height=max(300, 60 + 28 * len(df)))
 
 
@@ -75,5 +76,5 @@ def followup_figure(status: pd.DataFrame) -> go.Figure:
         text=[f"{n} ({p:.1f}%)" for n, p in zip(status.n, status.pct)], textposition="outside", cliponaxis=False,
         hovertemplate="%{y}: %{x} patients<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(title="Patients", rangemode="tozero")
+    fig.update_xaxes(title="Patients", range=[0, float(status.n.max()) * 1.35])
     return base_layout(fig, height=max(240, 60 + 34 * len(status)))
