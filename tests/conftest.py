@@ -38,6 +38,13 @@ def synthetic_root(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="session")
+def dash_app():
+    """The Dash app (pages registered), for tests that call the router or the HTTP endpoint."""
+    from dashboard.app import create_app
+    return create_app()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -108,6 +108,7 @@ def baseline_wide(long: pd.DataFrame) -> pd.DataFrame:
     return wide[groups].reset_index()
 
 
+REASON_LABELS = {"lost_to_follow_up": "lost to follow-up"}
 FOLLOWUP_ORDER = ["alive on study", "died", "off study: completed", "off study: lost to follow-up",
                   "off study: withdrawn", "off study: transplant", "off study: other"]
 
@@ -118,7 +119,7 @@ def followup_status(cohort: pd.DataFrame) -> pd.DataFrame:
     n = len(cohort)
     died = cohort["death_date"].notna()
     off = cohort["off_study_date"].notna() & ~died
-    reason = cohort["off_study_reason"].fillna("other").str.replace("_", " ")
+    reason = cohort["off_study_reason"].fillna("other").map(lambda r: REASON_LABELS.get(r, r.replace("_", " ")))
     status = np.where(died, "died", np.where(off, "off study: " + reason, "alive on study"))
     counts = pd.Series(status).value_counts()
     order = FOLLOWUP_ORDER + sorted(set(counts.index) - set(FOLLOWUP_ORDER))

@@ -1,0 +1,138 @@
+"""Enrollment page: exports, Table 1 and follow-up analytics, figure builders and callbacks as
+plain functions, on the hand-written mini registry (answers worked out by hand)."""
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard import data
+from dashboard.analytics.baseline import baseline_table, baseline_wide, followup_status
+from dashboard.callbacks import enrollment as cb
+from dashboard.callbacks import shell
+from dashboard.exports import run_export, to_csv
+from dashboard.figures import enrollment as figs
+from dashboard.filters import Filters
+
+
+@pytest.fixture(autouse=True)
+def mini_data_root(mini_root, monkeypatch):
+    monkeypatch.setenv("REGISTRY_DATA", str(mini_root))
+
+
+STATE = {"snapshot": "2024-12-31", "query": ""}
+
+
+def test_accrual_export_pools_sites_and_sums_targets(mini_snapshot):
+    rows = run_export("accrual", mini_snapshot).rows
+    pooled = rows[rows.site_id == "all"].set_index("month")
+    # P1 Jan, P2 Feb, P3 Mar, P4 May, P5 Jun 2024 -> cumulative 1,2,3,3,4,5 from Jan to Jun
+    assert list(pooled.cum_enrolled.iloc[:6]) == [1, 2, 3, 3, 4, 5]
+    assert set(pooled.target_enrollment) == {15}                 # 10 + 5
+    s02 = run_export("accrual", mini_snapshot, Filters(site=("S02",))).rows
+    assert set(s02.site_id) == {"all", "S02"} and s02.cum_enrolled.max() == 2
+
+
+def test_table_one_counts_and_medians_by_hand():
+    cohort = pd.DataFrame({
+        "age_years": [50, 60, 70, 80], "sex": ["M", "M", "F", "M"],
+        "etiology": ["HBV", None, "HCV", "HBV"], "ecog_ps": [0, 0, 1, 2],
+        "child_pugh_class": ["A", "A", "B", "A"], "albi_grade": [1, 2, None, 1],
+        "afp_ng_ml": [10.0, 500.0, None, 20.0], "tumor_count": [1, 3, 4, 8],
+        "largest_tumor_cm": [2.0, 5.0, 8.0, 12.0], "has_macrovascular_invasion": [False, False, True, False],
+        "has_extrahepatic_spread": [False] * 4, "is_within_milan": [True, False, False, False],
+        "is_within_up_to_seven": [True, True, False, False], "bclc_stage": ["A", "B", "C", "C"],
+    })
+    t = baseline_table(cohort).set_index(["group", "variable", "level"])
+    # age 50,60,70,80: median 65, quartiles 57.5 and 72.5 (R quantile type 7)
+    assert t.loc[("Overall", "age_years", "median (IQR)"), "text"] == "65.0 (57.5-72.5)"
+    assert t.loc[("Overall", "sex", "Male"), "text"] == "3 (75.0%)"
+    # the missing etiology is counted, not dropped
+    assert t.loc[("Overall", "etiology", "missing"), "n"] == 1
+    # AFP: 500 > 400 in one of four; one missing
+    assert t.loc[("Overall", "afp_over_400", "yes"), "n"] == 1
+    assert t.loc[("Overall", "afp_over_400", "missing"), "n"] == 1
+    assert t.loc[("Overall", "tumor_count_group", "> 5"), "n"] == 1
+    # by BCLC stage: the C column has two patients
+    assert t.loc[("BCLC C", "n", ""), "n"] == 2
+    wide = baseline_wide(baseline_table(cohort))
+    assert list(wide.columns) == ["variable", "label", "level", "Overall", "BCLC A", "BCLC B", "BCLC C"]
+
+
+def test_followup_status_on_mini_registry(mini_snapshot):
+    status = followup_status(data.query("cohort", mini_snapshot)).set_index("status")
+    # P1 and P4 died; P3 lost to follow-up; P2 and P5 alive on study
+    assert status.loc["died", "n"] == 2
+    assert status.loc["off study: lost to follow-up", "n"] == 1
+    assert status.loc["alive on study", "n"] == 2
+    assert status.n.sum() == 5
+
+
+def test_followup_export_median_by_reverse_km(mini_snapshot):
+    # reverse KM: censoring is the event. OS times 31 (died), 182 (died), 213, 214, 334 (alive).
+    # At 213: 3 at risk, 1 "event" -> 2/3; at 214: 2 at risk -> 1/3 <= 0.5: median 214 days.
+    exp = run_export("followup-status", mini_snapshot)
+    assert exp.extra["median_followup_days"] == 214
+
+
+def test_accrual_figure_pooled_and_per_site(mini_snapshot):
+    rows = run_export("accrual", mini_snapshot).rows
+    pooled = figs.accrual_figure(rows)
+    assert [t.name for t in pooled.data] == ["Enrolled (cumulative)", "Target (sum of sites)"]
+    assert list(pooled.data[0].y)[-1] == 5
+    per_site = figs.accrual_figure(rows, per_site=True)
+    assert {t.name for t in per_site.data if t.showlegend is not False} == {"S01", "S02"}
+
+
+def test_figures_say_so_when_no_patient():
+    empty = pd.DataFrame(columns=["site_id", "site_name", "month", "n_enrolled", "cum_enrolled", "target_enrollment"])
+    fig = figs.accrual_figure(empty)
+    assert "No patients" in fig.layout.annotations[0].text
+    assert "No patients" in figs.followup_figure(pd.DataFrame(columns=["status", "n", "pct"])).layout.annotations[0].text
+
+
+def test_enrollment_bars_sort(mini_snapshot):
+    rows = run_export("enrollment", mini_snapshot).rows
+    by_pct = figs.enrollment_bars(rows, "pct_target")
+    # S02 2/5 = 40% > S01 3/10 = 30%
+    assert list(by_pct.data[1].y)[0].startswith("S02")
+    by_site = figs.enrollment_bars(rows, "site")
+    assert list(by_site.data[1].y)[0].startswith("S01")
+
+
+def test_callbacks_as_plain_functions_give_the_export_rows(mini_snapshot):
+    fig, config, spec, note = cb.accrual_card({"snapshot": "2024-12-31", "query": "site=S01"}, "pooled")
+    assert spec["export"] == "accrual" and spec["filename"].startswith("enrollment_accrual_2024-12-31_")
+    assert config["toImageButtonOptions"]["filename"] == spec["filename"]
+    assert list(fig.data[0].y)[-1] == 3
+    from dashboard.callbacks.downloads import csv_download
+    payload = csv_download(spec, {"snapshot": "2024-12-31", "query": "site=S01"})
+    expected = to_csv(run_export("accrual", mini_snapshot, Filters(site=("S01",))))
+    assert payload["content"] == expected and payload["filename"].endswith(".csv")
+
+
+def test_baseline_card_empty_filter_shows_message():
+    table, spec, note = cb.baseline_card({"snapshot": "2024-12-31", "query": "bclc=0"})
+    assert "No patients" in str(table)
+
+
+def test_shell_parses_bad_links_politely_and_builds_canonical_urls():
+    snapshot, filters, messages = shell.parse_search("?bclc=Z&sex=F&snapshot=1999-01-01")
+    assert filters == Filters(sex=("F",))
+    assert any("1999-01-01" in m for m in messages) and any("bclc" in m for m in messages)
+    assert shell.build_search("2024-12-31", Filters(bclc=("B",)), "?endpoint=pfs&bclc=C", "2024-12-31") == \
+        "?bclc=B&endpoint=pfs"
+    assert shell.nav_hrefs("?bclc=B&endpoint=pfs", ["/", "/survival"]) == ["/?bclc=B", "/survival?bclc=B"]
+
+
+def test_banner_counts_n_of_N_and_makes_chips():
+    count, cutoff, chips, empty = shell.banner_parts({"snapshot": "2024-12-31", "query": "bclc=C&sex=F"})
+    assert "1" in str(count[0]) and "of 5 patients" in count[1]      # only P2 is C and female
+    assert "2024-12-31" in cutoff and not empty and len(chips) == 2
+
+
+def test_router_passes_page_options_from_the_url(dash_app):
+    layout, title = shell.render_page("/enrollment", "?mode=site&sort=enrolled&bclc=B")
+    assert "Enrollment" in title
+    text = str(layout)
+    assert "'value': 'site'" in text or "value='site'" in text
+    missing, title = shell.render_page("/nope", "")
+    assert title == "Not found"
