@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 import threading
 from dataclasses import dataclass
 from functools import lru_cache
@@ -184,15 +183,6 @@ def query(view: str, snapshot: Snapshot, filters: Filters = Filters(), scope: Sc
 _reports: dict[str, Report] = {}
 
 
-def cache_dir() -> Path:
-    """Where derived, re-computable files live ($REGISTRY_CACHE, default <data root>/../.cache is
-    avoided: snapshots stay read-only; the default is a folder in the system temp dir)."""
-    env = os.environ.get("REGISTRY_CACHE")
-    path = Path(env) if env else Path(tempfile.gettempdir()) / "hcc-registry-cache"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
 @lru_cache(maxsize=1)
 def _validator_version() -> str:
     from dashboard import contract, validate
@@ -210,6 +200,7 @@ def report_for(snapshot: Snapshot) -> Report:
         cached = _reports.get(key)
     if cached is not None:
         return cached
+    from dashboard.cache import cache_dir
     file = cache_dir() / f"validation-{snapshot.snapshot_id}-{key[:24]}.json"
     try:
         cached = Report.from_json(json.loads(file.read_text()))

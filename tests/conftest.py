@@ -15,6 +15,13 @@ sys.path.insert(0, str(TESTS))
 from fixtures import mini_registry, write_snapshot  # noqa: E402
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_cache(tmp_path_factory):
+    """Each test session (and the servers it starts) caches into its own folder."""
+    import os
+    os.environ["REGISTRY_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+
+
 @pytest.fixture(scope="session")
 def mini_root(tmp_path_factory):
     """A data root holding the hand-written mini registry (cut-off 2024-12-31)."""

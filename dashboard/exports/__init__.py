@@ -50,7 +50,9 @@ def export(name: str, help: str, options: tuple[str, ...] = ()):
 
 def n_patients(snapshot: Snapshot, filters: Filters, scope: Scope) -> int:
     """Patients in the filter and scope: the 'n' of every banner and export."""
-    return int(data.execute("select count(*) as n from cohort", snapshot, filters, scope)["n"].iloc[0])
+    from dashboard import cache
+    return cache.cached("n_patients", snapshot, filters, scope, lambda: int(
+        data.execute("select count(*) as n from cohort", snapshot, filters, scope)["n"].iloc[0]))
 
 
 def n_total(snapshot: Snapshot, scope: Scope) -> int:
@@ -65,10 +67,13 @@ def _load_all():
 
 def run_export(name: str, snapshot: Snapshot, filters: Filters = Filters(), scope: Scope = ALL_SITES,
                **options) -> Export:
+    """Run an export (cached by snapshot, filters, scope and options; dashboard/cache.py)."""
     _load_all()
     if name not in EXPORTS:
         raise KeyError(f"unknown export {name!r}; known: {', '.join(sorted(EXPORTS))}")
-    return EXPORTS[name].func(snapshot, filters, scope, **options)
+    from dashboard import cache
+    return cache.cached("export:" + name, snapshot, filters, scope,
+                        lambda: EXPORTS[name].func(snapshot, filters, scope, **options), **options)
 
 
 # --- serialisation ----------------------------------------------------------------------------

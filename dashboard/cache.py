@@ -1,0 +1,79 @@
+"""An explicit, read-only-by-key cache of derived results, shared by workers on disk.
+
+Keys name everything a result depends on: the snapshot (path and manifest bytes, which hold
+every file's checksum), the filters, the site scope, the export and its options, and the code
+version. A snapshot never changes once published, so an entry never goes stale; a new snapshot
+has a new key. Set REGISTRY_CACHE to share the folder between hosts; REGISTRY_CACHE=off disables.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from functools import lru_cache
+from pathlib import Path
+
+from cachelib import FileSystemCache
+
+CODE = Path(__file__).resolve().parent.parent
+
+
+def cache_dir() -> Path:
+    env = os.environ.get("REGISTRY_CACHE")
+    path = Path(env) if env and env != "off" else Path(tempfile.gettempdir()) / "hcc-registry-cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def enabled() -> bool:
+    return os.environ.get("REGISTRY_CACHE") != "off"
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """A hash of the SQL and Python that compute results: a code change never reads old entries."""
+    h = hashlib.sha256()
+    for p in sorted(list((CODE / "queries").glob("*.sql")) + list((CODE / "dashboard").rglob("*.py"))):
+        h.update(p.name.encode())
+        h.update(p.read_bytes())
+    return h.hexdigest()[:16]
+
+
+@lru_cache(maxsize=4)
+def _store(folder: str) -> FileSystemCache:
+    return FileSystemCache(folder, threshold=5000, default_timeout=0)
+
+
+def store() -> FileSystemCache:
+    return _store(str(cache_dir() / "results"))
+
+
+@lru_cache(maxsize=256)
+def snapshot_key(path: str, manifest_mtime_ns: int) -> str:
+    return hashlib.sha256(path.encode() + (Path(path) / "manifest.json").read_bytes()).hexdigest()
+
+
+def key(kind: str, snapshot, filters, scope, **options) -> str:
+    manifest = snapshot.path / "manifest.json"
+    parts = {
+        "kind": kind, "code": code_version(),
+        "snapshot": snapshot_key(str(snapshot.path), manifest.stat().st_mtime_ns),
+        "filters": filters.to_query(), "scope": None if scope.sites is None else sorted(scope.sites),
+        "options": {k: options[k] for k in sorted(options)},
+    }
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def cached(kind: str, snapshot, filters, scope, compute, **options):
+    """compute() once per key, across threads, workers and restarts."""
+    if not enabled():
+        return compute()
+    k = key(kind, snapshot, filters, scope, **options)
+    s = store()
+    hit = s.get(k)
+    if hit is not None:
+        return hit
+    value = compute()
+    s.set(k, value)
+    return value

@@ -1,0 +1,32 @@
+"""The result cache: keyed by snapshot, filters, scope, options and code; shared on disk."""
+from dashboard import cache, data
+from dashboard.data import Scope
+from dashboard.exports import run_export
+from dashboard.filters import Filters
+
+
+def test_keys_name_everything_a_result_depends_on(mini_snapshot):
+    k = lambda **kw: cache.key("export:x", mini_snapshot, kw.pop("filters", Filters()),
+                               kw.pop("scope", data.ALL_SITES), **kw)
+    base = k()
+    assert base == k()
+    assert base != k(filters=Filters(bclc=("B",)))
+    assert base != k(scope=Scope(("S01",)))
+    assert base != k(endpoint="pfs")
+    assert k(endpoint="pfs", by="sex") == k(by="sex", endpoint="pfs")
+
+
+def test_a_cached_export_equals_a_fresh_one(mini_snapshot, monkeypatch):
+    first = run_export("enrollment", mini_snapshot, Filters(site=("S01",)))
+    again = run_export("enrollment", mini_snapshot, Filters(site=("S01",)))
+    monkeypatch.setenv("REGISTRY_CACHE", "off")
+    fresh = run_export("enrollment", mini_snapshot, Filters(site=("S01",)))
+    assert first.rows.equals(again.rows) and first.rows.equals(fresh.rows)
+    assert fresh.n_patients == 3
+
+
+def test_scope_is_part_of_the_key_so_no_site_leaks_through_the_cache(mini_snapshot):
+    everyone = run_export("enrollment", mini_snapshot)
+    s02_only = run_export("enrollment", mini_snapshot, scope=Scope(("S02",)))
+    assert set(everyone.rows.site_id) == {"S01", "S02"}
+    assert set(s02_only.rows.site_id) == {"S02"}
