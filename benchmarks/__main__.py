@@ -21,6 +21,7 @@ import statistics
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 import warnings
 from pathlib import Path
@@ -99,9 +100,24 @@ def layout_props(component) -> dict[str, object]:
 
 
 class Replayer:
-    def __init__(self, client, deps):
+    """Posts callbacks as the browser does, through the Flask test client or over HTTP."""
+
+    def __init__(self, client=None, deps=None, base_url=None):
         self.client = client
         self.deps = deps
+        self.base_url = base_url
+
+    def _send(self, body) -> tuple[int, bytes]:
+        if self.client is not None:
+            r = self.client.post("/_dash-update-component", json=body)
+            return r.status_code, r.data
+        req = urllib.request.Request(self.base_url + "/_dash-update-component", data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"}, method="POST")
+        try:
+            with urllib.request.urlopen(req, timeout=60) as r:
+                return r.status, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.read()
 
     def post(self, dep, values: dict) -> float:
         """POST one callback; values maps 'id.prop' -> value. Returns milliseconds."""
@@ -120,10 +136,10 @@ class Replayer:
                 "inputs": spec(dep["inputs"]), "state": spec(dep["state"]),
                 "changedPropIds": [k for k in values if k.endswith(".data") or k.endswith(".value")][:1]}
         t0 = time.perf_counter()
-        r = self.client.post("/_dash-update-component", json=body)
+        status, payload = self._send(body)
         ms = 1000 * (time.perf_counter() - t0)
-        if r.status_code not in (200, 204):
-            raise RuntimeError(f"callback {dep['output'][:80]} answered {r.status_code}: {r.data[:300]!r}")
+        if status not in (200, 204):
+            raise RuntimeError(f"callback {dep['output'][:80]} answered {status}: {payload[:300]!r}")
         return ms
 
 
@@ -139,39 +155,48 @@ def page_callbacks(deps, present: set[str]):
 
 
 def run_page(replayer, deps, page_path, shell_ids, snapshot_id, reps):
+    callbacks, sync, base_values = page_plan(deps, page_path, shell_ids)
+    times = []
+    for _ in range(reps):
+        for scenario in SCENARIOS:
+            times.append(replay_update(replayer, sync, callbacks, base_values, snapshot_id, scenario))
+    return times, callbacks, base_values
+
+
+def replay_update(replayer, sync, callbacks, base_values, snapshot_id, scenario) -> float:
+    """One filter change as the browser chains it: the shell callback, then the page's callbacks."""
+    from dashboard.filters import Filters
+    values = dict(base_values)
+    values["snapshot-select.value"] = snapshot_id
+    for key, control in CONTROL_IDS.items():
+        values[f"{control}.value"] = scenario.get(key, [])
+    values["f-age.value"] = scenario.get("age", [18, 100])
+    values["f-enrolled.start_date"], values["f-enrolled.end_date"] = scenario.get("enrolled", [None, None])
+    total = replayer.post(sync, values)
+    pairs = [(k, ",".join(v)) for k, v in scenario.items() if k in CONTROL_IDS]
+    if "age" in scenario:
+        pairs += [("age_min", str(scenario["age"][0])), ("age_max", str(scenario["age"][1]))]
+    if "enrolled" in scenario:
+        pairs += [("enrolled_from", scenario["enrolled"][0]), ("enrolled_to", scenario["enrolled"][1])]
+    values["filter-state.data"] = {"snapshot": snapshot_id, "query": Filters.parse_pairs(pairs)[0].to_query()}
+    for dep in callbacks:
+        total += replayer.post(dep, values)
+    return total
+
+
+def page_plan(deps, page_path, shell_ids):
+    """(callbacks, shell sync callback, base control values) of one page."""
     from dashboard.callbacks.shell import render_page
     layout, _ = render_page(page_path, "")
     comps = layout_props(layout)
-    present = set(comps) | shell_ids
-    callbacks = page_callbacks(deps, present)
+    callbacks = page_callbacks(deps, set(comps) | shell_ids)
     sync = next(d for d in deps if d["output"].startswith("..url.search...filter-state.data"))
     base_values = {}
     for key, comp in comps.items():
         for prop in ("value", "start_date", "end_date"):
-            if hasattr(comp, prop) and getattr(comp, prop, None) is not None:
+            if getattr(comp, prop, None) is not None:
                 base_values[f"{key}.{prop}"] = getattr(comp, prop)
-    times = []
-    for _ in range(reps):
-        for scenario in SCENARIOS:
-            values = dict(base_values)
-            values["snapshot-select.value"] = snapshot_id
-            for key, control in CONTROL_IDS.items():
-                values[f"{control}.value"] = scenario.get(key, [])
-            values["f-age.value"] = scenario.get("age", [18, 100])
-            values["f-enrolled.start_date"], values["f-enrolled.end_date"] = scenario.get("enrolled", [None, None])
-            total = replayer.post(sync, values)
-            from dashboard.filters import Filters
-            pairs = [(k, ",".join(v)) for k, v in scenario.items() if k in CONTROL_IDS]
-            if "age" in scenario:
-                pairs += [("age_min", str(scenario["age"][0])), ("age_max", str(scenario["age"][1]))]
-            if "enrolled" in scenario:
-                pairs += [("enrolled_from", scenario["enrolled"][0]), ("enrolled_to", scenario["enrolled"][1])]
-            state = {"snapshot": snapshot_id, "query": Filters.parse_pairs(pairs)[0].to_query()}
-            values["filter-state.data"] = state
-            for dep in callbacks:
-                total += replayer.post(dep, values)
-            times.append(total)
-    return times, callbacks, base_values
+    return callbacks, sync, base_values
 
 
 def percentile(xs, q):
