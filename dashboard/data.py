@@ -146,14 +146,26 @@ def ensure_schema(snapshot: Snapshot) -> str:
 
 # --- the seam ---------------------------------------------------------------------------------
 def _bind(cur, filters: Filters, scope: Scope, extra: dict | None = None):
+    """Bind filters, scope and extra variables on this thread's cursor. Every variable is set
+    for every query (None resets it), so nothing leaks from one query to the next; a variable
+    already holding the wanted value on this cursor is not set again."""
     variables = filters.as_variables()
     variables["scope_sites"] = list(scope.sites) if scope.sites is not None else None
     variables.update(extra or {})
+    bound = _local.__dict__.setdefault("bound", {})
+    if bound.get("_cursor") is not cur:
+        bound.clear()
+        bound["_cursor"] = cur
+    for name in set(bound) - set(variables) - {"_cursor"}:
+        variables[name] = None          # a variable an earlier query set: reset it
     for name, value in variables.items():
+        if name in bound and bound[name] == value:
+            continue
         if value is None:
             cur.execute(f"reset variable {_ident(name)}")
         else:
             cur.execute(f"set variable {_ident(name)} = ?", [value])
+        bound[name] = value
 
 
 def execute(sql: str, snapshot: Snapshot, filters: Filters = Filters(), scope: Scope = ALL_SITES,
@@ -215,8 +227,20 @@ def report_for(snapshot: Snapshot) -> Report:
 
 
 def valid_snapshots(root=None) -> list[Snapshot]:
-    """Snapshots that pass validation, oldest cut-off first."""
-    return [s for s in list_snapshots(root, verify_checksums=False) if report_for(s).ok]
+    """Snapshots that pass validation, oldest cut-off first. Recomputed only when a snapshot
+    folder or manifest appears, disappears or changes (a cheap listing of the folder)."""
+    folder = data_root(root) / "snapshots"
+    try:
+        listing = tuple(sorted((p.name, (p / "manifest.json").stat().st_mtime_ns)
+                               for p in folder.iterdir() if (p / "manifest.json").exists()))
+    except OSError:
+        listing = ()
+    return list(_valid_snapshots(str(folder.parent), listing))
+
+
+@lru_cache(maxsize=16)
+def _valid_snapshots(root: str, listing: tuple) -> tuple[Snapshot, ...]:
+    return tuple(s for s in list_snapshots(Path(root), verify_checksums=False) if report_for(s).ok)
 
 
 def resolve(snapshot_id: str | None = "latest", root=None) -> Snapshot:

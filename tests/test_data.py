@@ -68,3 +68,10 @@ def test_validation_reports_are_cached_on_disk_by_manifest(mini_root, tmp_path, 
     data._reports.clear()
     monkeypatch.setattr(data, "validate_folder", lambda path: pytest.fail("validated again despite the cache"))
     assert data.report_for(snap).summary() == first.summary()
+
+
+def test_extra_variables_are_reset_for_the_next_query(mini_snapshot):
+    first = data.execute("select getvariable('ae_related_only') as v", mini_snapshot, variables={"ae_related_only": True})
+    assert bool(first.v.iloc[0]) is True
+    second = data.execute("select getvariable('ae_related_only') as v", mini_snapshot)
+    assert second.v.isna().all()
