@@ -136,3 +136,19 @@ def test_router_passes_page_options_from_the_url(dash_app):
     assert "'value': 'site'" in text or "value='site'" in text
     missing, title = shell.render_page("/nope", "")
     assert title == "Not found"
+
+
+def test_a_broken_newer_cut_is_rejected_and_the_last_good_one_served(tmp_path, monkeypatch):
+    """The contract: a snapshot that breaks a rule is rejected with table, column and rule, and
+    the dashboard keeps serving the last one that passed."""
+    from fixtures import mini_registry, write_snapshot
+    from dashboard.callbacks import overview
+    good = mini_registry()
+    write_snapshot(tmp_path, "2024-12-31", good)
+    broken = mini_registry()
+    broken["patients"][0]["sex"] = "X"
+    write_snapshot(tmp_path, "2025-03-31", broken)
+    monkeypatch.setenv("REGISTRY_DATA", str(tmp_path))
+    assert data.resolve("latest").snapshot_id == "2024-12-31"
+    panel = str(overview.quality_panel({"snapshot": "2024-12-31", "query": ""}))
+    assert "2025-03-31" in panel and "patients.sex" in panel

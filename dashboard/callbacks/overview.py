@@ -4,6 +4,7 @@ from dash import Input, Output, callback, html
 
 from dashboard import data, exports, ids
 from dashboard.callbacks.shell import state_context
+from dashboard.snapshots import list_snapshots
 
 
 def stat_card(label, value, note=None, id_=None):
@@ -35,3 +36,37 @@ def overview_cards(state):
 @callback(Output("overview-cards", "children"), Input(ids.STATE, "data"))
 def _overview(state):
     return overview_cards(state)
+
+
+def quality_rows():
+    """Every complete snapshot with its validation verdict: (snapshot, report), newest first."""
+    return [(s, data.report_for(s)) for s in reversed(list_snapshots(verify_checksums=False))]
+
+
+def quality_panel(state):
+    """Rejected cuts (with their errors) and the shown cut's warnings: table, column, rule, keys."""
+    shown, _, _ = state_context(state)
+    parts = []
+    rejected = [(s, r) for s, r in quality_rows() if not r.ok]
+    if rejected:
+        parts.append(dbc.Alert([html.Strong(f"{len(rejected)} data cut(s) rejected; not served:"), html.Ul([
+            html.Li([f"{s.snapshot_id}: {len(r.errors)} error(s), e.g. ", html.Code(str(r.errors[0]))])
+            for s, r in rejected])], color="danger", className="small", id="overview-rejected"))
+    warnings = data.report_for(shown).warnings
+    if not warnings:
+        parts.append(html.P(f"Data cut {shown.snapshot_id}: no warning.", className="small"))
+        return parts
+    head = html.Thead(html.Tr([html.Th("Table.column"), html.Th("Rule"), html.Th("Rows", className="text-end"),
+                               html.Th("Examples")]))
+    body = html.Tbody([html.Tr([html.Td(html.Code(f"{w.table}.{w.column}" if w.column else w.table)), html.Td(w.rule),
+                                html.Td(f"{w.count:,}", className="text-end"), html.Td(", ".join(w.examples),
+                                                                                       className="small")])
+                       for w in warnings])
+    parts.append(dbc.Table([head, body], size="sm", bordered=False, hover=True, className="small bg-white",
+                           id="overview-warnings"))
+    return parts
+
+
+@callback(Output("overview-quality", "children"), Input(ids.STATE, "data"))
+def _quality(state):
+    return quality_panel(state)

@@ -10,4 +10,10 @@ layout = html.Div([
            "a multicentre registry in Taiwan. Primary endpoint: 1-year overall survival.",
            className="text-muted"),
     html.Div(id="overview-cards"),
+    html.H2("Data quality", className="h5 mt-3"),
+    html.P("Checks of the snapshot contract (docs/snapshot-contract.md). Errors reject a data cut: the "
+           "dashboard keeps serving the last one that passed. Warnings are served and listed here for "
+           "the data manager; the same list is printed by python -m dashboard validate.",
+           className="text-muted small"),
+    html.Div(id="overview-quality"),
 ])
