@@ -1,1 +1,256 @@
-"""Survival exports (registered with @export; see dashboard/exports/__init__.py)."""
+"""Survival exports: Kaplan-Meier summary, step function, numbers at risk and Cox hazard ratios
+(registered with @export; see dashboard/exports/__init__.py).
+
+All four read one `SurvivalAnalysis`: the endpoint's rows of `patient_endpoints` joined to
+`cohort` for the grouping, with one Kaplan-Meier fit per group. The Survival page builds the same
+object once per callback and draws every card from it, so the page and
+`python -m dashboard export km-summary|km-curve|km-risk-table|cox` print the same numbers.
+Definitions: docs/analysis.md ("Time-to-event endpoints"); the estimators are
+dashboard/analytics/survival.py, checked against R's survival package.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+
+from dashboard import data
+from dashboard.analytics import survival as sv
+from dashboard.data import ALL_SITES
+from dashboard.exports import Export, export
+from dashboard.filters import Filters
+from dashboard.grouping import check_by, group_column, ordered_levels
+
+ENDPOINTS = {"os": "Overall survival", "ttp": "Time to progression", "pfs": "Progression-free survival",
+             "local_ttp": "Local time to progression"}
+ENDPOINT_DEFINITIONS = {
+    "os": "OS: death from any cause, from the first DEB-TACE; alive patients censored at the last date "
+          "known alive.",
+    "ttp": "TTP: first mRECIST progression (overall response PD), from the first DEB-TACE; censored at the "
+           "last post-baseline scan (deaths without progression too; day 0 without a post-baseline scan).",
+    "pfs": "PFS: progression or death, whichever comes first, from the first DEB-TACE; censored at the last "
+           "post-baseline scan (day 0 without one).",
+    "local_ttp": "Local TTP: first local progression of the treated target lesions (local response PD), from "
+                 "the first DEB-TACE; censored as TTP.",
+}
+CI_TYPES = {"log-log": "log-log (SAS default)", "log": "log (R's default)", "plain": "plain (linear)"}
+FIXED_TIMES = (182, 365, 730)          # S at 6 months, 1 year (the primary endpoint), 2 years
+RISK_STEP_DAYS = 90                    # the risk-table export's default grid
+SMALL_GROUP = 5                        # groups under this many patients are flagged
+
+SUMMARY_COLUMNS = ["group", "n", "events", "median_days", "median_ci_lower_days", "median_ci_upper_days"] + [
+    f"surv_{t}{suffix}" for t in FIXED_TIMES for suffix in ("", "_ci_lower", "_ci_upper")]
+CURVE_COLUMNS = ["group", "time_days", "surv", "ci_lower", "ci_upper", "n_risk", "n_event", "n_censor"]
+RISK_COLUMNS = ["group", "time_days", "n_at_risk", "cum_events", "cum_censored"]
+COX_COLUMNS = ["group", "hazard_ratio", "ci_lower", "ci_upper", "p_value"]
+
+ENDPOINT_SQL = """
+select e.endpoint, e.time_days, e.is_event, c.*
+from patient_endpoints e
+join cohort c using (patient_id)
+where e.endpoint in (?, 'os')
+order by e.endpoint, c.patient_id
+"""
+
+
+def check_endpoint(endpoint: str | None) -> str:
+    endpoint = endpoint or "os"
+    if endpoint not in ENDPOINTS:
+        raise ValueError(f"unknown endpoint {endpoint!r}; choose one of: {', '.join(ENDPOINTS)}")
+    return endpoint
+
+
+def check_ci(ci: str | None) -> str:
+    ci = ci or "log-log"
+    if ci not in sv.CONF_TYPES:
+        raise ValueError(f"unknown CI transform {ci!r}; choose one of: {', '.join(sv.CONF_TYPES)}")
+    return ci
+
+
+def parse_times(times) -> list[float]:
+    """Risk-table times in days from '0,90,180' (or a list); each >= 0, duplicates dropped."""
+    if isinstance(times, str):
+        items = [x.strip() for x in times.split(",") if x.strip()]
+    else:
+        items = list(times)
+    try:
+        out = [float(x) for x in items]
+    except ValueError:
+        raise ValueError(f"--times must be comma-separated numbers of days, got {times!r}") from None
+    if not out or any(not math.isfinite(t) or t < 0 for t in out):
+        raise ValueError(f"--times must be one or more days >= 0, got {times!r}")
+    return sorted(set(out))
+
+
+def default_times(max_days: float, step: float = RISK_STEP_DAYS) -> list[float]:
+    """0, step, 2 step, ... up to the longest follow-up time."""
+    return [float(t) for t in np.arange(0, max(max_days, 0) + 1e-9, step)]
+
+
+def surv_within_followup(fit: sv.KMFit, t: float):
+    """(S(t), lower, upper) as R's summary(fit, times = t), or Nones where S(t) is not estimable:
+    t after the group's last follow-up time while S is still above 0 (R's summary leaves such a
+    time out unless extend = TRUE, which carries the last value forward)."""
+    if fit.n == 0 or (t > fit.time[-1] and fit.surv[-1] > 0):
+        return None, None, None
+    return sv.surv_at(fit, t)
+
+
+@dataclass(frozen=True)
+class SurvivalAnalysis:
+    """One endpoint by one grouping, with one Kaplan-Meier fit per group (computed once).
+
+    ``patients`` holds one row per patient in the filter: group, time_days, is_event (0/1);
+    ``os`` the same patients' OS rows (median follow-up by reverse Kaplan-Meier is always of OS).
+    """
+    endpoint: str
+    by: str
+    ci: str
+    patients: pd.DataFrame
+    os: pd.DataFrame
+    levels: tuple[str, ...]
+
+    @property
+    def n_patients(self) -> int:
+        return len(self.patients)
+
+    def _of(self, level) -> pd.DataFrame:
+        return self.patients[self.patients["group"] == level]
+
+    @cached_property
+    def fits(self) -> dict[str, sv.KMFit]:
+        return {lv: sv.km_fit(g["time_days"], g["is_event"], conf_type=self.ci)
+                for lv in self.levels for g in [self._of(lv)]}
+
+    @cached_property
+    def group_factor(self) -> pd.Categorical:
+        return pd.Categorical(self.patients["group"], categories=list(self.levels))
+
+    def small_groups(self) -> list[str]:
+        return [lv for lv, fit in self.fits.items() if fit.n < SMALL_GROUP]
+
+    def summary(self) -> pd.DataFrame:
+        """Per group: n, events, median with its CI (None = not reached), S(182/365/730) with CI
+        (None where not estimable, see surv_within_followup)."""
+        rows = []
+        for level, fit in self.fits.items():
+            med, lo, hi = sv.median_survival(fit)
+            row = dict(group=level, n=fit.n, events=fit.events, median_days=med,
+                       median_ci_lower_days=lo, median_ci_upper_days=hi)
+            for t in FIXED_TIMES:
+                s, s_lo, s_hi = surv_within_followup(fit, t)
+                row.update({f"surv_{t}": s, f"surv_{t}_ci_lower": s_lo, f"surv_{t}_ci_upper": s_hi})
+            rows.append(row)
+        return pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+
+    def curve(self) -> pd.DataFrame:
+        """The step function of every group from S(0) = 1 (R's survfit0), one row per distinct time."""
+        parts = [sv.km_table(fit).assign(group=level) for level, fit in self.fits.items()]
+        if not parts:
+            return pd.DataFrame(columns=CURVE_COLUMNS)
+        return pd.concat(parts, ignore_index=True)[CURVE_COLUMNS]
+
+    def risk_table(self, times) -> pd.DataFrame:
+        """Per group and time t: at risk (time >= t), cumulative events and censored (time <= t)."""
+        parts = [sv.risk_table(g["time_days"], g["is_event"], times).assign(group=level)
+                 for level in self.levels for g in [self._of(level)]]
+        if not parts:
+            return pd.DataFrame(columns=RISK_COLUMNS)
+        return pd.concat(parts, ignore_index=True)[RISK_COLUMNS]
+
+    @cached_property
+    def logrank(self) -> sv.LogRank | None:
+        """Log-rank test across the groups (None with fewer than two groups)."""
+        if len(self.levels) < 2:
+            return None
+        return sv.logrank_test(self.patients["time_days"], self.patients["is_event"], self.group_factor)
+
+    def logrank_dict(self) -> dict | None:
+        lr = self.logrank
+        return None if lr is None else {"chisq": lr.chisq, "df": lr.df, "p_value": lr.p_value}
+
+    @cached_property
+    def cox(self) -> pd.DataFrame:
+        """Hazard ratios of each group against the first level (no rows without a grouping)."""
+        if self.by == "none" or not self.levels:
+            return pd.DataFrame(columns=COX_COLUMNS)
+        hr = sv.cox_hazard_ratios(self.patients["time_days"], self.patients["is_event"], self.group_factor,
+                                  reference=self.levels[0])
+        return hr.set_index("group").reindex(list(self.levels)).reset_index()[COX_COLUMNS]
+
+    @cached_property
+    def median_followup(self) -> tuple[float | None, float | None, float | None]:
+        """Median follow-up (days) by reverse Kaplan-Meier of OS, every group pooled, with its CI."""
+        if self.os.empty:
+            return None, None, None
+        return sv.median_followup(self.os["time_days"], self.os["is_event"], conf_type=self.ci)
+
+    def max_days(self) -> float:
+        return float(self.patients["time_days"].max()) if len(self.patients) else 0.0
+
+    def options(self) -> dict:
+        return {"endpoint": self.endpoint, "by": self.by, "ci": self.ci}
+
+
+def survival_analysis(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os", by="bclc_stage",
+                      ci="log-log") -> SurvivalAnalysis:
+    """The endpoint's times and events for the patients in the filter, grouped by `by`."""
+    endpoint, by, ci = check_endpoint(endpoint), check_by(by), check_ci(ci)
+    rows = data.execute(ENDPOINT_SQL, snapshot, filters, scope, params=[endpoint])
+    rows["group"] = group_column(rows, by)
+    rows["is_event"] = rows["is_event"].astype(int)
+    rows["time_days"] = rows["time_days"].astype(float)
+    keep = ["patient_id", "group", "time_days", "is_event"]
+    patients = rows.loc[rows["endpoint"] == endpoint, keep].reset_index(drop=True)
+    os_rows = rows.loc[rows["endpoint"] == "os", keep].reset_index(drop=True)
+    levels = tuple(ordered_levels(by, patients["group"])) if len(patients) else ()
+    return SurvivalAnalysis(endpoint, by, ci, patients, os_rows, levels)
+
+
+def summary_extra(analysis: SurvivalAnalysis) -> dict:
+    med, lo, hi = analysis.median_followup
+    return {**analysis.options(), "logrank": analysis.logrank_dict(), "median_followup_days": med,
+            "median_followup_ci_lower_days": lo, "median_followup_ci_upper_days": hi,
+            "small_group_threshold": SMALL_GROUP}
+
+
+OPTIONS = ("endpoint", "by", "ci")
+OPTIONS_HELP = "--endpoint os|ttp|pfs|local_ttp, --by FIELD|none, --ci log-log|log|plain"
+
+
+@export("km-summary", "Kaplan-Meier per group: n, events, median (95% CI) and S at 182/365/730 days (95% CI) "
+                      "in days, log-rank test, median follow-up (reverse KM of OS); " + OPTIONS_HELP,
+        options=OPTIONS)
+def km_summary_export(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os", by="bclc_stage",
+                      ci="log-log", **_):
+    a = survival_analysis(snapshot, filters, scope, endpoint, by, ci)
+    return Export("km-summary", a.summary(), a.n_patients, summary_extra(a))
+
+
+@export("km-curve", "Kaplan-Meier step functions per group (time in days, S, pointwise CI, n at risk, events, "
+                    "censored), from S(0) = 1; " + OPTIONS_HELP, options=OPTIONS)
+def km_curve_export(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os", by="bclc_stage",
+                    ci="log-log", **_):
+    a = survival_analysis(snapshot, filters, scope, endpoint, by, ci)
+    return Export("km-curve", a.curve(), a.n_patients, a.options())
+
+
+@export("km-risk-table", "numbers under the Kaplan-Meier curves per group: at risk (time >= t), cumulative events "
+                         "and censored (time <= t) at --times (days; default every 90); " + OPTIONS_HELP,
+        options=OPTIONS + ("times",))
+def km_risk_table_export(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os", by="bclc_stage",
+                         ci="log-log", times=None, **_):
+    a = survival_analysis(snapshot, filters, scope, endpoint, by, ci)
+    grid = parse_times(times) if times is not None else default_times(a.max_days())
+    return Export("km-risk-table", a.risk_table(grid), a.n_patients, {**a.options(), "times": grid})
+
+
+@export("cox", "Cox proportional-hazards hazard ratio of each group against the first level (Efron ties, "
+               "Wald 95% CI and p); " + OPTIONS_HELP, options=OPTIONS)
+def cox_export(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os", by="bclc_stage", ci="log-log", **_):
+    a = survival_analysis(snapshot, filters, scope, endpoint, by, ci)
+    return Export("cox", a.cox, a.n_patients,
+                  {**a.options(), "reference": a.levels[0] if a.levels and by != "none" else None})

@@ -1,11 +1,69 @@
-"""Survival page: not built yet (see the project's open issues)."""
+"""Survival: Kaplan-Meier curves of OS, TTP, PFS or local TTP by a grouping, the numbers at risk
+under them, the summary per group (medians, S at 6/12/24 months), log-rank and Cox hazard ratios.
+
+The four controls are page options kept in the URL (?endpoint=pfs&by=sex&ci=log&bands=on).
+"""
 import dash
-from dash import html
+import dash_bootstrap_components as dbc
+from dash import dcc, html
 
-dash.register_page(__name__, path="/survival", name="Survival", title="Survival · HCC DEB-TACE Registry")
+from dashboard import ids
+from dashboard.analytics.survival import CONF_TYPES
+from dashboard.components import fid, figure_card, table_card
+from dashboard.exports.survival import CI_TYPES, ENDPOINTS
+from dashboard.grouping import GROUPINGS
 
-layout = html.Div([
-    html.H1("Survival", className="h4 mt-2"),
-    html.P("This page is not built yet. The data behind it is available from the command line: "
-           "python -m dashboard export --help.", className="alert alert-secondary"),
-])
+dash.register_page(__name__, path="/survival", name="Survival", title="Survival · HCC DEB-TACE Registry", order=2)
+
+DEFAULTS = {"endpoint": "os", "by": "bclc_stage", "ci": "log-log"}
+
+
+def _control(id_, label, control, width=None):
+    return dbc.Col([html.Div(label, className="filter-label"), control], id=id_, width=width or "auto",
+                   className="survival-control")
+
+
+def controls(endpoint, by, ci, bands):
+    """Endpoint, grouping, CI transform and CI bands: each a page option (ids.page_option) in a
+    container whose id starts with 'survival-'."""
+    return dbc.Card(dbc.CardBody(dbc.Row([
+        _control("survival-endpoint", "Endpoint", dbc.RadioItems(
+            id=ids.page_option("endpoint"), value=endpoint, inline=True,
+            options=[{"label": label, "value": key} for key, label in ENDPOINTS.items()])),
+        _control("survival-by", "Group by", dcc.Dropdown(
+            id=ids.page_option("by"), value=by, clearable=False, searchable=False, style={"width": "15rem"},
+            options=[{"label": label, "value": key} for key, label in GROUPINGS.items()])),
+        _control("survival-ci", "95% CI transform", dbc.RadioItems(
+            id=ids.page_option("ci"), value=ci, inline=True,
+            options=[{"label": CI_TYPES[c], "value": c} for c in CONF_TYPES])),
+        _control("survival-bands", "Bands", dbc.Checklist(
+            id=ids.page_option("bands"), value=bands, switch=True,
+            options=[{"label": "Show 95% CI bands", "value": "on"}])),
+    ], className="g-3 align-items-start")), className="mb-3", id="survival-controls")
+
+
+def risk_download():
+    """The numbers under the curves as CSV (the km-risk-table export at the figure's ticks)."""
+    return html.Div([
+        dbc.Button("Numbers at risk (CSV)", id=fid("download-csv", "km-risk-table"), size="sm", color="link",
+                   className="p-0", title="At risk, cumulative events and censored at the x ticks, per group"),
+        dcc.Store(id=fid("figure-export", "km-risk-table")),
+        dcc.Download(id=fid("download", "km-risk-table")),
+    ], className="text-end small")
+
+
+def layout(endpoint=None, by=None, ci=None, bands=None, **_):
+    """Page options from the URL; an unknown value falls back to the default."""
+    endpoint = endpoint if endpoint in ENDPOINTS else DEFAULTS["endpoint"]
+    by = by if by in GROUPINGS else DEFAULTS["by"]
+    ci = ci if ci in CONF_TYPES else DEFAULTS["ci"]
+    bands = ["on"] if bands == "on" else []
+    return html.Div([
+        html.H1("Survival", className="h4 mt-1"),
+        controls(endpoint, by, ci, bands),
+        figure_card("km-curve", "Kaplan-Meier curves", height=620, extra=risk_download()),
+        dbc.Row([
+            dbc.Col(table_card("km-summary", "Summary by group"), xxl=8),
+            dbc.Col(table_card("cox", "Hazard ratios (Cox proportional hazards)"), xxl=4),
+        ]),
+    ])
