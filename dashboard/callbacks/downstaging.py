@@ -1,1 +1,107 @@
-"""Downstaging page callbacks (not built yet)."""
+"""Downstaging page callbacks: state -> exports (data + analytics) -> figures, one per card."""
+from dash import Input, callback
+
+from dashboard import exports, ids
+from dashboard.callbacks.shell import state_context
+from dashboard.components import card_outputs, export_spec, graph_config
+from dashboard.figures import downstaging as figs
+from dashboard.figures.common import NO_PATIENTS
+
+PAGE = "downstaging"
+MEASURE, BY = "downstaging-measure", "downstaging-by"       # the page's controls
+FLOW, RATES, CIF, DOWNSIZING = "downstaging-flow", "downstaging-rates", "downstaging-cif", "downstaging-downsizing"
+
+FLOW_NOTES = {
+    "bclc": "Right: the best follow-up stage, the lowest BCLC stage recorded at any restaging review "
+            "(0 < A < B < C < D); a patient downstaged once and restaged higher later counts at the lower stage.",
+    "milan": "Right: within Milan when within Milan at any restaging review, even if outside again later.",
+    "resectable": "Right: resectable when judged resectable at any restaging review, even if not later.",
+}
+
+
+def _pct(p) -> str:
+    return "–" if p is None or p != p else f"{100 * p:.1f}%"
+
+
+def flow_card(state, measure="bclc"):
+    snapshot, filters, scope = state_context(state)
+    measure = measure if measure in FLOW_NOTES else "bclc"
+    exp = exports.run_export("staging-flow", snapshot, filters, scope, measure=measure)
+    spec = export_spec(PAGE, FLOW, "staging-flow", snapshot.snapshot_id, {"measure": measure})
+    note = (f"Left: the baseline state (patients table). {FLOW_NOTES[measure]} Patients without any review: "
+            "'died before restaging' (death recorded) or 'not yet restaged'. Widths and numbers are patients "
+            f"(N = {exp.n_patients} in the current filter); link colour: green better, grey-blue unchanged, "
+            "red worse than at baseline.")
+    return figs.flow_figure(exp.rows, measure), graph_config(FLOW, spec["filename"]), spec, note
+
+
+def rates_card(state, by="bclc_stage"):
+    snapshot, filters, scope = state_context(state)
+    exp = exports.run_export("downstaging-summary", snapshot, filters, scope, by=by)
+    spec = export_spec(PAGE, RATES, "downstaging-summary", snapshot.snapshot_id, {"by": exp.extra["by"]})
+    note = ("Downstaged to within Milan: outside Milan at baseline and within Milan at any restaging review; "
+            "denominator = patients outside Milan at baseline. Converted to resectable: not resectable at baseline "
+            "and resectable at any review; denominator = patients not resectable at baseline. Eligible patients "
+            "without a review (died or not yet restaged) count as not achieved. Labels: achieved/eligible and "
+            "rate; bars: exact 95% CI (Clopper-Pearson). Open circles: fewer than 5 eligible (descriptive).")
+    if exp.n_patients == 0:
+        return figs.message_figure(NO_PATIENTS), graph_config(RATES, spec["filename"]), spec, note
+    return figs.rates_figure(exp.rows, exp.extra["by"]), graph_config(RATES, spec["filename"]), spec, note
+
+
+def cif_card(state, by="bclc_stage"):
+    snapshot, filters, scope = state_context(state)
+    exp = exports.run_export("downstaging-cif", snapshot, filters, scope, by=by)
+    spec = export_spec(PAGE, CIF, "downstaging-cif", snapshot.snapshot_id, {"by": exp.extra["by"]})
+    x = exp.extra
+    at = x["all_at_one_year"]
+    compare = ("" if at is None else
+               f" At 12 months, all eligible patients: {_pct(at['cif'])} (95% CI {_pct(at['ci_lower'])}–"
+               f"{_pct(at['ci_upper'])}); 1 − KM would give {_pct(at['one_minus_km'])}.")
+    note = (f"Patients outside Milan at baseline (n = {x['n_eligible']}: {x['n_downstaged']} downstaged, "
+            f"{x['n_died_first']} died first, {x['n_censored']} censored). Time from the first DEB-TACE to the first "
+            "restaging review within Milan; death before that is a competing event; others are censored at their "
+            "last review (day 0 without one). Cumulative incidence by Aalen-Johansen, not 1 − Kaplan-Meier: "
+            "1 − KM counts the dead as if they could still be downstaged and so overstates the probability."
+            f"{compare} Band (drawn for up to {figs.MAX_BANDS} groups; hover shows it always): 95% pointwise CI, "
+            "log transform of the infinitesimal-jackknife SE (R survival's multi-state default). "
+            "Months = days / 30.4375.")
+    if exp.n_patients == 0:
+        return figs.message_figure(NO_PATIENTS), graph_config(CIF, spec["filename"]), spec, note
+    return figs.cif_figure(exp.rows, x["by"]), graph_config(CIF, spec["filename"]), spec, note
+
+
+def downsizing_card(state, by="bclc_stage"):
+    snapshot, filters, scope = state_context(state)
+    exp = exports.run_export("downsizing", snapshot, filters, scope, by=by)
+    spec = export_spec(PAGE, DOWNSIZING, "downsizing", snapshot.snapshot_id, {"by": exp.extra["by"]})
+    reasons = "; ".join(f"{k}: {v}" for k, v in exp.extra["not_evaluable"].items())
+    note = ("Index lesion: the target lesion with the largest viable (enhancing, mRECIST) diameter at baseline. "
+            "Best change: its smallest percent change from baseline, 100 × (d − d0) / d0, over post-baseline scans "
+            "up to and including the first PD (the waterfall's window); −100% = no viable tumour left. "
+            f"Box: median and quartiles; points: patients (n = {exp.extra['n_evaluable']}). Not shown, not "
+            f"evaluable: {exp.extra['n_not_evaluable']}" + (f" ({reasons})." if reasons else "."))
+    if exp.n_patients == 0:
+        return figs.message_figure(NO_PATIENTS), graph_config(DOWNSIZING, spec["filename"]), spec, note
+    fig = figs.downsizing_figure(exp.rows, exp.extra["groups"], exp.extra["by"])
+    return fig, graph_config(DOWNSIZING, spec["filename"]), spec, note
+
+
+@callback(*card_outputs(FLOW), Input(ids.STATE, "data"), Input(MEASURE, "value"))
+def _flow(state, measure):
+    return flow_card(state, measure)
+
+
+@callback(*card_outputs(RATES), Input(ids.STATE, "data"), Input(BY, "value"))
+def _rates(state, by):
+    return rates_card(state, by)
+
+
+@callback(*card_outputs(CIF), Input(ids.STATE, "data"), Input(BY, "value"))
+def _cif(state, by):
+    return cif_card(state, by)
+
+
+@callback(*card_outputs(DOWNSIZING), Input(ids.STATE, "data"), Input(BY, "value"))
+def _downsizing(state, by):
+    return downsizing_card(state, by)

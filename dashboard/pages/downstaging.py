@@ -1,11 +1,42 @@
-"""Downstaging page: not built yet (see the project's open issues)."""
+"""Downstaging (exploratory objective 1): staging flow, downstaging and conversion rates, time to
+downstaging with death competing, downsizing of the largest lesion."""
 import dash
-from dash import html
+import dash_bootstrap_components as dbc
+from dash import dcc, html
 
-dash.register_page(__name__, path="/downstaging", name="Downstaging", title="Downstaging · HCC DEB-TACE Registry")
+from dashboard.callbacks.downstaging import BY, CIF, DOWNSIZING, FLOW, MEASURE, RATES
+from dashboard.components import figure_card
+from dashboard.grouping import GROUPINGS
 
-layout = html.Div([
-    html.H1("Downstaging", className="h4 mt-2"),
-    html.P("This page is not built yet. The data behind it is available from the command line: "
-           "python -m dashboard export --help.", className="alert alert-secondary"),
-])
+dash.register_page(__name__, path="/downstaging", name="Downstaging", title="Downstaging · HCC DEB-TACE Registry",
+                   order=5)
+
+MEASURES = {"bclc": "BCLC stage", "milan": "Milan criteria", "resectable": "Resectability"}
+
+
+def layout(measure="bclc", by="bclc_stage", **_):
+    """Page options from the URL: ?measure=milan&by=site_id."""
+    measure = measure if measure in MEASURES else "bclc"
+    by = by if by in GROUPINGS else "bclc_stage"
+    return html.Div([
+        dbc.Row([
+            dbc.Col(html.H1("Downstaging", className="h4 mb-0"), width="auto"),
+            dbc.Col(html.Div([
+                dbc.Label("Group by", html_for=BY, className="me-2 mb-0 small fw-semibold"),
+                dcc.Dropdown(id=BY, value=by, clearable=False, searchable=False, style={"width": "15rem"},
+                             options=[{"label": label, "value": key} for key, label in GROUPINGS.items()]),
+            ], className="d-flex align-items-center"), width="auto"),
+            dbc.Col(html.Span("Rates, time to downstaging and downsizing are shown per group.",
+                              className="text-muted small"), className="d-none d-xl-block"),
+        ], className="align-items-center g-3 mt-1 mb-2"),
+        dbc.Row([
+            dbc.Col(figure_card(FLOW, "Staging flow: baseline to best follow-up", height=500, controls=dbc.RadioItems(
+                id=MEASURE, value=measure, inline=True,
+                options=[{"label": label, "value": key} for key, label in MEASURES.items()])), xl=7),
+            dbc.Col(figure_card(CIF, "Time to downstaging to within Milan (cumulative incidence)"), xl=5),
+        ]),
+        dbc.Row([
+            dbc.Col(figure_card(RATES, "Downstaging and conversion rates", height=300), xl=7),
+            dbc.Col(figure_card(DOWNSIZING, "Downsizing of the largest viable lesion"), xl=5),
+        ]),
+    ])

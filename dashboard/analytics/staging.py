@@ -1,0 +1,163 @@
+"""Staging and downstaging statistics: flows, downstaging and conversion rates, time to downstaging.
+
+Definitions: analysis plan, "Staging and downstaging". The per-patient facts come from the views
+staging_flow, staging_outcomes, time_to_downstaging and downsizing (queries/); this module only
+counts and estimates. Rates use exact (Clopper-Pearson) CIs; time to downstaging uses the
+Aalen-Johansen cumulative incidence with death as a competing event, never 1 - Kaplan-Meier.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from dashboard.analytics.competing import aalen_johansen
+from dashboard.analytics.proportions import clopper_pearson
+from dashboard.analytics.survival import km_fit
+from dashboard.contract import BCLC_STAGES
+from dashboard.grouping import group_column, ordered_levels
+
+MEASURES = ("bclc", "milan", "resectable")
+DIED, NOT_RESTAGED = "died before restaging", "not yet restaged"
+TERMINAL = (DIED, NOT_RESTAGED)
+# the states of each measure, best first (the order of the flow's nodes, top to bottom)
+STATES = {
+    "bclc": tuple(f"BCLC {s}" for s in BCLC_STAGES),
+    "milan": ("within Milan", "outside Milan"),
+    "resectable": ("resectable", "not resectable"),
+}
+# a link's kind: the best follow-up state against the baseline state, or where the patient went instead
+IMPROVED, UNCHANGED, WORSE = "improved", "unchanged", "worse"
+LINK_KINDS = (IMPROVED, UNCHANGED, WORSE, DIED, NOT_RESTAGED)
+
+# downstaging-summary measures: (column of group_rates' input, eligibility column)
+RATE_MEASURES = {
+    "downstaged_to_milan": ("is_downstaged_to_milan", "outside_milan_at_baseline"),
+    "converted_to_resectable": ("is_converted_to_resectable", "not_resectable_at_baseline"),
+}
+
+
+def state_order(measure: str) -> list[str]:
+    """Every state of a measure in display order: best to worst, then the terminal states."""
+    if measure not in STATES:
+        raise ValueError(f"unknown staging measure {measure!r}; choose one of: {', '.join(MEASURES)}")
+    return list(STATES[measure]) + list(TERMINAL)
+
+
+def link_kind(measure: str, source: str, target: str) -> str:
+    """'improved' when the best follow-up state is better than the baseline state (a lower BCLC
+    stage, into Milan, became resectable), 'unchanged', 'worse', or the terminal state."""
+    if target in TERMINAL:
+        return target
+    order = state_order(measure)
+    s, t = order.index(source), order.index(target)
+    return IMPROVED if t < s else WORSE if t > s else UNCHANGED
+
+
+def flow_links(flow: pd.DataFrame, measure: str) -> pd.DataFrame:
+    """Patients per (source, target) from rows of the staging_flow view for one measure: one
+    row per link with at least one patient, in state order. Columns: source, target, n."""
+    order = {s: i for i, s in enumerate(state_order(measure))}
+    if flow.empty:
+        return pd.DataFrame({"source": pd.Series(dtype=str), "target": pd.Series(dtype=str),
+                             "n": pd.Series(dtype=int)})
+    unknown = set(flow["source"]).union(flow["target"]) - set(order)
+    if unknown:
+        raise ValueError(f"states not in the {measure} order: {sorted(unknown)}")
+    links = flow.groupby(["source", "target"], as_index=False).size().rename(columns={"size": "n"})
+    links = links.sort_values(["source", "target"], key=lambda c: c.map(order), ignore_index=True)
+    links["n"] = links["n"].astype(int)
+    return links[["source", "target", "n"]]
+
+
+def group_rates(patients: pd.DataFrame, levels: list[str]) -> pd.DataFrame:
+    """Downstaging and conversion rates per group, with exact (Clopper-Pearson) 95% CIs.
+
+    Input: one row per patient with `group`, `outside_milan_at_baseline`,
+    `not_resectable_at_baseline`, `is_downstaged_to_milan`, `is_converted_to_resectable`.
+    Downstaged to Milan = within Milan at any review among patients outside Milan at baseline
+    (eligible); converted = resectable at any review among patients not resectable at baseline.
+    Patients without a review are eligible and not achieved. Groups: 'all' first, then `levels`
+    (a level with no eligible patient has eligible 0 and no rate).
+    Columns: group, measure, eligible, achieved, rate, ci_lower, ci_upper."""
+    rows = []
+    for group in ["all"] + [g for g in levels if g != "all"]:
+        sub = patients if group == "all" else patients[patients["group"] == group]
+        for measure, (achieved_col, eligible_col) in RATE_MEASURES.items():
+            eligible = sub[sub[eligible_col].astype(bool)]
+            n, x = len(eligible), int(eligible[achieved_col].astype(bool).sum())
+            rate, lo, hi = clopper_pearson(x, n)
+            rows.append((group, measure, n, x, rate, lo, hi))
+    return pd.DataFrame(rows, columns=["group", "measure", "eligible", "achieved", "rate",
+                                       "ci_lower", "ci_upper"])
+
+
+def cumulative_incidence(ttd: pd.DataFrame, levels: list[str], conf_type: str = "log") -> pd.DataFrame:
+    """Aalen-Johansen cumulative incidence of downstaging (status 1), death (status 2) competing,
+    per group, from rows of the time_to_downstaging view with a `group` column.
+
+    One row per group per distinct time, from time 0 (CIF 0): group, time_days, cif, ci_lower,
+    ci_upper (95% pointwise, R survival's multi-state default: log transform of the
+    infinitesimal-jackknife SE; null where CIF = 0), then n_risk, n_event (downstaged at t),
+    n_competing (died at t), n_censor. Groups in `levels` order; a group with no patient has no
+    rows."""
+    cols = ["group", "time_days", "cif", "ci_lower", "ci_upper", "n_risk", "n_event", "n_competing",
+            "n_censor"]
+    parts = []
+    for group in levels:
+        sub = ttd[ttd["group"] == group]
+        if sub.empty:
+            continue
+        fit = aalen_johansen(sub["time_days"], sub["status"], cause=1, conf_type=conf_type)
+        # the leading CIF-0 row duplicates a data row when someone is censored at day 0
+        fit = fit.drop_duplicates("time_days", keep="last").assign(group=group)
+        parts.append(fit)
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object if c == "group" else float) for c in cols})
+    out = pd.concat(parts, ignore_index=True)[cols]
+    for c in ("n_risk", "n_event", "n_competing", "n_censor"):
+        out[c] = out[c].astype(int)
+    out["time_days"] = out["time_days"].astype(int)
+    return out
+
+
+def step_at(curve: pd.DataFrame, t: float) -> pd.Series | None:
+    """The row of a right-continuous step curve (rows sorted by time_days, from 0) in force at t;
+    None when t is beyond the last time (not estimable)."""
+    if curve.empty or t > curve["time_days"].max():
+        return None
+    return curve[curve["time_days"] <= t].iloc[-1]
+
+
+def one_minus_km(ttd: pd.DataFrame, t: float) -> float | None:
+    """1 - Kaplan-Meier of downstaging at t with deaths treated as censored: the naive estimate
+    that overstates the cumulative incidence when patients die (shown only for comparison)."""
+    if ttd.empty or t > ttd["time_days"].max():
+        return None
+    fit = km_fit(ttd["time_days"], (ttd["status"] == 1).astype(int))
+    idx = np.searchsorted(fit.time, t, side="right") - 1
+    return float(1 - fit.surv[idx]) if idx >= 0 else 0.0
+
+
+def downsizing_summary(rows: pd.DataFrame, levels: list[str]) -> pd.DataFrame:
+    """Per group: patients with a best percent change of the index lesion, its median and quartiles
+    (R's quantile type 7) and how many shrank by 30% or more. Columns: group, n, median, q1, q3,
+    n_30."""
+    out = []
+    for group in levels:
+        v = rows.loc[rows["group"] == group, "best_pct_change"].dropna().astype(float)
+        if v.empty:
+            out.append((group, 0, None, None, None, 0))
+            continue
+        q1, med, q3 = np.quantile(v, [0.25, 0.5, 0.75])
+        out.append((group, len(v), float(med), float(q1), float(q3), int((v <= -30).sum())))
+    return pd.DataFrame(out, columns=["group", "n", "median", "q1", "q3", "n_30"])
+
+
+def with_groups(rows: pd.DataFrame, cohort: pd.DataFrame, by: str) -> tuple[pd.DataFrame, list[str]]:
+    """Rows (with patient_id) given the `group` of each patient by a grouping field of cohort, and
+    the group levels present in cohort in their natural order ('all' with no grouping)."""
+    groups = pd.DataFrame({"patient_id": cohort["patient_id"], "group": group_column(cohort, by)})
+    levels = ordered_levels(by, groups["group"].unique()) if len(groups) else []
+    out = rows.merge(groups, on="patient_id", how="left")
+    out["group"] = out["group"].astype(object)
+    return out, levels

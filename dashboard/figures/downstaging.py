@@ -1,0 +1,368 @@
+"""Downstaging figures: the staging flow (Sankey), downstaging and conversion rates, the cumulative
+incidence of downstaging, downsizing. Pure functions: rows of an export -> go.Figure.
+
+The flow is drawn from filled paths rather than plotly's sankey trace, whose link values show on
+hover only: here every node and every link carries its patient count as text, so the figure reads
+on a printed slide, and hovering a node or a link still gives the details.
+"""
+from __future__ import annotations
+
+import textwrap
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
+
+from dashboard.analytics.staging import (DIED, IMPROVED, LINK_KINDS, NOT_RESTAGED, UNCHANGED, WORSE, link_kind,
+                                         state_order)
+from dashboard.figures.common import BCLC_COLOURS, NO_PATIENTS, base_layout, colour_for, empty_figure
+
+MONTH = 30.4375
+SMALL_GROUP = 5          # groups with fewer patients are drawn but flagged (analysis plan)
+MAX_BANDS = 4            # CI bands of more curves than this hide each other: drawn for up to 4 groups
+MAX_END_LABELS = 6
+
+# --- labels -----------------------------------------------------------------------------------
+GROUP_PREFIX = {"bclc_stage": "BCLC ", "child_pugh_class": "Child-Pugh ", "ecog_group": "ECOG ",
+                "afp_group": "AFP ", "sex": ""}
+FLOW_HEADERS = ("At baseline", "Best at follow-up")
+KIND_LABELS = {
+    "bclc": {IMPROVED: "Lower stage (downstaged)", UNCHANGED: "Same stage", WORSE: "Higher stage"},
+    "milan": {IMPROVED: "Into Milan (downstaged)", UNCHANGED: "Unchanged", WORSE: "Out of Milan"},
+    "resectable": {IMPROVED: "Became resectable", UNCHANGED: "Unchanged", WORSE: "No longer resectable"},
+}
+KIND_COLOURS = {IMPROVED: "#117733", UNCHANGED: "#88A0B8", WORSE: "#CC6677", DIED: "#4D4D4D",
+                NOT_RESTAGED: "#B8B8B8"}
+STATE_COLOURS = {"within Milan": "#117733", "outside Milan": "#AA4499", "resectable": "#117733",
+                 "not resectable": "#AA4499", DIED: "#4D4D4D", NOT_RESTAGED: "#B8B8B8"}
+RATE_TITLES = {"downstaged_to_milan": "Downstaged to within Milan",
+               "converted_to_resectable": "Converted to resectable"}
+RATE_COLOURS = {"downstaged_to_milan": "#332288", "converted_to_resectable": "#117733"}
+
+
+def message_figure(text: str, width: int = 44) -> go.Figure:
+    """empty_figure with the message wrapped, so that it fits a half-width card."""
+    return empty_figure("<br>".join(textwrap.wrap(text, width)))
+
+
+def group_label(by: str, group) -> str:
+    """How a group reads on a figure: 'All patients', 'BCLC B', 'ECOG 1', 'S03'."""
+    if str(group) == "all":
+        return "All patients"
+    return f"{GROUP_PREFIX.get(by, '')}{group}"
+
+
+def _state_colour(state: str) -> str:
+    if state.startswith("BCLC "):
+        return BCLC_COLOURS.get(state[5:], "#888888")
+    return STATE_COLOURS.get(state, "#888888")
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    h = hex_colour.lstrip("#")
+    return f"rgba({int(h[0:2], 16)},{int(h[2:4], 16)},{int(h[4:6], 16)},{alpha})"
+
+
+# --- flow (Sankey) ----------------------------------------------------------------------------
+FLOW_X = {"left": (0.25, 0.275), "right": (0.695, 0.72)}   # node columns, as fractions of the width
+FLOW_GAP = 0.035                                              # between nodes, fraction of the height
+MIN_NODE = 0.008                                              # drawn height of a tiny node
+ASSUMED_WIDTH_PX = 560                                        # for label collision estimates only
+LINK_LABEL_AT = (0.12, 0.88, 0.3, 0.7, 0.5)                   # where along a link its count may go
+
+
+def _stack(states: list[str], counts: dict, scale: float) -> dict:
+    """Top and bottom (y, 0 = bottom) of each node of a column, centred vertically."""
+    total = sum(counts[s] for s in states) * scale + FLOW_GAP * (len(states) - 1)
+    top = 1 - (1 - total) / 2
+    out = {}
+    for s in states:
+        h = counts[s] * scale
+        out[s] = (top, top - h)
+        top -= h + FLOW_GAP
+    return out
+
+
+def _bezier(x0, y0, x1, y1, n=24):
+    """Points of the horizontal-tangent cubic from (x0, y0) to (x1, y1)."""
+    t = np.linspace(0, 1, n)
+    xm = (x0 + x1) / 2
+    x = (1 - t) ** 3 * x0 + 3 * (1 - t) * t * xm + t ** 3 * x1
+    y = y0 + (y1 - y0) * (3 * t ** 2 - 2 * t ** 3)
+    return x, y
+
+
+def _bezier_point(x0, y0, x1, y1, t):
+    xm = (x0 + x1) / 2
+    return ((1 - t) ** 3 * x0 + 3 * (1 - t) * t * xm + t ** 3 * x1, y0 + (y1 - y0) * (3 * t ** 2 - 2 * t ** 3))
+
+
+def _spread(wanted: list[float], height: float) -> list[float]:
+    """Label centres as close as possible to `wanted` (top first) with at least `height` between
+    neighbours, kept inside [height / 2, 1 - height / 2]."""
+    ys = list(wanted)
+    for i in range(1, len(ys)):
+        ys[i] = min(ys[i], ys[i - 1] - height)
+    if ys and ys[-1] < height / 2:
+        ys[-1] = height / 2
+        for i in range(len(ys) - 2, -1, -1):
+            ys[i] = max(ys[i], ys[i + 1] + height)
+    return ys
+
+
+def _overlap(a, b) -> float:
+    dx = (a[2] + b[2]) / 2 - abs(a[0] - b[0])
+    dy = (a[3] + b[3]) / 2 - abs(a[1] - b[1])
+    return dx * dy if dx > 0 and dy > 0 else 0.0
+
+
+def _link_bands(links: pd.DataFrame, order: list[str], left_pos: dict, right_pos: dict, scale: float) -> dict:
+    """(source, target) -> (top, bottom at the source, top, bottom at the target): links stacked
+    inside their nodes, at the source in target order and at the target in source order."""
+    rank = {s: i for i, s in enumerate(order)}
+    src_top = {s: pos[0] for s, pos in left_pos.items()}
+    tgt_top = {s: pos[0] for s, pos in right_pos.items()}
+    bands = {}
+    for r in links.sort_values("target", key=lambda c: c.map(rank)).itertuples():
+        bands[(r.source, r.target)] = [src_top[r.source], src_top[r.source] - r.n * scale]
+        src_top[r.source] -= r.n * scale
+    for r in links.sort_values("source", key=lambda c: c.map(rank)).itertuples():
+        bands[(r.source, r.target)] += [tgt_top[r.target], tgt_top[r.target] - r.n * scale]
+        tgt_top[r.target] -= r.n * scale
+    return {k: tuple(v) for k, v in bands.items()}
+
+
+def _label_spot(x0, y0, x1, y1, width, height, placed) -> tuple:
+    """Where a link's count goes: the first point of LINK_LABEL_AT along its centre line whose box
+    overlaps no box already placed, else the least covered one. Boxes are (x, y, width, height)."""
+    best, best_cost = None, None
+    for t in LINK_LABEL_AT:
+        x, y = _bezier_point(x0, y0, x1, y1, t)
+        box = (x, y, width, height)
+        cost = sum(_overlap(box, other) for other in placed)
+        if best is None or cost < best_cost:
+            best, best_cost = box, cost
+        if cost == 0:
+            break
+    return best
+
+
+def flow_figure(links: pd.DataFrame, measure: str, height: int = 500) -> go.Figure:
+    """The staging flow: baseline state (left) -> best follow-up state or terminal state (right),
+    node and link widths proportional to patients, every node and link labelled with its count.
+    Input: rows of the staging-flow export (source, target, n)."""
+    if links.empty or links["n"].sum() == 0:
+        return message_figure(NO_PATIENTS)
+    order = state_order(measure)
+    links = links[links["n"] > 0].copy()
+    links["kind"] = [link_kind(measure, s, t) for s, t in zip(links.source, links.target)]
+    total = int(links["n"].sum())
+    out_n = links.groupby("source")["n"].sum().to_dict()
+    in_n = links.groupby("target")["n"].sum().to_dict()
+    lefts, rights = [s for s in order if s in out_n], [s for s in order if s in in_n]
+    scale = min((1 - FLOW_GAP * (len(col) - 1)) / total for col in (lefts, rights))
+    left_pos, right_pos = _stack(lefts, out_n, scale), _stack(rights, in_n, scale)
+    bands = _link_bands(links, order, left_pos, right_pos, scale)
+    margin = dict(l=8, r=8, t=40, b=56)
+    plot_h = height - margin["t"] - margin["b"]
+    kind_names = KIND_LABELS[measure] | {DIED: "Died before restaging", NOT_RESTAGED: "Not yet restaged"}
+
+    fig, annotations, placed, shown = go.Figure(), [], [], set()
+    x0, x1 = FLOW_X["left"][1], FLOW_X["right"][0]
+    for r in sorted(links.itertuples(), key=lambda r: -r.n):      # big links first: they get the best places
+        ys0, ys1, yt0, yt1 = bands[(r.source, r.target)]
+        top_x, top_y = _bezier(x0, ys0, x1, yt0)
+        bot_x, bot_y = _bezier(x0, ys1, x1, yt1)
+        word = kind_names[r.kind].split(" (")[0]
+        kind = "" if r.kind in (DIED, NOT_RESTAGED) else f" ({word[0].lower() + word[1:]})"
+        text = f"{r.source} → {r.target}{kind}<br>{r.n} patients ({r.n / out_n[r.source]:.0%} of {r.source})"
+        colour = KIND_COLOURS[r.kind]
+        fig.add_scatter(x=np.concatenate([top_x, bot_x[::-1]]), y=np.concatenate([top_y, bot_y[::-1]]),
+                        fill="toself", mode="lines", line=dict(width=0.5, color=_rgba(colour, 0.7)),
+                        fillcolor=_rgba(colour, 0.45), hoveron="fills", hoverinfo="text", text=text,
+                        name=kind_names[r.kind], legendgroup=r.kind, showlegend=r.kind not in shown,
+                        legendrank=LINK_KINDS.index(r.kind))
+        shown.add(r.kind)
+        spot = _label_spot(x0, (ys0 + ys1) / 2, x1, (yt0 + yt1) / 2,
+                           (7.5 * len(str(r.n)) + 10) / ASSUMED_WIDTH_PX, 20 / plot_h, placed)
+        placed.append(spot)
+        annotations.append(dict(x=spot[0], y=spot[1], text=f"<b>{r.n}</b>", showarrow=False, name="link",
+                                font=dict(size=12, color="#212529"), bgcolor="rgba(255,255,255,0.9)",
+                                bordercolor=colour, borderwidth=1, borderpad=1, hovertext=text.replace("<br>", ": ")))
+
+    for side, states, pos, counts in (("left", lefts, left_pos, out_n), ("right", rights, right_pos, in_n)):
+        xa, xb = FLOW_X[side]
+        label_ys = _spread([(pos[s][0] + pos[s][1]) / 2 for s in states], 38 / plot_h)
+        for s, ly in zip(states, label_ys):
+            top, bottom = pos[s]
+            if top - bottom < MIN_NODE:
+                mid = (top + bottom) / 2
+                top, bottom = mid + MIN_NODE / 2, mid - MIN_NODE / 2
+            when = "at baseline" if side == "left" else ("" if s in (DIED, NOT_RESTAGED) else "best at follow-up")
+            hover = f"{s} {when}".strip() + f"<br>{counts[s]} of {total} patients ({counts[s] / total:.1%})"
+            fig.add_scatter(x=[xa, xb, xb, xa, xa], y=[bottom, bottom, top, top, bottom], fill="toself",
+                            mode="lines", line=dict(width=0), fillcolor=_state_colour(s), hoveron="fills",
+                            hoverinfo="text", text=hover, showlegend=False)
+            annotations.append(dict(
+                x=xa - 0.008 if side == "left" else xb + 0.008, y=ly, xanchor="right" if side == "left" else "left",
+                text=f"<b>{s[0].upper() + s[1:]}</b><br>n = {counts[s]}", showarrow=False, font=dict(size=13),
+                align="right" if side == "left" else "left", name="node", hovertext=hover.replace("<br>", ": ")))
+    for x, text, anchor in ((x0, FLOW_HEADERS[0], "right"), (x1, FLOW_HEADERS[1], "left")):
+        annotations.append(dict(x=x, y=1, yref="paper", yanchor="bottom", xanchor=anchor, showarrow=False,
+                                text=f"<b>{text}</b>", font=dict(size=13, color="#495057"), name="header"))
+    fig.update_xaxes(visible=False, range=[0, 1], fixedrange=True)
+    fig.update_yaxes(visible=False, range=[0, 1], fixedrange=True)
+    base_layout(fig, height=height)
+    fig.update_layout(annotations=annotations, dragmode=False, margin=margin, hovermode="closest",
+                      hoverlabel=dict(bgcolor="white"),
+                      legend=dict(orientation="h", yanchor="top", y=-0.02, xanchor="center", x=0.5,
+                                  traceorder="normal", font=dict(size=12)))
+    return fig
+
+
+# --- rates ------------------------------------------------------------------------------------
+def rates_figure(rows: pd.DataFrame, by: str = "none") -> go.Figure:
+    """Downstaging and conversion rates with exact 95% CIs: one panel per measure, one row per
+    group ('All patients' on top). Input: rows of the downstaging-summary export."""
+    if rows.empty:
+        return message_figure(NO_PATIENTS)
+    if rows["eligible"].sum() == 0:
+        return message_figure("No eligible patient: everyone in the filter was within Milan and resectable "
+                              "at baseline.")
+    groups = list(dict.fromkeys(rows["group"]))
+    labels = {g: group_label(by, g) for g in groups}
+    measures = [m for m in RATE_TITLES if m in set(rows["measure"])]
+    fig = make_subplots(rows=1, cols=len(measures), shared_yaxes=True, horizontal_spacing=0.09,
+                        subplot_titles=[RATE_TITLES[m] for m in measures])
+    for col, measure in enumerate(measures, start=1):
+        sub = rows[rows.measure == measure].set_index("group").reindex(groups)
+        has = sub["eligible"] > 0
+        d = sub[has]
+        colour = RATE_COLOURS[measure]
+        small = d["eligible"] < SMALL_GROUP
+        text = [f"{int(x)}/{int(n)} · {100 * p:.1f}%" + (" (n<5)" if n < SMALL_GROUP else "")
+                for x, n, p in zip(d.achieved, d.eligible, d.rate)]
+        fig.add_trace(go.Scatter(
+            x=100 * d["rate"], y=[labels[g] for g in d.index], mode="markers+text", text=text,
+            textposition="top center", textfont=dict(size=12), cliponaxis=False, showlegend=False,
+            name=RATE_TITLES[measure],
+            marker=dict(size=[12 if g == "all" else 10 for g in d.index], color=colour,
+                        symbol=["diamond" if g == "all" else ("circle-open" if s else "circle")
+                                for g, s in zip(d.index, small)], line=dict(width=2, color=colour)),
+            error_x=dict(type="data", symmetric=False, array=100 * (d["ci_upper"] - d["rate"]),
+                         arrayminus=100 * (d["rate"] - d["ci_lower"]), color=colour, thickness=2, width=6),
+            customdata=np.column_stack([d["achieved"], d["eligible"], 100 * d["ci_lower"], 100 * d["ci_upper"]]),
+            hovertemplate=f"<b>%{{y}}</b><br>{RATE_TITLES[measure]}: %{{customdata[0]}} of %{{customdata[1]}} "
+                          "(%{x:.1f}%)<br>95% CI %{customdata[2]:.1f}–%{customdata[3]:.1f}% (Clopper-Pearson)"
+                          "<extra></extra>"), row=1, col=col)
+        for g in sub.index[~has]:
+            fig.add_annotation(x=0, y=labels[g], xref=f"x{col if col > 1 else ''}", yref="y", xanchor="left",
+                               text="no eligible patient", showarrow=False, font=dict(size=12, color="#6c757d"))
+        fig.update_xaxes(range=[-3, 103], ticksuffix="%", dtick=25, zeroline=False, row=1, col=col,
+                         title="Patients (%), 95% CI")
+    # headroom above the top row for its label
+    fig.update_yaxes(categoryorder="array", categoryarray=[labels[g] for g in groups][::-1], type="category",
+                     range=[-0.5, len(groups) - 0.5 + 0.3])
+    base_layout(fig, height=max(220, 120 + 58 * len(groups)))
+    fig.update_layout(margin=dict(l=10, r=20, t=40, b=50))
+    fig.update_yaxes(automargin=True)
+    return fig
+
+
+# --- cumulative incidence ----------------------------------------------------------------------
+def cif_figure(rows: pd.DataFrame, by: str = "none") -> go.Figure:
+    """Cumulative incidence of downstaging to within Milan (Aalen-Johansen, death competing) per
+    group, as step curves with their 95% pointwise CI band; the value at the last time labelled.
+    Input: rows of the downstaging-cif export."""
+    if rows.empty:
+        return message_figure("No patient outside Milan at baseline in the current filter: nobody to downstage.")
+    fig = go.Figure()
+    groups = list(dict.fromkeys(rows["group"]))
+    ends = []
+    for i, g in enumerate(groups):
+        d = rows[rows.group == g].sort_values("time_days")
+        n = int(d["n_risk"].iloc[0])
+        colour = colour_for(g, i)
+        months = d["time_days"] / MONTH
+        lower = d["ci_lower"].where(d["cif"] > 0, 0.0).fillna(0.0)
+        upper = d["ci_upper"].where(d["cif"] > 0, 0.0).fillna(0.0)
+        name = f"{group_label(by, g)} (n={n}{', <5: descriptive' if n < SMALL_GROUP else ''})"
+        if len(groups) <= MAX_BANDS:
+            fig.add_scatter(x=months, y=upper, mode="lines", line=dict(width=0, shape="hv"), showlegend=False,
+                            legendgroup=g, hoverinfo="skip", name=f"{g} upper")
+            fig.add_scatter(x=months, y=lower, mode="lines", line=dict(width=0, shape="hv"), fill="tonexty",
+                            fillcolor=_rgba(colour, 0.15), showlegend=False, legendgroup=g, hoverinfo="skip",
+                            name=f"{g} lower")
+        fig.add_scatter(
+            x=months, y=d["cif"], mode="lines", name=name, legendgroup=g,
+            line=dict(color=colour, width=2.5, shape="hv", dash="dash" if n < SMALL_GROUP else "solid"),
+            customdata=np.column_stack([d["time_days"], d["ci_lower"].fillna(0), d["ci_upper"].fillna(0),
+                                        d["n_risk"], d["n_event"], d["n_competing"]]),
+            hovertemplate=f"<b>{group_label(by, g)}</b><br>day %{{customdata[0]}} (%{{x:.1f}} months)"
+                          "<br>downstaged: %{y:.1%} (95% CI %{customdata[1]:.1%}–%{customdata[2]:.1%})"
+                          "<br>at risk %{customdata[3]}; downstaged %{customdata[4]}, died %{customdata[5]} "
+                          "at this time<extra></extra>")
+        last = d.iloc[-1]
+        ends.append((float(last["time_days"] / MONTH), float(last["cif"]), colour))
+    # end labels, nudged apart so that two curves ending together stay readable
+    ymax = max(0.05, float(np.nanmax(rows["ci_upper"].where(rows["cif"] > 0).fillna(0).to_numpy())) * 1.08,
+               max(e[1] for e in ends) * 1.15)
+    ymax = min(1.0, ymax)
+    ends = sorted(ends, key=lambda e: -e[1]) if len(ends) <= MAX_END_LABELS else []
+    for (x, y, colour), sy in zip(ends, _spread([e[1] / ymax for e in ends], 0.06)):
+        fig.add_annotation(x=x, y=sy * ymax, text=f"<b>{y:.0%}</b>", showarrow=False, xanchor="left", xshift=4,
+                           font=dict(size=12, color=colour), name="end")
+    fig.update_yaxes(title="Downstaged to within Milan", tickformat=".0%", range=[0, ymax], rangemode="tozero")
+    fig.update_xaxes(title="Months since first DEB-TACE", dtick=3, rangemode="tozero")
+    base_layout(fig, height=420)
+    fig.update_layout(hovermode="closest", margin=dict(l=60, r=40, t=40, b=50))
+    return fig
+
+
+# --- downsizing -------------------------------------------------------------------------------
+def downsizing_figure(rows: pd.DataFrame, groups: list[str] | None = None, by: str = "none") -> go.Figure:
+    """Best percent change of the index lesion's viable diameter per group: a box (median,
+    quartiles) with every patient as a point; dashed line at -30%. Input: rows of the
+    downsizing export."""
+    if rows.empty:
+        return message_figure("No patient in the current filter has an index lesion measured after baseline.")
+    groups = [g for g in (groups or list(dict.fromkeys(rows["group"]))) if g in set(rows["group"])]
+    counts = rows["group"].value_counts()
+    many = len(groups) > 8
+
+    def tick(g):
+        n = int(counts[g])
+        return f"{group_label(by, g)}<br>{'' if many else 'n='}{n}" + (" (<5)" if n < SMALL_GROUP and not many else "")
+
+    fig = go.Figure()
+    for i, g in enumerate(groups):
+        d = rows[rows.group == g]
+        colour = colour_for(g, i)
+        n = len(d)
+        label = tick(g)
+        fig.add_box(
+            y=d["best_pct_change"], x=[label] * n, name=group_label(by, g), boxpoints="all", jitter=0.45,
+            pointpos=0, marker=dict(color=colour, size=5, opacity=0.55), line=dict(color=colour, width=2),
+            fillcolor=_rgba(colour, 0.12), showlegend=False, boxmean=False, hoveron="points+boxes",
+            customdata=np.column_stack([d["patient_id"], d["lesion_id"], d["baseline_diameter_mm"],
+                                        d["best_diameter_mm"], d["best_visit"]]),
+            hovertemplate="<b>%{customdata[0]}</b> lesion %{customdata[1]}<br>%{customdata[2]:.0f} mm at baseline"
+                          " → %{customdata[3]:.0f} mm at %{customdata[4]}<br>best change %{y:.1f}%<extra></extra>")
+        med = float(np.median(d["best_pct_change"]))
+        fig.add_annotation(x=label, y=1, yref="paper", yanchor="bottom", showarrow=False, name="median",
+                           text=f"{med:+.0f}%".replace("-", "−"), font=dict(size=12, color=colour),
+                           hovertext=f"{group_label(by, g)}: median {med:+.1f}% (n={n})")
+    fig.add_annotation(x=0, xref="paper", xanchor="right", y=1, yref="paper", yanchor="bottom", showarrow=False,
+                       text="median", font=dict(size=12, color="#495057"))
+    fig.add_hline(y=-30, line=dict(color="#6c757d", dash="dash", width=1.5),
+                  annotation=dict(text="−30%", font=dict(size=11, color="#6c757d")), annotation_position="right")
+    fig.add_hline(y=0, line=dict(color="#adb5bd", width=1))
+    top = max(10.0, float(rows["best_pct_change"].max()) + 8)
+    fig.update_yaxes(title="Best change of the largest viable diameter", ticksuffix="%", range=[-108, top],
+                     zeroline=False, hoverformat=".1f")
+    fig.update_xaxes(type="category", tickangle=0, categoryorder="array", categoryarray=[tick(g) for g in groups],
+                     tickfont=dict(size=11 if many else 13))
+    base_layout(fig, height=420)
+    fig.update_layout(margin=dict(l=60, r=50, t=40, b=60), hovermode="closest")
+    return fig
