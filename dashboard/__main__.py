@@ -74,6 +74,8 @@ def cmd_export(args) -> int:
     snapshot = data.resolve(args.snapshot, root)
     filters = Filters.from_cli(args.filter, known_sites=data.site_ids(snapshot))
     options = {k: getattr(args, k) for k in EXPORT_OPTIONS if getattr(args, k) is not None}
+    if "scope" in options:       # --scope is the tumour-response scope; `scope` is the site access scope
+        options["response_scope"] = options.pop("scope")
     for flag in ("related_only", "serious_only"):
         if getattr(args, flag):
             options[flag] = True

@@ -1,1 +1,314 @@
-"""Response page callbacks (not built yet)."""
+"""Tumour response page callbacks: state + scope/grouping switches -> response exports ->
+figures and tables. Clicking a patient (waterfall bar, spider line, swimmer lane) stores it as
+the highlighted patient, and the other figures redraw with that patient emphasised."""
+from __future__ import annotations
+
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, callback, ctx, html, no_update
+
+from dashboard import exports, ids
+from dashboard.analytics import response as resp
+from dashboard.callbacks.shell import state_context
+from dashboard.components import card_outputs, empty_message, export_spec, fid, graph_config
+from dashboard.figures import response as figs
+from dashboard.figures.common import NO_PATIENTS, empty_figure
+from dashboard.grouping import GROUPINGS
+
+PAGE = "response"
+WATERFALL, BOR, SUMMARY, SPIDER, SWIMMER, CONSISTENCY = (
+    "response-waterfall", "response-bor", "response-summary", "response-spider", "response-swimmer",
+    "response-consistency")
+# controls whose value lives in the URL (?scope=local&by=site_id&sort=time_asc)
+SCOPE, BY, SORT = ids.page_option("scope"), ids.page_option("by"), ids.page_option("sort")
+HIGHLIGHT = "response-highlight"                 # dcc.Store: the highlighted patient id
+HIGHLIGHT_LABEL, HIGHLIGHT_CLEAR = "response-highlight-label", "response-highlight-clear"
+SWIMMER_PAGE, SWIMMER_SIZE, SWIMMER_COUNT = "response-swimmer-page", "response-swimmer-size", "response-swimmer-count"
+NOT_EVALUABLE = "response-not-evaluable"
+
+SCOPE_CHOICES = {"overall": "Overall (all target lesions)", "local": "Local (treated target lesions)"}
+RESPONSE_FIELD = {"overall": "overall_response", "local": "local_response"}
+SIZES = (25, 50, 100)
+DEFAULT_SIZE = 50
+BOR_NOTE = ("BOR = best recorded response at post-baseline scans up to and including the first PD, ranked "
+            "CR > PR > SD > PD > NE; no post-baseline scan: NE. No confirmation of response is required "
+            "(registry practice).")
+EVALUABLE_NOTE = ("Evaluable = the patient has a best percent change (a waterfall bar): a baseline sum > 0 and at "
+                  "least one fully measured post-baseline scan up to the first PD.")
+
+
+def _scope(scope) -> str:
+    return scope if scope in resp.SCOPES else "overall"
+
+
+def _by(by) -> str:
+    return by if by in GROUPINGS else "bclc_stage"
+
+
+def scope_note(scope: str) -> str:
+    if scope == "local":
+        return ("Local response: mRECIST target rules applied to the DEB-TACE-treated target lesions only "
+                "(untreated and new lesions ignored), response category from local_response.")
+    return "Overall response: all target lesions, response category from overall_response."
+
+
+def _spec(figure, export, snapshot, options):
+    return export_spec(PAGE, figure, export, snapshot.snapshot_id, options)
+
+
+def _n_word(n: int, word="patient") -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def not_evaluable_text(n_not_evaluable: int, reasons: dict, n: int) -> str:
+    """'30 of 600 patients not evaluable (no bar): 28 with no follow-up scan, 2 with no baseline sum.'"""
+    if n_not_evaluable == 0:
+        return f"All {_n_word(n)} evaluable (every patient has a bar)."
+    parts = ", ".join(f"{v} with {k}" for k, v in reasons.items() if v)
+    return f"{n_not_evaluable} of {_n_word(n)} not evaluable (no bar): {parts}."
+
+
+# --- cards ------------------------------------------------------------------------------------
+def waterfall_card(state, scope="overall", highlight=None):
+    snapshot, filters, sites = state_context(state)
+    scope = _scope(scope)
+    exp = exports.run_export("waterfall", snapshot, filters, sites, response_scope=scope)
+    spec = _spec(WATERFALL, "waterfall", snapshot, {"response_scope": scope})
+    if exp.n_patients == 0:
+        return empty_figure(NO_PATIENTS), graph_config(WATERFALL, spec["filename"]), spec, NO_PATIENTS
+    note = [html.Strong(not_evaluable_text(exp.extra["n_not_evaluable"], exp.extra["not_evaluable_reasons"],
+                                           exp.n_patients), id=NOT_EVALUABLE), " ",
+            f"Bar = best (lowest) % change from baseline in the sum of viable target diameters (mRECIST) over "
+            f"post-baseline scans up to and including the first PD; a CR (all target lesions 0 mm) is −100%. "
+            f"Bars above +{figs.CAP:.0f}% are cut at +{figs.CAP:.0f}% (▲, true value printed). Dashed lines: +20% "
+            "(a guide only: mRECIST PD is measured from the nadir) and −30% (PR). ", scope_note(scope), " ",
+            BOR_NOTE, " Click a bar to follow that patient in the spider and swimmer plots."]
+    return figs.waterfall_figure(exp.rows, highlight), graph_config(WATERFALL, spec["filename"]), spec, note
+
+
+def bor_card(state, scope="overall", by="bclc_stage"):
+    snapshot, filters, sites = state_context(state)
+    scope, by = _scope(scope), _by(by)
+    options = {"response_scope": scope, "by": by}
+    exp = exports.run_export("response-summary", snapshot, filters, sites, **options)
+    spec = _spec(BOR, "response-summary", snapshot, options)
+    note = [f"% of every patient in the group (intention to treat), by {GROUPINGS[by]}. NE = no post-baseline "
+            f"scan, or only NE recorded. † fewer than {resp.SMALL_GROUP} patients: drawn, interpret with care. ",
+            scope_note(scope), " BOR definition: see the waterfall."]
+    return figs.bor_figure(exp.rows), graph_config(BOR, spec["filename"]), spec, note
+
+
+def _rate(est, lo, hi, x: int | None, n: int):
+    """A rate cell: '60.9% 215/353' over its 95% CI '55.6–66.0'."""
+    if est is None or est != est:
+        return "–"
+    return [html.Span([html.Span(f"{100 * est:.1f}%", className="fw-semibold"),
+                       html.Span(f" {x}/{n}", className="text-muted")], style={"whiteSpace": "nowrap"}),
+            html.Br(), html.Span(f"{100 * lo:.1f}–{100 * hi:.1f}", className="text-muted small")]
+
+
+def summary_table(rows):
+    """ORR and DCR per group with both denominators: all patients (ITT) and evaluable patients."""
+    right = "text-end"
+    head = html.Thead([
+        html.Tr([html.Th("", colSpan=2), html.Th("All patients (ITT)", colSpan=2, className="text-center"),
+                 html.Th("Evaluable patients", colSpan=3, className="text-center")]),
+        html.Tr([html.Th("Group"), html.Th("n", className=right), html.Th("ORR", className=right),
+                 html.Th("DCR", className=right), html.Th("n", className=right),
+                 html.Th("ORR", className=right), html.Th("DCR", className=right)]),
+    ])
+    body = []
+    for r in rows.to_dict("records"):
+        key = str(r["group"])
+        label = ("All patients" if key == "all" else key) + (" †" if r["is_small_group"] else "")
+        n_ev = r["n_evaluable"]
+        # the evaluable numerators, back from the rates (x = rate * n, exactly)
+        ev = {k: None if r[k] is None or r[k] != r[k] else round(r[k] * n_ev) for k in ("orr_evaluable",
+                                                                                    "dcr_evaluable")}
+        body.append(html.Tr([
+            html.Td(label, className="fw-semibold" if key == "all" else None),
+            html.Td(r["n"], className=right),
+            html.Td(_rate(r["orr"], r["orr_ci_lower"], r["orr_ci_upper"], r["cr"] + r["pr"], r["n"]),
+                    className=right, id=f"response-orr-{key}"),
+            html.Td(_rate(r["dcr"], r["dcr_ci_lower"], r["dcr_ci_upper"], r["cr"] + r["pr"] + r["sd"], r["n"]),
+                    className=right, id=f"response-dcr-{key}"),
+            html.Td(n_ev, className=right),
+            html.Td(_rate(r["orr_evaluable"], r["orr_evaluable_ci_lower"], r["orr_evaluable_ci_upper"],
+                          ev["orr_evaluable"], n_ev), className=right, id=f"response-orr-evaluable-{key}"),
+            html.Td(_rate(r["dcr_evaluable"], r["dcr_evaluable_ci_lower"], r["dcr_evaluable_ci_upper"],
+                          ev["dcr_evaluable"], n_ev), className=right, id=f"response-dcr-evaluable-{key}"),
+        ], className="table-light" if key == "all" else None))
+    return dbc.Table([head, html.Tbody(body)], bordered=False, hover=True, size="sm", className="mb-0",
+                     style={"fontSize": "0.85rem"}, id="response-summary-grid")
+
+
+def summary_card(state, scope="overall", by="bclc_stage"):
+    snapshot, filters, sites = state_context(state)
+    scope, by = _scope(scope), _by(by)
+    options = {"response_scope": scope, "by": by}
+    exp = exports.run_export("response-summary", snapshot, filters, sites, **options)
+    spec = _spec(SUMMARY, "response-summary", snapshot, options)
+    note = ["ORR = (CR + PR) / N and DCR = (CR + PR + SD) / N: % and x/N over the exact (Clopper-Pearson) 95% CI. "
+            "'All patients': N = every patient in the group and filter (intention to treat). 'Evaluable': N = "
+            "the group's evaluable patients, x = their responses. ", EVALUABLE_NOTE,
+            f" † fewer than {resp.SMALL_GROUP} patients: interpret with care. ", scope_note(scope), " ", BOR_NOTE]
+    if exp.n_patients == 0:
+        return empty_message(NO_PATIENTS), spec, note
+    return summary_table(exp.rows), spec, note
+
+
+def spider_card(state, scope="overall", highlight=None):
+    snapshot, filters, sites = state_context(state)
+    scope = _scope(scope)
+    exp = exports.run_export("spider", snapshot, filters, sites, response_scope=scope)
+    spec = _spec(SPIDER, "spider", snapshot, {"response_scope": scope})
+    if exp.n_patients == 0:
+        return empty_figure(NO_PATIENTS), graph_config(SPIDER, spec["filename"]), spec, NO_PATIENTS
+    note = [f"{exp.extra['n_patients_drawn']} of {_n_word(exp.n_patients)} drawn (the evaluable patients of the "
+            "waterfall). Each line: % change from baseline in the sum of viable target diameters at every fully "
+            "measured scan, baseline included, over months since the first DEB-TACE (days / 30.4375); scans after "
+            f"the first PD are drawn too. Colour = BOR. Points above +{figs.CAP:.0f}% are drawn at the cap (▲). ",
+            scope_note(scope)]
+    return figs.spider_figure(exp.rows, highlight), graph_config(SPIDER, spec["filename"]), spec, note
+
+
+def swimmer_card(state, scope="overall", sort="time_desc", page=1, size=DEFAULT_SIZE, highlight=None,
+                 follow_highlight=False):
+    """The swimmer card's outputs plus the pager's page count, its active page and the lane count
+    text. With follow_highlight, the page turns to the highlighted patient's lane."""
+    snapshot, filters, sites = state_context(state)
+    scope = _scope(scope)
+    sort = sort if sort in resp.SWIMMER_SORTS else "time_desc"
+    size = int(size) if size and int(size) in SIZES else DEFAULT_SIZE
+    exp = exports.run_export("swimmer", snapshot, filters, sites, response_scope=scope)
+    spec = _spec(SWIMMER, "swimmer", snapshot, {"response_scope": scope})
+    order = resp.swimmer_order(exp.rows, sort) if len(exp.rows) else []
+    pages = resp.n_pages(len(order), size)
+    if follow_highlight and resp.page_of(order, highlight, size):
+        page = resp.page_of(order, highlight, size)
+    page = min(max(1, int(page or 1)), pages)
+    lanes = resp.page_slice(order, page, size)
+    count = (f"Showing lanes {(page - 1) * size + 1}–{(page - 1) * size + len(lanes)} of {len(order)} patients "
+             f"(sorted by {resp.SWIMMER_SORTS[sort]})" if order else NO_PATIENTS)
+    note = ("Lane: first DEB-TACE (day 0) to death or last contact (last known alive), coloured by BOR. Marks: "
+            "| each DEB-TACE session; ● each post-baseline scan, coloured by the recorded "
+            f"{RESPONSE_FIELD[scope]}; ◆ first progression (PD) of the scope; × death; ▶ alive at last contact "
+            f"(off-study patients end without a mark). Months = days / 30.4375. {scope_note(scope)} The CSV "
+            "holds every lane of the filter (longest time on study first), not only this page.")
+    fig = figs.swimmer_figure(exp.rows, lanes, highlight) if order else empty_figure(NO_PATIENTS)
+    return fig, graph_config(SWIMMER, spec["filename"]), spec, note, pages, page, count
+
+
+def _signed_pct(v) -> str:
+    return "" if v is None or v != v else f"{v:+.1f}%"
+
+
+def consistency_table(rows):
+    def mm(v):
+        return "" if v is None or v != v else f"{v:g}"
+
+    right = "text-end"
+    head = html.Thead(html.Tr([html.Th(h, className=c) for h, c in (
+        ("Patient", None), ("Visit", None), ("Scan date", None), ("Recorded", None), ("Implied", None),
+        ("Sum, mm", right), ("Baseline", right), ("Nadir before", right), ("vs baseline", right),
+        ("vs nadir", right))]))
+    body = [html.Tr([html.Td(r["patient_id"]), html.Td(r["visit"]), html.Td(str(r["imaging_date"])[:10]),
+                     html.Td(html.Strong(r["recorded"])), html.Td(html.Strong(r["implied"])),
+                     html.Td(mm(r["sum_mm"]), className=right), html.Td(mm(r["baseline_mm"]), className=right),
+                     html.Td(mm(r["nadir_before_mm"]), className=right),
+                     html.Td(_signed_pct(r["pct_change"]), className=right),
+                     html.Td(_signed_pct(r["pct_from_nadir"]), className=right)])
+            for r in rows.to_dict("records")]
+    return html.Div(dbc.Table([head, html.Tbody(body)], bordered=False, hover=True, size="sm",
+                              className="table-one mb-0", id="response-consistency-grid"),
+                    style={"maxHeight": "420px", "overflowY": "auto"})
+
+
+def consistency_card(state, scope="overall"):
+    snapshot, filters, sites = state_context(state)
+    scope = _scope(scope)
+    exp = exports.run_export("response-consistency", snapshot, filters, sites, response_scope=scope)
+    spec = _spec(CONSISTENCY, "response-consistency", snapshot, {"response_scope": scope})
+    flagged, checked = exp.extra["n_patients_flagged"], exp.extra["n_patients_checked"]
+    rule = ("Implied target-lesion response (mRECIST): CR = every target lesion 0 mm; PD = sum ≥ 20% above "
+            "(and above) the nadir of the earlier measured scans, baseline included; PR = sum ≤ 30% below "
+            "baseline; else SD. Only fully measured scans with a baseline sum > 0 are checked.")
+    exempt = (" A recorded PD explained by a new lesion or non-target progression, and a recorded PR with every "
+              "target at 0 mm while a non-target lesion persists, are not disagreements (as the validator)."
+              if scope == "overall" else " Local response ignores new and non-target lesions.")
+    note = [html.Strong(f"{flagged} of {_n_word(checked)} checked disagree at {_n_word(len(exp.rows), 'scan')}. ",
+                        id="response-consistency-count"), rule, exempt, " ", scope_note(scope)]
+    if exp.n_patients == 0:
+        return empty_message(NO_PATIENTS), spec, note
+    if exp.rows.empty:
+        return empty_message("Every checked scan's recorded response agrees with its measurements."), spec, note
+    return consistency_table(exp.rows), spec, note
+
+
+def highlighted(trigger, current, waterfall_click=None, spider_click=None, swimmer_click=None):
+    """The highlighted patient after a click (customdata[0] of the clicked point: the patient id),
+    None after 'clear', else unchanged."""
+    if trigger == HIGHLIGHT_CLEAR:
+        return None
+    figure = trigger.get("figure") if isinstance(trigger, dict) else None
+    click = {WATERFALL: waterfall_click, SPIDER: spider_click, SWIMMER: swimmer_click}.get(figure)
+    try:
+        return str(click["points"][0]["customdata"][0])
+    except (TypeError, KeyError, IndexError):
+        return current
+
+
+def highlight_label(patient):
+    if not patient:
+        return "Click a bar of the waterfall (or a spider line or swimmer lane) to follow one patient."
+    return [html.Span("Following "), html.Strong(patient, id="response-highlight-patient"),
+            html.Span(" in every plot. ")]
+
+
+# --- wiring -----------------------------------------------------------------------------------
+@callback(*card_outputs(WATERFALL), Input(ids.STATE, "data"), Input(SCOPE, "value"), Input(HIGHLIGHT, "data"))
+def _waterfall(state, scope, highlight):
+    return waterfall_card(state, scope, highlight)
+
+
+@callback(*card_outputs(BOR), Input(ids.STATE, "data"), Input(SCOPE, "value"), Input(BY, "value"))
+def _bor(state, scope, by):
+    return bor_card(state, scope, by)
+
+
+@callback(*card_outputs(SUMMARY, table=True), Input(ids.STATE, "data"), Input(SCOPE, "value"), Input(BY, "value"))
+def _summary(state, scope, by):
+    return summary_card(state, scope, by)
+
+
+@callback(*card_outputs(SPIDER), Input(ids.STATE, "data"), Input(SCOPE, "value"), Input(HIGHLIGHT, "data"))
+def _spider(state, scope, highlight):
+    return spider_card(state, scope, highlight)
+
+
+@callback(*card_outputs(SWIMMER), Output(SWIMMER_PAGE, "max_value"), Output(SWIMMER_PAGE, "active_page"),
+          Output(SWIMMER_COUNT, "children"),
+          Input(ids.STATE, "data"), Input(SCOPE, "value"), Input(SORT, "value"), Input(SWIMMER_PAGE, "active_page"),
+          Input(SWIMMER_SIZE, "value"), Input(HIGHLIGHT, "data"))
+def _swimmer(state, scope, sort, page, size, highlight):
+    trigger = ctx.triggered_id
+    if trigger in (ids.STATE, SCOPE, SORT, SWIMMER_SIZE):
+        page = 1
+    return swimmer_card(state, scope, sort, page, size, highlight, follow_highlight=trigger == HIGHLIGHT)
+
+
+@callback(*card_outputs(CONSISTENCY, table=True), Input(ids.STATE, "data"), Input(SCOPE, "value"))
+def _consistency(state, scope):
+    return consistency_card(state, scope)
+
+
+@callback(Output(HIGHLIGHT, "data"), Input(fid("figure", WATERFALL), "clickData"),
+          Input(fid("figure", SPIDER), "clickData"), Input(fid("figure", SWIMMER), "clickData"),
+          Input(HIGHLIGHT_CLEAR, "n_clicks"), State(HIGHLIGHT, "data"), prevent_initial_call=True)
+def _highlight(waterfall_click, spider_click, swimmer_click, _clear, current):
+    new = highlighted(ctx.triggered_id, current, waterfall_click, spider_click, swimmer_click)
+    return no_update if new == current else new
+
+
+@callback(Output(HIGHLIGHT_LABEL, "children"), Output(HIGHLIGHT_CLEAR, "disabled"), Input(HIGHLIGHT, "data"))
+def _highlight_label(patient):
+    return highlight_label(patient), not patient

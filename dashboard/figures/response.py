@@ -1,0 +1,249 @@
+"""Tumour response figures (mRECIST): waterfall, best-response distribution, spider, swimmer.
+
+Pure functions: the rows of an export in, a plotly Figure out. A highlighted patient (clicked in
+the waterfall) is drawn emphasised in every figure.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard.figures.common import BOR_COLOURS, NO_PATIENTS, base_layout, empty_figure
+
+BOR_ORDER = ["CR", "PR", "SD", "PD", "NE"]
+BOR_NAMES = {"CR": "CR", "PR": "PR", "SD": "SD", "PD": "PD", "NE": "NE"}
+CAP = 100.0                 # bars and points above +100% are drawn at the cap and marked
+DAYS_PER_MONTH = 30.4375
+HIGHLIGHT = "#000000"
+MODEBAR_PX = 28
+
+
+def top_legend(height: int, below_modebar: bool = True) -> dict:
+    """A legend at the top of the figure (not of the plot area, whose top moves when a resize
+    re-wraps the legend), under the modebar; the top margin leaves room for it."""
+    top = MODEBAR_PX if below_modebar else 4
+    return dict(orientation="h", yref="container", y=1 - top / height, yanchor="top", xref="container",
+                x=0.01, xanchor="left")
+REFERENCE_LINES = ((20, "+20%"), (-30, "−30%"))
+
+
+def _reference_lines(fig: go.Figure):
+    for y, label in REFERENCE_LINES:
+        fig.add_hline(y=y, line=dict(color="#495057", width=1.2, dash="dash"),
+                      annotation=dict(text=label, font=dict(size=12, color="#495057"), xanchor="left",
+                                      bgcolor="rgba(255,255,255,0.8)"),
+                      annotation_position="right")
+
+
+def waterfall_figure(rows: pd.DataFrame, highlight: str | None = None, cap: float = CAP) -> go.Figure:
+    """One bar per evaluable patient in the given order (largest increase first), coloured by BOR;
+    dashed lines at +20% and -30%; bars above `cap` drawn at the cap with a marker. Input: rows
+    of the waterfall export."""
+    if rows.empty:
+        return empty_figure("No patient in the current filter has a measurable change from baseline.")
+    df = rows.copy()
+    df["shown"] = df["best_pct_change"].clip(upper=cap)
+    df["best_visit"] = df["best_visit"].fillna("")
+    fig = go.Figure()
+    for bor in BOR_ORDER + sorted(set(df["bor"]) - set(BOR_ORDER)):
+        g = df[df["bor"] == bor]
+        if g.empty:
+            continue
+        outline = [3 if pid == highlight else 0 for pid in g["patient_id"]]
+        fig.add_bar(
+            x=g["patient_id"], y=g["shown"], name=f"{BOR_NAMES.get(bor, bor)} ({len(g)})",
+            marker=dict(color=BOR_COLOURS.get(bor, "#888888"), line=dict(color=HIGHLIGHT, width=outline)),
+            customdata=g[["patient_id", "site_id", "bclc_stage", "bor", "best_visit", "best_pct_change"]],
+            hovertemplate="<b>%{customdata[0]}</b><br>site %{customdata[1]} · BCLC %{customdata[2]}"
+                          "<br>best response %{customdata[3]}<br>best change %{customdata[5]:+.1f}% "
+                          "at %{customdata[4]}<extra></extra>")
+    over = df[df["best_pct_change"] > cap]
+    if not over.empty:
+        fig.add_scatter(
+            x=over["patient_id"], y=[cap] * len(over), mode="markers+text", name=f"> +{cap:.0f}%",
+            marker=dict(symbol="triangle-up", size=11, color="#212529"),
+            text=[f"{v:+.0f}%" for v in over["best_pct_change"]], textposition="top center",
+            textfont=dict(size=11), cliponaxis=False, customdata=over[["patient_id", "best_pct_change"]],
+            hovertemplate="<b>%{customdata[0]}</b><br>best change %{customdata[1]:+.1f}% "
+                          f"(bar cut at +{cap:.0f}%)<extra></extra>")
+    if highlight in set(df["patient_id"]):
+        row = df[df["patient_id"] == highlight].iloc[0]
+        fig.add_annotation(x=highlight, y=max(row["shown"], 0), text=f"<b>{highlight}</b>", showarrow=True,
+                           arrowhead=2, ax=0, ay=-36, font=dict(size=12), bgcolor="rgba(255,255,255,0.9)")
+    _reference_lines(fig)
+    n = len(df)
+    fig.update_layout(barmode="relative", bargap=0.15 if n > 40 else 0.3, uirevision="waterfall")
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=list(df["patient_id"]),
+                     showticklabels=n <= 40, tickangle=-60, tickfont=dict(size=10),
+                     title=f"Patients (n = {n}), largest increase to largest decrease")
+    top = max(25.0, float(df["shown"].max())) + (18 if not over.empty else 8)
+    fig.update_yaxes(title="Best change from baseline", range=[-108, top],
+                     zeroline=True, zerolinecolor="#adb5bd", ticksuffix="%")
+    fig = base_layout(fig, height=440)
+    fig.update_layout(margin=dict(l=70, r=46, t=64, b=80 if n <= 40 else 50), legend=top_legend(440))
+    return fig
+
+
+def bor_figure(summary: pd.DataFrame) -> go.Figure:
+    """Horizontal stacked bars of best overall response per group (the row 'all' last), as % of
+    every patient in the group (intention to treat), with n in the hover. Input: rows of the
+    response-summary export."""
+    if summary.empty or summary["n"].sum() == 0:
+        return empty_figure(NO_PATIENTS)
+    labels = [("All patients" if g == "all" else str(g)) + (" †" if small else "") + f" (n={n})"
+              for g, n, small in zip(summary["group"], summary["n"], summary["is_small_group"])]
+    fig = go.Figure()
+    for bor in BOR_ORDER:
+        count = summary[bor.lower()]
+        pct = 100.0 * count / summary["n"]
+        fig.add_bar(
+            y=labels, x=pct, name=bor, orientation="h", marker_color=BOR_COLOURS[bor],
+            text=[f"{p:.0f}%" if p >= 12 else "" for p in pct], textposition="inside", insidetextanchor="middle",
+            textangle=0, textfont=dict(size=12), customdata=np.column_stack([count, summary["n"], summary["group"]]),
+            hovertemplate=f"<b>%{{customdata[2]}}</b><br>{bor}: %{{customdata[0]}} of %{{customdata[1]}} "
+                          "(%{x:.1f}%)<extra></extra>")
+    fig.update_layout(barmode="stack", bargap=0.3)
+    fig.update_xaxes(title="Patients (%)", range=[0, 100.5], ticksuffix="%", dtick=20)
+    fig.update_yaxes(title=None, type="category", autorange="reversed", automargin=True)
+    height = max(280, 126 + 34 * len(summary))
+    fig = base_layout(fig, height=height)
+    fig.update_layout(legend=dict(top_legend(height), traceorder="normal"), margin=dict(l=10, r=20, t=80, b=50))
+    return fig
+
+
+def _lines(df: pd.DataFrame, cols: list[str]):
+    """x, y and customdata of many patients' lines in one trace, each line ended by a gap (a point
+    with no x and y after the patient's last point)."""
+    last = df.drop_duplicates("patient_id", keep="last")
+    gaps = pd.DataFrame({"patient_id": last["patient_id"].to_numpy(), "day": last["day"].to_numpy(), "_gap": 1})
+    both = pd.concat([df[cols + ["day", "months", "shown"]].assign(_gap=0), gaps], ignore_index=True)
+    both = both.sort_values(["patient_id", "_gap", "day"], kind="mergesort")
+    return both["months"], both["shown"], both[cols].astype(object).where(both[cols].notna(), None).to_numpy()
+
+
+def spider_figure(points: pd.DataFrame, highlight: str | None = None, cap: float = CAP) -> go.Figure:
+    """Percent change from baseline over time, one line per patient coloured by BOR; values above
+    `cap` drawn at the cap with a marker. Input: rows of the spider export."""
+    if points.empty:
+        return empty_figure("No patient in the current filter has a measurable change from baseline.")
+    df = points.sort_values(["patient_id", "day"]).copy()
+    df["months"] = df["day"] / DAYS_PER_MONTH
+    df["shown"] = df["pct_change"].clip(upper=cap)
+    df["response"] = df["response"].fillna("baseline")
+    cols = ["patient_id", "visit", "pct_change", "response", "bor", "site_id"]
+    fig = go.Figure()
+    dim = highlight in set(df["patient_id"])
+    n_patients = df["patient_id"].nunique()
+    opacity = 0.2 if dim else (0.8 if n_patients <= 40 else 0.5)
+    for bor in BOR_ORDER:
+        g = df[df["bor"] == bor]
+        if g.empty:
+            continue
+        xs, ys, cd = _lines(g, cols)
+        fig.add_scatter(
+            x=xs, y=ys, customdata=cd, mode="lines+markers" if n_patients <= 100 else "lines", name=bor,
+            line=dict(color=BOR_COLOURS[bor], width=1.3), marker=dict(size=4, color=BOR_COLOURS[bor]),
+            opacity=opacity, connectgaps=False,
+            hovertemplate="<b>%{customdata[0]}</b> (BOR %{customdata[4]}, site %{customdata[5]})<br>"
+                          "%{customdata[1]} at %{x:.1f} months: %{customdata[2]:+.1f}%<br>"
+                          "recorded %{customdata[3]}<extra></extra>")
+    over = df[df["pct_change"] > cap]
+    if not over.empty:
+        fig.add_scatter(
+            x=over["months"], y=[cap] * len(over), mode="markers", name=f"> +{cap:.0f}%", showlegend=False,
+            marker=dict(symbol="triangle-up", size=8, color="#212529"), opacity=0.35 if dim else 0.8,
+            customdata=over[["patient_id", "visit", "pct_change"]],
+            hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}: %{customdata[2]:+.1f}%<extra></extra>")
+    if dim:
+        h = df[df["patient_id"] == highlight]
+        fig.add_scatter(
+            x=h["months"], y=h["shown"], mode="lines+markers+text", name=highlight, showlegend=False,
+            line=dict(color=HIGHLIGHT, width=3.5), marker=dict(size=8, color=BOR_COLOURS.get(h["bor"].iloc[0]),
+                                                              line=dict(color=HIGHLIGHT, width=1.5)),
+            text=[""] * (len(h) - 1) + [f"<b>{highlight}</b>"], textposition="middle right",
+            customdata=h[cols].values.tolist(), cliponaxis=False,
+            hovertemplate="<b>%{customdata[0]}</b> (BOR %{customdata[4]})<br>%{customdata[1]} at %{x:.1f} months: "
+                          "%{customdata[2]:+.1f}%<br>recorded %{customdata[3]}<extra></extra>")
+    _reference_lines(fig)
+    fig.update_xaxes(title="Months since first DEB-TACE", rangemode="tozero", zeroline=False)
+    top = max(25.0, float(df["shown"].max())) + 8
+    fig.update_yaxes(title="Change from baseline", range=[-108, top], ticksuffix="%",
+                     zeroline=True, zerolinecolor="#adb5bd")
+    fig = base_layout(fig, height=440)
+    fig.update_layout(margin=dict(l=70, r=46, t=64, b=50), legend=top_legend(440), uirevision="spider")
+    return fig
+
+
+SWIMMER_MARKS = {
+    # event: (legend name, symbol, size, colour)
+    "session": ("DEB-TACE session", "line-ns", 11, "#212529"),
+    "first_pd": ("First progression", "diamond", 11, "#CC6677"),
+    "death": ("Death", "x-thin", 11, "#000000"),
+    "last_contact": ("Alive at last contact", "triangle-right", 9, "#6c757d"),
+}
+LANE_PX = 18
+
+
+def swimmer_figure(events: pd.DataFrame, lanes: list[str], highlight: str | None = None) -> go.Figure:
+    """One lane per patient (`lanes`, top first) from the first DEB-TACE to death or last contact,
+    coloured by BOR, with sessions, scans (coloured by the recorded response), the first PD and
+    death marked. Input: rows of the swimmer export."""
+    if events.empty or not lanes:
+        return empty_figure(NO_PATIENTS)
+    df = events[events["patient_id"].isin(lanes)].copy()
+    df["months"] = df["day"] / DAYS_PER_MONTH
+    lane = df.drop_duplicates("patient_id").set_index("patient_id").loc[lanes].reset_index()
+    lane["months"] = lane["time_on_study_days"] / DAYS_PER_MONTH
+    fig = go.Figure()
+    for bor in BOR_ORDER:
+        g = lane[lane["bor"] == bor]
+        if g.empty:
+            continue
+        fig.add_bar(
+            y=g["patient_id"], x=g["months"], base=0, orientation="h", name=f"BOR {bor}",
+            marker=dict(color=BOR_COLOURS[bor], line=dict(width=0)), opacity=0.55,
+            customdata=g[["patient_id", "site_id", "bclc_stage", "bor", "time_on_study_days", "end_status"]],
+            hovertemplate="<b>%{customdata[0]}</b> · site %{customdata[1]} · BCLC %{customdata[2]}<br>"
+                          "best response %{customdata[3]}<br>%{customdata[4]} days on study (%{x:.1f} months), "
+                          "%{customdata[5]}<extra></extra>")
+    scans = df[df["event"] == "scan"]
+    if not scans.empty:
+        fig.add_scatter(
+            y=scans["patient_id"], x=scans["months"], mode="markers", name="Scan (colour = response)",
+            marker=dict(symbol="circle", size=8, color=[BOR_COLOURS.get(r, "#888888") for r in scans["response"]],
+                        line=dict(color="#212529", width=1)),
+            customdata=scans[["patient_id", "visit", "response", "day"]],
+            hovertemplate="<b>%{customdata[0]}</b><br>scan %{customdata[1]} (day %{customdata[3]}): "
+                          "%{customdata[2]}<extra></extra>")
+    for event, (name, symbol, size, colour) in SWIMMER_MARKS.items():
+        g = df[df["event"] == event]
+        if g.empty:
+            continue
+        detail = {"session": "session " + g["session_number"].astype("Int64").astype(str),
+                  "first_pd": pd.Series("first progression (PD)", index=g.index),
+                  "death": pd.Series("death", index=g.index),
+                  "last_contact": g["end_status"]}[event]
+        fig.add_scatter(
+            y=g["patient_id"], x=g["months"], mode="markers", name=name,
+            marker=dict(symbol=symbol, size=size, color=colour, line=dict(color=colour, width=2)),
+            customdata=np.column_stack([g["patient_id"], detail, g["day"]]),
+            hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}, day %{customdata[2]}<extra></extra>")
+    ticktext = [f"<b>▶ {p}</b>" if p == highlight else p for p in lanes]
+    if highlight in lanes:
+        i = lanes.index(highlight)
+        fig.add_shape(type="rect", xref="paper", x0=0, x1=1, y0=i - 0.5, y1=i + 0.5, layer="below",
+                      fillcolor="rgba(255, 193, 7, 0.35)", line=dict(color=HIGHLIGHT, width=1.5))
+    right = 1.04 * max(float(lane["months"].max()), float(df["months"].max()), 1.0)
+    # the time axis at the top as well: a long page of lanes is read from the top
+    fig.add_scatter(x=[0, right], y=[lanes[0], lanes[0]], xaxis="x2", mode="markers", marker=dict(opacity=0),
+                    showlegend=False, hoverinfo="skip")
+    fig.update_layout(barmode="overlay", bargap=0.35, uirevision="swimmer",
+                      xaxis2=dict(overlaying="x", side="top", matches="x", showgrid=False, ticks="outside"))
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=lanes, range=[len(lanes) - 0.5, -0.5],
+                     tickmode="array", tickvals=lanes, ticktext=ticktext, tickfont=dict(size=11), title=None)
+    fig.update_layout(xaxis=dict(title="Months since first DEB-TACE", range=[0, right], showgrid=True))
+    height = max(300, 170 + LANE_PX * len(lanes))
+    fig = base_layout(fig, height=height)
+    fig.update_layout(margin=dict(l=100, r=20, t=100, b=50), legend=top_legend(height, below_modebar=False))
+    return fig
