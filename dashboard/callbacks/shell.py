@@ -285,7 +285,7 @@ def with_page_options(search: str | None, options: dict) -> str:
     """The query string with page options set (a falsy value removes the key)."""
     pairs = [(k, v) for k, v in parse_qsl((search or "").lstrip("?")) if k not in options]
     for key, value in options.items():
-        if value not in (None, "", [], False):
+        if not (value is None or value is False or value == "" or value == []):   # 0 is a value
             pairs.append((key, ",".join(map(str, value)) if isinstance(value, list) else str(value)))
     query = urlencode(pairs, safe=",")
     new = "?" + query if query else ""

@@ -1,0 +1,185 @@
+"""The Safety page in headless Debian Chromium (Playwright) against `python app.py` on the synthetic
+registry: every switch (all / related / serious, onset within N days, columns and measure of the
+second heatmap, table level) changes the numbers on screen to those of `python -m dashboard export
+ae-incidence` with the same filters and options. Screenshots land in test-artifacts/safety-*.png."""
+import contextlib
+import io
+import json
+import re
+
+import pytest
+
+from browser_helpers import ARTIFACTS, export, wait_idle
+from dashboard.callbacks.safety import n_pct
+
+pytestmark = pytest.mark.browser
+ANY_AE = "Any adverse event"
+
+
+def export_fast(root, name, *filters, **options) -> dict:
+    """`python -m dashboard export` run in this process (the same code path as the command, without
+    the interpreter start-up): the JSON document it prints."""
+    from dashboard.__main__ import main
+    args = ["export", name, "--data", str(root)] + [a for f in filters for a in ("--filter", f)]
+    for k, v in options.items():
+        args += [f"--{k.replace('_', '-')}"] + ([] if v is True else [str(v)])
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert main(args) == 0
+    return json.loads(out.getvalue())
+
+
+def option(key: str) -> str:
+    """CSS selector of a page option control (a pattern-matching id, serialised by Dash)."""
+    return "[id='" + json.dumps({"key": key, "type": "page-option"}, separators=(",", ":")) + "']"
+
+
+def open_safety(page, url: str):
+    page.goto(url)
+    page.wait_for_selector("#safety-incidence-grid, #card-ae-incidence-table .alert", timeout=60000)
+    for card in ("ae-grade-heatmap", "ae-group-heatmap"):
+        page.wait_for_selector(f"#card-{card} .js-plotly-plot", timeout=20000)
+    wait_idle(page)
+
+
+def table_rows(page) -> list[list[str]]:
+    return page.evaluate("""() => Array.from(document.querySelectorAll('#safety-incidence-grid tbody tr'))
+                              .map(tr => Array.from(tr.cells).map(td => td.innerText.trim()))""")
+
+
+def wait_first_row(page, cells: list[str]):
+    """Wait until the table's first row ('Any adverse event') shows these cells."""
+    page.wait_for_function("""(want) => { const tr = document.querySelector('#safety-incidence-grid tbody tr');
+        return tr && JSON.stringify(Array.from(tr.cells).map(td => td.innerText.trim())) === JSON.stringify(want); }""",
+                           arg=cells, timeout=20000)
+    wait_idle(page)
+
+
+def expected_row(r: dict) -> list[str]:
+    """A row of the export as the page's table prints it."""
+    rate = r["events_per_100_sessions"]
+    return [r["term"] or r["soc"]] + [n_pct(r[c], r["denominator"]) for c in
+                                      ("n_patients_any", "n_grade_3_4", "n_grade_5", "n_serious", "n_related")] + \
+        [str(r["n_events"]), "" if rate is None else f"{rate:.1f}"]
+
+
+def heatmap(page, figure: str) -> dict:
+    """A heatmap as the browser holds it: row labels, column labels and the printed cell texts."""
+    gid = json.dumps({"figure": figure, "type": "figure"}, separators=(",", ":"))
+    return page.evaluate("""(gid) => { const gd = document.getElementById(gid).querySelector('.js-plotly-plot');
+        const t = gd._fullData[0] || {};
+        return {type: t.type, rows: gd._fullLayout.yaxis.ticktext || [], cols: gd._fullLayout.xaxis.ticktext || [],
+                text: (t.text || []).map(r => Array.from(r)),
+                notes: (gd._fullLayout.annotations || []).map(a => a.text)}; }""", gid)
+
+
+def pct_text(n: int, d: int, decimals: int) -> str:
+    """As the heatmaps print a cell: blank for 0 patients, '<1' where rounding would print 0."""
+    text = f"{100.0 * n / d:.{decimals}f}"
+    return "" if n == 0 else text if float(text) > 0 else ("<1" if decimals == 0 else "<0.1")
+
+
+def test_episode_switches_change_table_and_heatmap_to_the_export(page, live_server, synthetic_root):
+    open_safety(page, live_server + "/safety")
+    doc = export(synthetic_root, "ae-incidence")
+    assert table_rows(page)[0] == expected_row(doc["rows"][0])
+    assert f"N = {doc['n_patients']} patients" in page.inner_text("#safety-denominator")
+    grade = heatmap(page, "ae-grade-heatmap")
+    assert grade["type"] == "heatmap" and grade["rows"][0] == f"<b>{ANY_AE}</b>"
+    first = doc["rows"][0]
+    assert grade["text"][0] == [pct_text(first[f"grade_{g}"], first["denominator"], 1) for g in range(1, 6)]
+    # every term row of the table equals the export's row
+    shown = {r[0]: r for r in table_rows(page) if len(r) > 1}
+    for r in doc["rows"][1:]:
+        assert shown[r["term"]] == expected_row(r)
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "safety-all-1366.png"), full_page=True)
+
+    page.click("#safety-events label:has-text('Serious only')")
+    page.wait_for_url(re.compile(r"events=serious"))
+    serious = export_fast(synthetic_root, "ae-incidence", serious_only=True)
+    wait_first_row(page, expected_row(serious["rows"][0]))
+    assert serious["rows"][0]["n_patients_any"] < first["n_patients_any"]
+
+    page.fill(option("within_days"), "7")
+    page.press(option("within_days"), "Enter")
+    page.wait_for_url(re.compile(r"within_days=7"))
+    both = export_fast(synthetic_root, "ae-incidence", serious_only=True, within_days=7)
+    wait_first_row(page, expected_row(both["rows"][0]))
+    assert "with onset 0-7 days" in page.inner_text("#card-ae-grade-heatmap .footnote")
+    page.screenshot(path=str(ARTIFACTS / "safety-serious-within-7-1366.png"), full_page=True)
+
+    page.click("#safety-events label:has-text('Treatment-related only')")
+    page.wait_for_url(re.compile(r"events=related"))
+    related = export_fast(synthetic_root, "ae-incidence", related_only=True, within_days=7)
+    wait_first_row(page, expected_row(related["rows"][0]))
+    grade = heatmap(page, "ae-grade-heatmap")
+    r0 = related["rows"][0]
+    assert grade["text"][0] == [pct_text(r0[f"grade_{g}"], r0["denominator"], 1) for g in range(1, 6)]
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    wait_idle(page)
+    page.screenshot(path=str(ARTIFACTS / "safety-related-within-7-1920.png"), full_page=True)
+    assert page.console_errors == []
+
+
+def test_group_heatmap_columns_and_measure_follow_the_export(page, live_server, synthetic_root):
+    open_safety(page, live_server + "/safety?bclc=B,C")
+    doc = export_fast(synthetic_root, "ae-incidence", "bclc=B,C", by="site_id")
+    sites = heatmap(page, "ae-group-heatmap")
+    groups = list(dict.fromkeys(r["group"] for r in doc["rows"]))
+    assert [c.split("<br>")[0].rstrip("†") for c in sites["cols"]] == groups
+    first = [r for r in doc["rows"] if r["soc"] == ANY_AE]
+    assert sites["text"][0] == [pct_text(r["n_patients_any"], r["denominator"], 0) for r in first]
+
+    page.click(f"#safety-by {option('by')}")
+    page.locator(".dash-dropdown-option", has_text=re.compile(r"^BCLC stage$")).first.click()
+    page.wait_for_url(re.compile(r"by=bclc_stage"))
+    page.click("#safety-measure label:has-text('Grade ≥ 3')")
+    page.wait_for_url(re.compile(r"measure=grade3"))
+    doc = export_fast(synthetic_root, "ae-incidence", "bclc=B,C", by="bclc_stage")
+    page.wait_for_function("""() => { const gd = document.getElementById(JSON.stringify(
+            {figure: 'ae-group-heatmap', type: 'figure'})).querySelector('.js-plotly-plot');
+        return (gd._fullLayout.xaxis.ticktext || []).map(t => t.split('<br>')[0]).join(',') === 'B,C'; }""",
+                           timeout=20000)
+    wait_idle(page)
+    stages = heatmap(page, "ae-group-heatmap")
+    for label, texts in zip(stages["rows"], stages["text"]):
+        if not label:
+            continue                                   # a SOC header row
+        name = label.replace("<b>", "").replace("</b>", "")
+        cells = [r for r in doc["rows"] if (r["term"] or r["soc"]) == name]
+        assert texts == [pct_text(r["n_grade_3_4"] + r["n_grade_5"], r["denominator"], 0) for r in cells], name
+    page.screenshot(path=str(ARTIFACTS / "safety-bclc-grade3-1366.png"), full_page=True)
+    assert page.console_errors == []
+
+
+def test_soc_level_table_and_its_csv_download_equal_the_export(page, live_server, synthetic_root):
+    page.set_viewport_size({"width": 1920, "height": 1080})
+    open_safety(page, live_server + "/safety?site=S01,S02,S03")
+    page.screenshot(path=str(ARTIFACTS / "safety-three-sites-1920.png"), full_page=True)
+    page.screenshot(path=str(ARTIFACTS / "safety-three-sites-1920-viewport.png"))
+    page.click("#safety-level label:has-text('System organ classes')")
+    page.wait_for_url(re.compile(r"level=soc"))
+    doc = export_fast(synthetic_root, "ae-incidence", "site=S01,S02,S03", level="soc")
+    page.wait_for_function("(n) => document.querySelectorAll('#safety-incidence-grid tbody tr').length === n",
+                           arg=len(doc["rows"]), timeout=20000)
+    wait_idle(page)
+    assert table_rows(page) == [expected_row(r) for r in doc["rows"]]
+    page.locator("#card-ae-incidence-table").screenshot(path=str(ARTIFACTS / "safety-soc-table-1920.png"))
+    with page.expect_download() as info:
+        page.click("#card-ae-incidence-table button:has-text('Download data (CSV)')")
+    csv = open(info.value.path(), encoding="utf-8").read().splitlines()
+    header, first = csv[0].split(","), csv[1].split(",")
+    assert header[:3] == ["soc", "term", "group"] and len(csv) == len(doc["rows"]) + 1
+    assert first[0] == ANY_AE and int(first[3]) == doc["rows"][0]["n_patients_any"]
+    assert info.value.suggested_filename.startswith("safety_ae-incidence-table_")
+    assert page.console_errors == []
+
+
+def test_no_patient_gives_messages_not_errors(page, live_server):
+    open_safety(page, live_server + "/safety?bclc=0&age_max=20")
+    for figure in ("ae-grade-heatmap", "ae-group-heatmap"):
+        assert any("No patients in the current filter" in n for n in heatmap(page, figure)["notes"])
+    assert "No patients in the current filter" in page.inner_text("#card-ae-incidence-table")
+    page.screenshot(path=str(ARTIFACTS / "safety-no-patients-1366.png"), full_page=True)
+    assert page.console_errors == []
