@@ -576,10 +576,10 @@ def test_page_layout_reads_its_options_from_the_url():
                 walk(child)
         elif hasattr(node, "to_plotly_json"):
             if getattr(node, "id", None) in (cb.MEASURE, cb.BY):
-                found[node.id] = node.value
+                found[str(node.id)] = node.value
             walk(getattr(node, "children", None))
     walk(layout(measure="milan", by="site_id"))
-    assert found == {cb.MEASURE: "milan", cb.BY: "site_id"}
+    assert found == {str(cb.MEASURE): "milan", str(cb.BY): "site_id"}
     found.clear()
     walk(layout(measure="bogus", by="bogus", bclc="C"))
-    assert found == {cb.MEASURE: "bclc", cb.BY: "bclc_stage"}
+    assert found == {str(cb.MEASURE): "bclc", str(cb.BY): "bclc_stage"}

@@ -8,7 +8,8 @@ from dashboard.figures import downstaging as figs
 from dashboard.figures.common import NO_PATIENTS
 
 PAGE = "downstaging"
-MEASURE, BY = "downstaging-measure", "downstaging-by"       # the page's controls
+# the page's controls keep their value in the URL (?measure=milan&by=site_id)
+MEASURE, BY = ids.page_option("measure"), ids.page_option("by")
 FLOW, RATES, CIF, DOWNSIZING = "downstaging-flow", "downstaging-rates", "downstaging-cif", "downstaging-downsizing"
 
 FLOW_NOTES = {

@@ -22,17 +22,19 @@ def layout(measure="bclc", by="bclc_stage", **_):
         dbc.Row([
             dbc.Col(html.H1("Downstaging", className="h4 mb-0"), width="auto"),
             dbc.Col(html.Div([
-                dbc.Label("Group by", html_for=BY, className="me-2 mb-0 small fw-semibold"),
-                dcc.Dropdown(id=BY, value=by, clearable=False, searchable=False, style={"width": "15rem"},
-                             options=[{"label": label, "value": key} for key, label in GROUPINGS.items()]),
+                dbc.Label("Group by", className="me-2 mb-0 small fw-semibold"),
+                html.Div(dcc.Dropdown(id=BY, value=by, clearable=False, searchable=False, style={"width": "15rem"},
+                                      options=[{"label": label, "value": key} for key, label in GROUPINGS.items()]),
+                         id="downstaging-by"),
             ], className="d-flex align-items-center"), width="auto"),
             dbc.Col(html.Span("Rates, time to downstaging and downsizing are shown per group.",
                               className="text-muted small"), className="d-none d-xl-block"),
         ], className="align-items-center g-3 mt-1 mb-2"),
         dbc.Row([
-            dbc.Col(figure_card(FLOW, "Staging flow: baseline to best follow-up", height=500, controls=dbc.RadioItems(
+            dbc.Col(figure_card(FLOW, "Staging flow: baseline to best follow-up", height=500, controls=html.Div(dbc.RadioItems(
                 id=MEASURE, value=measure, inline=True,
-                options=[{"label": label, "value": key} for key, label in MEASURES.items()])), xl=7),
+                options=[{"label": label, "value": key} for key, label in MEASURES.items()]), id="downstaging-measure")),
+                xl=7),
             dbc.Col(figure_card(CIF, "Time to downstaging to within Milan (cumulative incidence)"), xl=5),
         ]),
         dbc.Row([
