@@ -9,7 +9,8 @@ parallel, so this is an upper bound).
 
 The floor is the time DuckDB alone takes for the SQL those callbacks ran (recorded at the data
 seam, re-executed and fetched as Arrow). Prints a table and writes benchmarks/results.json.
-Timing never fails anything: targets are printed beside the numbers.
+Timing never fails anything: targets are printed beside the numbers. Each run starts with an
+empty result cache: p50/p95 are updates computed from scratch; "cached" repeats the same changes.
 """
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ SCENARIOS = [
     {"etiology": ["HCV", "unknown"]},
     {},
 ]
+WARMUP = [{"child_pugh": ["C"]}]      # a filter the measured scenarios do not use
 CONTROL_IDS = {"site": "f-site", "bclc": "f-bclc", "child_pugh": "f-child-pugh", "etiology": "f-etiology",
                "sex": "f-sex", "ecog": "f-ecog"}
 
@@ -154,11 +156,11 @@ def page_callbacks(deps, present: set[str]):
     return out
 
 
-def run_page(replayer, deps, page_path, shell_ids, snapshot_id, reps):
+def run_page(replayer, deps, page_path, shell_ids, snapshot_id, reps, scenarios=None):
     callbacks, sync, base_values = page_plan(deps, page_path, shell_ids)
     times = []
     for _ in range(reps):
-        for scenario in SCENARIOS:
+        for scenario in scenarios or SCENARIOS:
             times.append(replay_update(replayer, sync, callbacks, base_values, snapshot_id, scenario))
     return times, callbacks, base_values
 
@@ -247,6 +249,8 @@ def cold_start(root: Path) -> float:
 def bench_scale(scale: str, reps: int) -> tuple[list[dict], float]:
     root = ensure_registry(scale)
     os.environ["REGISTRY_DATA"] = str(root)
+    import tempfile
+    os.environ["REGISTRY_CACHE"] = tempfile.mkdtemp(prefix="bench-cache-")     # start with nothing cached
     from dashboard import data
     from dashboard.app import PAGES, create_app
     app = create_app()
@@ -270,19 +274,24 @@ def bench_scale(scale: str, reps: int) -> tuple[list[dict], float]:
         data.execute = recording
         try:
             replay = Replayer(client, deps)
-            run_page(replay, deps, path, shell_ids, snapshot.snapshot_id, 1)   # warm-up: schemas, caches
+            run_page(replay, deps, path, shell_ids, snapshot.snapshot_id, 1, WARMUP)   # schemas, imports
             recorded.clear()
-            times, callbacks, _ = run_page(replay, deps, path, shell_ids, snapshot.snapshot_id, reps)
+            # first pass: every result computed (cache miss); later passes: served from the cache
+            cold, callbacks, _ = run_page(replay, deps, path, shell_ids, snapshot.snapshot_id, 1)
+            n_queries = len(recorded)
+            warm, _, _ = run_page(replay, deps, path, shell_ids, snapshot.snapshot_id, max(reps - 1, 1))
         finally:
             data.execute = original
-        n_updates = len(times)
-        floor = floor_ms(recorded) / n_updates
-        p50, p95 = statistics.median(times), percentile(times, 95)
+        floor = floor_ms(recorded[:n_queries]) / len(cold)
+        p50, p95 = statistics.median(cold), percentile(cold, 95)
         rows.append({"scale": scale, "patients": SCALES[scale], "page": label, "p50_ms": round(p50, 1),
                      "p95_ms": round(p95, 1), "floor_ms": round(floor, 1),
-                     "ratio": round(p50 / floor, 1) if floor > 0 else None, "callbacks": len(callbacks)})
+                     "ratio": round(p50 / floor, 1) if floor > 0 else None, "callbacks": len(callbacks),
+                     "cached_p50_ms": round(statistics.median(warm), 1),
+                     "cached_p95_ms": round(percentile(warm, 95), 1)})
         print(f"{scale:9} {SCALES[scale]:>7,} {label:17} callbacks={len(callbacks):2} p50={p50:8.1f} ms "
-              f"p95={p95:8.1f} ms floor={floor:7.1f} ms  (target p95 < {TARGET_P95_MS[scale]} ms)", file=sys.stderr)
+              f"p95={p95:8.1f} ms floor={floor:7.1f} ms cached p95={rows[-1]['cached_p95_ms']:7.1f} ms "
+              f"(target p95 < {TARGET_P95_MS[scale]} ms)", file=sys.stderr)
     return rows, cold_start(root) if scale == "registry" else None
 
 
@@ -314,10 +323,14 @@ def main(argv=None) -> int:
               "peak_rss_mb": round(peak, 1)}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
-    print(f"\n{'scale':9} {'patients':>8} {'page':17} {'p50 ms':>8} {'p95 ms':>8} {'floor ms':>9} {'ratio':>6}")
+    print(f"\n{'scale':9} {'patients':>8} {'page':17} {'p50 ms':>8} {'p95 ms':>8} {'floor ms':>9} {'ratio':>6}"
+          f" {'cached p50':>10} {'cached p95':>10}")
     for r in runs:
         print(f"{r['scale']:9} {r['patients']:>8,} {r['page']:17} {r['p50_ms']:>8} {r['p95_ms']:>8} "
-              f"{r['floor_ms']:>9} {r['ratio'] if r['ratio'] is not None else '-':>6}")
+              f"{r['floor_ms']:>9} {r['ratio'] if r['ratio'] is not None else '-':>6} "
+              f"{r['cached_p50_ms']:>10} {r['cached_p95_ms']:>10}")
+    print("p50/p95: every result computed (nothing cached); cached: the same changes again, served from "
+          "the result cache. Targets: p95 < 100 ms (registry), < 500 ms (stress); cold start < 3 s.")
     print(f"cold start: {result['cold_start_s']} s   peak RSS: {result['peak_rss_mb']} MB   -> {args.output}")
     return 0
 

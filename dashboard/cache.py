@@ -77,3 +77,21 @@ def cached(kind: str, snapshot, filters, scope, compute, **options):
     value = compute()
     s.set(k, value)
     return value
+
+
+def cached_view(name: str):
+    """Cache a page callback whose first argument is the shell's filter state: the result is
+    keyed by snapshot, filters, scope, the other arguments (page options) and today's date (it
+    appears in download file names). Used under @callback, on the thin wrapper."""
+    import datetime as dt
+    from functools import wraps
+
+    def decorate(func):
+        @wraps(func)
+        def wrapper(state, *args):
+            from dashboard.callbacks.shell import state_context
+            snapshot, filters, scope = state_context(state)
+            return cached("view:" + name, snapshot, filters, scope, lambda: func(state, *args),
+                          args=json.dumps(args, default=str, sort_keys=True), day=dt.date.today().isoformat())
+        return wrapper
+    return decorate

@@ -257,5 +257,22 @@ def resolve(snapshot_id: str | None = "latest", root=None) -> Snapshot:
                         f"{', '.join(s.snapshot_id for s in snaps)}")
 
 
+def sites(snapshot: Snapshot, scope: Scope = ALL_SITES) -> list[tuple[str, str]]:
+    """(site_id, site_name) of the sites in scope, ordered by id. A snapshot never changes, so
+    this is queried once per snapshot (path and manifest) and scope."""
+    key = (str(snapshot.path), json.dumps(snapshot.manifest, sort_keys=True), scope.sites)
+    with _lock:
+        hit = _site_lists.get(key)
+    if hit is None:
+        rows = query("sites_in_scope", snapshot, Filters(), scope, order_by=("site_id",))
+        hit = list(zip(rows["site_id"], rows["site_name"]))
+        with _lock:
+            _site_lists[key] = hit
+    return list(hit)
+
+
+_site_lists: dict[tuple, list] = {}
+
+
 def site_ids(snapshot: Snapshot, scope: Scope = ALL_SITES) -> list[str]:
-    return query("sites_in_scope", snapshot, Filters(), scope, order_by=("site_id",))["site_id"].tolist()
+    return [site_id for site_id, _ in sites(snapshot, scope)]

@@ -6,6 +6,7 @@ from dashboard.callbacks.shell import state_context
 from dashboard.components import card_outputs, export_spec, graph_config
 from dashboard.figures import downstaging as figs
 from dashboard.figures.common import NO_PATIENTS
+from dashboard.cache import cached_view
 
 PAGE = "downstaging"
 # the page's controls keep their value in the URL (?measure=milan&by=site_id)
@@ -89,20 +90,24 @@ def downsizing_card(state, by="bclc_stage"):
 
 
 @callback(*card_outputs(FLOW), Input(ids.STATE, "data"), Input(MEASURE, "value"))
+@cached_view("downstaging.flow")
 def _flow(state, measure):
     return flow_card(state, measure)
 
 
 @callback(*card_outputs(RATES), Input(ids.STATE, "data"), Input(BY, "value"))
+@cached_view("downstaging.rates")
 def _rates(state, by):
     return rates_card(state, by)
 
 
 @callback(*card_outputs(CIF), Input(ids.STATE, "data"), Input(BY, "value"))
+@cached_view("downstaging.cif")
 def _cif(state, by):
     return cif_card(state, by)
 
 
 @callback(*card_outputs(DOWNSIZING), Input(ids.STATE, "data"), Input(BY, "value"))
+@cached_view("downstaging.downsizing")
 def _downsizing(state, by):
     return downsizing_card(state, by)

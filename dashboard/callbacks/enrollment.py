@@ -8,6 +8,7 @@ from dashboard.callbacks.shell import state_context
 from dashboard.components import card_outputs, empty_message, export_spec, graph_config
 from dashboard.figures import enrollment as figs
 from dashboard.figures.common import NO_PATIENTS
+from dashboard.cache import cached_view
 
 PAGE = "enrollment"
 
@@ -80,20 +81,24 @@ def followup_card(state):
 
 
 @callback(*card_outputs("accrual"), Input(ids.STATE, "data"), Input(ids.page_option("mode"), "value"))
+@cached_view("enrollment.accrual")
 def _accrual(state, mode):
     return accrual_card(state, mode)
 
 
 @callback(*card_outputs("enrollment-by-site"), Input(ids.STATE, "data"), Input(ids.page_option("sort"), "value"))
+@cached_view("enrollment.enrollment")
 def _enrollment(state, sort):
     return enrollment_card(state, sort)
 
 
 @callback(*card_outputs("baseline-table", table=True), Input(ids.STATE, "data"))
+@cached_view("enrollment.baseline")
 def _baseline(state):
     return baseline_card(state)
 
 
 @callback(*card_outputs("followup-status"), Input(ids.STATE, "data"))
+@cached_view("enrollment.followup")
 def _followup(state):
     return followup_card(state)

@@ -5,6 +5,7 @@ from dash import Input, Output, callback, html
 from dashboard import data, exports, ids
 from dashboard.callbacks.shell import state_context
 from dashboard.snapshots import list_snapshots
+from dashboard.cache import cached_view
 
 
 def stat_card(label, value, note=None, id_=None):
@@ -34,6 +35,7 @@ def overview_cards(state):
 
 
 @callback(Output("overview-cards", "children"), Input(ids.STATE, "data"))
+@cached_view("overview.overview")
 def _overview(state):
     return overview_cards(state)
 

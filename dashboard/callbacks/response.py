@@ -13,6 +13,7 @@ from dashboard.components import card_outputs, empty_message, export_spec, fid, 
 from dashboard.figures import response as figs
 from dashboard.figures.common import NO_PATIENTS, empty_figure
 from dashboard.grouping import GROUPINGS
+from dashboard.cache import cached_view
 
 PAGE = "response"
 WATERFALL, BOR, SUMMARY, SPIDER, SWIMMER, CONSISTENCY = (
@@ -266,21 +267,25 @@ def highlight_label(patient):
 
 # --- wiring -----------------------------------------------------------------------------------
 @callback(*card_outputs(WATERFALL), Input(ids.STATE, "data"), Input(SCOPE, "value"), Input(HIGHLIGHT, "data"))
+@cached_view("response.waterfall")
 def _waterfall(state, scope, highlight):
     return waterfall_card(state, scope, highlight)
 
 
 @callback(*card_outputs(BOR), Input(ids.STATE, "data"), Input(SCOPE, "value"), Input(BY, "value"))
+@cached_view("response.bor")
 def _bor(state, scope, by):
     return bor_card(state, scope, by)
 
 
 @callback(*card_outputs(SUMMARY, table=True), Input(ids.STATE, "data"), Input(SCOPE, "value"), Input(BY, "value"))
+@cached_view("response.summary")
 def _summary(state, scope, by):
     return summary_card(state, scope, by)
 
 
 @callback(*card_outputs(SPIDER), Input(ids.STATE, "data"), Input(SCOPE, "value"), Input(HIGHLIGHT, "data"))
+@cached_view("response.spider")
 def _spider(state, scope, highlight):
     return spider_card(state, scope, highlight)
 
@@ -297,6 +302,7 @@ def _swimmer(state, scope, sort, page, size, highlight):
 
 
 @callback(*card_outputs(CONSISTENCY, table=True), Input(ids.STATE, "data"), Input(SCOPE, "value"))
+@cached_view("response.consistency")
 def _consistency(state, scope):
     return consistency_card(state, scope)
 

@@ -10,6 +10,7 @@ from dashboard.callbacks.shell import state_context
 from dashboard.components import card_outputs, empty_message, export_spec, graph_config
 from dashboard.figures import safety as figs
 from dashboard.figures.common import NO_PATIENTS
+from dashboard.cache import cached_view
 
 PAGE = "safety"
 EXPORT = "ae-incidence"
@@ -142,17 +143,20 @@ SWITCHES = [Input(EVENTS, "value"), Input(WITHIN_DAYS, "value")]
 
 
 @callback(*card_outputs(GRADE_MAP), Input(ids.STATE, "data"), *SWITCHES)
+@cached_view("safety.grade_heatmap")
 def _grade_heatmap(state, events, within_days):
     return grade_heatmap_card(state, events, within_days)
 
 
 @callback(*card_outputs(GROUP_MAP), Input(ids.STATE, "data"), *SWITCHES,
           Input(BY, "value"), Input(MEASURE, "value"))
+@cached_view("safety.group_heatmap")
 def _group_heatmap(state, events, within_days, by, measure):
     return group_heatmap_card(state, events, within_days, by, measure)
 
 
 @callback(*card_outputs(TABLE, table=True), Input(ids.STATE, "data"), *SWITCHES,
           Input(LEVEL, "value"))
+@cached_view("safety.incidence")
 def _incidence(state, events, within_days, level):
     return incidence_card(state, events, within_days, level)

@@ -34,8 +34,8 @@ def snapshot_options() -> list[dict]:
 
 
 def site_options(snapshot) -> list[dict]:
-    sites = data.query("sites_in_scope", snapshot, Filters(), request_scope(), order_by=("site_id",))
-    return [{"label": f"{r.site_id} · {r.site_name}", "value": r.site_id} for r in sites.itertuples()]
+    return [{"label": f"{site_id} · {name}", "value": site_id}
+            for site_id, name in data.sites(snapshot, request_scope())]
 
 
 def parse_search(search: str | None):

@@ -13,6 +13,7 @@ from dashboard.exports import survival as km
 from dashboard.figures import survival as figs
 from dashboard.figures.common import NO_PATIENTS, empty_figure
 from dashboard.grouping import GROUPINGS
+from dashboard.cache import cached_view
 
 PAGE = "survival"
 Y_TITLES = {"os": "Overall survival", "ttp": "Free of progression", "pfs": "Progression-free survival",
@@ -212,6 +213,7 @@ def survival_view(state, endpoint="os", by="bclc_stage", ci="log-log", bands=Non
     Input(ids.page_option("ci"), "value"),
     State(ids.page_option("bands"), "value"),
 )
+@cached_view("survival.survival")
 def _survival(state, endpoint, by, ci, bands):
     return survival_view(state, endpoint, by, ci, bands)
 
