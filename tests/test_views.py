@@ -116,21 +116,69 @@ def test_filters_apply_to_every_view(mini_snapshot):
 
 # --- dbt-style contracts on every view ---------------------------------------------------------
 GRAIN = {
+    # staging views: the snapshot contract's keys (dashboard/contract.py), enforced by the validator
+    "stg_sites": ["site_id"],
+    "stg_patients": ["patient_id"],
+    "stg_treatments": ["patient_id", "session_number"],
+    "stg_lesions": ["patient_id", "lesion_id"],
+    "stg_imaging": ["patient_id", "visit"],
+    "stg_lesion_measurements": ["patient_id", "lesion_id", "visit"],
+    "stg_staging": ["patient_id", "visit"],
+    "stg_adverse_events": ["patient_id", "ae_id"],
     "cohort": ["patient_id"],
-    "patient_endpoints": ["patient_id", "endpoint"],
-    "tumour_burden": ["scope", "patient_id", "visit"],
-    "best_response": ["scope", "patient_id"],
-    "ae_worst_grade": ["patient_id", "term"],
-    "staging_outcomes": ["patient_id"],
+    "sites_in_scope": ["site_id"],
     "enrollment": ["site_id"],
     "accrual_monthly": ["site_id", "month"],
+    "patient_endpoints": ["patient_id", "endpoint"],
     "patient_summary": ["patient_id"],
-    "sites_in_scope": ["site_id"],
+    "tumour_burden": ["scope", "patient_id", "visit"],
+    "best_response": ["scope", "patient_id"],
+    "spider_points": ["scope", "patient_id", "visit"],
+    "response_consistency": ["scope", "patient_id", "visit"],
+    # one mark per session (session_number), scan (visit), first PD and lane end; those two
+    # columns are null on the other marks, so the non-null event_date stands in for them
+    "swimmer_events": ["scope", "patient_id", "event", "event_date"],
+    "ae_episodes": ["patient_id", "ae_id"],
+    # a term filed under two SOCs (a validator warning, not an error) gives one row per SOC
+    "ae_worst_grade": ["patient_id", "soc", "term"],
+    "staging_outcomes": ["patient_id"],
+    "staging_flow": ["patient_id", "measure"],
+    "time_to_downstaging": ["patient_id"],
+    "downsizing": ["patient_id"],
 }
+RESPONSES = {"CR", "PR", "SD", "PD", "NE"}
+SCOPES = {"overall", "local"}
+GRADES = {1, 2, 3, 4, 5}
+# nullable code lists include None (a missing value is not a code outside the list)
 ACCEPTED = {
-    ("best_response", "bor"): {"CR", "PR", "SD", "PD", "NE"},
+    ("best_response", "bor"): RESPONSES,
+    ("best_response", "scope"): SCOPES,
+    ("best_response", "not_evaluable_reason"): {None, "no baseline sum", "no follow-up scan", "no post-baseline sum"},
     ("patient_endpoints", "endpoint"): {"os", "ttp", "pfs", "local_ttp"},
+    ("tumour_burden", "scope"): SCOPES,
+    ("tumour_burden", "response"): RESPONSES | {None},
+    ("spider_points", "scope"): SCOPES,
+    ("spider_points", "bor"): RESPONSES,
+    ("spider_points", "response"): RESPONSES | {None},
+    ("swimmer_events", "scope"): SCOPES,
+    ("swimmer_events", "bor"): RESPONSES,
+    ("swimmer_events", "event"): {"session", "scan", "first_pd", "death", "last_contact"},
+    ("swimmer_events", "end_status"): {"died", "off study", "alive on study"},
+    ("swimmer_events", "response"): RESPONSES | {None},
+    ("response_consistency", "scope"): SCOPES,
+    ("response_consistency", "recorded"): RESPONSES | {None},
+    ("response_consistency", "implied"): {"CR", "PR", "SD", "PD"},
+    ("ae_episodes", "grade"): GRADES,
+    ("ae_worst_grade", "worst_grade"): GRADES,
     ("staging_outcomes", "restaging_status"): {"restaged", "died before restaging", "not yet restaged"},
+    ("staging_flow", "measure"): {"bclc", "milan", "resectable"},
+    ("staging_flow", "source"): {"BCLC 0", "BCLC A", "BCLC B", "BCLC C", "BCLC D", "within Milan", "outside Milan",
+                                 "resectable", "not resectable"},
+    ("staging_flow", "target"): {"BCLC 0", "BCLC A", "BCLC B", "BCLC C", "BCLC D", "within Milan", "outside Milan",
+                                 "resectable", "not resectable", "died before restaging", "not yet restaged"},
+    ("time_to_downstaging", "status"): {0, 1, 2},
+    ("time_to_downstaging", "outcome"): {"within Milan", "died", "censored"},
+    ("downsizing", "not_evaluable_reason"): {None, "no baseline target diameter", "no follow-up measurement"},
 }
 
 
