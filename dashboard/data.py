@@ -202,18 +202,34 @@ def _validator_version() -> str:
     return hashlib.sha256(code).hexdigest()[:12]
 
 
+def _report_key(snapshot: Snapshot) -> tuple[str, Path]:
+    from dashboard.cache import cache_dir
+    manifest = (snapshot.path / "manifest.json").read_bytes()
+    key = hashlib.sha256(str(snapshot.path).encode() + manifest + _validator_version().encode()).hexdigest()
+    return key, cache_dir() / f"validation-{snapshot.snapshot_id}-{key[:24]}.json"
+
+
+def known_report(snapshot: Snapshot) -> Report | None:
+    """The validation report if one was already made (in memory or on disk), else None."""
+    key, file = _report_key(snapshot)
+    with _lock:
+        if key in _reports:
+            return _reports[key]
+    try:
+        return Report.from_json(json.loads(file.read_text()))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
 def report_for(snapshot: Snapshot) -> Report:
     """The validation report of a snapshot. A snapshot is immutable and its manifest holds the
     checksum of every file, so the report is cached by (path, manifest bytes, validator code):
     in memory, and on disk so that workers and restarts do not validate again."""
-    manifest = (snapshot.path / "manifest.json").read_bytes()
-    key = hashlib.sha256(str(snapshot.path).encode() + manifest + _validator_version().encode()).hexdigest()
+    key, file = _report_key(snapshot)
     with _lock:
         cached = _reports.get(key)
     if cached is not None:
         return cached
-    from dashboard.cache import cache_dir
-    file = cache_dir() / f"validation-{snapshot.snapshot_id}-{key[:24]}.json"
     try:
         cached = Report.from_json(json.loads(file.read_text()))
     except (OSError, ValueError, KeyError, TypeError):
@@ -226,35 +242,45 @@ def report_for(snapshot: Snapshot) -> Report:
     return cached
 
 
-def valid_snapshots(root=None) -> list[Snapshot]:
-    """Snapshots that pass validation, oldest cut-off first. Recomputed only when a snapshot
-    folder or manifest appears, disappears or changes (a cheap listing of the folder)."""
+def complete_snapshots(root=None) -> list[Snapshot]:
+    """Complete snapshots (manifest present), oldest cut-off first, not yet validated. Listed
+    again only when a snapshot folder or manifest appears, disappears or changes."""
     folder = data_root(root) / "snapshots"
     try:
         listing = tuple(sorted((p.name, (p / "manifest.json").stat().st_mtime_ns)
                                for p in folder.iterdir() if (p / "manifest.json").exists()))
     except OSError:
         listing = ()
-    return list(_valid_snapshots(str(folder.parent), listing))
+    return list(_complete_snapshots(str(folder.parent), listing))
 
 
 @lru_cache(maxsize=16)
-def _valid_snapshots(root: str, listing: tuple) -> tuple[Snapshot, ...]:
-    return tuple(s for s in list_snapshots(Path(root), verify_checksums=False) if report_for(s).ok)
+def _complete_snapshots(root: str, listing: tuple) -> tuple[Snapshot, ...]:
+    return tuple(list_snapshots(Path(root), verify_checksums=False))
+
+
+def valid_snapshots(root=None) -> list[Snapshot]:
+    """Snapshots that pass validation, oldest cut-off first (validates every one, once)."""
+    return [s for s in complete_snapshots(root) if report_for(s).ok]
 
 
 def resolve(snapshot_id: str | None = "latest", root=None) -> Snapshot:
-    """A valid snapshot by id; 'latest' is the greatest cut-off date that validates."""
-    snaps = valid_snapshots(root)
-    if not snaps:
-        raise SnapshotError(f"no valid snapshot under {data_root(root) / 'snapshots'}")
+    """A valid snapshot by id; 'latest' is the greatest cut-off date that validates. Only the
+    snapshots needed are validated: newest first for 'latest', the one asked for otherwise."""
+    snaps = complete_snapshots(root)
     if snapshot_id in (None, "", "latest"):
-        return snaps[-1]
+        for s in reversed(snaps):
+            if report_for(s).ok:
+                return s
+        raise SnapshotError(f"no valid snapshot under {data_root(root) / 'snapshots'}")
     for s in snaps:
         if s.snapshot_id == snapshot_id:
-            return s
-    raise SnapshotError(f"snapshot {snapshot_id!r} is not a valid snapshot; available: "
-                        f"{', '.join(s.snapshot_id for s in snaps)}")
+            report = report_for(s)
+            if report.ok:
+                return s
+            raise SnapshotError(f"snapshot {snapshot_id!r} was rejected: {report.errors[0]}")
+    raise SnapshotError(f"snapshot {snapshot_id!r} not found; available: "
+                        f"{', '.join(s.snapshot_id for s in snaps) or 'none'}")
 
 
 def sites(snapshot: Snapshot, scope: Scope = ALL_SITES) -> list[tuple[str, str]]:

@@ -152,3 +152,20 @@ def test_a_broken_newer_cut_is_rejected_and_the_last_good_one_served(tmp_path, m
     assert data.resolve("latest").snapshot_id == "2024-12-31"
     panel = str(overview.quality_panel({"snapshot": "2024-12-31", "query": ""}))
     assert "2025-03-31" in panel and "patients.sex" in panel
+
+
+def test_choosing_a_rejected_cut_says_so_and_keeps_the_last_good_one(tmp_path, monkeypatch):
+    from fixtures import mini_registry, write_snapshot
+    from dashboard import ids
+    write_snapshot(tmp_path, "2024-12-31", mini_registry())
+    broken = mini_registry()
+    broken["imaging"][1]["overall_response"] = "XX"
+    write_snapshot(tmp_path, "2025-03-31", broken)
+    monkeypatch.setenv("REGISTRY_DATA", str(tmp_path))
+    values = {k: [] for k in shell.CONTROL_KEYS}
+    out = shell.sync_state(ids.SNAPSHOT, "", "2025-03-31", values, [18, 100], None, None, [],
+                           {"snapshot": "2024-12-31", "query": ""})
+    assert out[1]["snapshot"] == "2024-12-31"
+    assert "rejected" in str(out[2]) and "imaging.overall_response" in str(out[2])
+    labels = {o["value"]: o for o in out[3]}
+    assert labels["2025-03-31"]["disabled"] is True

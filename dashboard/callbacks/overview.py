@@ -4,7 +4,6 @@ from dash import Input, Output, callback, html
 
 from dashboard import data, exports, ids
 from dashboard.callbacks.shell import state_context
-from dashboard.snapshots import list_snapshots
 from dashboard.cache import cached_view
 
 
@@ -41,8 +40,9 @@ def _overview(state):
 
 
 def quality_rows():
-    """Every complete snapshot with its validation verdict: (snapshot, report), newest first."""
-    return [(s, data.report_for(s)) for s in reversed(list_snapshots(verify_checksums=False))]
+    """Every complete snapshot already validated, with its report, newest first (cuts nobody has
+    opened yet are validated when chosen: a stress-size registry has many large cuts)."""
+    return [(s, r) for s in reversed(data.complete_snapshots()) if (r := data.known_report(s)) is not None]
 
 
 def quality_panel(state):

@@ -28,9 +28,16 @@ def request_scope():
 
 
 def snapshot_options() -> list[dict]:
-    snaps = data.valid_snapshots()
-    return [{"label": f"{s.snapshot_id} (cut-off {s.cutoff_date:%d %b %Y})", "value": s.snapshot_id}
-            for s in reversed(snaps)]
+    """Every complete data cut, newest first. Cuts are validated when chosen (a large registry
+    has many); one already known to be rejected is shown disabled."""
+    options = []
+    for s in reversed(data.complete_snapshots()):
+        report = data.known_report(s)
+        rejected = report is not None and not report.ok
+        options.append({"label": f"{s.snapshot_id} (cut-off {s.cutoff_date:%d %b %Y})"
+                                 + (" — rejected" if rejected else ""),
+                        "value": s.snapshot_id, "disabled": rejected})
+    return options
 
 
 def site_options(snapshot) -> list[dict]:
@@ -77,10 +84,10 @@ def build_search(snapshot_id: str, filters: Filters, current_search: str | None,
     return "?" + query if query else ""
 
 
-def message_alert(messages: list[str]):
+def message_alert(messages: list[str], heading: str = "Some filters in this link could not be used: "):
     if not messages:
         return None
-    return dbc.Alert([html.Strong("Some filters in this link could not be used: "),
+    return dbc.Alert([html.Strong(heading),
                       html.Ul([html.Li(m) for m in messages], className="mb-0")],
                      color="warning", dismissable=True, className="py-2 mt-2 mb-0 small", id="url-alert")
 
@@ -125,8 +132,13 @@ def sync_state(trigger, search, snapshot_value, values, age, start, end, chip_cl
     else:
         try:
             snapshot = data.resolve(snapshot_value or "latest")
-        except SnapshotError:
+        except SnapshotError as e:
             snapshot = latest
+            return (no_update, {"snapshot": latest.snapshot_id, "query": (current or {}).get("query", "")},
+                    message_alert([f"{e}; showing the latest valid cut, {latest.snapshot_id}."],
+                                  "This data cut cannot be shown: "), snapshot_options(),
+                    latest.snapshot_id, site_options(latest), *[no_update] * len(CONTROL_KEYS), no_update, no_update,
+                    no_update)
         if trigger == ids.CLEAR_ALL:
             filters = Filters()
         else:
