@@ -19,6 +19,18 @@ def export(root, name, *filters, **options):
     return json.loads(out.stdout)
 
 
+def banner_when(page, condition, timeout_s: float = 20) -> int:
+    """The banner's n once `condition(n)` holds (polled: after a URL change the shell's callbacks
+    may not have started yet); the last value seen when it never holds, for the assertion."""
+    import time
+    deadline = time.time() + timeout_s
+    n = banner_n(page)
+    while not condition(n) and time.time() < deadline:
+        page.wait_for_timeout(200)
+        n = banner_n(page)
+    return n
+
+
 def banner_n(page) -> int:
     page.wait_for_function("document.querySelector('#banner-count strong') !== null")
     return int(page.inner_text("#banner-count strong").replace(",", ""))
