@@ -246,7 +246,7 @@ def cold_start(root: Path) -> float:
         proc.wait(10)
 
 
-def bench_scale(scale: str, reps: int) -> tuple[list[dict], float]:
+def bench_scale(scale: str, reps: int, only=None) -> tuple[list[dict], float]:
     root = ensure_registry(scale)
     os.environ["REGISTRY_DATA"] = str(root)
     import tempfile
@@ -271,6 +271,8 @@ def bench_scale(scale: str, reps: int) -> tuple[list[dict], float]:
         return original(sql, snapshot, filters, scope, params, variables)
 
     for path, label in PAGES:
+        if only and path not in only and label not in only:
+            continue
         data.execute = recording
         try:
             replay = Replayer(client, deps)
@@ -301,19 +303,21 @@ def main(argv=None) -> int:
     parser.add_argument("--scale", choices=["registry", "stress", "all"], default="registry")
     parser.add_argument("--reps", type=int, default=3, help="passes over the scenarios per page")
     parser.add_argument("--output", default=str(HERE / "results.json"))
+    parser.add_argument("--page", action="append", help="only this page (label or path), repeatable")
     args = parser.parse_args(argv)
     scales = ["registry", "stress"] if args.scale == "all" else [args.scale]
     runs, cold = [], None
     for scale in scales:
         # each scale in its own process: a fresh DuckDB connection and an honest peak memory
         if len(scales) > 1:
+            pages = [x for p in (args.page or []) for x in ("--page", p)]
             out = subprocess.run([sys.executable, "-m", "benchmarks", "--scale", scale, "--reps", str(args.reps),
-                                  "--output", str(CACHE / f"results-{scale}.json")], cwd=ROOT, check=True)
+                                  "--output", str(CACHE / f"results-{scale}.json"), *pages], cwd=ROOT, check=True)
             part = json.loads((CACHE / f"results-{scale}.json").read_text())
             runs += part["runs"]
             cold = part["cold_start_s"] if part.get("cold_start_s") is not None else cold
             continue
-        rows, cold_s = bench_scale(scale, args.reps)
+        rows, cold_s = bench_scale(scale, args.reps, args.page)
         runs += rows
         cold = cold_s if cold_s is not None else cold
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
