@@ -500,3 +500,18 @@ def test_swimmer_events_cover_every_patient_once_per_scope(resp_snapshot):
     assert not ends.duplicated(["scope", "patient_id"]).any()
     assert len(ends) == 2 * 10
     assert set(ev.event) == {"session", "scan", "first_pd", "death", "last_contact"}
+
+
+def test_spider_draws_a_fixed_sample_when_there_are_too_many_lines(mini_snapshot, monkeypatch):
+    """Thousands of spider lines are unreadable: above the cap, a fixed pseudo-random sample is
+    drawn and exported (the CSV equals the plot), and the counts say so."""
+    from dashboard.exports import response as response_exports
+    monkeypatch.setenv("REGISTRY_CACHE", "off")
+    full = response_exports.spider_export(mini_snapshot, response_scope="overall")
+    evaluable = full.rows["patient_id"].nunique()
+    monkeypatch.setattr(response_exports, "SPIDER_MAX_PATIENTS", evaluable - 1)
+    capped = response_exports.spider_export(mini_snapshot, response_scope="overall")
+    assert capped.extra["n_patients_drawn"] == evaluable - 1 == capped.rows["patient_id"].nunique()
+    assert capped.extra["n_patients_evaluable"] == evaluable
+    again = response_exports.spider_export(mini_snapshot, response_scope="overall")
+    assert again.rows.equals(capped.rows)

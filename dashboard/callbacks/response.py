@@ -164,8 +164,11 @@ def spider_card(state, scope="overall", highlight=None):
     spec = _spec(SPIDER, "spider", snapshot, {"response_scope": scope})
     if exp.n_patients == 0:
         return empty_figure(NO_PATIENTS), graph_config(SPIDER, spec["filename"]), spec, NO_PATIENTS
-    note = [f"{exp.extra['n_patients_drawn']} of {_n_word(exp.n_patients)} drawn (the evaluable patients of the "
-            "waterfall). Each line: % change from baseline in the sum of viable target diameters at every fully "
+    sample = (f" (a fixed pseudo-random sample of the {exp.extra['n_patients_evaluable']:,} evaluable patients: "
+              "more lines would be unreadable; the CSV has the same rows)"
+              if exp.extra["n_patients_evaluable"] > exp.extra["n_patients_drawn"] else
+              " (the evaluable patients of the waterfall)")
+    note = [f"{exp.extra['n_patients_drawn']} of {_n_word(exp.n_patients)} drawn{sample}. Each line: % change from baseline in the sum of viable target diameters at every fully "
             "measured scan, baseline included, over months since the first DEB-TACE (days / 30.4375); scans after "
             f"the first PD are drawn too. Colour = BOR. Points above +{figs.CAP:.0f}% are drawn at the cap (▲). ",
             scope_note(scope)]

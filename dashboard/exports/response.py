@@ -1,11 +1,13 @@
 """Response exports (registered with @export; see dashboard/exports/__init__.py): waterfall,
 response-summary (BOR counts, ORR and DCR), spider, swimmer and response-consistency.
 
-Every export takes the response scope ('overall' or 'local') as `response_scope`. The command
-line's --scope reaches an export as the third positional argument, because run_export() names
-its site-scope parameter `scope` as well; `_scopes()` tells the two apart.
+Every export takes the response scope ('overall' or 'local') as `response_scope` (the command
+line's --scope arrives under that name). `_scopes()` also accepts the response scope in the
+site-scope position, for callers that pass it positionally.
 """
 from __future__ import annotations
+
+import hashlib
 
 from dashboard import data
 from dashboard.analytics import response as resp
@@ -58,14 +60,24 @@ def response_summary_export(snapshot, filters=Filters(), sites=ALL_SITES, respon
                   {"scope": response_scope, "by": by})
 
 
+SPIDER_MAX_PATIENTS = 500
+
+
 @export("spider", "per evaluable patient and imaging visit: % change from baseline over time (days from the "
                   "first DEB-TACE), with BOR", options=OPTIONS)
 def spider_export(snapshot, filters=Filters(), sites=ALL_SITES, response_scope=None, **_):
     sites, response_scope = _scopes(sites, response_scope)
     rows = _scoped("spider_points", snapshot, filters, sites, response_scope, "patient_id, imaging_date")
     rows = rows.drop(columns=["scope"])
+    evaluable = rows["patient_id"].unique()
+    if len(evaluable) > SPIDER_MAX_PATIENTS:
+        # thousands of lines are unreadable and slow: a fixed pseudo-random sample, the same for
+        # every filter that contains the patient (hash of the id), and the CSV holds the same rows
+        keep = sorted(evaluable, key=lambda p: hashlib.sha256(p.encode()).hexdigest())[:SPIDER_MAX_PATIENTS]
+        rows = rows[rows["patient_id"].isin(keep)].reset_index(drop=True)
     return Export("spider", rows, n_patients(snapshot, filters, sites),
-                  {"scope": response_scope, "n_patients_drawn": int(rows["patient_id"].nunique())})
+                  {"scope": response_scope, "n_patients_drawn": int(rows["patient_id"].nunique()),
+                   "n_patients_evaluable": int(len(evaluable)), "max_patients": SPIDER_MAX_PATIENTS})
 
 
 @export("swimmer", "per patient lane (first DEB-TACE to death or last contact): sessions, scans with their "
