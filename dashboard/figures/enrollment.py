@@ -50,7 +50,8 @@ def enrollment_bars(enrollment: pd.DataFrame, sort: str = "site") -> go.Figure:
     df["pct_target"] = 100.0 * df.n_enrolled / df.target_enrollment.where(df.target_enrollment > 0)
     col, ascending = SORTS.get(sort, SORTS["site"])
     df = df.sort_values([col, "site_id"], ascending=[ascending, True])
-    labels = df.site_id + " " + df.site_name
+    # short labels leave the bars room on a laptop; the full name is in the hover
+    labels = df.site_id + " " + df.site_name.map(lambda n: n if len(n) <= 18 else n[:17].rstrip() + "…")
     fig = go.Figure()
     fig.add_bar(y=labels, x=df.target_enrollment, orientation="h", name="Target",
                 marker=dict(color="rgba(0,0,0,0)", line=dict(color="#6c757d", width=1.5)),
@@ -59,11 +60,12 @@ def enrollment_bars(enrollment: pd.DataFrame, sort: str = "site") -> go.Figure:
                 customdata=df[["target_enrollment", "pct_target"]],
                 text=[f"{n} ({p:.0f}%)" if pd.notna(p) else f"{n}" for n, p in zip(df.n_enrolled, df.pct_target)],
                 textposition="outside", cliponaxis=False,
-                hovertemplate="%{y}<br>enrolled %{x} of target %{customdata[0]} (%{customdata[1]:.0f}%)<extra></extra>")
+                hovertext=df.site_id + " " + df.site_name, hoverinfo="text",
+                hovertemplate="%{hovertext}<br>enrolled %{x} of target %{customdata[0]} (%{customdata[1]:.0f}%)<extra></extra>")
     fig.update_layout(barmode="overlay", bargap=0.25)
     fig.update_yaxes(autorange="reversed", title=None)
     top = float(max(df.n_enrolled.max(), df.target_enrollment.max(), 1))
-    fig.update_xaxes(title="Patients", range=[0, top * 1.3])     # room for the "n (%)" labels
+    fig.update_xaxes(title="Patients", range=[0, top * 1.45])    # room for the "n (%)" labels
     return base_layout(fig, height=max(300, 60 + 28 * len(df)))
 
 

@@ -28,7 +28,8 @@ def layout(mode="pooled", sort="site", **_):
             ], className="d-flex align-items-center")), xl=5),
         ]),
         dbc.Row([
-            dbc.Col(table_card("baseline-table", "Baseline characteristics (Table 1)"), xl=7),
-            dbc.Col(figure_card("followup-status", "Follow-up status", height=300), xl=5),
+            # Table 1 needs ~800 px for four columns: side by side only on wide screens (>= 1400 px)
+            dbc.Col(table_card("baseline-table", "Baseline characteristics (Table 1)"), xxl=7),
+            dbc.Col(figure_card("followup-status", "Follow-up status", height=300), xxl=5),
         ]),
     ])
