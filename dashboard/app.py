@@ -95,6 +95,7 @@ def layout():
         dcc.Location(id=ids.URL, refresh="callback-nav"),
         dcc.Store(id=ids.STATE, storage_type="memory"),
         dcc.Store(id=ids.PAGE_TITLE),
+        dcc.Store(id=ids.PAGE_DEFAULTS),
         navbar(),
         dbc.Container(dbc.Row([
             dbc.Col(filter_panel(), lg=3, xl=2, className="pt-3 sidebar"),

@@ -3,6 +3,7 @@
 URL = "url"
 PAGE_CONTENT = "page-content"     # filled by the shell's router on a change of path only
 PAGE_TITLE = "page-title-sink"
+PAGE_DEFAULTS = "page-option-defaults"   # the page options' values with none in the URL
 STATE = "filter-state"            # dcc.Store: {"snapshot": id, "query": canonical filter query}
 SNAPSHOT = "snapshot-select"
 URL_MESSAGE = "url-message"

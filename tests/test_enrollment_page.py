@@ -169,3 +169,16 @@ def test_choosing_a_rejected_cut_says_so_and_keeps_the_last_good_one(tmp_path, m
     assert "rejected" in str(out[2]) and "imaging.overall_response" in str(out[2])
     labels = {o["value"]: o for o in out[3]}
     assert labels["2025-03-31"]["disabled"] is True
+
+
+def test_page_options_keep_defaults_out_of_the_url_and_back_restores_them(dash_app):
+    from dash import no_update
+    defaults = shell.page_option_defaults(shell.render_page("/enrollment", "")[0])
+    assert defaults == {"mode": "pooled", "sort": "site"}
+    # back to a URL without the option: the control returns to the page's default
+    assert shell.page_option_values("?bclc=B", ["mode", "sort"], ["site", "site"], defaults) == ["pooled", no_update]
+    # an option in the URL sets the control
+    assert shell.page_option_values("?mode=site", ["mode"], ["pooled"], defaults) == ["site"]
+    # a non-default value is written, a default one removed
+    assert shell.with_page_options("?bclc=B", {"mode": "site"}) == "?bclc=B&mode=site"
+    assert shell.with_page_options("?bclc=B&mode=site", {"mode": None}) == "?bclc=B"

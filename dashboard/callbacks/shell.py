@@ -249,11 +249,14 @@ def render_page(pathname: str | None, search: str | None):
 @callback(
     Output(ids.PAGE_CONTENT, "children"),
     Output(ids.PAGE_TITLE, "data"),
+    Output(ids.PAGE_DEFAULTS, "data"),
     Input(ids.URL, "pathname"),
     State(ids.URL, "search"),
 )
 def _route(pathname, search):
-    return render_page(pathname, search)
+    layout, title = render_page(pathname, search)
+    defaults = page_option_defaults(render_page(pathname, "")[0]) if page_for(pathname) else {}
+    return layout, title, defaults
 
 
 clientside_callback("function(title) { if (title) { document.title = title; } return null; }",
@@ -265,32 +268,62 @@ clientside_callback("function(title) { if (title) { document.title = title; } re
     Output({"type": "page-option", "key": ALL}, "value"),
     Input(ids.URL, "search"),
     Input({"type": "page-option", "key": ALL}, "value"),
+    State(ids.PAGE_DEFAULTS, "data"),
     prevent_initial_call=True,
 )
-def _page_options(search, values):
+def _page_options(search, values, defaults):
     """Page controls (ids.page_option) keep their value in the URL, so a shared link restores
-    them; back and forward set them from the URL."""
+    them; back and forward set them from the URL. A value equal to the page's default is left out
+    of the URL, so a control echoing its initial value never adds a history entry."""
     keys = [i["id"]["key"] for i in ctx.inputs_list[1]]
     trigger = ctx.triggered_id
     if trigger == ids.URL:
-        return no_update, page_option_values(search, keys, values)
+        return no_update, page_option_values(search, keys, values, defaults or {})
     if trigger is None or not keys:
         return no_update, [no_update] * len(keys)
-    return with_page_options(search, dict(zip(keys, values))), [no_update] * len(keys)
+    defaults = defaults or {}
+    options = {k: (None if k in defaults and v == defaults[k] else v) for k, v in zip(keys, values)}
+    return with_page_options(search, options), [no_update] * len(keys)
 
 
-def page_option_values(search: str | None, keys: list[str], current: list) -> list:
-    """The controls' values after a URL change: the URL's value where it has one and differs."""
+def page_option_values(search: str | None, keys: list[str], current: list, defaults: dict | None = None) -> list:
+    """The controls' values after a URL change: the URL's value, or the page's default when the
+    URL has none (back to a URL without the option), where that differs from the current value."""
     params = dict(parse_qsl((search or "").lstrip("?")))
+    defaults = defaults or {}
     out = []
     for key, value in zip(keys, current):
-        wanted = params.get(key)
-        if wanted is None or wanted == (",".join(map(str, value)) if isinstance(value, list) else str(value)):
+        if key not in params:
+            out.append(defaults[key] if key in defaults and defaults[key] != value else no_update)
+            continue
+        wanted = params[key]
+        if wanted == (",".join(map(str, value)) if isinstance(value, list) else str(value)):
             out.append(no_update)
         else:
             out.append(wanted.split(",") if isinstance(value, list) else
                        (int(wanted) if isinstance(value, int) and wanted.lstrip("-").isdigit() else wanted))
     return out
+
+
+def page_option_defaults(layout) -> dict:
+    """{key: value} of the page-option controls as a page renders them with no option in the URL."""
+    found = {}
+
+    def walk(node):
+        if isinstance(node, (list, tuple)):
+            for child in node:
+                walk(child)
+            return
+        if not hasattr(node, "to_plotly_json"):
+            return
+        ident = getattr(node, "id", None)
+        if isinstance(ident, dict) and ident.get("type") == "page-option":
+            found[ident["key"]] = getattr(node, "value", None)
+        for attr in ("children", "controls"):
+            walk(getattr(node, attr, None))
+
+    walk(layout)
+    return found
 
 
 def with_page_options(search: str | None, options: dict) -> str:
