@@ -81,6 +81,30 @@ def view_order() -> list[str]:
     return order
 
 
+MATERIALIZED = re.compile(r"^-- Materialized once per snapshot", re.M)
+FILTERED = {"cohort", "sites_in_scope"}
+
+
+@lru_cache(maxsize=1)
+def materialized_views() -> frozenset[str]:
+    """Views computed once per snapshot into a table (their header says "Materialized once per
+    snapshot"): filter-independent, heavy per-patient derivations that several views read. Such a
+    view must not read the filters or the scope, directly or through another view."""
+    views = view_files()
+    deps = {name: {o for o in views if o != name and re.search(rf"\b{re.escape(o)}\b", _strip_comments(sql))}
+            for name, sql in views.items()}
+
+    def reads_filters(name, seen=()):
+        return any(d in FILTERED or "getvariable(" in views[d] or (d not in seen and reads_filters(d, seen + (d,)))
+                   for d in deps[name])
+
+    flagged = frozenset(name for name, sql in views.items() if MATERIALIZED.search(sql))
+    for name in flagged:
+        if name in FILTERED or "getvariable(" in views[name] or reads_filters(name):
+            raise QueryError(f"queries/{name}.sql is materialized once per snapshot but reads the filters or scope")
+    return flagged
+
+
 def _strip_comments(sql: str) -> str:
     return re.sub(r"--[^\n]*", "", sql)
 
@@ -137,7 +161,15 @@ def ensure_schema(snapshot: Snapshot) -> str:
         for view in view_order():
             sql = files[view]
             try:
-                con.execute(f"create or replace view {s}.{_ident(view)} as {sql}")
+                if view in materialized_views():
+                    # a table's query binds names in the current schema (a view's, in its own)
+                    con.execute(f"use memory.{s}")
+                    try:
+                        con.execute(f"create or replace table {s}.{_ident(view)} as {sql}")
+                    finally:
+                        con.execute("use memory.main")
+                else:
+                    con.execute(f"create or replace view {s}.{_ident(view)} as {sql}")
             except duckdb.Error as e:
                 raise QueryError(f"queries/{view}.sql: {e}") from e
         _state["schemas"].add(name)

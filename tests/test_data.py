@@ -55,7 +55,32 @@ def test_unknown_query_is_a_clear_error(mini_snapshot):
 def test_views_are_created_in_dependency_order():
     order = data.view_order()
     assert order.index("stg_patients") < order.index("cohort") < order.index("patient_endpoints")
-    assert order.index("tumour_burden") < order.index("best_response") < order.index("patient_summary")
+    assert order.index("tumour_burden_all") < order.index("best_response_all") < order.index("best_response")
+    assert order.index("best_response") < order.index("patient_summary")
+
+
+def test_materialized_views_are_tables_and_filters_still_apply(mini_snapshot):
+    """Filter-independent per-patient views are computed once per snapshot into tables; the
+    views the pages read keep only the patients of the filter."""
+    assert {"tumour_burden_all", "best_response_all"} <= data.materialized_views()
+    kinds = dict(data.execute("select table_name, table_type from information_schema.tables "
+                              "where table_schema = current_schema()", mini_snapshot).values.tolist())
+    assert kinds["best_response_all"] == "BASE TABLE" and kinds["best_response"] == "VIEW"
+    assert set(data.query("best_response", mini_snapshot, Filters(bclc=("C",))).patient_id) == {"P2", "P4"}
+    assert set(data.query("tumour_burden", mini_snapshot, Filters(site=("S02",))).patient_id) == {"P3", "P4"}
+
+
+def test_a_materialized_view_may_not_read_the_filters(monkeypatch):
+    files = dict(data.view_files())
+    files["bad"] = "-- One row per x\n-- Materialized once per snapshot\nwith final as (select * from cohort) select * from final"
+    monkeypatch.setattr(data, "view_files", lambda: files)
+    data.materialized_views.cache_clear()
+    try:
+        with pytest.raises(data.QueryError, match="reads the filters"):
+            data.materialized_views()
+    finally:
+        monkeypatch.undo()
+        data.materialized_views.cache_clear()
 
 
 def test_validation_reports_are_cached_on_disk_by_manifest(mini_root, tmp_path, monkeypatch):

@@ -132,7 +132,9 @@ GRAIN = {
     "patient_endpoints": ["patient_id", "endpoint"],
     "patient_summary": ["patient_id"],
     "tumour_burden": ["scope", "patient_id", "visit"],
+    "tumour_burden_all": ["scope", "patient_id", "visit"],
     "best_response": ["scope", "patient_id"],
+    "best_response_all": ["scope", "patient_id"],
     "spider_points": ["scope", "patient_id", "visit"],
     "response_consistency": ["scope", "patient_id", "visit"],
     # one mark per session (session_number), scan (visit), first PD and lane end; those two
