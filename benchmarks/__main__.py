@@ -82,23 +82,8 @@ def id_key(ident) -> str:
 
 def layout_props(component) -> dict[str, object]:
     """id (as a key string) -> component, for every component of a layout tree."""
-    found = {}
-
-    def walk(c):
-        if isinstance(c, (list, tuple)):
-            for x in c:
-                walk(x)
-            return
-        if not hasattr(c, "to_plotly_json"):
-            return
-        ident = getattr(c, "id", None)
-        if ident is not None:
-            found[id_key(ident)] = c
-        for attr in ("children", "controls"):
-            walk(getattr(c, attr, None))
-
-    walk(component)
-    return found
+    from dashboard.components import iter_components
+    return {id_key(c.id): c for c in iter_components(component) if getattr(c, "id", None) is not None}
 
 
 class Replayer:

@@ -9,6 +9,16 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 
 
+def iter_components(node):
+    """Every Dash component of a layout tree, depth first."""
+    if isinstance(node, (list, tuple)):
+        for child in node:
+            yield from iter_components(child)
+    elif hasattr(node, "to_plotly_json"):
+        yield node
+        yield from iter_components(getattr(node, "children", None))
+
+
 def fid(kind: str, figure: str) -> dict:
     return {"type": kind, "figure": figure}
 

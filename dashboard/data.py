@@ -291,11 +291,6 @@ def _complete_snapshots(root: str, listing: tuple) -> tuple[Snapshot, ...]:
     return tuple(list_snapshots(Path(root), verify_checksums=False))
 
 
-def valid_snapshots(root=None) -> list[Snapshot]:
-    """Snapshots that pass validation, oldest cut-off first (validates every one, once)."""
-    return [s for s in complete_snapshots(root) if report_for(s).ok]
-
-
 def resolve(snapshot_id: str | None = "latest", root=None) -> Snapshot:
     """A valid snapshot by id; 'latest' is the greatest cut-off date that validates. Only the
     snapshots needed are validated: newest first for 'latest', the one asked for otherwise."""

@@ -14,12 +14,16 @@ import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, html, no_update
 
 from dashboard import data, exports, ids
+from dashboard.components import iter_components
 from dashboard.data import ALL_SITES
 from dashboard.filters import LABELS, NON_FILTER_PARAMS, Filters
 from dashboard.snapshots import SnapshotError
 
 AGE_BOUNDS = (18, 100)
 CONTROL_KEYS = list(ids.LIST_CONTROLS)
+# sync_state's outputs: search, state, message, snapshot options and value, site options, the list
+# controls, age, enrollment start and end; NO_CHANGE leaves them all as they are
+NO_CHANGE = (no_update,) * (6 + len(CONTROL_KEYS) + 3)
 
 
 def request_scope():
@@ -145,19 +149,19 @@ def sync_state(trigger, search, snapshot_value, values, age, start, end, chip_cl
             filters = filters_from_controls(values, age, start, end)
             if isinstance(trigger, dict) and trigger.get("type") == "filter-chip":
                 if not any(chip_clicks or []):
-                    return (no_update,) * (8 + len(CONTROL_KEYS) + 1)
+                    return NO_CHANGE
                 filters = filters.without(trigger["key"], trigger["value"])
         known = set(data.site_ids(snapshot, request_scope()))
         filters = filters.without("site") if not set(filters.site) <= known else filters
         if current == {"snapshot": snapshot.snapshot_id, "query": filters.to_query()}:
             # a control echoing the value the URL gave it: nothing changed, keep any URL message
-            return (no_update,) * (8 + len(CONTROL_KEYS) + 1)
+            return NO_CHANGE
         new_search = build_search(snapshot.snapshot_id, filters, search, latest.snapshot_id)
         url_out = new_search if new_search != (search or "") else no_update
         message = None
     state = {"snapshot": snapshot.snapshot_id, "query": filters.to_query()}
     if trigger == ids.URL and state == current and not message:
-        return (no_update,) * (8 + len(CONTROL_KEYS) + 1)
+        return NO_CHANGE
     controls = [list(getattr(filters, k)) for k in CONTROL_KEYS]
     age_value = [filters.age_min or AGE_BOUNDS[0], filters.age_max or AGE_BOUNDS[1]]
     return (url_out, state, message, options, snapshot.snapshot_id, site_options(snapshot), *controls,
@@ -307,23 +311,8 @@ def page_option_values(search: str | None, keys: list[str], current: list, defau
 
 def page_option_defaults(layout) -> dict:
     """{key: value} of the page-option controls as a page renders them with no option in the URL."""
-    found = {}
-
-    def walk(node):
-        if isinstance(node, (list, tuple)):
-            for child in node:
-                walk(child)
-            return
-        if not hasattr(node, "to_plotly_json"):
-            return
-        ident = getattr(node, "id", None)
-        if isinstance(ident, dict) and ident.get("type") == "page-option":
-            found[ident["key"]] = getattr(node, "value", None)
-        for attr in ("children", "controls"):
-            walk(getattr(node, attr, None))
-
-    walk(layout)
-    return found
+    return {c.id["key"]: getattr(c, "value", None) for c in iter_components(layout)
+            if isinstance(getattr(c, "id", None), dict) and c.id.get("type") == "page-option"}
 
 
 def with_page_options(search: str | None, options: dict) -> str:

@@ -2,8 +2,7 @@
 response-summary (BOR counts, ORR and DCR), spider, swimmer and response-consistency.
 
 Every export takes the response scope ('overall' or 'local') as `response_scope` (the command
-line's --scope arrives under that name). `_scopes()` also accepts the response scope in the
-site-scope position, for callers that pass it positionally.
+line's --scope arrives under that name).
 """
 from __future__ import annotations
 
@@ -20,9 +19,7 @@ OPTIONS = ("scope",)
 
 
 def _scopes(sites, response_scope) -> tuple[Scope, str]:
-    """(site scope, response scope). A string in the site-scope position is the CLI's --scope."""
-    if isinstance(sites, str):
-        return ALL_SITES, resp.check_scope(response_scope or sites)
+    """(site scope, response scope), each checked; no site scope means every site."""
     return sites if sites is not None else ALL_SITES, resp.check_scope(response_scope)
 
 
