@@ -1,5 +1,5 @@
 """Downstaging figures: the staging flow (Sankey), downstaging and conversion rates, the cumulative
-incidence of downstaging, downsizing. Pure functions: rows of an export -> go.Figure.
+incidence of downstaging, downsizing. Pure functions: rows of an export -> Figure.
 
 The flow is drawn from filled paths rather than plotly's sankey trace, whose link values show on
 hover only: here every node and every link carries its patient count as text, so the figure reads
@@ -11,11 +11,10 @@ import textwrap
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 from dashboard.analytics.staging import (DIED, IMPROVED, LINK_KINDS, NOT_RESTAGED, UNCHANGED, WORSE, link_kind,
                                          state_order)
+from dashboard.figures.builder import Figure, Scatter, make_subplots
 from dashboard.figures.common import BCLC_COLOURS, NO_PATIENTS, base_layout, colour_for, empty_figure
 
 MONTH = 30.4375
@@ -41,7 +40,7 @@ RATE_TITLES = {"downstaged_to_milan": "Downstaged to within Milan",
 RATE_COLOURS = {"downstaged_to_milan": "#332288", "converted_to_resectable": "#117733"}
 
 
-def message_figure(text: str, width: int = 44) -> go.Figure:
+def message_figure(text: str, width: int = 44) -> Figure:
     """empty_figure with the message wrapped, so that it fits a half-width card."""
     return empty_figure("<br>".join(textwrap.wrap(text, width)))
 
@@ -148,7 +147,7 @@ def _label_spot(x0, y0, x1, y1, width, height, placed) -> tuple:
     return best
 
 
-def flow_figure(links: pd.DataFrame, measure: str, height: int = 500) -> go.Figure:
+def flow_figure(links: pd.DataFrame, measure: str, height: int = 500) -> Figure:
     """The staging flow: baseline state (left) -> best follow-up state or terminal state (right),
     node and link widths proportional to patients, every node and link labelled with its count.
     Input: rows of the staging-flow export (source, target, n)."""
@@ -168,7 +167,7 @@ def flow_figure(links: pd.DataFrame, measure: str, height: int = 500) -> go.Figu
     plot_h = height - margin["t"] - margin["b"]
     kind_names = KIND_LABELS[measure] | {DIED: "Died before restaging", NOT_RESTAGED: "Not yet restaged"}
 
-    fig, annotations, placed, shown = go.Figure(), [], [], set()
+    fig, annotations, placed, shown = Figure(), [], [], set()
     x0, x1 = FLOW_X["left"][1], FLOW_X["right"][0]
     for r in sorted(links.itertuples(), key=lambda r: -r.n):      # big links first: they get the best places
         ys0, ys1, yt0, yt1 = bands[(r.source, r.target)]
@@ -222,7 +221,7 @@ def flow_figure(links: pd.DataFrame, measure: str, height: int = 500) -> go.Figu
 
 
 # --- rates ------------------------------------------------------------------------------------
-def rates_figure(rows: pd.DataFrame, by: str = "none") -> go.Figure:
+def rates_figure(rows: pd.DataFrame, by: str = "none") -> Figure:
     """Downstaging and conversion rates with exact 95% CIs: one panel per measure, one row per
     group ('All patients' on top). Input: rows of the downstaging-summary export."""
     if rows.empty:
@@ -243,7 +242,7 @@ def rates_figure(rows: pd.DataFrame, by: str = "none") -> go.Figure:
         small = d["eligible"] < SMALL_GROUP
         text = [f"{int(x)}/{int(n)} · {100 * p:.1f}%" + (" (n<5)" if n < SMALL_GROUP else "")
                 for x, n, p in zip(d.achieved, d.eligible, d.rate)]
-        fig.add_trace(go.Scatter(
+        fig.add_trace(Scatter(
             x=100 * d["rate"], y=[labels[g] for g in d.index], mode="markers+text", text=text,
             textposition="top center", textfont=dict(size=12), cliponaxis=False, showlegend=False,
             name=RATE_TITLES[measure],
@@ -271,13 +270,13 @@ def rates_figure(rows: pd.DataFrame, by: str = "none") -> go.Figure:
 
 
 # --- cumulative incidence ----------------------------------------------------------------------
-def cif_figure(rows: pd.DataFrame, by: str = "none") -> go.Figure:
+def cif_figure(rows: pd.DataFrame, by: str = "none") -> Figure:
     """Cumulative incidence of downstaging to within Milan (Aalen-Johansen, death competing) per
     group, as step curves with their 95% pointwise CI band; the value at the last time labelled.
     Input: rows of the downstaging-cif export."""
     if rows.empty:
         return message_figure("No patient outside Milan at baseline in the current filter: nobody to downstage.")
-    fig = go.Figure()
+    fig = Figure()
     groups = list(dict.fromkeys(rows["group"]))
     ends = []
     for i, g in enumerate(groups):
@@ -321,7 +320,7 @@ def cif_figure(rows: pd.DataFrame, by: str = "none") -> go.Figure:
 
 
 # --- downsizing -------------------------------------------------------------------------------
-def downsizing_figure(rows: pd.DataFrame, groups: list[str] | None = None, by: str = "none") -> go.Figure:
+def downsizing_figure(rows: pd.DataFrame, groups: list[str] | None = None, by: str = "none") -> Figure:
     """Best percent change of the index lesion's viable diameter per group: a box (median,
     quartiles) with every patient as a point; dashed line at -30%. Input: rows of the
     downsizing export."""
@@ -335,7 +334,7 @@ def downsizing_figure(rows: pd.DataFrame, groups: list[str] | None = None, by: s
         n = int(counts[g])
         return f"{group_label(by, g)}<br>{'' if many else 'n='}{n}" + (" (<5)" if n < SMALL_GROUP and not many else "")
 
-    fig = go.Figure()
+    fig = Figure()
     for i, g in enumerate(groups):
         d = rows[rows.group == g]
         colour = colour_for(g, i)

@@ -3,17 +3,17 @@ follow-up status."""
 from __future__ import annotations
 
 import pandas as pd
-import plotly.graph_objects as go
 
+from dashboard.figures.builder import Bar, Figure
 from dashboard.figures.common import NO_PATIENTS, QUALITATIVE, base_layout, empty_figure
 
 
-def accrual_figure(accrual: pd.DataFrame, per_site: bool = False) -> go.Figure:
+def accrual_figure(accrual: pd.DataFrame, per_site: bool = False) -> Figure:
     """Cumulative patients by month: pooled (with the summed target) or one line per site (with
     each site's target as a dotted line in the same colour). Input: rows of accrual export."""
     if accrual.empty or accrual["n_enrolled"].sum() == 0:
         return empty_figure(NO_PATIENTS)
-    fig = go.Figure()
+    fig = Figure()
     if per_site:
         for i, (site, g) in enumerate(accrual[accrual.site_id != "all"].groupby("site_id", sort=True)):
             colour = QUALITATIVE[i % len(QUALITATIVE)]
@@ -42,7 +42,7 @@ def accrual_figure(accrual: pd.DataFrame, per_site: bool = False) -> go.Figure:
 SORTS = {"site": ("site_id", True), "enrolled": ("n_enrolled", False), "pct_target": ("pct_target", False)}
 
 
-def enrollment_bars(enrollment: pd.DataFrame, sort: str = "site") -> go.Figure:
+def enrollment_bars(enrollment: pd.DataFrame, sort: str = "site") -> Figure:
     """Enrolled versus target per site, as horizontal bars; sort by site, enrolled or % of target."""
     if enrollment.empty:
         return empty_figure("No site in the current filter.")
@@ -52,7 +52,7 @@ def enrollment_bars(enrollment: pd.DataFrame, sort: str = "site") -> go.Figure:
     df = df.sort_values([col, "site_id"], ascending=[ascending, True])
     # short labels leave the bars room on a laptop; the full name is in the hover
     labels = df.site_id + " " + df.site_name.map(lambda n: n if len(n) <= 18 else n[:17].rstrip() + "…")
-    fig = go.Figure()
+    fig = Figure()
     fig.add_bar(y=labels, x=df.target_enrollment, orientation="h", name="Target",
                 marker=dict(color="rgba(0,0,0,0)", line=dict(color="#6c757d", width=1.5)),
                 hovertemplate="%{y}<br>target %{x}<extra></extra>")
@@ -69,11 +69,11 @@ def enrollment_bars(enrollment: pd.DataFrame, sort: str = "site") -> go.Figure:
     return base_layout(fig, height=max(300, 60 + 28 * len(df)))
 
 
-def followup_figure(status: pd.DataFrame) -> go.Figure:
+def followup_figure(status: pd.DataFrame) -> Figure:
     """Follow-up status as horizontal bars of n (%)."""
     if status.empty or status.n.sum() == 0:
         return empty_figure(NO_PATIENTS)
-    fig = go.Figure(go.Bar(
+    fig = Figure(Bar(
         y=status.status, x=status.n, orientation="h", marker_color="#44AA99",
         text=[f"{n} ({p:.1f}%)" for n, p in zip(status.n, status.pct)], textposition="outside", cliponaxis=False,
         hovertemplate="%{y}: %{x} patients<extra></extra>"))

@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
 
+from dashboard.figures.builder import Figure
 from dashboard.figures.common import BOR_COLOURS, NO_PATIENTS, base_layout, empty_figure
 
 BOR_ORDER = ["CR", "PR", "SD", "PD", "NE"]
@@ -28,7 +28,7 @@ def top_legend(height: int, below_modebar: bool = True) -> dict:
 REFERENCE_LINES = ((20, "+20%"), (-30, "−30%"))
 
 
-def _reference_lines(fig: go.Figure):
+def _reference_lines(fig: Figure):
     for y, label in REFERENCE_LINES:
         fig.add_hline(y=y, line=dict(color="#495057", width=1.2, dash="dash"),
                       annotation=dict(text=label, font=dict(size=12, color="#495057"), xanchor="left",
@@ -36,7 +36,7 @@ def _reference_lines(fig: go.Figure):
                       annotation_position="right")
 
 
-def waterfall_figure(rows: pd.DataFrame, highlight: str | None = None, cap: float = CAP) -> go.Figure:
+def waterfall_figure(rows: pd.DataFrame, highlight: str | None = None, cap: float = CAP) -> Figure:
     """One bar per evaluable patient in the given order (largest increase first), coloured by BOR;
     dashed lines at +20% and -30%; bars above `cap` drawn at the cap with a marker. Input: rows
     of the waterfall export."""
@@ -45,7 +45,7 @@ def waterfall_figure(rows: pd.DataFrame, highlight: str | None = None, cap: floa
     df = rows.copy()
     df["shown"] = df["best_pct_change"].clip(upper=cap)
     df["best_visit"] = df["best_visit"].fillna("")
-    fig = go.Figure()
+    fig = Figure()
     for bor in BOR_ORDER + sorted(set(df["bor"]) - set(BOR_ORDER)):
         g = df[df["bor"] == bor]
         if g.empty:
@@ -85,7 +85,7 @@ def waterfall_figure(rows: pd.DataFrame, highlight: str | None = None, cap: floa
     return fig
 
 
-def bor_figure(summary: pd.DataFrame) -> go.Figure:
+def bor_figure(summary: pd.DataFrame) -> Figure:
     """Horizontal stacked bars of best overall response per group (the row 'all' last), as % of
     every patient in the group (intention to treat), with n in the hover. Input: rows of the
     response-summary export."""
@@ -93,7 +93,7 @@ def bor_figure(summary: pd.DataFrame) -> go.Figure:
         return empty_figure(NO_PATIENTS)
     labels = [("All patients" if g == "all" else str(g)) + (" †" if small else "") + f" (n={n})"
               for g, n, small in zip(summary["group"], summary["n"], summary["is_small_group"])]
-    fig = go.Figure()
+    fig = Figure()
     for bor in BOR_ORDER:
         count = summary[bor.lower()]
         pct = 100.0 * count / summary["n"]
@@ -122,7 +122,7 @@ def _lines(df: pd.DataFrame, cols: list[str]):
     return both["months"], both["shown"], both[cols].astype(object).where(both[cols].notna(), None).to_numpy()
 
 
-def spider_figure(points: pd.DataFrame, highlight: str | None = None, cap: float = CAP) -> go.Figure:
+def spider_figure(points: pd.DataFrame, highlight: str | None = None, cap: float = CAP) -> Figure:
     """Percent change from baseline over time, one line per patient coloured by BOR; values above
     `cap` drawn at the cap with a marker. Input: rows of the spider export."""
     if points.empty:
@@ -132,7 +132,7 @@ def spider_figure(points: pd.DataFrame, highlight: str | None = None, cap: float
     df["shown"] = df["pct_change"].clip(upper=cap)
     df["response"] = df["response"].fillna("baseline")
     cols = ["patient_id", "visit", "pct_change", "response", "bor", "site_id"]
-    fig = go.Figure()
+    fig = Figure()
     dim = highlight in set(df["patient_id"])
     n_patients = df["patient_id"].nunique()
     opacity = 0.2 if dim else (0.8 if n_patients <= 40 else 0.5)
@@ -185,7 +185,7 @@ SWIMMER_MARKS = {
 LANE_PX = 18
 
 
-def swimmer_figure(events: pd.DataFrame, lanes: list[str], highlight: str | None = None) -> go.Figure:
+def swimmer_figure(events: pd.DataFrame, lanes: list[str], highlight: str | None = None) -> Figure:
     """One lane per patient (`lanes`, top first) from the first DEB-TACE to death or last contact,
     coloured by BOR, with sessions, scans (coloured by the recorded response), the first PD and
     death marked. Input: rows of the swimmer export."""
@@ -195,7 +195,7 @@ def swimmer_figure(events: pd.DataFrame, lanes: list[str], highlight: str | None
     df["months"] = df["day"] / DAYS_PER_MONTH
     lane = df.drop_duplicates("patient_id").set_index("patient_id").loc[lanes].reset_index()
     lane["months"] = lane["time_on_study_days"] / DAYS_PER_MONTH
-    fig = go.Figure()
+    fig = Figure()
     for bor in BOR_ORDER:
         g = lane[lane["bor"] == bor]
         if g.empty:

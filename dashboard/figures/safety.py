@@ -7,9 +7,9 @@ Pure functions of the `ae-incidence` export rows (dashboard/exports/safety.py): 
 from __future__ import annotations
 
 import pandas as pd
-import plotly.graph_objects as go
 
 from dashboard.analytics.safety import ANY_AE, GRADES, SMALL_GROUP
+from dashboard.figures.builder import Figure, Heatmap
 from dashboard.figures.common import NO_PATIENTS, base_layout, empty_figure
 
 # ColorBrewer "Blues": one hue from near-white (0%) to dark navy, ordered by lightness, so it reads
@@ -50,7 +50,7 @@ def _heatmap(rows: list[dict], column_labels: list[str], z, text, hover, x_title
     n = len(rows)
     labels = ["" if r["kind"] == "header" else r["label"] for r in rows]
     left = _label_px(labels)
-    fig = go.Figure(go.Heatmap(
+    fig = Figure(Heatmap(
         z=z, x=list(range(len(column_labels))), y=list(range(n)), text=text, texttemplate="%{text}",
         textfont=dict(size=13), customdata=hover, hovertemplate="%{customdata}<extra></extra>",
         hoverongaps=False, colorscale=BLUES, zmin=0, zmax=max(10.0, _max(z)), xgap=2, ygap=2,
@@ -85,7 +85,7 @@ def _pct_text(p: float, decimals: int) -> str:
     return text if float(text) > 0 else "<" + f"{10 ** -decimals:.{decimals}f}"
 
 
-def grade_heatmap(rows: pd.DataFrame) -> go.Figure:
+def grade_heatmap(rows: pd.DataFrame) -> Figure:
     """Term (grouped by SOC) x worst grade 1-5: the % of patients whose worst grade for the term is
     that grade; hover gives n, % and the denominator. Input: ae-incidence rows with --by none."""
     if rows.empty or rows["denominator"].max() == 0:
@@ -115,7 +115,7 @@ def grade_heatmap(rows: pd.DataFrame) -> go.Figure:
 MEASURES = {"any": "any grade", "grade3": "grade ≥ 3"}
 
 
-def group_heatmap(rows: pd.DataFrame, measure: str = "any", group_label: str = "Site") -> go.Figure:
+def group_heatmap(rows: pd.DataFrame, measure: str = "any", group_label: str = "Site") -> Figure:
     """Term (grouped by SOC) x group (site, BCLC stage, Child-Pugh class): the % of the group's
     patients with the term at any grade, or at grade 3 or more. Columns with fewer than 5 patients
     are marked with a dagger. Input: ae-incidence rows with --by a grouping."""

@@ -10,9 +10,8 @@ import math
 
 import numpy as np
 import pandas as pd
-import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
+from dashboard.figures.builder import Figure, make_subplots
 from dashboard.figures.common import NO_PATIENTS, QUALITATIVE, base_layout, colour_for, empty_figure
 
 DAYS_PER_MONTH = 30.4375
@@ -55,7 +54,7 @@ def _rgba(hex_colour: str, alpha: float) -> str:
 
 def km_figure(curve: pd.DataFrame, risk: pd.DataFrame, levels, colours: dict | None = None,
               labels: dict | None = None, show_ci: bool = False, title: str | None = None,
-              y_title: str = "Survival probability", ticks: list[float] | None = None) -> go.Figure:
+              y_title: str = "Survival probability", ticks: list[float] | None = None) -> Figure:
     """Kaplan-Meier step curves per group (censoring marks, optional CI bands) above a table of
     at risk / cumulative events / cumulative censored per group at the x ticks.
 
