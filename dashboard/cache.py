@@ -11,6 +11,7 @@ import hashlib
 import json
 import os
 import tempfile
+import threading
 from functools import lru_cache
 from pathlib import Path
 
@@ -65,6 +66,13 @@ def key(kind: str, snapshot, filters, scope, **options) -> str:
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
 
 
+# keys being computed in this process now -> their lock: concurrent callbacks of one page update
+# that need the same result (Safety's three cards read one export) wait for the first to finish
+# instead of computing it again. Coordination only: results live in the store, never here.
+_inflight: dict[str, threading.Lock] = {}
+_inflight_guard = threading.Lock()
+
+
 def cached(kind: str, snapshot, filters, scope, compute, **options):
     """compute() once per key, across threads, workers and restarts."""
     if not enabled():
@@ -74,9 +82,19 @@ def cached(kind: str, snapshot, filters, scope, compute, **options):
     hit = s.get(k)
     if hit is not None:
         return hit
-    value = compute()
-    s.set(k, value)
-    return value
+    with _inflight_guard:
+        lock = _inflight.setdefault(k, threading.Lock())
+    with lock:
+        try:
+            hit = s.get(k)                 # computed by another thread while this one waited
+            if hit is not None:
+                return hit
+            value = compute()
+            s.set(k, value)
+            return value
+        finally:
+            with _inflight_guard:
+                _inflight.pop(k, None)
 
 
 def cached_view(name: str):

@@ -30,3 +30,29 @@ def test_scope_is_part_of_the_key_so_no_site_leaks_through_the_cache(mini_snapsh
     s02_only = run_export("enrollment", mini_snapshot, scope=Scope(("S02",)))
     assert set(everyone.rows.site_id) == {"S01", "S02"}
     assert set(s02_only.rows.site_id) == {"S02"}
+
+
+def test_concurrent_requests_for_one_result_compute_it_once(mini_snapshot):
+    """The cards of one page update ask for the same export at the same moment: the first computes,
+    the others wait for it and read its result; a different key is not held up."""
+    import threading
+    import time
+    calls = []
+
+    def compute(tag):
+        calls.append(tag)
+        time.sleep(0.2)
+        return {"value": tag}
+
+    results = {}
+    def ask(i, option):
+        results[i] = cache.cached("test:single-flight", mini_snapshot, Filters(), data.ALL_SITES,
+                                  lambda: compute(option), option=option)
+    threads = [threading.Thread(target=ask, args=(i, "a")) for i in range(4)]
+    threads.append(threading.Thread(target=ask, args=(4, "b")))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(calls) == ["a", "b"]
+    assert [results[i]["value"] for i in range(5)] == ["a", "a", "a", "a", "b"]
