@@ -209,7 +209,7 @@ def floor_ms(recorded) -> float:
         schema = data.ensure_schema(snapshot)
         cur = data.cursor()
         data._bind(cur, filters, scope, variables)
-        cur.execute(f"use memory.{data._ident(schema)}")
+        cur.execute(f"use {data.DATABASE}.{data._ident(schema)}")
         t0 = time.perf_counter()
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")      # the Arrow copy warning: we time the same fetch for every query
