@@ -51,7 +51,7 @@ def group_column(cohort: pd.DataFrame, by: str) -> pd.Series:
 def ordered_levels(by: str, levels) -> list[str]:
     """Levels in their natural order (BCLC 0 < A < ... ; otherwise sorted); the first is the
     reference level of hazard ratios."""
-    present = list(dict.fromkeys(str(v) for v in levels))
+    present = list(dict.fromkeys(str(v) for v in pd.unique(pd.Series(levels, dtype=object))))
     order = LEVEL_ORDER.get(by)
     if order:
         return [v for v in order if v in present] + sorted(v for v in present if v not in order)

@@ -28,12 +28,23 @@ _MEDIAN_TOL = math.sqrt(np.finfo(float).eps)
 
 
 # --- input handling --------------------------------------------------------------------------
+def _as_float(values) -> np.ndarray:
+    """A float array, NA as NaN: numeric and boolean columns directly (vectorised), anything else
+    (objects, strings) element by element, unparseable values as NaN."""
+    arr = values.to_numpy() if isinstance(values, (pd.Series, pd.Index)) else np.asarray(values)
+    if arr.dtype.kind in "biuf":
+        return arr.astype(float)
+    if arr.dtype.kind == "O" or isinstance(values, pd.Series):
+        series = pd.Series(arr, dtype=object)
+        series = series.map(lambda v: int(v) if isinstance(v, (bool, np.bool_)) else v)
+        return pd.to_numeric(series, errors="coerce").to_numpy(float)
+    return pd.to_numeric(pd.Series(arr), errors="coerce").to_numpy(float)
+
+
 def _clean(time, event, *others):
     """Float time, int event (0/1) and any extra aligned arrays, with NA rows dropped."""
-    t = pd.to_numeric(pd.Series(np.asarray(time, dtype=object)), errors="coerce").to_numpy(float)
-    e_raw = pd.Series(np.asarray(event, dtype=object))
-    e = pd.to_numeric(e_raw.map(lambda v: v if not isinstance(v, (bool, np.bool_)) else int(v)),
-                      errors="coerce").to_numpy(float)
+    t = _as_float(time)
+    e = _as_float(event)
     if len(t) != len(e) or any(len(o) != len(t) for o in others):
         raise ValueError("time, event (and group) must have the same length")
     keep = ~(np.isnan(t) | np.isnan(e))
@@ -328,20 +339,18 @@ def logrank_test(time, event, group) -> LogRank | None:
     k = len(levels)
     if k < 2:
         return None
-    gi = np.array([levels.index(v) for v in g])
+    gi = pd.Categorical(g, categories=levels).codes
+    obs = np.bincount(gi, weights=e, minlength=k).astype(float)
+    # at every distinct event time s: n_j(s) at risk per group (time >= s) and d(s) events,
+    # from sorted times instead of a pass over all patients per event time
     event_times = np.unique(t[e == 1])
-    obs = np.array([e[gi == j].sum() for j in range(k)], dtype=float)
-    exp_ = np.zeros(k)
-    var = np.zeros((k, k))
-    for s in event_times:
-        at_risk = t >= s
-        n_j = np.bincount(gi[at_risk], minlength=k).astype(float)
-        n = n_j.sum()
-        d = float(np.sum(e[t == s]))
-        exp_ += d * n_j / n
-        if n > 1:
-            f = d * (n - d) / (n * n * (n - 1))
-            var += f * (np.diag(n_j * n) - np.outer(n_j, n_j))
+    n_j = np.column_stack([len(tj) - np.searchsorted(np.sort(tj), event_times, side="left")
+                           for tj in (t[gi == j] for j in range(k))]).astype(float).reshape(len(event_times), k)
+    d = np.bincount(np.searchsorted(event_times, t[e == 1]), minlength=len(event_times)).astype(float)
+    n = n_j.sum(axis=1)
+    exp_ = (d / n) @ n_j
+    f = np.where(n > 1, d * (n - d) / (n * n * np.maximum(n - 1, 1)), 0.0)
+    var = np.diag((f * n) @ n_j) - n_j.T @ (f[:, None] * n_j)
     used = np.flatnonzero(exp_ > 0)
     if len(used) < 2:
         chisq = 0.0
