@@ -30,6 +30,8 @@ def main() -> None:
     if args.data:
         os.environ["REGISTRY_DATA"] = args.data  # read-only process configuration, read by data_root()
     ensure_data(data_root())
+    from dashboard.warm import start_in_background
+    start_in_background()       # the unfiltered pages of the latest cut, computed once into the cache
     app.run(host=args.host, port=args.port, debug=False)
 
 

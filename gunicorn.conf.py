@@ -14,3 +14,10 @@ preload_app = True          # safe: the DuckDB connection is opened after the fo
 timeout = 60
 graceful_timeout = 20
 accesslog = os.environ.get("GUNICORN_ACCESS_LOG")          # e.g. "-" for stdout
+
+
+def when_ready(server):
+    """Once the workers can serve: warm the result cache for the latest cut in a separate process
+    (python -m dashboard warm; REGISTRY_WARM=off disables)."""
+    from dashboard.warm import start_in_background
+    start_in_background()

@@ -29,6 +29,8 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from dashboard.replay import Replayer, layout_props, page_plan, update_values
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 CACHE = HERE / "cache"
@@ -49,8 +51,6 @@ SCENARIOS = [
     {},
 ]
 WARMUP = [{"child_pugh": ["C"]}]      # a filter the measured scenarios do not use
-CONTROL_IDS = {"site": "f-site", "bclc": "f-bclc", "child_pugh": "f-child-pugh", "etiology": "f-etiology",
-               "sex": "f-sex", "ecog": "f-ecog"}
 
 
 def ensure_registry(scale: str) -> Path:
@@ -63,86 +63,7 @@ def ensure_registry(scale: str) -> Path:
     return root
 
 
-# --- the callback protocol ------------------------------------------------------------------------
-def split_output(output: str) -> list[tuple[str, str]]:
-    """'..a.b...c.d..' -> [('a','b'), ('c','d')]; 'a.b' -> [('a','b')]."""
-    parts = output[2:-2].split("...") if output.startswith("..") else [output]
-    out = []
-    for p in parts:
-        ident, prop = p.rsplit(".", 1)
-        out.append((ident, prop))
-    return out
-
-
-def parse_id(ident: str):
-    return json.loads(ident) if ident.startswith("{") else ident
-
-
-def id_key(ident) -> str:
-    return json.dumps(ident, sort_keys=True, separators=(",", ":")) if isinstance(ident, dict) else ident
-
-
-def layout_props(component) -> dict[str, object]:
-    """id (as a key string) -> component, for every component of a layout tree."""
-    from dashboard.components import iter_components
-    return {id_key(c.id): c for c in iter_components(component) if getattr(c, "id", None) is not None}
-
-
-class Replayer:
-    """Posts callbacks as the browser does, through the Flask test client or over HTTP."""
-
-    def __init__(self, client=None, deps=None, base_url=None):
-        self.client = client
-        self.deps = deps
-        self.base_url = base_url
-
-    def _send(self, body) -> tuple[int, bytes]:
-        if self.client is not None:
-            r = self.client.post("/_dash-update-component", json=body)
-            return r.status_code, r.data
-        req = urllib.request.Request(self.base_url + "/_dash-update-component", data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"}, method="POST")
-        try:
-            with urllib.request.urlopen(req, timeout=60) as r:
-                return r.status, r.read()
-        except urllib.error.HTTPError as e:
-            return e.code, e.read()
-
-    def post(self, dep, values: dict) -> float:
-        """POST one callback; values maps 'id.prop' -> value. Returns milliseconds."""
-        outputs = [{"id": parse_id(i), "property": p} for i, p in split_output(dep["output"])]
-        def spec(items):
-            out = []
-            for item in items:
-                ident = item["id"]
-                if "ALL" in ident or "MATCH" in ident:
-                    out.append([])          # no pattern-matched component present
-                    continue
-                out.append({"id": parse_id(ident), "property": item["property"],
-                            "value": values.get(f"{ident}.{item['property']}")})
-            return out
-        body = {"output": dep["output"], "outputs": outputs if len(outputs) > 1 else outputs[0],
-                "inputs": spec(dep["inputs"]), "state": spec(dep["state"]),
-                "changedPropIds": [k for k in values if k.endswith(".data") or k.endswith(".value")][:1]}
-        t0 = time.perf_counter()
-        status, payload = self._send(body)
-        ms = 1000 * (time.perf_counter() - t0)
-        if status not in (200, 204):
-            raise RuntimeError(f"callback {dep['output'][:80]} answered {status}: {payload[:300]!r}")
-        return ms
-
-
-def page_callbacks(deps, present: set[str]):
-    """Callbacks that read the filter state and write only components present on the page/shell."""
-    out = []
-    for dep in deps:
-        if dep.get("clientside_function") or "filter-state" not in {i["id"] for i in dep["inputs"]}:
-            continue
-        if all(i in present for i, _ in split_output(dep["output"])):
-            out.append(dep)
-    return out
-
-
+# --- one update, as the browser makes it ---------------------------------------------------------
 def run_page(replayer, deps, page_path, shell_ids, snapshot_id, reps, scenarios=None):
     callbacks, sync, base_values = page_plan(deps, page_path, shell_ids)
     times = []
@@ -152,24 +73,13 @@ def run_page(replayer, deps, page_path, shell_ids, snapshot_id, reps, scenarios=
     return times, callbacks, base_values
 
 
-def replay_update(replayer, sync, callbacks, base_values, snapshot_id, scenario) -> float:
-    """One filter change as the browser chains it: the shell callback, then the page's callbacks."""
-    from dashboard.filters import Filters
-    values = dict(base_values)
-    values["snapshot-select.value"] = snapshot_id
-    for key, control in CONTROL_IDS.items():
-        values[f"{control}.value"] = scenario.get(key, [])
-    values["f-age.value"] = scenario.get("age", [18, 100])
-    values["f-enrolled.start_date"], values["f-enrolled.end_date"] = scenario.get("enrolled", [None, None])
-    total = replayer.post(sync, values)
-    pairs = [(k, ",".join(v)) for k, v in scenario.items() if k in CONTROL_IDS]
-    if "age" in scenario:
-        pairs += [("age_min", str(scenario["age"][0])), ("age_max", str(scenario["age"][1]))]
-    if "enrolled" in scenario:
-        pairs += [("enrolled_from", scenario["enrolled"][0]), ("enrolled_to", scenario["enrolled"][1])]
-    values["filter-state.data"] = {"snapshot": snapshot_id, "query": Filters.parse_pairs(pairs)[0].to_query()}
+def replay_update(replayer, sync, callbacks, base_values, snapshot_id, scenario, pool=None) -> float:
+    """One filter change as the browser chains it: the shell callback, then the page's callbacks
+    all at once (on `pool`: one browser's connections). Returns the wall time in milliseconds."""
+    sync_values, values = update_values(base_values, snapshot_id, scenario)
+    total = replayer.post(sync, sync_values)
     t0 = time.perf_counter()
-    own = list(POOL.map(lambda dep: replayer.post(dep, values), callbacks))
+    own = list((pool or POOL).map(lambda dep: replayer.post(dep, values), callbacks))
     wall = total + 1000 * (time.perf_counter() - t0)
     if SERIAL is not None:
         SERIAL.append(total + sum(own))
@@ -179,21 +89,6 @@ def replay_update(replayer, sync, callbacks, base_values, snapshot_id, scenario)
 # the browser's concurrent requests to one host (HTTP/1.1: 6 connections)
 POOL = ThreadPoolExecutor(max_workers=6, thread_name_prefix="browser")
 SERIAL: list | None = None          # when a list: each update's serial time is appended
-
-
-def page_plan(deps, page_path, shell_ids):
-    """(callbacks, shell sync callback, base control values) of one page."""
-    from dashboard.callbacks.shell import render_page
-    layout, _ = render_page(page_path, "")
-    comps = layout_props(layout)
-    callbacks = page_callbacks(deps, set(comps) | shell_ids)
-    sync = next(d for d in deps if d["output"].startswith("..url.search...filter-state.data"))
-    base_values = {}
-    for key, comp in comps.items():
-        for prop in ("value", "start_date", "end_date"):
-            if getattr(comp, prop, None) is not None:
-                base_values[f"{key}.{prop}"] = getattr(comp, prop)
-    return callbacks, sync, base_values
 
 
 def percentile(xs, q):
@@ -226,7 +121,8 @@ def cold_start(root: Path) -> float:
         port = s.getsockname()[1]
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data", str(root)], cwd=ROOT,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env=dict(os.environ, REGISTRY_WARM="off"))
     try:
         while True:
             try:

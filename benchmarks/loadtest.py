@@ -20,8 +20,10 @@ import threading
 import time
 import urllib.request
 
-from benchmarks.__main__ import (ROOT, SCENARIOS, Replayer, ensure_registry, layout_props, page_plan,
-                                 percentile, replay_update)
+from concurrent.futures import ThreadPoolExecutor
+
+from benchmarks.__main__ import ROOT, SCENARIOS, ensure_registry, percentile, replay_update
+from dashboard.replay import Replayer, layout_props, page_plan
 
 
 def free_port() -> int:
@@ -56,7 +58,7 @@ def main(argv=None) -> int:
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = dict(os.environ, REGISTRY_DATA=str(root), PORT=str(port), HOST="127.0.0.1",
-               WEB_CONCURRENCY=str(args.workers))
+               WEB_CONCURRENCY=str(args.workers), REGISTRY_WARM="off")   # updates computed, not pre-warmed
     server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:server"],
                               cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     try:
@@ -77,12 +79,14 @@ def main(argv=None) -> int:
         def user(seed: int):
             rng = random.Random(seed)
             replayer = Replayer(base_url=url)
+            browser = ThreadPoolExecutor(max_workers=6)     # each user's browser: 6 connections
             while time.time() < deadline:
                 path = rng.choice(list(plans))
                 callbacks, sync, base = plans[path]
                 try:
                     urllib.request.urlopen(url + path, timeout=60).read()
-                    ms = replay_update(replayer, sync, callbacks, base, snapshot_id, rng.choice(SCENARIOS))
+                    ms = replay_update(replayer, sync, callbacks, base, snapshot_id, rng.choice(SCENARIOS),
+                                       pool=browser)
                     with lock:
                         times.append(ms)
                 except Exception as e:      # every failure is counted and reported

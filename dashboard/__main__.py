@@ -1,8 +1,9 @@
-"""Command line: python -m dashboard {validate,generate,export} ...
+"""Command line: python -m dashboard {validate,generate,export,warm} ...
 
   validate  check snapshots against the contract (exit 0 valid, 1 not)
   generate  write the synthetic registry's quarterly cuts
   export    print the rows behind a figure as JSON or CSV
+  warm      compute every page's unfiltered view of a cut into the result cache
 """
 from __future__ import annotations
 
@@ -85,6 +86,18 @@ def cmd_export(args) -> int:
     return 0
 
 
+def cmd_warm(args) -> int:
+    import os
+    from dashboard.warm import warm
+    if args.data:
+        os.environ["REGISTRY_DATA"] = args.data     # read-only process configuration, read by data_root()
+    timings = warm(args.snapshot, progress=not args.quiet)
+    if not args.quiet:
+        print(f"warmed {len(timings)} page(s) in {sum(timings.values()):.1f} s" if timings
+              else "nothing to warm: the result cache is off (REGISTRY_CACHE=off)")
+    return 0
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dashboard", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -120,6 +133,12 @@ def parser() -> argparse.ArgumentParser:
     e.add_argument("--related-only", action="store_true", help="treatment-related AEs only")
     e.add_argument("--serious-only", action="store_true", help="serious AEs only")
     e.set_defaults(func=cmd_export)
+
+    w = sub.add_parser("warm", help="compute every page's unfiltered view of a cut into the result cache")
+    w.add_argument("--data", help="data root (default: $REGISTRY_DATA or ./data)")
+    w.add_argument("--snapshot", default="latest", help="snapshot id or 'latest'")
+    w.add_argument("--quiet", action="store_true", help="no progress lines")
+    w.set_defaults(func=cmd_warm)
     return p
 
 

@@ -17,9 +17,11 @@ from fixtures import mini_registry, write_snapshot  # noqa: E402
 
 @pytest.fixture(scope="session", autouse=True)
 def isolated_cache(tmp_path_factory):
-    """Each test session (and the servers it starts) caches into its own folder."""
+    """Each test session (and the servers it starts) caches into its own folder; servers started
+    by tests do not warm the cache in the background (tests/test_warm.py tests the warmer)."""
     import os
     os.environ["REGISTRY_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    os.environ["REGISTRY_WARM"] = "off"
 
 
 @pytest.fixture(scope="session")
