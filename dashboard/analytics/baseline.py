@@ -97,6 +97,88 @@ def baseline_table(cohort: pd.DataFrame, by: str | None = "bclc_stage") -> pd.Da
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
+# the Table 1 variables counted in SQL (categorical, from cohort's columns), and those computed here
+# from the patients' numbers (the continuous variables, and AFP > 400 whose missing is AFP's)
+COUNTED = [var for var, _, kind, _ in ROWS if kind == CATEGORICAL and var != "afp_over_400"]
+NUMERIC = ["age_years", "afp_ng_ml", "largest_tumor_cm"]
+
+
+def sql_text(value) -> str:
+    """A level's value as DuckDB prints it as text (cast(... as varchar)): 'true'/'false' for
+    booleans, the digits for integers, the text itself for text."""
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    return str(value)
+
+
+def baseline_table_counted(counts: pd.DataFrame, numeric: pd.DataFrame, by: str = "bclc_stage") -> pd.DataFrame:
+    """baseline_table from counts, for 100,000 patients without a row per patient in pandas:
+    the same rows and numbers.
+
+    `counts`: patients per value of each categorical variable of COUNTED, as SQL counts them:
+    columns `overall` (true: all patients; false: the patients of one level of `by`), `by`'s
+    level (`level_of_by`), `variable`, `value` (the value cast to text, null when missing), `n`.
+    `numeric`: one row per patient with `by` and the NUMERIC columns (null as NaN): the
+    quartiles need every value, and AFP > 400 is derived from AFP as baseline_table derives it."""
+    n_total = len(numeric)
+    lookup = {}
+    for overall, level, var, value, n in counts[["overall", "level_of_by", "variable", "value", "n"]].itertuples(
+            index=False, name=None):
+        key = "Overall" if overall else level
+        lookup[(key, var, None if value is None or value != value else value)] = int(n)
+    groups = [("Overall", "Overall", numeric)]
+    if by:
+        present = set(numeric[by])
+        levels = ([v for v in BCLC_STAGES if v in present] if by == "bclc_stage"
+                  else sorted(numeric[by].dropna().unique()))
+        split = dict(tuple(numeric.groupby(by, sort=False)))
+        groups += [(level, f"BCLC {level}" if by == "bclc_stage" else str(level), split[level]) for level in levels]
+    rows = []
+    for key, group, sub in groups:
+        n_group = n_total if key == "Overall" else len(sub)
+        rows += _counted_group_rows(group, n_group, lambda var, value: lookup.get((key, var, value), 0), sub)
+    return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def _counted_group_rows(group: str, n_group: int, count, numeric: pd.DataFrame) -> list[dict]:
+    """_group_rows' rows for one group, from count(variable, value text or None) and the group's
+    numeric columns."""
+    rows = [dict(variable="n", label="Patients", level="", group=group, n_group=n_group, n=n_group,
+                 pct=None, median=None, q1=None, q3=None, text=f"{n_group}")]
+    afp = numeric["afp_ng_ml"]
+    afp_over = {True: int((afp > 400).sum()), False: int(((afp <= 400) & afp.notna()).sum())}
+    for var, label, kind, levels in ROWS:
+        if kind == CONTINUOUS:
+            values = numeric[var]
+            missing = int(values.isna().sum())
+            present = values.dropna().astype(float)
+            if len(present):
+                q1, med, q3 = np.quantile(present, [0.25, 0.5, 0.75])   # numpy 'linear' = R type 7
+                text = f"{_fmt_num(med)} ({_fmt_num(q1)}-{_fmt_num(q3)})"
+            else:
+                q1 = med = q3 = None
+                text = "-"
+            rows.append(dict(variable=var, label=label, level="median (IQR)", group=group, n_group=n_group,
+                             n=len(present), pct=None, median=med, q1=q1, q3=q3, text=text))
+        else:
+            if var == "afp_over_400":
+                missing = int(afp.isna().sum())
+            else:
+                missing = count(var, None)
+            for level_label, value in levels:
+                n = afp_over[value] if var == "afp_over_400" else count(var, sql_text(value))
+                pct = 100.0 * n / n_group if n_group else None
+                rows.append(dict(variable=var, label=label, level=level_label, group=group, n_group=n_group,
+                                 n=n, pct=pct, median=None, q1=None, q3=None,
+                                 text=f"{n} ({pct:.1f}%)" if pct is not None else "0"))
+        if var in NULLABLE or missing:
+            pct = 100.0 * missing / n_group if n_group else None
+            rows.append(dict(variable=var, label=label, level="missing", group=group, n_group=n_group,
+                             n=missing, pct=pct, median=None, q1=None, q3=None,
+                             text=f"{missing} ({pct:.1f}%)" if pct is not None else "0"))
+    return rows
+
+
 def baseline_wide(long: pd.DataFrame) -> pd.DataFrame:
     """Table 1 for display: one row per variable and level, one column per group."""
     if long.empty:
@@ -125,4 +207,22 @@ def followup_status(cohort: pd.DataFrame) -> pd.DataFrame:
     order = FOLLOWUP_ORDER + sorted(set(counts.index) - set(FOLLOWUP_ORDER))
     rows = [dict(status=s, n=int(counts.get(s, 0)), pct=100.0 * counts.get(s, 0) / n if n else None)
             for s in order if s in counts.index or s in ("alive on study", "died")]
+    return pd.DataFrame(rows, columns=["status", "n", "pct"])
+
+
+def followup_status_counted(counts: pd.DataFrame) -> pd.DataFrame:
+    """followup_status from patients counted in SQL, one row per combination of `died` (a death
+    date is known), `off_study` (an off-study date is recorded) and `off_study_reason`, with
+    their number `n`: the same rows and numbers."""
+    counts = counts[counts["n"] > 0]
+    n = int(counts["n"].sum())
+    reason = counts["off_study_reason"].astype(object).where(counts["off_study_reason"].notna(), "other")
+    reason = reason.map(lambda r: REASON_LABELS.get(r, r.replace("_", " ")))
+    died = counts["died"].astype(bool).to_numpy()
+    off = counts["off_study"].astype(bool).to_numpy() & ~died
+    status = np.where(died, "died", np.where(off, "off study: " + reason, "alive on study"))
+    per_status = counts["n"].astype("int64").groupby(status).sum()
+    order = FOLLOWUP_ORDER + sorted(set(per_status.index) - set(FOLLOWUP_ORDER))
+    rows = [dict(status=s, n=int(per_status.get(s, 0)), pct=100.0 * per_status.get(s, 0) / n if n else None)
+            for s in order if s in per_status.index or s in ("alive on study", "died")]
     return pd.DataFrame(rows, columns=["status", "n", "pct"])

@@ -16,18 +16,26 @@ from scipy import stats
 CONF_TYPES = ("log", "log-log", "plain")
 
 
-def _clean(time, status):
+def _clean(time, status, counts=None):
     t = pd.to_numeric(pd.Series(np.asarray(time, dtype=object)), errors="coerce").to_numpy(float)
     s = pd.to_numeric(pd.Series(np.asarray(status, dtype=object)), errors="coerce").to_numpy(float)
     if len(t) != len(s):
         raise ValueError("time and status must have the same length")
+    w = None if counts is None else np.asarray(counts, dtype=float)
+    if w is not None and len(w) != len(t):
+        raise ValueError("counts must have the same length as time and status")
     keep = ~(np.isnan(t) | np.isnan(s))
     t, s = t[keep], s[keep]
     if np.any(s < 0) or np.any(s != np.round(s)):
         raise ValueError("status must be 0 (censored) or a positive integer event type")
     if np.any(t < 0):
         raise ValueError("time must be >= 0")
-    return t, s.astype(int)
+    if w is None:
+        return t, s.astype(int), np.ones(len(t), dtype=np.int64)
+    w = w[keep]
+    if np.any(np.isnan(w)) or np.any(w < 0) or np.any(w != np.round(w)):
+        raise ValueError("counts must be non-negative integers")
+    return t, s.astype(int), w.astype(np.int64)
 
 
 def _confint(p, se, conf_type, conf_level):
@@ -50,7 +58,7 @@ def _confint(p, se, conf_type, conf_level):
 
 
 def aalen_johansen(time, status, cause: int = 1, conf_level: float = 0.95,
-                   conf_type: str = "log") -> pd.DataFrame:
+                   conf_type: str = "log", counts=None) -> pd.DataFrame:
     """Cumulative incidence of ``cause`` by the Aalen-Johansen estimator:
     CIF_k(t) = sum over event times s <= t of S(s-) d_k(s) / n(s), with S the all-cause
     Kaplan-Meier. status 0 = censored, 1, 2, ... = event types. Ties are exact: all events at a
@@ -65,45 +73,93 @@ def aalen_johansen(time, status, cause: int = 1, conf_level: float = 0.95,
     R survival 3.5-3 survfit(Surv(time, state) ~ 1 | ~ group). This is not cmprsk's
     (Aalen/delta-method) variance, which differs.
 
+    ``counts`` (optional, non-negative integers): row i stands for counts[i] subjects with the
+    same time and status, so that rows aggregated in SQL (one per time and status) give the
+    estimate of the subjects they count.
+
+    Subjects with the same time and status have the same influence U_i at every time, so the
+    influences are carried once per distinct (time, status) and the sum of squares weights each
+    by its number of subjects: the work grows with distinct times, not with subjects. The
+    estimate, the counts and each subject's influence are computed with the same floating-point
+    operations as subject by subject; only the order of the final sum of squares differs, so
+    std_err and the CI agree with a subject-by-subject sum to rounding (about 1e-15 relative).
+
     Returns one row per distinct time (event or censoring), preceded by a row at time 0 with
     CIF 0: time_days, n_risk, n_event (this cause), n_competing (other causes), n_censor, cif,
     std_err, ci_lower, ci_upper.
     """
     if conf_type not in CONF_TYPES:
         raise ValueError(f"conf_type must be one of {CONF_TYPES}, got {conf_type!r}")
-    t, s = _clean(time, status)
-    n = len(t)
+    t, s, w = _clean(time, status, counts)
+    nonzero = w > 0
+    t, s, w = t[nonzero], s[nonzero], w[nonzero]
+    n = int(w.sum())
     cols = ["time_days", "n_risk", "n_event", "n_competing", "n_censor", "cif", "std_err",
             "ci_lower", "ci_upper"]
     if n == 0:
         return pd.DataFrame({c: pd.Series(dtype=float) for c in cols})
-    utime = np.unique(t)
+    # one entry per distinct (time, status), sorted by time then status
+    order = np.lexsort((s, t))
+    t, s, w = t[order], s[order], w[order]
+    new_key = np.ones(len(t), dtype=bool)
+    new_key[1:] = (t[1:] != t[:-1]) | (s[1:] != s[:-1])
+    starts = np.flatnonzero(new_key)
+    gt, gs, gw = t[starts], s[starts], np.add.reduceat(w, starts)
+    # distinct times: [first, end) ranges of entries
+    new_time = np.ones(len(gt), dtype=bool)
+    new_time[1:] = gt[1:] != gt[:-1]
+    first = np.flatnonzero(new_time)
+    end = np.append(first[1:], len(gt))
+    utime = gt[first]
+    n_total = np.add.reduceat(gw, first)
+    d_all_t = np.add.reduceat(np.where(gs > 0, gw, 0), first)
+    d_k_t = np.add.reduceat(np.where(gs == cause, gw, 0), first)
+    n_cens_t = n_total - d_all_t
+    n_risk = n - np.concatenate([[0], np.cumsum(n_total)[:-1]])
+
+    m = len(utime)
+    cif_t = np.zeros(m)
+    se_t = np.zeros(m)
     surv_prev = 1.0             # all-cause S(t-)
     cif = 0.0
-    u_surv = np.zeros(n)        # influence of each subject on S(t-) (IJ), then on S(t)
-    u_cif = np.zeros(n)         # influence on CIF_cause
-    rows = []
-    for tt in utime:
-        at_risk = t >= tt
-        here = t == tt
-        nr = int(at_risk.sum())
-        d_all = int(np.sum(here & (s > 0)))
-        d_k = int(np.sum(here & (s == cause)))
-        n_cens = int(np.sum(here & (s == 0)))
+    se = 0.0
+    g = len(gt)
+    u_surv = np.zeros(g)        # influence of each subject on S(t-) (IJ), then on S(t)
+    u_cif = np.zeros(g)         # influence on CIF_cause
+    weights = gw.astype(float)
+    is_event, is_cause = gs > 0, gs == cause
+    for j in range(m):
+        d_all = int(d_all_t[j])
         if d_all > 0:
-            # hazards at tt and their derivatives w.r.t. each subject's weight
+            nr, d_k = int(n_risk[j]), int(d_k_t[j])
+            a, b = int(first[j]), int(end[j])       # at risk: entries a..; here (time == t): a..b
+            # hazards at t and their derivatives w.r.t. each subject's weight (0 for those not at risk)
             lam_all, lam_k = d_all / nr, d_k / nr
-            dl_all = (((here & (s > 0)).astype(float)) - at_risk * lam_all) / nr
-            dl_k = (((here & (s == cause)).astype(float)) - at_risk * lam_k) / nr
+            # derivative of each hazard: (event here - lam) / n for those at risk, 0 for the others
+            # (adding or subtracting S(t-) * 0 changes nothing); at risk, not here: (0 - lam) / n
+            dl_all = np.where(is_event[a:b], (1.0 - lam_all) / nr, (0.0 - lam_all) / nr)
+            dl_k = np.where(is_cause[a:b], (1.0 - lam_k) / nr, (0.0 - lam_k) / nr)
             # CIF(t) = CIF(t-) + S(t-) lam_k ; S(t) = S(t-) (1 - lam_all)
-            u_cif = u_cif + u_surv * lam_k + surv_prev * dl_k
-            u_surv = u_surv * (1 - lam_all) - surv_prev * dl_all
+            new_cif = u_cif + u_surv * lam_k
+            new_cif[a:b] += surv_prev * dl_k
+            new_cif[b:] += surv_prev * ((0.0 - lam_k) / nr)
+            u_surv = u_surv * (1 - lam_all)
+            u_surv[a:b] -= surv_prev * dl_all
+            u_surv[b:] -= surv_prev * ((0.0 - lam_all) / nr)
+            u_cif = new_cif
             cif = cif + surv_prev * lam_k
             surv_prev = surv_prev * (1 - lam_all)
-        rows.append((tt, nr, d_k, d_all - d_k, n_cens, cif, float(np.sqrt(np.sum(u_cif ** 2)))))
-    out = pd.DataFrame(rows, columns=cols[:7])
-    out = pd.concat([pd.DataFrame([(0.0, n, 0, 0, 0, 0.0, 0.0)], columns=cols[:7]), out],
-                    ignore_index=True)
+            se = float(np.sqrt(np.dot(weights, u_cif * u_cif)))
+        cif_t[j], se_t[j] = cif, se
+    out = pd.DataFrame({
+        "time_days": np.concatenate([[0.0], utime]),
+        "n_risk": np.concatenate([[n], n_risk]).astype(np.int64),
+        "n_event": np.concatenate([[0], d_k_t]).astype(np.int64),
+        "n_competing": np.concatenate([[0], d_all_t - d_k_t]).astype(np.int64),
+        "n_censor": np.concatenate([[0], n_cens_t]).astype(np.int64),
+        "cif": np.concatenate([[0.0], cif_t]),
+        "std_err": np.concatenate([[0.0], se_t]),
+    })
     lower, upper = _confint(out["cif"].to_numpy(float), out["std_err"].to_numpy(float),
                             conf_type, conf_level)
     out["ci_lower"], out["ci_upper"] = lower, upper

@@ -55,15 +55,22 @@ def link_kind(measure: str, source: str, target: str) -> str:
 
 def flow_links(flow: pd.DataFrame, measure: str) -> pd.DataFrame:
     """Patients per (source, target) from rows of the staging_flow view for one measure: one
-    row per link with at least one patient, in state order. Columns: source, target, n."""
+    row per link with at least one patient, in state order. Columns: source, target, n.
+    The rows are patients, or already counted: with a column `n`, each row stands for n
+    patients (the staging-flow export counts them in SQL)."""
     order = {s: i for i, s in enumerate(state_order(measure))}
+    if "n" in flow.columns:
+        flow = flow[flow["n"] > 0]
     if flow.empty:
         return pd.DataFrame({"source": pd.Series(dtype=str), "target": pd.Series(dtype=str),
                              "n": pd.Series(dtype=int)})
     unknown = set(flow["source"]).union(flow["target"]) - set(order)
     if unknown:
         raise ValueError(f"states not in the {measure} order: {sorted(unknown)}")
-    links = flow.groupby(["source", "target"], as_index=False).size().rename(columns={"size": "n"})
+    if "n" in flow.columns:
+        links = flow.groupby(["source", "target"], as_index=False)["n"].sum()
+    else:
+        links = flow.groupby(["source", "target"], as_index=False).size().rename(columns={"size": "n"})
     links = links.sort_values(["source", "target"], key=lambda c: c.map(order), ignore_index=True)
     links["n"] = links["n"].astype(int)
     return links[["source", "target", "n"]]
@@ -91,6 +98,37 @@ def group_rates(patients: pd.DataFrame, levels: list[str]) -> pd.DataFrame:
                                        "ci_lower", "ci_upper"])
 
 
+RATE_COUNT_COLUMNS = {
+    "downstaged_to_milan": ("milan_achieved", "milan_eligible"),
+    "converted_to_resectable": ("resectable_achieved", "resectable_eligible"),
+}
+
+
+def group_rates_from_counts(counts: pd.DataFrame, levels: list[str]) -> pd.DataFrame:
+    """group_rates from patients already counted per group (the downstaging-summary export
+    counts them in SQL): one row per group with `group`, `milan_eligible`, `milan_achieved`
+    (outside Milan at baseline, and of them downstaged), `resectable_eligible`,
+    `resectable_achieved` (not resectable at baseline, and of them converted). The same rows,
+    numbers and CIs as group_rates over the patients: 'all' (the sum over groups) first, then
+    `levels`, a level without patients giving eligible 0 and no rate."""
+    by_group = counts.set_index("group") if len(counts) else None
+    rows = []
+    for group in ["all"] + [g for g in levels if g != "all"]:
+        for measure, (achieved_col, eligible_col) in RATE_COUNT_COLUMNS.items():
+            if by_group is None:
+                n = x = 0
+            elif group == "all":
+                n, x = int(by_group[eligible_col].sum()), int(by_group[achieved_col].sum())
+            elif group in by_group.index:
+                n, x = int(by_group.at[group, eligible_col]), int(by_group.at[group, achieved_col])
+            else:
+                n = x = 0
+            rate, lo, hi = clopper_pearson(x, n)
+            rows.append((group, measure, n, x, rate, lo, hi))
+    return pd.DataFrame(rows, columns=["group", "measure", "eligible", "achieved", "rate",
+                                       "ci_lower", "ci_upper"])
+
+
 def cumulative_incidence(ttd: pd.DataFrame, levels: list[str], conf_type: str = "log") -> pd.DataFrame:
     """Aalen-Johansen cumulative incidence of downstaging (status 1), death (status 2) competing,
     per group, from rows of the time_to_downstaging view with a `group` column.
@@ -99,15 +137,19 @@ def cumulative_incidence(ttd: pd.DataFrame, levels: list[str], conf_type: str = 
     ci_upper (95% pointwise, R survival's multi-state default: log transform of the
     infinitesimal-jackknife SE; null where CIF = 0), then n_risk, n_event (downstaged at t),
     n_competing (died at t), n_censor. Groups in `levels` order; a group with no patient has no
-    rows."""
+    rows. The rows are patients, or already counted: with a column `n`, each row stands for n
+    patients with its group, time_days and status (the downstaging-cif export counts them in SQL)."""
     cols = ["group", "time_days", "cif", "ci_lower", "ci_upper", "n_risk", "n_event", "n_competing",
             "n_censor"]
     parts = []
+    counted = "n" in ttd.columns
+    by_group = dict(tuple(ttd.groupby("group", sort=False))) if len(ttd) else {}
     for group in levels:
-        sub = ttd[ttd["group"] == group]
-        if sub.empty:
+        sub = by_group.get(group)
+        if sub is None or sub.empty or (counted and sub["n"].sum() == 0):
             continue
-        fit = aalen_johansen(sub["time_days"], sub["status"], cause=1, conf_type=conf_type)
+        fit = aalen_johansen(sub["time_days"], sub["status"], cause=1, conf_type=conf_type,
+                             counts=sub["n"] if counted else None)
         # the leading CIF-0 row duplicates a data row when someone is censored at day 0
         fit = fit.drop_duplicates("time_days", keep="last").assign(group=group)
         parts.append(fit)
@@ -130,12 +172,33 @@ def step_at(curve: pd.DataFrame, t: float) -> pd.Series | None:
 
 def one_minus_km(ttd: pd.DataFrame, t: float) -> float | None:
     """1 - Kaplan-Meier of downstaging at t with deaths treated as censored: the naive estimate
-    that overstates the cumulative incidence when patients die (shown only for comparison)."""
+    that overstates the cumulative incidence when patients die (shown only for comparison).
+    Rows are patients, or counted (a column `n`: each row stands for n patients)."""
+    if "n" in ttd.columns:
+        ttd = ttd[ttd["n"] > 0]
     if ttd.empty or t > ttd["time_days"].max():
         return None
+    if "n" in ttd.columns:
+        return _one_minus_km_counted(ttd, t)
     fit = km_fit(ttd["time_days"], (ttd["status"] == 1).astype(int))
     idx = np.searchsorted(fit.time, t, side="right") - 1
     return float(1 - fit.surv[idx]) if idx >= 0 else 0.0
+
+
+def _one_minus_km_counted(ttd: pd.DataFrame, t: float) -> float:
+    """one_minus_km from counted rows, with survival.km_fit's own arithmetic (integer events and
+    numbers at risk per distinct time, S = cumprod(1 - d / n)), so the value is the same."""
+    time = ttd["time_days"].to_numpy(float)
+    n = ttd["n"].to_numpy(np.int64)
+    events = np.where(ttd["status"].to_numpy() == 1, n, 0)
+    utime, inverse = np.unique(time, return_inverse=True)
+    n_event = np.bincount(inverse, weights=events, minlength=len(utime)).astype(int)
+    n_total = np.bincount(inverse, weights=n, minlength=len(utime)).astype(int)
+    n_risk = int(n.sum()) - np.concatenate([[0], np.cumsum(n_total)[:-1]]).astype(int)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        surv = np.cumprod(1.0 - n_event / n_risk)
+    idx = np.searchsorted(utime, t, side="right") - 1
+    return float(1 - surv[idx]) if idx >= 0 else 0.0
 
 
 def downsizing_summary(rows: pd.DataFrame, levels: list[str]) -> pd.DataFrame:
@@ -143,8 +206,9 @@ def downsizing_summary(rows: pd.DataFrame, levels: list[str]) -> pd.DataFrame:
     (R's quantile type 7) and how many shrank by 30% or more. Columns: group, n, median, q1, q3,
     n_30."""
     out = []
+    by_group = dict(tuple(rows.groupby("group", sort=False)["best_pct_change"])) if len(rows) else {}
     for group in levels:
-        v = rows.loc[rows["group"] == group, "best_pct_change"].dropna().astype(float)
+        v = by_group.get(group, pd.Series(dtype=float)).dropna().astype(float)
         if v.empty:
             out.append((group, 0, None, None, None, 0))
             continue

@@ -78,10 +78,16 @@ def downsizing_card(state, by="bclc_stage"):
     exp = exports.run_export("downsizing", snapshot, filters, scope, by=by)
     spec = export_spec(PAGE, DOWNSIZING, "downsizing", snapshot.snapshot_id, {"by": exp.extra["by"]})
     reasons = "; ".join(f"{k}: {v}" for k, v in exp.extra["not_evaluable"].items())
+    drawn = [s["n"] for s in exp.extra["summary"] if s["n"] > 0]     # the figure's boxes
+    k = figs.points_per_group(len(drawn))
+    sampled = [n for n in drawn if n > k]
+    points = (f"points: patients (n = {exp.extra['n_evaluable']})" if not sampled else
+              f"points: patients (n = {exp.extra['n_evaluable']}); in a box of more than {k:,} patients, a fixed "
+              f"sample of {k:,} evenly spaced in order of change (its box and the CSV have every patient)")
     note = ("Index lesion: the target lesion with the largest viable (enhancing, mRECIST) diameter at baseline. "
             "Best change: its smallest percent change from baseline, 100 × (d − d0) / d0, over post-baseline scans "
             "up to and including the first PD (the waterfall's window); −100% = no viable tumour left. "
-            f"Box: median and quartiles; points: patients (n = {exp.extra['n_evaluable']}). Not shown, not "
+            f"Box: median and quartiles; {points}. Not shown, not "
             f"evaluable: {exp.extra['n_not_evaluable']}" + (f" ({reasons})." if reasons else "."))
     if exp.n_patients == 0:
         return figs.message_figure(NO_PATIENTS), graph_config(DOWNSIZING, spec["filename"]), spec, note

@@ -1,4 +1,5 @@
 """Enrollment exports: patients, enrollment per site, accrual, Table 1, follow-up status."""
+import numpy as np
 import pandas as pd
 
 from dashboard import data
@@ -33,22 +34,66 @@ def accrual_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
     return Export("accrual", rows, int(per_site["n_enrolled"].sum()))
 
 
+BASELINE_COUNTS_SQL = """
+with patients as (
+    select
+        bclc_stage,
+        cast(sex as varchar) as sex,
+        cast(etiology as varchar) as etiology,
+        cast(ecog_ps as varchar) as ecog_ps,
+        cast(child_pugh_class as varchar) as child_pugh_class,
+        cast(albi_grade as varchar) as albi_grade,
+        case when tumor_count = 1 then '1' when tumor_count between 2 and 3 then '2-3'
+             when tumor_count between 4 and 5 then '4-5' when tumor_count > 5 then '> 5' end as tumor_count_group,
+        cast(has_macrovascular_invasion as varchar) as has_macrovascular_invasion,
+        cast(has_extrahepatic_spread as varchar) as has_extrahepatic_spread,
+        cast(is_within_milan as varchar) as is_within_milan,
+        cast(is_within_up_to_seven as varchar) as is_within_up_to_seven
+    from cohort
+),
+
+long as (
+    from patients unpivot include nulls (value for variable in (
+        sex, etiology, ecog_ps, child_pugh_class, albi_grade, tumor_count_group,
+        has_macrovascular_invasion, has_extrahepatic_spread, is_within_milan, is_within_up_to_seven))
+)
+
+select grouping(bclc_stage) = 1 as overall, bclc_stage as level_of_by, variable, value, count(*) as n
+from long
+group by grouping sets ((variable, value), (bclc_stage, variable, value))
+"""
+
+
 @export("baseline-table", "Table 1: baseline characteristics overall and by BCLC stage (long form)")
 def baseline_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
-    from dashboard.analytics.baseline import baseline_table
-    cohort = data.query("cohort", snapshot, filters, scope)
-    return Export("baseline-table", baseline_table(cohort, by="bclc_stage"), len(cohort))
+    """Table 1 as analytics.baseline.baseline_table computes it from every cohort column, with the
+    categorical variables counted in DuckDB (overall and per stage) and only the numbers that need
+    every value (ages, AFP, tumour sizes: quartiles) read per patient."""
+    from dashboard.analytics.baseline import COUNTED, NUMERIC, baseline_table_counted
+    counts = data.execute(BASELINE_COUNTS_SQL, snapshot, filters, scope)
+    unknown = set(counts["variable"]) - set(COUNTED)
+    if unknown:                                   # the SQL and baseline.ROWS must list the same variables
+        raise ValueError(f"Table 1 counts variables that baseline.ROWS does not list: {sorted(unknown)}")
+    numeric = data.execute(f"select bclc_stage, {', '.join(NUMERIC)} from cohort", snapshot, filters, scope)
+    return Export("baseline-table", baseline_table_counted(counts, numeric, by="bclc_stage"), len(numeric))
 
 
 @export("followup-status", "follow-up status (alive on study, died, off study by reason) and median "
                            "follow-up by reverse Kaplan-Meier")
 def followup_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
-    from dashboard.analytics.baseline import followup_status
+    """Follow-up status from patients counted by death, off-study and reason in DuckDB; the
+    reverse Kaplan-Meier from patients counted per OS time and event (the estimate depends on
+    these counts only), expanded for survival.median_followup."""
+    from dashboard.analytics.baseline import followup_status_counted
     from dashboard.analytics.survival import median_followup
-    cohort = data.query("cohort", snapshot, filters, scope)
-    os_ = data.execute("select time_days, is_event from patient_endpoints where endpoint = 'os'",
-                       snapshot, filters, scope)
-    med, lo, hi = median_followup(os_["time_days"], os_["is_event"]) if len(os_) else (None, None, None)
-    return Export("followup-status", followup_status(cohort), len(cohort),
+    counts = data.execute("select death_date is not null as died, off_study_date is not null as off_study, "
+                          "off_study_reason, count(*) as n from cohort group by all", snapshot, filters, scope)
+    os_ = data.execute("select time_days, is_event, count(*) as n from patient_endpoints where endpoint = 'os' "
+                       "group by all order by time_days, is_event", snapshot, filters, scope)
+    repeat = os_["n"].to_numpy(np.int64)
+    med, lo, hi = (median_followup(np.repeat(os_["time_days"].to_numpy(), repeat),
+                                   np.repeat(os_["is_event"].to_numpy(), repeat))
+                   if len(os_) else (None, None, None))
+    return Export("followup-status", followup_status_counted(counts), int(counts["n"].sum()),
                   {"median_followup_days": med, "median_followup_ci_lower_days": lo,
                    "median_followup_ci_upper_days": hi})

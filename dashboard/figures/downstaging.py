@@ -320,35 +320,86 @@ def cif_figure(rows: pd.DataFrame, by: str = "none") -> Figure:
 
 
 # --- downsizing -------------------------------------------------------------------------------
+POINTS_BUDGET = 3000     # points drawn at most over all groups (about 300 KB of figure)
+MIN_POINTS = 300         # a group may always show this many
+
+
+def points_per_group(n_groups: int) -> int:
+    """How many patients a group shows as points: every one up to this number; above it, a fixed
+    sample of this size (the box is still drawn from every patient)."""
+    return max(MIN_POINTS, POINTS_BUDGET // max(n_groups, 1))
+
+
+def point_sample(values: np.ndarray, k: int) -> np.ndarray:
+    """Positions of a fixed sample of k of the values: evenly spaced in the values' order (ties
+    by position), so that the sample keeps the spread of the group, its smallest and its
+    largest value. Every position when there are k or fewer."""
+    n = len(values)
+    if n <= k:
+        return np.arange(n)
+    order = np.argsort(values, kind="stable")
+    return np.sort(order[np.unique(np.round(np.linspace(0, n - 1, k)).astype(int))])
+
+
+def box_stats(values: np.ndarray) -> dict:
+    """The box of every value: quartiles by R's type 7 (numpy's linear; the export's summary)
+    and the whiskers as plotly draws them, at the most extreme values within 1.5 IQR of the box."""
+    q1, med, q3 = (float(q) for q in np.quantile(values, [0.25, 0.5, 0.75]))
+    iqr = q3 - q1
+    return dict(q1=[q1], median=[med], q3=[q3],
+                lowerfence=[float(values[values >= q1 - 1.5 * iqr].min())],
+                upperfence=[float(values[values <= q3 + 1.5 * iqr].max())])
+
+
 def downsizing_figure(rows: pd.DataFrame, groups: list[str] | None = None, by: str = "none") -> Figure:
     """Best percent change of the index lesion's viable diameter per group: a box (median,
     quartiles) with every patient as a point; dashed line at -30%. Input: rows of the
-    downsizing export."""
+    downsizing export.
+
+    A group with more patients than points_per_group(groups) (100,000 patients: thousands per
+    box, megabytes of figure) is drawn as a box computed from all its patients (the quartiles
+    of the export's summary) and, as points, a fixed sample of that many (point_sample); the
+    export keeps every patient."""
     if rows.empty:
         return message_figure("No patient in the current filter has an index lesion measured after baseline.")
-    groups = [g for g in (groups or list(dict.fromkeys(rows["group"]))) if g in set(rows["group"])]
-    counts = rows["group"].value_counts()
+    present = set(rows["group"])
+    groups = [g for g in (groups or list(dict.fromkeys(rows["group"]))) if g in present]
+    by_group = dict(tuple(rows.groupby("group", sort=False)))
     many = len(groups) > 8
+    k = points_per_group(len(groups))
 
     def tick(g):
-        n = int(counts[g])
+        n = len(by_group[g])
         return f"{group_label(by, g)}<br>{'' if many else 'n='}{n}" + (" (<5)" if n < SMALL_GROUP and not many else "")
 
     fig = Figure()
     for i, g in enumerate(groups):
-        d = rows[rows.group == g]
+        d = by_group[g]
         colour = colour_for(g, i)
         n = len(d)
         label = tick(g)
+        values = d["best_pct_change"].to_numpy(float)
+        sampled = n > k
+        box = dict(name=group_label(by, g), line=dict(color=colour, width=2), fillcolor=_rgba(colour, 0.12),
+                   showlegend=False, boxmean=False)
+        points = dict(boxpoints="all", jitter=0.45, pointpos=0, marker=dict(color=colour, size=5, opacity=0.55),
+                      hovertemplate="<b>%{customdata[0]}</b> lesion %{customdata[1]}<br>%{customdata[2]:.0f} mm at "
+                                    "baseline → %{customdata[3]:.0f} mm at %{customdata[4]}<br>best change %{y:.1f}%"
+                                    "<extra></extra>")
+        if sampled:
+            # the box of every patient (no points), then the sample's points over it (no box)
+            fig.add_box(x=[label], **box_stats(values), boxpoints=False, hoveron="boxes", **box)
+            d = d.iloc[point_sample(values, k)]
+            box = dict(box, name=f"{group_label(by, g)}: {len(d)} of {n} patients", line=dict(color=colour, width=0),
+                       fillcolor="rgba(0,0,0,0)")
+            points = dict(points, hoveron="points")
+        else:
+            points = dict(points, hoveron="points+boxes")
         fig.add_box(
-            y=d["best_pct_change"], x=[label] * n, name=group_label(by, g), boxpoints="all", jitter=0.45,
-            pointpos=0, marker=dict(color=colour, size=5, opacity=0.55), line=dict(color=colour, width=2),
-            fillcolor=_rgba(colour, 0.12), showlegend=False, boxmean=False, hoveron="points+boxes",
+            y=d["best_pct_change"], x=[label] * len(d), **box, **points,
             customdata=np.column_stack([d["patient_id"], d["lesion_id"], d["baseline_diameter_mm"],
-                                        d["best_diameter_mm"], d["best_visit"]]),
-            hovertemplate="<b>%{customdata[0]}</b> lesion %{customdata[1]}<br>%{customdata[2]:.0f} mm at baseline"
-                          " → %{customdata[3]:.0f} mm at %{customdata[4]}<br>best change %{y:.1f}%<extra></extra>")
-        med = float(np.median(d["best_pct_change"]))
+                                        d["best_diameter_mm"], d["best_visit"]]))
+        med = float(np.median(values))
         fig.add_annotation(x=label, y=1, yref="paper", yanchor="bottom", showarrow=False, name="median",
                            text=f"{med:+.0f}%".replace("-", "−"), font=dict(size=12, color=colour),
                            hovertext=f"{group_label(by, g)}: median {med:+.1f}% (n={n})")
