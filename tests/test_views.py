@@ -141,6 +141,11 @@ GRAIN = {
     # columns are null on the other marks, so the non-null event_date stands in for them
     "swimmer_events": ["scope", "patient_id", "event", "event_date"],
     "ae_episodes": ["patient_id", "ae_id"],
+    "ae_episodes_all": ["patient_id", "ae_id"],
+    "cohort_all": ["patient_id"],
+    "patient_endpoints_all": ["patient_id", "endpoint"],
+    "staging_outcomes_all": ["patient_id"],
+    "downsizing_all": ["patient_id"],
     # a term filed under two SOCs (a validator warning, not an error) gives one row per SOC
     "ae_worst_grade": ["patient_id", "soc", "term"],
     "staging_outcomes": ["patient_id"],
@@ -154,6 +159,7 @@ GRADES = {1, 2, 3, 4, 5}
 # nullable code lists include None (a missing value is not a code outside the list)
 ACCEPTED = {
     ("best_response", "bor"): RESPONSES,
+    ("ae_worst_grade_all", "worst_grade"): GRADES,
     ("best_response", "scope"): SCOPES,
     ("best_response", "not_evaluable_reason"): {None, "no baseline sum", "no follow-up scan", "no post-baseline sum"},
     ("patient_endpoints", "endpoint"): {"os", "ttp", "pfs", "local_ttp"},

@@ -6,9 +6,15 @@ Incidence = patients with the event / patients in the filter (patients without a
 denominator). Events per 100 sessions = counted episodes / DEB-TACE sessions of the patients in
 the group * 100.
 
-Input is the `ae_worst_grade` view (one row per patient per term, episodes already chosen by the
-episode filters of `ae_episodes`) and one row per patient in the filter with its group and
-number of sessions. Output is one tidy row per (SOC, term, group).
+Two computations give the same rows, one tidy row per (SOC, term, group):
+
+- `incidence_from_counts`, what the `ae-incidence` export runs: the worst grades per patient and
+  the patients per worst grade and group are counted in DuckDB (dashboard/exports/safety.py);
+  this lays those few hundred counts out as the grid, zeros included, in display order.
+- `incidence`, in pandas from the `ae_worst_grade` view (one row per patient per term, episodes
+  already chosen by the episode filters of `ae_episodes`) and one row per patient in the filter with
+  its group and number of sessions: the reference the export is tested against
+  (tests/test_safety_fast.py).
 """
 from __future__ import annotations
 
@@ -97,3 +103,65 @@ def incidence(worst_terms: pd.DataFrame, patients: pd.DataFrame, level: str = "t
     rows = rows.sort_values(["_overall", "_soc_n", "soc", "_term_n", "term", "_group"], na_position="first")
     return rows[COLUMNS].reset_index(drop=True)
 
+
+def incidence_from_counts(counts: pd.DataFrame, groups: pd.DataFrame, level: str = "term",
+                          order: list[str] | None = None) -> pd.DataFrame:
+    """Incidence rows (COLUMNS) from patient counts taken in SQL: the same rows, values, dtypes and
+    order as `incidence` on the same patients and episodes (a few hundred rows: plain Python).
+
+    counts: one row per (level, soc, term, group) with at least one patient, level 'term' (soc and
+    term), 'soc' (soc, no term) or 'overall' (neither): n_patients_any (patients with a counted
+    episode), grade_1..grade_5 (patients by worst grade), n_serious, n_related (patients with at
+    least one serious / treatment-related counted episode) and n_events (counted episodes). The
+    'soc' rows are needed at level term too: they order the classes. groups: one row per group with
+    its denominator (patients) and n_sessions. order: the groups in display order (default: sorted)."""
+    level = check_level(level)
+    order = list(order) if order is not None else sorted(groups["group"])
+    denominators = dict(zip(groups["group"], groups["denominator"].astype(int)))
+    sessions = dict(zip(groups["group"], groups["n_sessions"].astype(int)))
+    sources = ["grade_1", "grade_2", "grade_3", "grade_4", "grade_5", "n_serious", "n_related", "n_events"]
+
+    # each patient is in one group: pooled counts (the order of classes and terms) are sums over groups
+    found, items, pooled_soc, pooled_term = {}, {(ANY_AE, None): None}, {}, {}
+    for lvl, soc, term, group, n_any, *rest in counts[["level", "soc", "term", "group", "n_patients_any", *sources]] \
+            .itertuples(index=False):
+        term = term if isinstance(term, str) else None
+        if lvl == "soc":
+            pooled_soc[soc] = pooled_soc.get(soc, 0) + int(n_any)
+        elif lvl == "term":
+            pooled_term[(soc, term)] = pooled_term.get((soc, term), 0) + int(n_any)
+        if lvl == "overall":
+            key = (ANY_AE, None)
+        elif lvl == level:
+            key = (soc, term if level == "term" else None)
+            items.setdefault(key, None)
+        else:
+            continue
+        found[(*key, group)] = (int(n_any), *(int(v) for v in rest))
+
+    # the full grid: every (soc, term) of the filter x every group, zeros where no patient; in display
+    # order: the overall row, then classes by pooled incidence (descending), terms within a class
+    # likewise, names breaking ties, groups in `order`
+    def rank(item):
+        soc, term = item
+        return (soc != ANY_AE, -pooled_soc.get(soc, 0) if soc != ANY_AE else 0, soc,
+                -pooled_term.get(item, 0), term is not None, term or "")
+
+    zero = (0,) * (len(sources) + 1)
+    out = {c: [] for c in ["soc", "term", "group", "n_patients_any", *sources, "denominator", "n_sessions"]}
+    for soc, term in sorted(items, key=rank):
+        for group in order:
+            values = found.get((soc, term, group), zero)
+            out["soc"].append(soc)
+            out["term"].append(term)
+            out["group"].append(group)
+            for column, value in zip(["n_patients_any", *sources], values):
+                out[column].append(value)
+            out["denominator"].append(denominators.get(group, 0))
+            out["n_sessions"].append(sessions.get(group, 0))
+    rows = pd.DataFrame({c: pd.Series(v, dtype=object if c in ("soc", "term", "group") else "int64")
+                         for c, v in out.items()})
+    rows["n_grade_3_4"] = rows.grade_3 + rows.grade_4
+    rows["n_grade_5"] = rows.grade_5
+    rows["events_per_100_sessions"] = (100.0 * rows.n_events / rows.n_sessions.where(rows.n_sessions > 0))
+    return rows[COLUMNS]

@@ -2,28 +2,191 @@
 
 `ae-incidence` is the data of all three Safety cards: the term-by-grade heatmap (level term, no
 grouping), the term-by-group heatmap (level term, --by a grouping) and the incidence table.
+
+The counting is done in DuckDB: the worst grade per patient per term, per system organ class and
+overall, then the patients per worst grade and group. Without an onset window (the page's default)
+the worst grades come from `ae_worst_grade_all`, taken once per snapshot for every patient and kind
+of episodes (COUNTS_NO_WINDOW_SQL); with a window they are taken per query over the counted
+episodes of `ae_episodes` (COUNTS_SQL). Python only lays the few hundred counts out as the export's
+grid (dashboard/analytics/safety.py `incidence_from_counts`). The pandas computation over the
+`ae_worst_grade` view (`incidence`) gives the same rows and is kept as the reference both paths
+are tested against (tests/test_safety_fast.py).
 """
 from __future__ import annotations
 
 from dashboard import data
-from dashboard.analytics.safety import COLUMNS, check_level, incidence
+from dashboard.analytics.safety import COLUMNS, check_level, incidence_from_counts
 from dashboard.data import ALL_SITES
 from dashboard.exports import Export, export
 from dashboard.filters import Filters
-from dashboard.grouping import check_by, group_column, ordered_levels
+from dashboard.grouping import GROUPINGS, check_by, ordered_levels
 
-# patients in the filter with their number of DEB-TACE sessions (the exposure of events per 100 sessions)
-SESSIONS_SQL = """
-select c.*, count(t.session_number)::integer as n_sessions
-from cohort c
-left join stg_treatments t using (patient_id)
-group by all
+
+def group_sql(alias: str) -> str:
+    """The patient's group label for the grouping bound as $by, over the grouping fields of a row
+    aliased `alias` (a `cohort` or `ae_episodes` row): dashboard/grouping.py `group_column` in SQL
+    ('all' with no grouping; the field as text, 'unknown' when missing). The branches name the
+    fields of GROUPINGS (code, not input); the choice itself is a bound parameter."""
+    fields = [key for key in GROUPINGS if key != "none"]
+    assert all(key.isidentifier() for key in fields)
+    branches = " ".join(f"when '{key}' then cast({alias}.{key} as varchar)" for key in fields)
+    return f"case when $by = 'none' then 'all' else coalesce(case $by {branches} end, 'unknown') end"
+
+
+# Patients by worst grade per (level, soc, term, group), level 'term' (per soc_key, term_key), 'soc' (per
+# soc_key) or 'overall', from `worst`: one row per patient per level item with a counted episode (its group,
+# worst grade, whether one was serious / treatment-related, and the number of counted episodes). Only items
+# with a patient have rows: the export fills the zeros. Names are looked up from the integer codes at the end.
+COUNT_BY_GROUP = """
+counts as (
+    select level, soc_key, term_key, "group",
+           count(*) as n_patients_any,
+           count_if(worst_grade = 1) as grade_1,
+           count_if(worst_grade = 2) as grade_2,
+           count_if(worst_grade = 3) as grade_3,
+           count_if(worst_grade = 4) as grade_4,
+           count_if(worst_grade = 5) as grade_5,
+           count_if(any_serious) as n_serious,
+           count_if(any_related) as n_related,
+           sum(n_episodes)::bigint as n_events
+    from worst
+    group by level, soc_key, term_key, "group"
+),
+
+names as (
+    select term_key, any_value(soc_key) as soc_key, any_value(soc) as soc, any_value(term) as term
+    from ae_episodes_all
+    group by term_key
+)
+
+select
+    c.level,
+    s.soc,
+    t.term,
+    c."group",
+    c.n_patients_any, c.grade_1, c.grade_2, c.grade_3, c.grade_4, c.grade_5,
+    c.n_serious, c.n_related, c.n_events
+from counts c
+left join (select soc_key, any_value(soc) as soc from names group by soc_key) s on s.soc_key = c.soc_key
+left join names t on t.term_key = c.term_key
+"""
+
+# Any episode options: the worst grades per patient, taken over the counted episodes of ae_episodes (which
+# reads the episode options), grouped by the integer codes of ae_episodes_all.
+COUNTS_SQL = f"""
+with episodes as (
+    select e.patient_key, e.soc_key, e.term_key, e.grade, e.is_serious, e.is_treatment_related,
+           {group_sql("e")} as "group"
+    from ae_episodes e
+),
+
+per_term as (
+    select patient_key, any_value("group") as "group", any_value(soc_key) as soc_key, term_key,
+           max(grade) as worst_grade, bool_or(is_serious) as any_serious,
+           bool_or(is_treatment_related) as any_related, count(*) as n_episodes
+    from episodes
+    group by patient_key, term_key
+),
+
+per_soc as (
+    select patient_key, any_value("group") as "group", soc_key,
+           max(worst_grade) as worst_grade, bool_or(any_serious) as any_serious,
+           bool_or(any_related) as any_related, sum(n_episodes) as n_episodes
+    from per_term
+    group by patient_key, soc_key
+),
+
+per_patient as (
+    select patient_key, any_value("group") as "group",
+           max(worst_grade) as worst_grade, bool_or(any_serious) as any_serious,
+           bool_or(any_related) as any_related, sum(n_episodes) as n_episodes
+    from per_soc
+    group by patient_key
+),
+
+worst as (
+    select 'term' as level, soc_key, term_key, "group", worst_grade, any_serious, any_related, n_episodes
+    from per_term
+    union all
+    select 'soc', soc_key, null, "group", worst_grade, any_serious, any_related, n_episodes from per_soc
+    union all
+    select 'overall', null, null, "group", worst_grade, any_serious, any_related, n_episodes from per_patient
+),
+""" + COUNT_BY_GROUP
+
+# No onset window (the page's default): the same worst grades, taken once per snapshot for every patient and
+# every kind of episodes (ae_worst_grade_all); this keeps the patients of the filter and the kind of the
+# episode options (the variables ae_episodes reads: related only, serious only, or both).
+COUNTS_NO_WINDOW_SQL = f"""
+with options as (
+    select coalesce(getvariable('ae_related_only'), false) as related_only,
+           coalesce(getvariable('ae_serious_only'), false) as serious_only
+),
+
+patients as (   -- the patients of the filter with any episode, and their group
+    select w.patient_key, {group_sql("c")} as "group"
+    from ae_worst_grade_all w
+    join cohort c using (patient_id)
+    where w.level = 'overall'
+),
+
+kinds as (
+    select w.level, w.soc_key, w.term_key, p."group",
+           case when related_only and serious_only then w.worst_grade_related_serious
+                when related_only then w.worst_grade_related
+                when serious_only then w.worst_grade_serious
+                else w.worst_grade end as worst_grade,
+           case when related_only and serious_only then w.n_related_serious
+                when related_only then w.n_related
+                when serious_only then w.n_serious
+                else w.n_episodes end as n_episodes,
+           -- at least one counted episode was serious / treatment-related
+           case when serious_only then true
+                when related_only then w.n_related_serious > 0
+                else w.n_serious > 0 end as any_serious,
+           case when related_only then true
+                when serious_only then w.n_related_serious > 0
+                else w.n_related > 0 end as any_related
+    from ae_worst_grade_all w
+    join patients p using (patient_key)
+    cross join options
+),
+
+worst as (
+    select * from kinds where n_episodes > 0
+),
+""" + COUNT_BY_GROUP
+
+# per group: the patients in the filter (the denominator, patients without any AE included) and
+# their DEB-TACE sessions (the exposure of events per 100 sessions; not narrowed by the options)
+GROUPS_SQL = f"""
+with patients as (
+    select c.patient_id, {group_sql("c")} as "group"
+    from cohort c
+),
+
+sessions as (
+    select p."group", count(*) as n_sessions
+    from stg_treatments t
+    join patients p using (patient_id)
+    group by p."group"
+),
+
+final as (
+    select p."group", count(*) as denominator, coalesce(any_value(s.n_sessions), 0)::bigint as n_sessions
+    from patients p
+    left join sessions s using ("group")
+    group by p."group"
+)
+
+select * from final
 """
 
 
 def episode_variables(related_only=False, serious_only=False, within_days=None) -> dict:
-    """The DuckDB variables read by queries/ae_episodes.sql; None = no restriction.
-    Always the full set, so a value bound by an earlier query on the same cursor never lingers."""
+    """The DuckDB variables of the episode options, read by queries/ae_episodes.sql (and, for the kind
+    of episodes, by COUNTS_NO_WINDOW_SQL); None = no restriction. Always the full set, so a value
+    bound by an earlier query on the same cursor never lingers."""
     if within_days is not None and int(within_days) < 0:
         raise ValueError(f"--within-days must be 0 or more, got {within_days}")
     return {"ae_related_only": True if related_only else None,
@@ -34,6 +197,27 @@ def episode_variables(related_only=False, serious_only=False, within_days=None) 
 NO_EPISODE_FILTER = episode_variables()
 
 
+def counts_sql(variables: dict) -> str:
+    """The counting query for these episode variables: from the per-snapshot worst grades unless an
+    onset window is set (the window depends on each episode's days from its session)."""
+    return COUNTS_SQL if variables.get("ae_within_days") is not None else COUNTS_NO_WINDOW_SQL
+
+
+def incidence_counts(snapshot, filters=Filters(), scope=ALL_SITES, by="none", variables=NO_EPISODE_FILTER,
+                     sql: str | None = None):
+    """(counts, groups): the counting query (`counts_sql`, or `sql`) and GROUPS_SQL for a grouping
+    and the episode variables."""
+    params = {"by": check_by(by)}
+    groups = data.execute(GROUPS_SQL, snapshot, filters, scope, params=params)
+    try:
+        counts = data.execute(sql or counts_sql(variables), snapshot, filters, scope, params=params,
+                              variables=variables)
+    finally:
+        # reset the episode filters on this thread's cursor for whatever query runs next
+        data.execute("select 1", snapshot, filters, scope, variables=NO_EPISODE_FILTER)
+    return counts, groups
+
+
 @export("ae-incidence", "CTCAE adverse events: patients by worst grade per term or SOC (--level), per group (--by "
                         "site_id|bclc_stage|child_pugh_class|none), any grade, grade 3-4, grade 5, serious, related, "
                         "events per 100 sessions; --related-only, --serious-only, --within-days N",
@@ -42,20 +226,14 @@ def ae_incidence_export(snapshot, filters=Filters(), scope=ALL_SITES, level="ter
                         related_only=False, serious_only=False, within_days=None, **_):
     level, by = check_level(level), check_by(by)
     variables = episode_variables(related_only, serious_only, within_days)
-    try:
-        worst = data.query("ae_worst_grade", snapshot, filters, scope, order_by=("patient_id", "term"),
-                           variables=variables)
-    finally:
-        # reset the episode filters on this thread's cursor for whatever query runs next
-        data.execute("select 1", snapshot, filters, scope, variables=NO_EPISODE_FILTER)
-    patients = data.execute(SESSIONS_SQL, snapshot, filters, scope)
-    patients["group"] = group_column(patients, by)
-    groups = ordered_levels(by, patients["group"]) if len(patients) else []
-    rows = incidence(worst, patients, level, groups)
-    n_events = int(worst["n_episodes"].sum())
-    return Export("ae-incidence", rows[COLUMNS], len(patients), {
+    counts, groups = incidence_counts(snapshot, filters, scope, by, variables)
+    n_patients = int(groups["denominator"].sum())
+    order = ordered_levels(by, groups["group"]) if n_patients else []
+    rows = incidence_from_counts(counts, groups, level, order)
+    overall = counts[counts["level"] == "overall"]
+    return Export("ae-incidence", rows[COLUMNS], n_patients, {
         "level": level, "by": by, "related_only": bool(related_only), "serious_only": bool(serious_only),
         "within_days": variables["ae_within_days"],
-        "n_patients_with_ae": int(worst["patient_id"].nunique()),
-        "n_events": n_events, "n_sessions": int(patients["n_sessions"].sum()),
+        "n_patients_with_ae": int(overall["n_patients_any"].sum()),
+        "n_events": int(overall["n_events"].sum()), "n_sessions": int(groups["n_sessions"].sum()),
     })
