@@ -387,3 +387,17 @@ def test_km_by_group():
     assert only[0] == "all" and median_survival(only[1]) == (310, 284, 361)
     with_missing = km_by_group(LUNG, "time", "status", "ph.ecog")
     assert sum(f.n for f in with_missing.values()) == 227
+
+
+def test_unique_rows_equals_numpy_unique_with_counts():
+    """The Cox fit's collapse of identical subjects: the rows and counts of np.unique(axis=0)."""
+    import numpy as np
+    from dashboard.analytics.survival import _unique_rows
+    rng = np.random.default_rng(3)
+    m = np.column_stack([rng.integers(0, 50, 2000), rng.integers(0, 2, 2000),
+                         rng.integers(0, 3, 2000) - 0.37]).astype(float)
+    rows, counts = _unique_rows(m)
+    ref_rows, ref_counts = np.unique(m, axis=0, return_counts=True)
+    assert np.array_equal(rows, ref_rows) and np.array_equal(counts, ref_counts)
+    empty_rows, empty_counts = _unique_rows(np.zeros((0, 3)))
+    assert empty_rows.shape == (0, 3) and len(empty_counts) == 0
