@@ -56,3 +56,14 @@ def ordered_levels(by: str, levels) -> list[str]:
     if order:
         return [v for v in order if v in present] + sorted(v for v in present if v not in order)
     return sorted(present)
+
+
+def group_sql(alias: str) -> str:
+    """The patient's group label in SQL, for the grouping bound as the parameter $by, over the
+    grouping fields of a row aliased `alias` (a `cohort` row or one carrying its fields):
+    `group_column` in SQL ('all' with no grouping; the field as text, 'unknown' when missing).
+    The branches name the fields of GROUPINGS (code, not input); the choice is a bound value."""
+    fields = [key for key in GROUPINGS if key != "none"]
+    assert alias.isidentifier() and all(key.isidentifier() for key in fields)
+    branches = " ".join(f"when '{key}' then cast({alias}.{key} as varchar)" for key in fields)
+    return f"case when $by = 'none' then 'all' else coalesce(case $by {branches} end, 'unknown') end"

@@ -344,15 +344,19 @@ def test_downsizing_view_and_export_equal_the_previous_ones(snapshot, filters):
 
 
 def test_group_sql_is_group_column(snapshot):
-    """The group a patient gets in SQL is the one grouping.group_column gives in pandas."""
-    from dashboard.grouping import GROUPINGS
+    """The group a patient gets in SQL (grouping.group_sql, the grouping a bound value) is the one
+    grouping.group_column gives in pandas; a hostile grouping is just a value matching no branch."""
+    from dashboard.grouping import GROUPINGS, group_sql
     cohort = data.query("cohort", snapshot, order_by=("patient_id",))
     for by in GROUPINGS:
-        sql = data.execute(f'select {staging_exports.group_sql(by)} as "group" from cohort c order by c.patient_id',
-                           snapshot)
+        sql = data.execute(f'select {group_sql("c")} as "group" from cohort c order by c.patient_id',
+                           snapshot, params={"by": by})
         assert sql["group"].tolist() == group_column(cohort, by).astype(object).tolist(), by
+    hostile = data.execute(f'select {group_sql("c")} as "group" from cohort c', snapshot,
+                           params={"by": 'bclc_stage" from cohort; --'})
+    assert set(hostile["group"]) == {"unknown"}
     with pytest.raises(ValueError, match="unknown grouping"):
-        staging_exports.group_sql('bclc_stage" from cohort; --')
+        staging_exports.downsizing_export(snapshot, by='bclc_stage" from cohort; --')
 
 
 # --- downsizing figure ------------------------------------------------------------------------------

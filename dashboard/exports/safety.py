@@ -19,18 +19,7 @@ from dashboard.analytics.safety import COLUMNS, check_level, incidence_from_coun
 from dashboard.data import ALL_SITES
 from dashboard.exports import Export, export
 from dashboard.filters import Filters
-from dashboard.grouping import GROUPINGS, check_by, ordered_levels
-
-
-def group_sql(alias: str) -> str:
-    """The patient's group label for the grouping bound as $by, over the grouping fields of a row
-    aliased `alias` (a `cohort` or `ae_episodes` row): dashboard/grouping.py `group_column` in SQL
-    ('all' with no grouping; the field as text, 'unknown' when missing). The branches name the
-    fields of GROUPINGS (code, not input); the choice itself is a bound parameter."""
-    fields = [key for key in GROUPINGS if key != "none"]
-    assert all(key.isidentifier() for key in fields)
-    branches = " ".join(f"when '{key}' then cast({alias}.{key} as varchar)" for key in fields)
-    return f"case when $by = 'none' then 'all' else coalesce(case $by {branches} end, 'unknown') end"
+from dashboard.grouping import check_by, group_sql, ordered_levels
 
 
 # Patients by worst grade per (level, soc, term, group), level 'term' (per soc_key, term_key), 'soc' (per

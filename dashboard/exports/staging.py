@@ -11,29 +11,18 @@ from dashboard.analytics import staging
 from dashboard.data import ALL_SITES
 from dashboard.exports import Export, export
 from dashboard.filters import Filters
-from dashboard.grouping import check_by, ordered_levels
+from dashboard.grouping import check_by, group_sql, ordered_levels
 
 ONE_YEAR_DAYS = 365
 DOWNSIZING_COLUMNS = ["group", "patient_id", "site_id", "lesion_id", "baseline_diameter_mm",
                       "best_diameter_mm", "best_pct_change", "best_visit"]
 
 
-def group_sql(by: str, alias: str = "c") -> str:
-    """The SQL expression of a patient's group, for a validated grouping key of cohort (`by`, see
-    grouping.check_by; its column name is an identifier from grouping.GROUPINGS, never a value):
-    the field as text, 'unknown' when missing; 'all' with no grouping. It equals
-    grouping.group_column for the cohort's columns (all of them VARCHAR)."""
-    by = check_by(by)
-    if by == "none":
-        return "'all'"
-    return f"""coalesce(cast({alias}."{by}" as varchar), 'unknown')"""
-
-
 def cohort_groups(snapshot, filters, scope, by: str) -> tuple[list[str], int]:
     """The group levels present in cohort, in their natural order ([] for no patient), and the
     number of patients: what staging.with_groups gives from the whole cohort, counted in SQL."""
-    counts = data.execute(f'select {group_sql(by)} as "group", count(*) as n from cohort c group by all',
-                          snapshot, filters, scope)
+    counts = data.execute(f'select {group_sql("c")} as "group", count(*) as n from cohort c group by all',
+                          snapshot, filters, scope, params={"by": by})
     counts = counts[counts["n"] > 0]          # with no grouping, an empty cohort still gives ('all', 0)
     levels = ordered_levels(by, counts["group"]) if len(counts) else []
     return levels, int(counts["n"].sum())
@@ -75,7 +64,8 @@ group by all
 def downstaging_summary_export(snapshot, filters=Filters(), scope=ALL_SITES, by=None, **_):
     by = check_by(by)
     levels, n = cohort_groups(snapshot, filters, scope, by)
-    counts = data.execute(RATE_COUNTS_SQL.format(group=group_sql(by)), snapshot, filters, scope)
+    counts = data.execute(RATE_COUNTS_SQL.format(group=group_sql("c")), snapshot, filters, scope,
+                          params={"by": by})
     return Export("downstaging-summary", staging.group_rates_from_counts(counts, levels), n,
                   {"by": by, "ci_method": "Clopper-Pearson exact, 95%"})
 
@@ -88,9 +78,9 @@ def downstaging_cif_export(snapshot, filters=Filters(), scope=ALL_SITES, by=None
     by = check_by(by)
     levels, n = cohort_groups(snapshot, filters, scope, by)
     # patients per group, time and status: the estimator needs no more than these counts
-    ttd = data.execute(f'select {group_sql(by)} as "group", t.time_days, t.status, count(*) as n '
+    ttd = data.execute(f'select {group_sql("c")} as "group", t.time_days, t.status, count(*) as n '
                        "from time_to_downstaging t join cohort c using (patient_id) group by all",
-                       snapshot, filters, scope)
+                       snapshot, filters, scope, params={"by": by})
     rows = staging.cumulative_incidence(ttd, levels, conf_type=ci)
     pooled_counts = ttd.groupby(["time_days", "status"], as_index=False)["n"].sum().assign(group="all")
     pooled = staging.cumulative_incidence(pooled_counts, ["all"], conf_type=ci)
@@ -112,12 +102,12 @@ def downsizing_export(snapshot, filters=Filters(), scope=ALL_SITES, by=None, **_
     by = check_by(by)
     levels, n = cohort_groups(snapshot, filters, scope, by)
     # every patient of the filter, in the export's order: group level, best change, patient
-    rows = data.execute(f'select {group_sql(by)} as "group", d.patient_id, d.site_id, d.lesion_id, '
+    rows = data.execute(f'select {group_sql("c")} as "group", d.patient_id, d.site_id, d.lesion_id, '
                         "d.baseline_diameter_mm, d.best_diameter_mm, d.best_pct_change, d.best_visit, "
                         "d.not_evaluable_reason "
                         "from downsizing d join cohort c using (patient_id) "
-                        'order by list_position(?::varchar[], "group"), d.best_pct_change, d.patient_id',
-                        snapshot, filters, scope, params=[levels])
+                        'order by list_position($levels::varchar[], "group"), d.best_pct_change, d.patient_id',
+                        snapshot, filters, scope, params={"by": by, "levels": levels})
     evaluable = rows[rows["best_pct_change"].notna()][DOWNSIZING_COLUMNS].reset_index(drop=True)
     reasons = rows["not_evaluable_reason"].dropna().value_counts().sort_index()
     summary = staging.downsizing_summary(evaluable, levels)

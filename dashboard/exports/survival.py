@@ -22,7 +22,7 @@ from dashboard.analytics import survival as sv
 from dashboard.data import ALL_SITES
 from dashboard.exports import Export, export
 from dashboard.filters import Filters
-from dashboard.grouping import GROUPINGS, check_by, group_column, ordered_levels
+from dashboard.grouping import check_by, group_sql, ordered_levels
 
 ENDPOINTS = {"os": "Overall survival", "ttp": "Time to progression", "pfs": "Progression-free survival",
              "local_ttp": "Local time to progression"}
@@ -47,13 +47,13 @@ CURVE_COLUMNS = ["group", "time_days", "surv", "ci_lower", "ci_upper", "n_risk",
 RISK_COLUMNS = ["group", "time_days", "n_at_risk", "cum_events", "cum_censored"]
 COX_COLUMNS = ["group", "hazard_ratio", "ci_lower", "ci_upper", "p_value"]
 
-# the grouping fields only (a fixed list, never built from input): at 100,000 patients fetching
-# every cohort column was most of the query's time
+# the patient's group computed in SQL (grouping.group_sql, the grouping a bound value): at
+# 100,000 patients fetching every cohort column was most of the query's time
 ENDPOINT_SQL = f"""
-select e.endpoint, e.time_days, e.is_event, e.patient_id, {", ".join(f"c.{g}" for g in GROUPINGS if g != "none")}
+select e.endpoint, e.time_days, e.is_event, e.patient_id, {group_sql("c")} as "group"
 from patient_endpoints e
 join cohort c using (patient_id)
-where e.endpoint in (?, 'os')
+where e.endpoint in ($endpoint, 'os')
 order by e.endpoint, c.patient_id
 """
 
@@ -201,8 +201,7 @@ def survival_analysis(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os
                       ci="log-log") -> SurvivalAnalysis:
     """The endpoint's times and events for the patients in the filter, grouped by `by`."""
     endpoint, by, ci = check_endpoint(endpoint), check_by(by), check_ci(ci)
-    rows = data.execute(ENDPOINT_SQL, snapshot, filters, scope, params=[endpoint])
-    rows["group"] = group_column(rows, by)
+    rows = data.execute(ENDPOINT_SQL, snapshot, filters, scope, params={"endpoint": endpoint, "by": by})
     rows["is_event"] = rows["is_event"].astype(int)
     rows["time_days"] = rows["time_days"].astype(float)
     keep = ["patient_id", "group", "time_days", "is_event"]
