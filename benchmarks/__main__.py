@@ -5,8 +5,7 @@ HTTP callback endpoint, /_dash-update-component, with the JSON the browser posts
 /_dash-dependencies), through the Flask test client. One "update" is what the browser does when a
 control changes: the shell callback that turns it into filter state, then every callback of the
 page and the banner at once (the browser posts them concurrently, at most 6 per host). Its time
-is the wall time until the last of them has answered; "serial" is the sum of the callbacks' own
-times (what one thread would take running them one after another).
+is the wall time until the last of them has answered.
 
 The floor is the time DuckDB alone takes for the SQL those callbacks ran (recorded at the data
 seam, re-executed and fetched as Arrow). Prints a table and writes benchmarks/results.json.
@@ -79,16 +78,12 @@ def replay_update(replayer, sync, callbacks, base_values, snapshot_id, scenario,
     sync_values, values = update_values(base_values, snapshot_id, scenario)
     total = replayer.post(sync, sync_values)
     t0 = time.perf_counter()
-    own = list((pool or POOL).map(lambda dep: replayer.post(dep, values), callbacks))
-    wall = total + 1000 * (time.perf_counter() - t0)
-    if SERIAL is not None:
-        SERIAL.append(total + sum(own))
-    return wall
+    list((pool or POOL).map(lambda dep: replayer.post(dep, values), callbacks))
+    return total + 1000 * (time.perf_counter() - t0)
 
 
 # the browser's concurrent requests to one host (HTTP/1.1: 6 connections)
 POOL = ThreadPoolExecutor(max_workers=6, thread_name_prefix="browser")
-SERIAL: list | None = None          # when a list: each update's serial time is appended
 
 
 def percentile(xs, q):
@@ -170,10 +165,7 @@ def bench_scale(scale: str, reps: int, only=None) -> tuple[list[dict], float]:
             run_page(replay, deps, path, shell_ids, snapshot.snapshot_id, 1, WARMUP)   # schemas, imports
             recorded.clear()
             # first pass: every result computed (cache miss); later passes: served from the cache
-            global SERIAL
-            SERIAL = []
             cold, callbacks, _ = run_page(replay, deps, path, shell_ids, snapshot.snapshot_id, 1)
-            serial, SERIAL = SERIAL, None
             n_queries = len(recorded)
             warm, _, _ = run_page(replay, deps, path, shell_ids, snapshot.snapshot_id, max(reps - 1, 1))
         finally:
@@ -183,12 +175,10 @@ def bench_scale(scale: str, reps: int, only=None) -> tuple[list[dict], float]:
         rows.append({"scale": scale, "patients": SCALES[scale], "page": label, "p50_ms": round(p50, 1),
                      "p95_ms": round(p95, 1), "floor_ms": round(floor, 1),
                      "ratio": round(p50 / floor, 1) if floor > 0 else None, "callbacks": len(callbacks),
-                     "serial_p50_ms": round(statistics.median(serial), 1),
-                     "serial_p95_ms": round(percentile(serial, 95), 1),
                      "cached_p50_ms": round(statistics.median(warm), 1),
                      "cached_p95_ms": round(percentile(warm, 95), 1)})
         print(f"{scale:9} {SCALES[scale]:>7,} {label:17} callbacks={len(callbacks):2} p50={p50:8.1f} ms "
-              f"p95={p95:8.1f} ms serial p95={rows[-1]['serial_p95_ms']:8.1f} ms floor={floor:7.1f} ms cached p95={rows[-1]['cached_p95_ms']:7.1f} ms "
+              f"p95={p95:8.1f} ms floor={floor:7.1f} ms cached p95={rows[-1]['cached_p95_ms']:7.1f} ms "
               f"(target p95 < {TARGET_P95_MS[scale]} ms)", file=sys.stderr)
     return rows, cold_start(root) if scale == "registry" else None
 
@@ -224,13 +214,13 @@ def main(argv=None) -> int:
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
     Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
     print(f"\n{'scale':9} {'patients':>8} {'page':17} {'p50 ms':>8} {'p95 ms':>8} {'floor ms':>9} {'ratio':>6}"
-          f" {'serial p95':>10} {'cached p50':>10} {'cached p95':>10}")
+          f" {'cached p50':>10} {'cached p95':>10}")
     for r in runs:
         print(f"{r['scale']:9} {r['patients']:>8,} {r['page']:17} {r['p50_ms']:>8} {r['p95_ms']:>8} "
               f"{r['floor_ms']:>9} {r['ratio'] if r['ratio'] is not None else '-':>6} "
-              f"{r.get('serial_p95_ms', '-'):>10} {r['cached_p50_ms']:>10} {r['cached_p95_ms']:>10}")
+              f"{r['cached_p50_ms']:>10} {r['cached_p95_ms']:>10}")
     print("p50/p95: wall time of an update, the page's callbacks posted concurrently as the browser does, "
-          "every result computed (nothing cached); serial: the same callbacks one after another; cached: the same "
+          "every result computed (nothing cached); cached: the same "
           "changes again, served from the result cache. Targets: p95 < 100 ms (registry), < 500 ms (stress); cold start < 3 s.")
     print(f"cold start: {result['cold_start_s']} s   peak RSS: {result['peak_rss_mb']} MB   -> {args.output}")
     return 0
