@@ -12,9 +12,7 @@ import argparse
 import json
 import os
 import random
-import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -22,27 +20,8 @@ import urllib.request
 
 from concurrent.futures import ThreadPoolExecutor
 
-from benchmarks.__main__ import ROOT, SCENARIOS, ensure_registry, percentile, replay_update
+from benchmarks.__main__ import SCENARIOS, ensure_registry, gunicorn, percentile, replay_update
 from dashboard.replay import Replayer, layout_props, page_plan
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_up(url: str, proc, limit=120):
-    t0 = time.time()
-    while time.time() - t0 < limit:
-        try:
-            urllib.request.urlopen(url + "/_dash-layout", timeout=2)
-            return
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError("gunicorn exited")
-            time.sleep(0.2)
-    raise RuntimeError("gunicorn did not start")
 
 
 def main(argv=None) -> int:
@@ -55,14 +34,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     root = ensure_registry(args.scale)
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = dict(os.environ, REGISTRY_DATA=str(root), PORT=str(port), HOST="127.0.0.1",
-               WEB_CONCURRENCY=str(args.workers), REGISTRY_WARM="off")   # updates computed, not pre-warmed
-    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:server"],
-                              cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    try:
-        wait_up(url, server)
+    with gunicorn(root, workers=args.workers) as url:
         os.environ["REGISTRY_DATA"] = str(root)
         from dashboard import data
         from dashboard.app import PAGES, create_app
@@ -100,12 +72,6 @@ def main(argv=None) -> int:
         for t in threads:
             t.join()
         elapsed = time.time() - t0
-    finally:
-        server.terminate()
-        try:
-            server.wait(20)
-        except subprocess.TimeoutExpired:
-            server.kill()
     result = {"users": args.users, "workers": args.workers, "seconds": round(elapsed, 1), "updates": len(times),
               "errors": len(errors), "p50_ms": round(statistics.median(times), 1) if times else None,
               "p95_ms": round(percentile(times, 95), 1) if times else None}
