@@ -13,17 +13,6 @@ with measured as (
     where t.sum_mm is not null
 ),
 
-non_target as (
-    select
-        m.patient_id, m.visit,
-        bool_or(m.non_target_status = 'unequivocal_progression') as has_non_target_progression,
-        bool_or(m.non_target_status <> 'absent') as has_non_target_present
-    from stg_lesion_measurements m
-    join stg_lesions l using (patient_id, lesion_id)
-    where not l.is_target
-    group by all
-),
-
 judged as (
     select
         m.scope, m.patient_id, m.visit, m.imaging_date,
@@ -35,13 +24,25 @@ judged as (
         m.sum_mm, m.baseline_mm, m.nadir_before_mm, m.pct_change,
         case when m.nadir_before_mm > 0
              then 100.0 * (m.sum_mm - m.nadir_before_mm) / m.nadir_before_mm end as pct_from_nadir,
-        coalesce(i.has_new_lesion, false) as has_new_lesion,
-        coalesce(n.has_non_target_progression, false) as has_non_target_progression,
-        coalesce(n.has_non_target_present, false) as has_non_target_present
+        coalesce(i.has_new_lesion, false) as has_new_lesion
     from measured m
     join stg_imaging i using (patient_id, visit)
-    left join non_target n using (patient_id, visit)
     where not m.is_baseline and m.baseline_mm > 0
+),
+
+-- the non-target lesions at the scan, as correlated EXISTS: a query that keeps the discrepant rows only
+-- (`where is_discrepant`) pushes the recorded/implied part of the test below them, so they are
+-- evaluated for the candidate scans only
+checked as (
+    select
+        j.*,
+        exists (select 1 from stg_lesion_measurements m join stg_lesions l using (patient_id, lesion_id)
+                where m.patient_id = j.patient_id and m.visit = j.visit and not l.is_target
+                  and m.non_target_status = 'unequivocal_progression') as has_non_target_progression,
+        exists (select 1 from stg_lesion_measurements m join stg_lesions l using (patient_id, lesion_id)
+                where m.patient_id = j.patient_id and m.visit = j.visit and not l.is_target
+                  and m.non_target_status <> 'absent') as has_non_target_present
+    from judged j
 ),
 
 final as (
@@ -49,12 +50,13 @@ final as (
         j.scope, j.patient_id, c.site_id, c.bclc_stage, j.visit, j.imaging_date,
         j.recorded, j.implied, j.sum_mm, j.baseline_mm, j.nadir_before_mm, j.pct_change, j.pct_from_nadir,
         j.has_new_lesion, j.has_non_target_progression, j.has_non_target_present,
-        coalesce(j.recorded <> 'NE' and j.implied <> j.recorded
-                 and not (j.scope = 'overall' and j.recorded = 'PD'
-                          and (j.has_new_lesion or j.has_non_target_progression))
-                 and not (j.scope = 'overall' and j.recorded = 'PR' and j.implied = 'CR'
-                          and j.has_non_target_present), false) as is_discrepant
-    from judged j
+        -- never null (no coalesce, so that a filter on it splits into conjuncts the optimizer can push down)
+        j.recorded is not null and j.recorded <> 'NE' and j.implied <> j.recorded
+            and not (j.scope = 'overall' and j.recorded = 'PD'
+                     and (j.has_new_lesion or j.has_non_target_progression))
+            and not (j.scope = 'overall' and j.recorded = 'PR' and j.implied = 'CR'
+                     and j.has_non_target_present) as is_discrepant
+    from checked j
     join cohort c using (patient_id)
 )
 

@@ -8,6 +8,7 @@ from dash import Input, Output, State, callback, ctx, html, no_update
 
 from dashboard import exports, ids
 from dashboard.analytics import response as resp
+from dashboard.exports import response as response_exports
 from dashboard.callbacks.shell import state_context
 from dashboard.components import card_outputs, empty_message, export_spec, fid, graph_config
 from dashboard.figures import response as figs
@@ -183,9 +184,10 @@ def swimmer_card(state, scope="overall", sort="time_desc", page=1, size=DEFAULT_
     scope = _scope(scope)
     sort = sort if sort in resp.SWIMMER_SORTS else "time_desc"
     size = int(size) if size and int(size) in SIZES else DEFAULT_SIZE
-    exp = exports.run_export("swimmer", snapshot, filters, sites, response_scope=scope)
     spec = _spec(SWIMMER, "swimmer", snapshot, {"response_scope": scope})
-    order = resp.swimmer_order(exp.rows, sort) if len(exp.rows) else []
+    # the lane order (one id per patient, cached), then the marks of this page's lanes only: the
+    # `swimmer` export (every lane's marks) is for the CSV download, never loaded here
+    order = response_exports.swimmer_lanes(snapshot, filters, sites, scope, sort)
     pages = resp.n_pages(len(order), size)
     if follow_highlight and resp.page_of(order, highlight, size):
         page = resp.page_of(order, highlight, size)
@@ -198,7 +200,11 @@ def swimmer_card(state, scope="overall", sort="time_desc", page=1, size=DEFAULT_
             f"{RESPONSE_FIELD[scope]}; ◆ first progression (PD) of the scope; × death; ▶ alive at last contact "
             f"(off-study patients end without a mark). Months = days / 30.4375. {scope_note(scope)} The CSV "
             "holds every lane of the filter (longest time on study first), not only this page.")
-    fig = figs.swimmer_figure(exp.rows, lanes, highlight) if order else empty_figure(NO_PATIENTS)
+    if order:
+        events = response_exports.swimmer_page_rows(snapshot, filters, sites, scope, lanes)
+        fig = figs.swimmer_figure(events, lanes, highlight)
+    else:
+        fig = empty_figure(NO_PATIENTS)
     return fig, graph_config(SWIMMER, spec["filename"]), spec, note, pages, page, count
 
 
@@ -206,7 +212,22 @@ def _signed_pct(v) -> str:
     return "" if v is None or v != v else f"{v:+.1f}%"
 
 
-def consistency_table(rows):
+CONSISTENCY_MAX_ROWS = 200       # rows drawn in the table; the CSV holds every disagreeing scan
+
+
+def consistency_cap_note(n_shown: int, n_total: int):
+    """'First 200 of 9,291 disagreeing scans shown (by patient, then scan date); the CSV has all.'"""
+    return html.Div(f"First {n_shown:,} of {n_total:,} disagreeing scans shown (by patient, then scan date); "
+                    "the CSV has all.", id="response-consistency-cap", className="small text-muted mb-1")
+
+
+def consistency_table(rows, max_rows: int | None = None):
+    """The disagreeing scans, at most `max_rows` (CONSISTENCY_MAX_ROWS) of them, the first in the
+    export's order, with a note saying how many the CSV has when some are not shown: at 100,000
+    patients thousands of table rows were most of the page's time and of its JSON."""
+    n_total = len(rows)
+    rows = rows.head(CONSISTENCY_MAX_ROWS if max_rows is None else max_rows)
+
     def mm(v):
         return "" if v is None or v != v else f"{v:g}"
 
@@ -222,9 +243,10 @@ def consistency_table(rows):
                      html.Td(_signed_pct(r["pct_change"]), className=right),
                      html.Td(_signed_pct(r["pct_from_nadir"]), className=right)])
             for r in rows.to_dict("records")]
-    return html.Div(dbc.Table([head, html.Tbody(body)], bordered=False, hover=True, size="sm",
-                              className="table-one mb-0", id="response-consistency-grid"),
-                    style={"maxHeight": "420px", "overflowY": "auto"})
+    table = html.Div(dbc.Table([head, html.Tbody(body)], bordered=False, hover=True, size="sm",
+                               className="table-one mb-0", id="response-consistency-grid"),
+                     style={"maxHeight": "420px", "overflowY": "auto"})
+    return html.Div([consistency_cap_note(len(rows), n_total), table]) if n_total > len(rows) else table
 
 
 def consistency_card(state, scope="overall"):
@@ -249,15 +271,19 @@ def consistency_card(state, scope="overall"):
 
 
 def highlighted(trigger, current, waterfall_click=None, spider_click=None, swimmer_click=None):
-    """The highlighted patient after a click (customdata[0] of the clicked point: the patient id),
-    None after 'clear', else unchanged."""
+    """The highlighted patient after a click, None after 'clear', else unchanged. The patient id is
+    customdata[0] of the clicked point; in the waterfall it is the clicked bar's x (its category),
+    which its customdata does not repeat."""
     if trigger == HIGHLIGHT_CLEAR:
         return None
     figure = trigger.get("figure") if isinstance(trigger, dict) else None
     click = {WATERFALL: waterfall_click, SPIDER: spider_click, SWIMMER: swimmer_click}.get(figure)
     try:
-        return str(click["points"][0]["customdata"][0])
-    except (TypeError, KeyError, IndexError):
+        point = click["points"][0]
+        if figure == WATERFALL and point.get("x") is not None:
+            return str(point["x"])
+        return str(point["customdata"][0])
+    except (TypeError, KeyError, IndexError, AttributeError):
         return current
 
 
@@ -301,7 +327,13 @@ def _swimmer(state, scope, sort, page, size, highlight):
     trigger = ctx.triggered_id
     if trigger in (ids.STATE, SCOPE, SORT, SWIMMER_SIZE):
         page = 1
-    return swimmer_card(state, scope, sort, page, size, highlight, follow_highlight=trigger == HIGHLIGHT)
+    return _swimmer_view(state, scope, sort, page, size, highlight, trigger == HIGHLIGHT)
+
+
+@cached_view("response.swimmer")
+def _swimmer_view(state, scope, sort, page, size, highlight, follow_highlight):
+    # cached per page (and lanes per page, highlight, follow): a page seen before comes back at once
+    return swimmer_card(state, scope, sort, page, size, highlight, follow_highlight=follow_highlight)
 
 
 @callback(*card_outputs(CONSISTENCY, table=True), Input(ids.STATE, "data"), Input(SCOPE, "value"))

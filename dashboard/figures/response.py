@@ -8,6 +8,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+try:                                # plotly's fast JSON engine; without it, Python's repr
+    import orjson
+except ImportError:                 # pragma: no cover
+    orjson = None
+
 from dashboard.figures.builder import Figure
 from dashboard.figures.common import BOR_COLOURS, NO_PATIENTS, base_layout, empty_figure
 
@@ -36,48 +41,79 @@ def _reference_lines(fig: Figure):
                       annotation_position="right")
 
 
+def _text(values) -> np.ndarray:
+    """Strings as a numpy unicode array: plotly's JSON encoder turns it into a list in one call
+    (an object array is walked value by value, which at 100,000 bars was most of the callback's
+    time). Missing values stay missing (an object array)."""
+    values = pd.Series(values)
+    if values.isna().any():
+        return values.astype(object).where(values.notna(), None).to_numpy()
+    return values.astype(str).to_numpy(dtype=str)
+
+
+def _number_text(values) -> np.ndarray:
+    """Numbers as the shortest strings that read back as the same float (Python's repr, or
+    orjson's, which writes the same shortest round-trip digits four times faster; JavaScript
+    parses either to the same double): hover formats such as %{customdata[3]:+.1f} print them
+    exactly as they print the number, and customdata stays one unicode array. Missing values: ''."""
+    values = np.asarray(values, dtype=float)
+    if orjson is not None and len(values) and np.isfinite(values).all():
+        return np.array(orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode().split(","), dtype=str)
+    return np.array(["" if v != v else repr(v) for v in values.tolist()], dtype=str)
+
+
 def waterfall_figure(rows: pd.DataFrame, highlight: str | None = None, cap: float = CAP) -> Figure:
     """One bar per evaluable patient in the given order (largest increase first), coloured by BOR;
     dashed lines at +20% and -30%; bars above `cap` drawn at the cap with a marker. Input: rows
-    of the waterfall export."""
+    of the waterfall export.
+
+    Built column-wise (numpy arrays, no loop over bars): at 100,000 patients every bar is drawn.
+    A bar's x is its patient (the category); customdata is [site, BCLC stage, visit of the best
+    change, best change] as strings (the patient is not repeated there: 1.2 MB less at 100,000)."""
     if rows.empty:
         return empty_figure("No patient in the current filter has a measurable change from baseline.")
-    df = rows.copy()
-    df["shown"] = df["best_pct_change"].clip(upper=cap)
-    df["best_visit"] = df["best_visit"].fillna("")
+    patient = _text(rows["patient_id"])
+    best = rows["best_pct_change"].to_numpy(dtype=float)
+    shown = np.minimum(best, cap)
+    bor = rows["bor"].to_numpy(dtype=object)
+    change = _number_text(best)
+    custom = np.column_stack([_text(rows["site_id"]), _text(rows["bclc_stage"]), _text(rows["best_visit"].fillna("")),
+                              change])
     fig = Figure()
-    for bor in BOR_ORDER + sorted(set(df["bor"]) - set(BOR_ORDER)):
-        g = df[df["bor"] == bor]
-        if g.empty:
+    for level in BOR_ORDER + sorted(set(pd.unique(bor)) - set(BOR_ORDER)):
+        index = np.flatnonzero(bor == level)
+        if not len(index):
             continue
-        outline = [3 if pid == highlight else 0 for pid in g["patient_id"]]
+        ids = patient[index]
+        # the highlighted patient's bar outlined; otherwise one width for the whole trace
+        outline = np.where(ids == highlight, 3, 0) if highlight is not None and (ids == highlight).any() else 0
         fig.add_bar(
-            x=g["patient_id"], y=g["shown"], name=f"{BOR_NAMES.get(bor, bor)} ({len(g)})",
-            marker=dict(color=BOR_COLOURS.get(bor, "#888888"), line=dict(color=HIGHLIGHT, width=outline)),
-            customdata=g[["patient_id", "site_id", "bclc_stage", "bor", "best_visit", "best_pct_change"]],
-            hovertemplate="<b>%{customdata[0]}</b><br>site %{customdata[1]} · BCLC %{customdata[2]}"
-                          "<br>best response %{customdata[3]}<br>best change %{customdata[5]:+.1f}% "
-                          "at %{customdata[4]}<extra></extra>")
-    over = df[df["best_pct_change"] > cap]
-    if not over.empty:
+            x=ids, y=shown[index], name=f"{BOR_NAMES.get(level, level)} ({len(index)})",
+            marker=dict(color=BOR_COLOURS.get(level, "#888888"), line=dict(color=HIGHLIGHT, width=outline)),
+            customdata=custom[index],
+            hovertemplate="<b>%{x}</b><br>site %{customdata[0]} · BCLC %{customdata[1]}"
+                          f"<br>best response {level}<br>best change %{{customdata[3]:+.1f}}% "
+                          "at %{customdata[2]}<extra></extra>")
+    over = np.flatnonzero(best > cap)
+    if len(over):
         fig.add_scatter(
-            x=over["patient_id"], y=[cap] * len(over), mode="markers+text", name=f"> +{cap:.0f}%",
+            x=patient[over], y=np.full(len(over), cap), mode="markers+text", name=f"> +{cap:.0f}%",
             marker=dict(symbol="triangle-up", size=11, color="#212529"),
-            text=[f"{v:+.0f}%" for v in over["best_pct_change"]], textposition="top center",
-            textfont=dict(size=11), cliponaxis=False, customdata=over[["patient_id", "best_pct_change"]],
+            text=[f"{v:+.0f}%" for v in best[over]], textposition="top center",
+            textfont=dict(size=11), cliponaxis=False, customdata=np.column_stack([patient[over], change[over]]),
             hovertemplate="<b>%{customdata[0]}</b><br>best change %{customdata[1]:+.1f}% "
                           f"(bar cut at +{cap:.0f}%)<extra></extra>")
-    if highlight in set(df["patient_id"]):
-        row = df[df["patient_id"] == highlight].iloc[0]
-        fig.add_annotation(x=highlight, y=max(row["shown"], 0), text=f"<b>{highlight}</b>", showarrow=True,
+    hit = np.flatnonzero(patient == highlight) if highlight is not None else []
+    if len(hit):
+        fig.add_annotation(x=highlight, y=max(float(shown[hit[0]]), 0), text=f"<b>{highlight}</b>", showarrow=True,
                            arrowhead=2, ax=0, ay=-36, font=dict(size=12), bgcolor="rgba(255,255,255,0.9)")
     _reference_lines(fig)
-    n = len(df)
+    n = len(rows)
     fig.update_layout(barmode="relative", bargap=0.15 if n > 40 else 0.3, uirevision="waterfall")
-    fig.update_xaxes(type="category", categoryorder="array", categoryarray=list(df["patient_id"]),
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=patient,
                      showticklabels=n <= 40, tickangle=-60, tickfont=dict(size=10),
                      title=f"Patients (n = {n}), largest increase to largest decrease")
-    top = max(25.0, float(df["shown"].max())) + (18 if not over.empty else 8)
+    top = max(25.0, float(np.nanmax(shown))) + (18 if len(over) else 8)
     fig.update_yaxes(title="Best change from baseline", range=[-108, top],
                      zeroline=True, zerolinecolor="#adb5bd", ticksuffix="%")
     fig = base_layout(fig, height=440)
@@ -112,14 +148,40 @@ def bor_figure(summary: pd.DataFrame) -> Figure:
     return fig
 
 
+def _custom(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    """customdata as one unicode array (fast to serialise): text columns as they are, numbers as
+    their shortest round-trip text (see _number_text), missing values as ''."""
+    out = []
+    for c in cols:
+        col = df[c]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            text = np.full(len(col), "", dtype=object)
+            present = col.notna().to_numpy()
+            text[present] = _number_text(col.to_numpy(dtype=float)[present])
+        else:
+            text = col.astype(object).where(col.notna(), "").to_numpy()
+        out.append(text.astype(str))
+    return np.column_stack(out) if out else np.empty((len(df), 0), dtype=str)
+
+
 def _lines(df: pd.DataFrame, cols: list[str]):
     """x, y and customdata of many patients' lines in one trace, each line ended by a gap (a point
-    with no x and y after the patient's last point)."""
-    last = df.drop_duplicates("patient_id", keep="last")
-    gaps = pd.DataFrame({"patient_id": last["patient_id"].to_numpy(), "day": last["day"].to_numpy(), "_gap": 1})
-    both = pd.concat([df[cols + ["day", "months", "shown"]].assign(_gap=0), gaps], ignore_index=True)
-    both = both.sort_values(["patient_id", "_gap", "day"], kind="mergesort")
-    return both["months"], both["shown"], both[cols].astype(object).where(both[cols].notna(), None).to_numpy()
+    with no x and y after the patient's last point; its customdata holds the patient id only).
+    Input: rows sorted by patient (each patient's points in drawing order)."""
+    patient = df["patient_id"].to_numpy()
+    n = len(df)
+    last = np.flatnonzero(np.append(patient[1:] != patient[:-1], True)) if n else np.array([], dtype=int)
+    # row i moves down by the number of gaps before it; patient k's gap follows its last row
+    rows_at = np.arange(n) + np.searchsorted(last, np.arange(n), side="left")
+    gaps_at = last + np.arange(1, len(last) + 1)
+    size = n + len(last)
+    xs, ys = np.full(size, np.nan), np.full(size, np.nan)
+    xs[rows_at], ys[rows_at] = df["months"].to_numpy(dtype=float), df["shown"].to_numpy(dtype=float)
+    custom = np.full((size, len(cols)), "", dtype=object)
+    custom[rows_at] = _custom(df, cols)
+    if "patient_id" in cols:
+        custom[gaps_at, cols.index("patient_id")] = patient[last]
+    return xs, ys, custom.astype(str)
 
 
 def spider_figure(points: pd.DataFrame, highlight: str | None = None, cap: float = CAP) -> Figure:
