@@ -4,60 +4,11 @@
 -- the earlier measured visits (baseline included); PR = sum <= 70% of baseline; else SD. Overall scope: a recorded PD
 -- explained by a new lesion or non-target progression, or a recorded PR with implied CR while a non-target lesion
 -- persists, is not a discrepancy. Local scope (treated target lesions) ignores new and non-target lesions.
-with measured as (
-    select
-        t.*,
-        min(t.sum_mm) over (partition by t.scope, t.patient_id order by t.imaging_date
-                            rows between unbounded preceding and 1 preceding) as nadir_before_mm
-    from tumour_burden t
-    where t.sum_mm is not null
-),
-
-judged as (
-    select
-        m.scope, m.patient_id, m.visit, m.imaging_date,
-        m.response as recorded,
-        case when m.sum_mm = 0 then 'CR'
-             when m.sum_mm >= 1.2 * m.nadir_before_mm and m.sum_mm > m.nadir_before_mm then 'PD'
-             when m.sum_mm <= 0.7 * m.baseline_mm then 'PR'
-             else 'SD' end as implied,
-        m.sum_mm, m.baseline_mm, m.nadir_before_mm, m.pct_change,
-        case when m.nadir_before_mm > 0
-             then 100.0 * (m.sum_mm - m.nadir_before_mm) / m.nadir_before_mm end as pct_from_nadir,
-        coalesce(i.has_new_lesion, false) as has_new_lesion
-    from measured m
-    join stg_imaging i using (patient_id, visit)
-    where not m.is_baseline and m.baseline_mm > 0
-),
-
--- the non-target lesions at the scan, as correlated EXISTS: a query that keeps the discrepant rows only
--- (`where is_discrepant`) pushes the recorded/implied part of the test below them, so they are
--- evaluated for the candidate scans only
-checked as (
-    select
-        j.*,
-        exists (select 1 from stg_lesion_measurements m join stg_lesions l using (patient_id, lesion_id)
-                where m.patient_id = j.patient_id and m.visit = j.visit and not l.is_target
-                  and m.non_target_status = 'unequivocal_progression') as has_non_target_progression,
-        exists (select 1 from stg_lesion_measurements m join stg_lesions l using (patient_id, lesion_id)
-                where m.patient_id = j.patient_id and m.visit = j.visit and not l.is_target
-                  and m.non_target_status <> 'absent') as has_non_target_present
-    from judged j
-),
-
-final as (
-    select
-        j.scope, j.patient_id, c.site_id, c.bclc_stage, j.visit, j.imaging_date,
-        j.recorded, j.implied, j.sum_mm, j.baseline_mm, j.nadir_before_mm, j.pct_change, j.pct_from_nadir,
-        j.has_new_lesion, j.has_non_target_progression, j.has_non_target_present,
-        -- never null (no coalesce, so that a filter on it splits into conjuncts the optimizer can push down)
-        j.recorded is not null and j.recorded <> 'NE' and j.implied <> j.recorded
-            and not (j.scope = 'overall' and j.recorded = 'PD'
-                     and (j.has_new_lesion or j.has_non_target_progression))
-            and not (j.scope = 'overall' and j.recorded = 'PR' and j.implied = 'CR'
-                     and j.has_non_target_present) as is_discrepant
-    from checked j
-    join cohort c using (patient_id)
+-- The rows of `response_consistency_all` (materialized once per snapshot) for the patients in the current filter and scope.
+with final as (
+    select r.*
+    from response_consistency_all r
+    where r.patient_id in (select patient_id from cohort)
 )
 
 select * from final

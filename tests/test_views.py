@@ -137,6 +137,7 @@ GRAIN = {
     "best_response_all": ["scope", "patient_id"],
     "spider_points": ["scope", "patient_id", "visit"],
     "response_consistency": ["scope", "patient_id", "visit"],
+    "response_consistency_all": ["scope", "patient_id", "visit"],
     # one mark per session (session_number), scan (visit), first PD and lane end; those two
     # columns are null on the other marks, so the non-null event_date stands in for them
     "swimmer_events": ["scope", "patient_id", "event", "event_date"],
