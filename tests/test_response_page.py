@@ -515,3 +515,27 @@ def test_spider_draws_a_fixed_sample_when_there_are_too_many_lines(mini_snapshot
     assert capped.extra["n_patients_evaluable"] == evaluable
     again = response_exports.spider_export(mini_snapshot, response_scope="overall")
     assert again.rows.equals(capped.rows)
+
+
+def test_waterfall_above_max_bars_draws_evenly_spaced_bars_and_counts_everyone():
+    """Above MAX_BARS evaluable patients the waterfall draws MAX_BARS bars of the sorted order
+    (first, last and the highlighted patient included); legend and axis count every patient."""
+    import numpy as np
+    from dashboard.figures import response as figs
+    n = 5000
+    rng = np.random.default_rng(7)
+    best = np.sort(rng.uniform(-100, 150, n))[::-1]
+    bor = np.where(best <= -30, "PR", np.where(best >= 20, "PD", "SD"))
+    rows = pd.DataFrame({"patient_id": [f"P{i:05d}" for i in range(n)], "best_pct_change": best, "bor": bor,
+                         "site_id": "S01", "bclc_stage": "B", "best_visit": "M3"})
+    fig = figs.waterfall_figure(rows, highlight="P00007")
+    bars = [t for t in fig.data if t.type == "bar"]
+    drawn = [x for t in bars for x in t.x]
+    assert len(drawn) == figs.MAX_BARS + 1                      # + the highlighted patient
+    assert {"P00000", "P04999", "P00007"} <= set(drawn)
+    names = {t.name for t in bars}
+    assert names == {f"{b} ({(bor == b).sum()})" for b in ("PR", "SD", "PD")}
+    assert "n = 5,000; 2,001 evenly spaced bars drawn" in fig.layout.xaxis.title
+    small = figs.waterfall_figure(rows.iloc[:300])
+    assert sum(len(t.x) for t in small.data if t.type == "bar") == 300
+    assert small.layout.xaxis.title == "Patients (n = 300), largest increase to largest decrease"

@@ -84,6 +84,10 @@ def waterfall_card(state, scope="overall", highlight=None):
             f"Bars above +{figs.CAP:.0f}% are cut at +{figs.CAP:.0f}% (▲, true value printed). Dashed lines: +20% "
             "(a guide only: mRECIST PD is measured from the nadir) and −30% (PR). ", scope_note(scope), " ",
             BOR_NOTE, " Click a bar to follow that patient in the spider and swimmer plots."]
+    if len(exp.rows) > figs.MAX_BARS:
+        note.append(f" {len(exp.rows):,} evaluable patients: {figs.MAX_BARS:,} evenly spaced bars of the sorted order "
+                    "are drawn (first and last included; narrower bars could not be seen); the counts, the rates and "
+                    "the CSV use every patient.")
     return figs.waterfall_figure(exp.rows, highlight), graph_config(WATERFALL, spec["filename"]), spec, note
 
 
