@@ -136,6 +136,7 @@ GRAIN = {
     "best_response": ["scope", "patient_id"],
     "best_response_all": ["scope", "patient_id"],
     "spider_points": ["scope", "patient_id", "visit"],
+    "spider_points_all": ["scope", "patient_id", "visit"],
     "response_consistency": ["scope", "patient_id", "visit"],
     "response_consistency_all": ["scope", "patient_id", "visit"],
     # one mark per session (session_number), scan (visit), first PD and lane end; those two
