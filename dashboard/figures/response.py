@@ -126,7 +126,8 @@ def waterfall_figure(rows: pd.DataFrame, highlight: str | None = None, cap: floa
     drawn = len(rows)
     title = (f"Patients (n = {n}), largest increase to largest decrease" if drawn == n else
              f"Patients (n = {n:,}; {drawn:,} evenly spaced bars drawn), largest increase to largest decrease")
-    fig.update_layout(barmode="relative", bargap=0.15 if drawn > 40 else 0.3, uirevision="waterfall")
+    gap = 0 if drawn < n else 0.15 if drawn > 40 else 0.3       # sampled bars touch: no false stripes
+    fig.update_layout(barmode="relative", bargap=gap, uirevision="waterfall")
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=patient,
                      showticklabels=n <= 40, tickangle=-60, tickfont=dict(size=10), title=title)
     top = max(25.0, float(np.nanmax(shown))) + (18 if len(over) else 8)
