@@ -52,35 +52,46 @@ def _fmt_num(x: float) -> str:
     return f"{x:.1f}" if abs(x) < 1000 else f"{x:,.0f}"
 
 
+def _row(var, label, level, group, n_group, n, pct=None, median=None, q1=None, q3=None, text=None) -> dict:
+    return dict(variable=var, label=label, level=level, group=group, n_group=n_group, n=n, pct=pct,
+                median=median, q1=q1, q3=q3, text=text)
+
+
+def _patients_row(group: str, n_group: int) -> dict:
+    return _row("n", "Patients", "", group, n_group, n_group, text=f"{n_group}")
+
+
+def _continuous_row(var, label, group, n_group, values: pd.Series) -> dict:
+    """median (IQR) of the values present; quartiles by numpy's 'linear' rule = R type 7."""
+    present = values.dropna().astype(float)
+    if len(present):
+        q1, med, q3 = np.quantile(present, [0.25, 0.5, 0.75])
+        text = f"{_fmt_num(med)} ({_fmt_num(q1)}-{_fmt_num(q3)})"
+    else:
+        q1 = med = q3 = None
+        text = "-"
+    return _row(var, label, "median (IQR)", group, n_group, len(present), median=med, q1=q1, q3=q3, text=text)
+
+
+def _count_row(var, label, level, group, n_group, n: int) -> dict:
+    """n (%) of the group's patients."""
+    pct = 100.0 * n / n_group if n_group else None
+    return _row(var, label, level, group, n_group, n, pct=pct, text=f"{n} ({pct:.1f}%)" if pct is not None else "0")
+
+
 def _group_rows(df: pd.DataFrame, group: str) -> list[dict]:
     n_group = len(df)
-    rows = [dict(variable="n", label="Patients", level="", group=group, n_group=n_group, n=n_group,
-                 pct=None, median=None, q1=None, q3=None, text=f"{n_group}")]
+    rows = [_patients_row(group, n_group)]
     for var, label, kind, levels in ROWS:
         values = df[var]
         missing = int(values.isna().sum())
         if kind == CONTINUOUS:
-            present = values.dropna().astype(float)
-            if len(present):
-                q1, med, q3 = np.quantile(present, [0.25, 0.5, 0.75])   # numpy 'linear' = R type 7
-                text = f"{_fmt_num(med)} ({_fmt_num(q1)}-{_fmt_num(q3)})"
-            else:
-                q1 = med = q3 = None
-                text = "-"
-            rows.append(dict(variable=var, label=label, level="median (IQR)", group=group, n_group=n_group,
-                             n=len(present), pct=None, median=med, q1=q1, q3=q3, text=text))
+            rows.append(_continuous_row(var, label, group, n_group, values))
         else:
-            for level_label, value in levels:
-                n = int((values == value).sum())
-                pct = 100.0 * n / n_group if n_group else None
-                rows.append(dict(variable=var, label=label, level=level_label, group=group, n_group=n_group,
-                                 n=n, pct=pct, median=None, q1=None, q3=None,
-                                 text=f"{n} ({pct:.1f}%)" if pct is not None else "0"))
+            rows += [_count_row(var, label, level_label, group, n_group, int((values == value).sum()))
+                     for level_label, value in levels]
         if var in NULLABLE or missing:
-            pct = 100.0 * missing / n_group if n_group else None
-            rows.append(dict(variable=var, label=label, level="missing", group=group, n_group=n_group,
-                             n=missing, pct=pct, median=None, q1=None, q3=None,
-                             text=f"{missing} ({pct:.1f}%)" if pct is not None else "0"))
+            rows.append(_count_row(var, label, "missing", group, n_group, missing))
     return rows
 
 
@@ -143,39 +154,21 @@ def baseline_table_counted(counts: pd.DataFrame, numeric: pd.DataFrame, by: str 
 def _counted_group_rows(group: str, n_group: int, count, numeric: pd.DataFrame) -> list[dict]:
     """_group_rows' rows for one group, from count(variable, value text or None) and the group's
     numeric columns."""
-    rows = [dict(variable="n", label="Patients", level="", group=group, n_group=n_group, n=n_group,
-                 pct=None, median=None, q1=None, q3=None, text=f"{n_group}")]
+    rows = [_patients_row(group, n_group)]
     afp = numeric["afp_ng_ml"]
     afp_over = {True: int((afp > 400).sum()), False: int(((afp <= 400) & afp.notna()).sum())}
     for var, label, kind, levels in ROWS:
         if kind == CONTINUOUS:
             values = numeric[var]
             missing = int(values.isna().sum())
-            present = values.dropna().astype(float)
-            if len(present):
-                q1, med, q3 = np.quantile(present, [0.25, 0.5, 0.75])   # numpy 'linear' = R type 7
-                text = f"{_fmt_num(med)} ({_fmt_num(q1)}-{_fmt_num(q3)})"
-            else:
-                q1 = med = q3 = None
-                text = "-"
-            rows.append(dict(variable=var, label=label, level="median (IQR)", group=group, n_group=n_group,
-                             n=len(present), pct=None, median=med, q1=q1, q3=q3, text=text))
+            rows.append(_continuous_row(var, label, group, n_group, values))
         else:
-            if var == "afp_over_400":
-                missing = int(afp.isna().sum())
-            else:
-                missing = count(var, None)
-            for level_label, value in levels:
-                n = afp_over[value] if var == "afp_over_400" else count(var, sql_text(value))
-                pct = 100.0 * n / n_group if n_group else None
-                rows.append(dict(variable=var, label=label, level=level_label, group=group, n_group=n_group,
-                                 n=n, pct=pct, median=None, q1=None, q3=None,
-                                 text=f"{n} ({pct:.1f}%)" if pct is not None else "0"))
+            missing = int(afp.isna().sum()) if var == "afp_over_400" else count(var, None)
+            rows += [_count_row(var, label, level_label, group, n_group,
+                                afp_over[value] if var == "afp_over_400" else count(var, sql_text(value)))
+                     for level_label, value in levels]
         if var in NULLABLE or missing:
-            pct = 100.0 * missing / n_group if n_group else None
-            rows.append(dict(variable=var, label=label, level="missing", group=group, n_group=n_group,
-                             n=missing, pct=pct, median=None, q1=None, q3=None,
-                             text=f"{missing} ({pct:.1f}%)" if pct is not None else "0"))
+            rows.append(_count_row(var, label, "missing", group, n_group, missing))
     return rows
 
 
