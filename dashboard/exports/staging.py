@@ -6,7 +6,7 @@ The exports count in DuckDB what they only count (patients per flow link, per gr
 eligibility, per time and status) and read one row per patient only where they print one
 (downsizing); the group of a patient is computed in the same SQL (`group_sql`), as
 grouping.group_column computes it in pandas."""
-from dashboard import data
+from dashboard import cache, data
 from dashboard.analytics import staging
 from dashboard.data import ALL_SITES
 from dashboard.exports import Export, export
@@ -20,12 +20,15 @@ DOWNSIZING_COLUMNS = ["group", "patient_id", "site_id", "lesion_id", "baseline_d
 
 def cohort_groups(snapshot, filters, scope, by: str) -> tuple[list[str], int]:
     """The group levels present in cohort, in their natural order ([] for no patient), and the
-    number of patients: what staging.with_groups gives from the whole cohort, counted in SQL."""
-    counts = data.execute(f'select {group_sql("c")} as "group", count(*) as n from cohort c group by all',
-                          snapshot, filters, scope, params={"by": by})
-    counts = counts[counts["n"] > 0]          # with no grouping, an empty cohort still gives ('all', 0)
-    levels = ordered_levels(by, counts["group"]) if len(counts) else []
-    return levels, int(counts["n"].sum())
+    number of patients: what staging.with_groups gives from the whole cohort, counted in SQL.
+    Cached: three cards of the Downstaging page ask for it in the same update."""
+    def compute():
+        counts = data.execute(f'select {group_sql("c")} as "group", count(*) as n from cohort c group by all',
+                              snapshot, filters, scope, params={"by": by})
+        counts = counts[counts["n"] > 0]          # with no grouping, an empty cohort still gives ('all', 0)
+        levels = ordered_levels(by, counts["group"]) if len(counts) else []
+        return levels, int(counts["n"].sum())
+    return cache.cached("cohort_groups", snapshot, filters, scope, compute, by=by)
 
 
 def check_measure(measure: str | None) -> str:
