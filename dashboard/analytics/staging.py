@@ -14,7 +14,6 @@ from dashboard.analytics.competing import aalen_johansen
 from dashboard.analytics.proportions import clopper_pearson
 from dashboard.analytics.survival import km_fit
 from dashboard.contract import BCLC_STAGES
-from dashboard.grouping import group_column, ordered_levels
 
 MEASURES = ("bclc", "milan", "resectable")
 DIED, NOT_RESTAGED = "died before restaging", "not yet restaged"
@@ -29,7 +28,7 @@ STATES = {
 IMPROVED, UNCHANGED, WORSE = "improved", "unchanged", "worse"
 LINK_KINDS = (IMPROVED, UNCHANGED, WORSE, DIED, NOT_RESTAGED)
 
-# downstaging-summary measures: (column of group_rates' input, eligibility column)
+# downstaging-summary measures: (achieved flag, eligibility flag) of staging_outcomes
 RATE_MEASURES = {
     "downstaged_to_milan": ("is_downstaged_to_milan", "outside_milan_at_baseline"),
     "converted_to_resectable": ("is_converted_to_resectable", "not_resectable_at_baseline"),
@@ -76,28 +75,6 @@ def flow_links(flow: pd.DataFrame, measure: str) -> pd.DataFrame:
     return links[["source", "target", "n"]]
 
 
-def group_rates(patients: pd.DataFrame, levels: list[str]) -> pd.DataFrame:
-    """Downstaging and conversion rates per group, with exact (Clopper-Pearson) 95% CIs.
-
-    Input: one row per patient with `group`, `outside_milan_at_baseline`,
-    `not_resectable_at_baseline`, `is_downstaged_to_milan`, `is_converted_to_resectable`.
-    Downstaged to Milan = within Milan at any review among patients outside Milan at baseline
-    (eligible); converted = resectable at any review among patients not resectable at baseline.
-    Patients without a review are eligible and not achieved. Groups: 'all' first, then `levels`
-    (a level with no eligible patient has eligible 0 and no rate).
-    Columns: group, measure, eligible, achieved, rate, ci_lower, ci_upper."""
-    rows = []
-    for group in ["all"] + [g for g in levels if g != "all"]:
-        sub = patients if group == "all" else patients[patients["group"] == group]
-        for measure, (achieved_col, eligible_col) in RATE_MEASURES.items():
-            eligible = sub[sub[eligible_col].astype(bool)]
-            n, x = len(eligible), int(eligible[achieved_col].astype(bool).sum())
-            rate, lo, hi = clopper_pearson(x, n)
-            rows.append((group, measure, n, x, rate, lo, hi))
-    return pd.DataFrame(rows, columns=["group", "measure", "eligible", "achieved", "rate",
-                                       "ci_lower", "ci_upper"])
-
-
 RATE_COUNT_COLUMNS = {
     "downstaged_to_milan": ("milan_achieved", "milan_eligible"),
     "converted_to_resectable": ("resectable_achieved", "resectable_eligible"),
@@ -105,12 +82,14 @@ RATE_COUNT_COLUMNS = {
 
 
 def group_rates_from_counts(counts: pd.DataFrame, levels: list[str]) -> pd.DataFrame:
-    """group_rates from patients already counted per group (the downstaging-summary export
-    counts them in SQL): one row per group with `group`, `milan_eligible`, `milan_achieved`
-    (outside Milan at baseline, and of them downstaged), `resectable_eligible`,
-    `resectable_achieved` (not resectable at baseline, and of them converted). The same rows,
-    numbers and CIs as group_rates over the patients: 'all' (the sum over groups) first, then
-    `levels`, a level without patients giving eligible 0 and no rate."""
+    """Downstaging and conversion rates per group with exact (Clopper-Pearson) 95% CIs, from
+    patients already counted per group (the downstaging-summary export counts them in SQL): one
+    input row per group with `group`, `milan_eligible`, `milan_achieved` (outside Milan at
+    baseline, and of them downstaged to within Milan at any review), `resectable_eligible`,
+    `resectable_achieved` (not resectable at baseline, and of them resectable at any review).
+    Patients without a review are eligible and not achieved. Rows: 'all' (the sum over groups)
+    first, then `levels`, a level without eligible patients giving eligible 0 and no rate.
+    Columns: group, measure, eligible, achieved, rate, ci_lower, ci_upper."""
     by_group = counts.set_index("group") if len(counts) else None
     rows = []
     for group in ["all"] + [g for g in levels if g != "all"]:
@@ -215,13 +194,3 @@ def downsizing_summary(rows: pd.DataFrame, levels: list[str]) -> pd.DataFrame:
         q1, med, q3 = np.quantile(v, [0.25, 0.5, 0.75])
         out.append((group, len(v), float(med), float(q1), float(q3), int((v <= -30).sum())))
     return pd.DataFrame(out, columns=["group", "n", "median", "q1", "q3", "n_30"])
-
-
-def with_groups(rows: pd.DataFrame, cohort: pd.DataFrame, by: str) -> tuple[pd.DataFrame, list[str]]:
-    """Rows (with patient_id) given the `group` of each patient by a grouping field of cohort, and
-    the group levels present in cohort in their natural order ('all' with no grouping)."""
-    groups = pd.DataFrame({"patient_id": cohort["patient_id"], "group": group_column(cohort, by)})
-    levels = ordered_levels(by, groups["group"].unique()) if len(groups) else []
-    out = rows.merge(groups, on="patient_id", how="left")
-    out["group"] = out["group"].astype(object)
-    return out, levels

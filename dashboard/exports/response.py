@@ -161,14 +161,12 @@ from response_consistency
 where scope = ? and is_discrepant
 order by patient_id, imaging_date, visit
 """
-# patients checked = patients with at least one row of response_consistency, whose rows are the
-# post-baseline visits of tumour_burden with a complete sum and a baseline sum > 0 (every such
-# visit is an imaging row: tumour_burden is built from stg_imaging). Counted there, without the
-# view's nadir window and lesion checks; tests/test_response_fast.py checks both counts agree.
+# patients checked = patients with at least one row of response_consistency (a cheap count: its
+# rows come from response_consistency_all, computed once per snapshot)
 CHECKED_SQL = """
 select count(distinct patient_id) as n
-from tumour_burden
-where scope = ? and not is_baseline and sum_mm is not null and baseline_mm > 0
+from response_consistency
+where scope = ?
 """
 
 

@@ -20,7 +20,7 @@ DOWNSIZING_COLUMNS = ["group", "patient_id", "site_id", "lesion_id", "baseline_d
 
 def cohort_groups(snapshot, filters, scope, by: str) -> tuple[list[str], int]:
     """The group levels present in cohort, in their natural order ([] for no patient), and the
-    number of patients: what staging.with_groups gives from the whole cohort, counted in SQL.
+    number of patients, counted in SQL.
     Cached: three cards of the Downstaging page ask for it in the same update."""
     def compute():
         counts = data.execute(f'select {group_sql("c")} as "group", count(*) as n from cohort c group by all',
