@@ -108,6 +108,8 @@ def test_a_filter_with_no_patients_shows_messages_not_broken_figures(page, live_
     page.goto(live_server + "/enrollment?bclc=0&age_max=20")
     wait_idle(page)
     assert banner_when(page, lambda n: n == 0) == 0
+    wait_idle(page)                 # the cards answer after the banner; on a slow machine, later
+    page.locator("#card-baseline-table").get_by_text("No patients in the current filter").wait_for(timeout=20000)
     assert "No patients in the current filter" in page.inner_text("#card-baseline-table")
     texts = page.evaluate("""() => Array.from(document.querySelectorAll('.js-plotly-plot'))
                                .map(gd => (gd.layout.annotations || []).map(a => a.text).join(' '))""")
