@@ -100,16 +100,20 @@ def cached(kind: str, snapshot, filters, scope, compute, **options):
 def cached_view(name: str):
     """Cache a page callback whose first argument is the shell's filter state: the result is
     keyed by snapshot, filters, scope, the other arguments (page options) and today's date (it
-    appears in download file names). Used under @callback, on the thin wrapper."""
+    appears in download file names). Used under @callback, on the thin wrapper. The result is
+    cached and returned as plain JSON values (dashboard/wire.py): Dash serialises it without
+    walking it, and it unpickles faster."""
     import datetime as dt
     from functools import wraps
+
+    from dashboard import wire
 
     def decorate(func):
         @wraps(func)
         def wrapper(state, *args):
             from dashboard.callbacks.shell import state_context
             snapshot, filters, scope = state_context(state)
-            return cached("view:" + name, snapshot, filters, scope, lambda: func(state, *args),
+            return cached("view:" + name, snapshot, filters, scope, lambda: wire.plain(func(state, *args)),
                           args=json.dumps(args, default=str, sort_keys=True), day=dt.date.today().isoformat())
         return wrapper
     return decorate

@@ -5,6 +5,7 @@ from dash import Input, Output, callback, html
 from dashboard import data, exports, ids
 from dashboard.callbacks.shell import state_context
 from dashboard.cache import cached_view
+from dashboard import wire
 
 
 def stat_card(label, value, note=None, id_=None):
@@ -71,4 +72,4 @@ def quality_panel(state):
 
 @callback(Output("overview-quality", "children"), Input(ids.STATE, "data"))
 def _quality(state):
-    return quality_panel(state)
+    return wire.plain(quality_panel(state))

@@ -18,6 +18,7 @@ from dashboard.components import iter_components
 from dashboard.data import ALL_SITES
 from dashboard.filters import LABELS, NON_FILTER_PARAMS, Filters
 from dashboard.snapshots import SnapshotError
+from dashboard import wire
 
 AGE_BOUNDS = (18, 100)
 CONTROL_KEYS = list(ids.LIST_CONTROLS)
@@ -208,7 +209,7 @@ def banner_parts(state: dict | None):
 )
 def _banner(state):
     count, cutoff, chips, empty = banner_parts(state)
-    return count, cutoff, chips, {"display": "none"} if empty else {}
+    return wire.plain((count, cutoff, chips, {"display": "none"} if empty else {}))
 
 
 @callback(

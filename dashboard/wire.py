@@ -1,0 +1,68 @@
+"""What a page callback returns, as plain JSON values: the form Dash serialises fastest.
+
+Dash serialises a callback's response with plotly's `to_json_plotly`: it first tries orjson on the
+response as it is, and only if that fails (a Dash component, or our figure builder's Figure, is not
+JSON) walks the whole response in Python (`clean_to_json_compatible`), every number of every
+figure array included. Measured on the Tumour response page at 600 patients: 20 ms of a page
+update went to that walk, 4.6 ms when the response is already plain.
+
+`plain(value)` turns Dash components into the dicts they serialise to ({"props", "type",
+"namespace"}) and figures into {"data", "layout"}, descending only where a component can be: it
+does not walk numeric arrays. Whatever it leaves that orjson cannot write (it never should) only
+sends Dash back to its slow path, with the same result. The browser receives the same JSON either
+way: arrays, dates and missing values are converted as plotly converts them. tests/test_wire.py
+checks, on every callback response of every page, that the JSON is byte for byte plotly's and that
+it takes the fast path.
+"""
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+from dash.development.base_component import Component
+
+_SCALARS = (str, int, float, bool, np.number, np.bool_, type(None))
+# the exact types of a list that is written as it is (checked in C: set(map(type, ...)))
+_LEAF_TYPES = {str, int, float, bool, type(None), np.float64, np.float32, np.int64, np.int32, np.bool_}
+
+
+def plain(value):
+    """The value with every Dash component and figure replaced by its JSON dict (recursively)."""
+    return _plain(value)
+
+
+def _plain(value):
+    if isinstance(value, Component):
+        out = value.to_plotly_json()
+        out["props"] = {k: _plain(v) for k, v in out["props"].items()}
+        return out
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        if set(map(type, value)) <= _LEAF_TYPES:     # a column of numbers or labels: not walked
+            return list(value)
+        return [_plain(v) for v in value]
+    if isinstance(value, np.ndarray):          # as plotly.io.json.clean_to_json_compatible does
+        kind = value.dtype.kind
+        if kind in "biuf":
+            return np.ascontiguousarray(value)
+        if kind == "M":
+            return np.datetime_as_string(value).tolist()
+        if kind == "O":
+            return [_plain(v) for v in value.tolist()]
+        return value.tolist()
+    if isinstance(value, _SCALARS):
+        return value
+    if value is pd.NaT or value is pd.NA:
+        return None
+    if isinstance(value, np.datetime64):
+        return str(value)
+    if isinstance(value, pd.Timestamp):
+        return value.to_pydatetime()
+    if isinstance(value, (pd.Series, pd.Index)):
+        return _plain(value.to_numpy())
+    to_json = getattr(value, "to_plotly_json", None)      # dashboard.figures.builder.Figure
+    if to_json is not None:
+        return _plain(to_json())
+    return value
