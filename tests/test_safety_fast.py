@@ -338,3 +338,24 @@ def test_incidence_from_counts_with_no_episode_and_no_patient():
     assert rows.events_per_100_sessions.isna().all()                   # no session: no rate
     empty = an.incidence_from_counts(counts, groups.iloc[0:0], "soc", [])
     assert empty.empty and list(empty.columns) == an.COLUMNS
+
+
+@pytest.mark.parametrize("registry", ["synthetic", "edge"])
+def test_counts_without_grouping_are_the_counts_by_site_summed(snaps, registry):
+    """The export takes its ungrouped counts from the counts by site (shared with the heatmap by site):
+    they equal the counting query run with no grouping, row for row."""
+    from dashboard.exports.safety import COUNTED, COUNTS_NO_WINDOW_SQL, pooled
+    snap = snaps[registry]
+    for filters in (Filters(), Filters.parse_pairs([("bclc", "B,C")])[0]):
+        direct, direct_groups = incidence_counts(snap, filters, by="none", sql=COUNTS_NO_WINDOW_SQL)
+        by_site, site_groups = incidence_counts(snap, filters, by="site_id", sql=COUNTS_NO_WINDOW_SQL)
+        assert by_site["group"].nunique() > 1
+        summed, summed_groups = pooled(by_site, site_groups)
+        keys = ["level", "soc", "term"]
+        a = direct.sort_values(keys, na_position="first").reset_index(drop=True)
+        b = summed.sort_values(keys, na_position="first").reset_index(drop=True)
+        assert a[keys].fillna("-").equals(b[keys].fillna("-"))
+        assert (a[COUNTED].astype("int64").to_numpy() == b[COUNTED].to_numpy()).all()
+        assert (b["group"] == "all").all()
+        assert direct_groups[["group", "denominator", "n_sessions"]].astype(str).values.tolist() == \
+            summed_groups.astype(str).values.tolist()

@@ -14,12 +14,15 @@ are tested against (tests/test_safety_fast.py).
 """
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
+
 from dashboard import data
 from dashboard.analytics.safety import COLUMNS, check_level, incidence_from_counts
 from dashboard.data import ALL_SITES
 from dashboard.exports import Export, export
 from dashboard.filters import Filters
-from dashboard.grouping import check_by, group_sql, ordered_levels
+from dashboard.grouping import ALL, check_by, group_sql, ordered_levels
 
 
 # Patients by worst grade per (level, soc, term, group), level 'term' (per soc_key, term_key), 'soc' (per
@@ -195,16 +198,51 @@ def counts_sql(variables: dict) -> str:
 def incidence_counts(snapshot, filters=Filters(), scope=ALL_SITES, by="none", variables=NO_EPISODE_FILTER,
                      sql: str | None = None):
     """(counts, groups): the counting query (`counts_sql`, or `sql`) and GROUPS_SQL for a grouping
-    and the episode variables."""
-    params = {"by": check_by(by)}
+    and the episode variables. Cached by snapshot, filters, scope, grouping and variables. With no
+    grouping they are the counts by site summed over the sites (`pooled`): each patient is in one
+    site, so the sums are the counts of all patients, and the Safety page's three cards (two
+    without grouping, the heatmap by site by default) share one pair of queries."""
+    by = check_by(by)
+    if sql is not None:
+        return _counts_and_groups(snapshot, filters, scope, by, variables, sql)
+    from dashboard import cache
+    source = "site_id" if by == "none" else by
+    counts, groups = cache.cached("ae-counts", snapshot, filters, scope,
+                                  lambda: _counts_and_groups(snapshot, filters, scope, source, variables),
+                                  by=source, **variables)
+    return pooled(counts, groups) if by == "none" else (counts, groups)
+
+
+def _counts_and_groups(snapshot, filters, scope, by, variables, sql=None):
+    params = {"by": by}
     groups = data.execute(GROUPS_SQL, snapshot, filters, scope, params=params)
-    try:
-        counts = data.execute(sql or counts_sql(variables), snapshot, filters, scope, params=params,
-                              variables=variables)
-    finally:
-        # reset the episode filters on this thread's cursor for whatever query runs next
-        data.execute("select 1", snapshot, filters, scope, variables=NO_EPISODE_FILTER)
+    # the seam binds the episode variables for this query only (and resets them for the next)
+    counts = data.execute(sql or counts_sql(variables), snapshot, filters, scope, params=params,
+                          variables=variables)
     return counts, groups
+
+
+COUNTED = ["n_patients_any", "grade_1", "grade_2", "grade_3", "grade_4", "grade_5", "n_serious", "n_related",
+           "n_events"]
+
+
+def pooled(counts, groups):
+    """Counts and groups of a grouping summed over its groups: one group, 'all' (no grouping).
+    A few hundred rows: summed in plain Python (a pandas groupby costs more than the sums)."""
+    sums: dict[tuple, list[int]] = {}
+    for level, soc, term, *values in counts[["level", "soc", "term", *COUNTED]].itertuples(index=False):
+        key = (level, soc if isinstance(soc, str) else None, term if isinstance(term, str) else None)
+        total = sums.setdefault(key, [0] * len(COUNTED))
+        for i, v in enumerate(values):
+            total[i] += int(v)
+    keys = list(sums)
+    out = pd.DataFrame({"level": [k[0] for k in keys], "soc": [k[1] for k in keys], "term": [k[2] for k in keys],
+                        "group": ALL, **{c: np.array([sums[k][i] for k in keys], dtype="int64")
+                                          for i, c in enumerate(COUNTED)}})
+    if len(groups):
+        groups = pd.DataFrame({"group": [ALL], "denominator": [int(groups["denominator"].sum())],
+                               "n_sessions": [int(groups["n_sessions"].sum())]})
+    return out, groups
 
 
 @export("ae-incidence", "CTCAE adverse events: patients by worst grade per term or SOC (--level), per group (--by "
