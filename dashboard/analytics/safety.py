@@ -18,6 +18,7 @@ Two computations give the same rows, one tidy row per (SOC, term, group):
 """
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
 GRADES = (1, 2, 3, 4, 5)
@@ -123,8 +124,8 @@ def incidence_from_counts(counts: pd.DataFrame, groups: pd.DataFrame, level: str
 
     # each patient is in one group: pooled counts (the order of classes and terms) are sums over groups
     found, items, pooled_soc, pooled_term = {}, {(ANY_AE, None): None}, {}, {}
-    for lvl, soc, term, group, n_any, *rest in counts[["level", "soc", "term", "group", "n_patients_any", *sources]] \
-            .itertuples(index=False):
+    columns = [counts[c].tolist() for c in ["level", "soc", "term", "group", "n_patients_any", *sources]]
+    for lvl, soc, term, group, n_any, *rest in zip(*columns):
         term = term if isinstance(term, str) else None
         if lvl == "soc":
             pooled_soc[soc] = pooled_soc.get(soc, 0) + int(n_any)
@@ -159,7 +160,7 @@ def incidence_from_counts(counts: pd.DataFrame, groups: pd.DataFrame, level: str
                 out[column].append(value)
             out["denominator"].append(denominators.get(group, 0))
             out["n_sessions"].append(sessions.get(group, 0))
-    rows = pd.DataFrame({c: pd.Series(v, dtype=object if c in ("soc", "term", "group") else "int64")
+    rows = pd.DataFrame({c: np.array(v, dtype=object if c in ("soc", "term", "group") else "int64")
                          for c, v in out.items()})
     rows["n_grade_3_4"] = rows.grade_3 + rows.grade_4
     rows["n_grade_5"] = rows.grade_5
