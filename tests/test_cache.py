@@ -56,3 +56,23 @@ def test_concurrent_requests_for_one_result_compute_it_once(mini_snapshot):
         t.join()
     assert sorted(calls) == ["a", "b"]
     assert [results[i]["value"] for i in range(5)] == ["a", "a", "a", "a", "b"]
+
+
+def test_the_store_prunes_its_oldest_entries(tmp_path, monkeypatch):
+    import os
+    monkeypatch.setattr(cache, "PRUNE_EVERY", 10)
+    monkeypatch.setattr(cache, "MAX_ENTRIES", 20)
+    store = cache.Store(str(tmp_path))
+    for i in range(25):
+        store.set(f"k{i}", i)
+        os.utime(store._get_filename(f"k{i}"), (1_000_000 + i, 1_000_000 + i))     # k0 oldest
+    # pruned at the 20th write? no: 20 entries is not more than 20. Nothing removed yet.
+    assert store.get("k0") == 0
+    for i in range(25, 30):                 # the 30th write looks: 30 entries > 20 -> down to 16
+        store.set(f"k{i}", i)
+        os.utime(store._get_filename(f"k{i}"), (1_000_000 + i, 1_000_000 + i))
+    files = [f for f in os.listdir(tmp_path) if not f.endswith(".__wz_cache")]
+    assert len(files) == 16
+    assert store.get("k0") is None and store.get("k13") is None and store.get("k14") == 14
+    assert store.get("k29") == 29
+    assert store.prune() == 0               # under the limit: nothing to do
