@@ -282,13 +282,18 @@ def report_for(snapshot: Snapshot) -> Report:
 def complete_snapshots(root=None) -> list[Snapshot]:
     """Complete snapshots (manifest present), oldest cut-off first, not yet validated. Listed
     again only when a snapshot folder or manifest appears, disappears or changes."""
-    folder = data_root(root) / "snapshots"
+    folder = str(data_root(root) / "snapshots")
+    listing = []
     try:
-        listing = tuple(sorted((p.name, (p / "manifest.json").stat().st_mtime_ns)
-                               for p in folder.iterdir() if (p / "manifest.json").exists()))
+        with os.scandir(folder) as entries:        # os, not pathlib: this runs on every callback
+            for entry in entries:
+                try:
+                    listing.append((entry.name, os.stat(os.path.join(entry.path, "manifest.json")).st_mtime_ns))
+                except OSError:
+                    pass                           # no manifest (yet): not a complete snapshot
     except OSError:
-        listing = ()
-    return list(_complete_snapshots(str(folder.parent), listing))
+        listing = []
+    return list(_complete_snapshots(os.path.dirname(folder), tuple(sorted(listing))))
 
 
 @lru_cache(maxsize=16)
