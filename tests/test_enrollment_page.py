@@ -182,3 +182,23 @@ def test_page_options_keep_defaults_out_of_the_url_and_back_restores_them(dash_a
     # a non-default value is written, a default one removed
     assert shell.with_page_options("?bclc=B", {"mode": "site"}) == "?bclc=B&mode=site"
     assert shell.with_page_options("?bclc=B&mode=site", {"mode": None}) == "?bclc=B"
+
+
+def test_accrual_pooled_rows_are_the_sums_over_sites(synthetic_root):
+    """The accrual export's pooled rows (site 'all') equal a pandas groupby over the per-site rows,
+    as the export computed them before (same values and order; the counts keep the view's integer type)."""
+    from dashboard import data, exports
+    from dashboard.filters import Filters
+    snap = data.resolve("latest", synthetic_root)
+    for filters in (Filters(), Filters.parse_pairs([("site", "S01,S03"), ("bclc", "B")])[0]):
+        exp = exports.EXPORTS["accrual"].func(snap, filters)
+        per_site = data.query("accrual_monthly", snap, filters, order_by=("site_id", "month"))
+        pooled = (per_site.groupby("month", as_index=False)
+                  .agg(n_enrolled=("n_enrolled", "sum"), cum_enrolled=("cum_enrolled", "sum"),
+                       target_enrollment=("target_enrollment", "sum"))
+                  .assign(site_id="all", site_name="All sites"))
+        expected = pd.concat([pooled, per_site], ignore_index=True)[
+            ["site_id", "site_name", "month", "n_enrolled", "cum_enrolled", "target_enrollment"]]
+        assert (exp.rows["site_id"] == "all").sum() == len(pooled) > 12
+        pd.testing.assert_frame_equal(exp.rows, expected, check_dtype=False)
+        assert list(exp.rows.dtypes.astype(str)[3:]) == list(per_site.dtypes.astype(str)[3:])

@@ -25,12 +25,15 @@ def enrollment_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
 @export("accrual", "cumulative patients by month, per site and pooled (site_id 'all'), against targets")
 def accrual_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
     per_site = data.query("accrual_monthly", snapshot, filters, scope, order_by=("site_id", "month"))
-    pooled = (per_site.groupby("month", as_index=False)
-              .agg(n_enrolled=("n_enrolled", "sum"), cum_enrolled=("cum_enrolled", "sum"),
-                   target_enrollment=("target_enrollment", "sum"))
-              .assign(site_id="all", site_name="All sites"))
-    rows = pd.concat([pooled, per_site], ignore_index=True)[
-        ["site_id", "site_name", "month", "n_enrolled", "cum_enrolled", "target_enrollment"]]
+    columns = ["site_id", "site_name", "month", "n_enrolled", "cum_enrolled", "target_enrollment"]
+    # pooled: the sums over sites per month (numpy: a pandas groupby + concat cost 4 ms here)
+    months, at = np.unique(per_site["month"].to_numpy(), return_inverse=True)
+    pooled = {"site_id": np.full(len(months), "all", dtype=object),
+              "site_name": np.full(len(months), "All sites", dtype=object), "month": months}
+    for c in columns[3:]:
+        values = per_site[c].to_numpy()
+        pooled[c] = np.bincount(at, weights=values, minlength=len(months)).astype(values.dtype)
+    rows = pd.DataFrame({c: np.concatenate([pooled[c], per_site[c].to_numpy()]) for c in columns})
     return Export("accrual", rows, int(per_site["n_enrolled"].sum()))
 
 
