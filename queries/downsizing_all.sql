@@ -2,6 +2,8 @@
 -- baseline (the lowest lesion_id on a tie). best_pct_change = the smallest percent change of its viable diameter from
 -- baseline over post-baseline visits up to and including the first PD (the window of the waterfall); null, with
 -- not_evaluable_reason, when no target lesion has a baseline diameter > 0 or the index lesion is never measured after.
+-- Stored in the order of best_pct_change (nulls last), then patient_id, so that the table's rowid is that order: the
+-- downsizing export sorts a group's patients by rowid (integers) instead of by change and text at every query.
 -- Materialized once per snapshot: every enrolled patient, no filter (filters never change these values);
 -- `downsizing` keeps the patients of the current filter and scope.
 with enrolled as (
@@ -65,6 +67,7 @@ final as (
     from enrolled c
     left join index_lesion x using (patient_id)
     left join best b using (patient_id)
+    order by b.best_pct_change asc nulls last, c.patient_id asc
 )
 
 select * from final

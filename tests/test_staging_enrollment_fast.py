@@ -552,3 +552,412 @@ def test_baseline_table_with_missing_values_and_odd_counts():
     pd.testing.assert_frame_equal(baseline_table_counted(counts, numeric), baseline_table(cohort), check_exact=True)
     pd.testing.assert_frame_equal(baseline_table_counted(counts.iloc[0:0], numeric.iloc[0:0]),
                                   baseline_table(cohort.iloc[0:0]), check_exact=True)
+
+
+# --- Downstaging, faster again: the previous implementations, verbatim (oracles, exact equality) -------
+def prev_aalen_johansen(time, status, cause: int = 1, conf_level: float = 0.95,
+                   conf_type: str = "log", counts=None) -> pd.DataFrame:
+    """competing.aalen_johansen before it skipped the times without an event (verbatim)."""
+    if conf_type not in competing.CONF_TYPES:
+        raise ValueError(f"conf_type must be one of {competing.CONF_TYPES}, got {conf_type!r}")
+    t, s, w = competing._clean(time, status, counts)
+    nonzero = w > 0
+    t, s, w = t[nonzero], s[nonzero], w[nonzero]
+    n = int(w.sum())
+    cols = ["time_days", "n_risk", "n_event", "n_competing", "n_censor", "cif", "std_err",
+            "ci_lower", "ci_upper"]
+    if n == 0:
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in cols})
+    # one entry per distinct (time, status), sorted by time then status
+    order = np.lexsort((s, t))
+    t, s, w = t[order], s[order], w[order]
+    new_key = np.ones(len(t), dtype=bool)
+    new_key[1:] = (t[1:] != t[:-1]) | (s[1:] != s[:-1])
+    starts = np.flatnonzero(new_key)
+    gt, gs, gw = t[starts], s[starts], np.add.reduceat(w, starts)
+    # distinct times: [first, end) ranges of entries
+    new_time = np.ones(len(gt), dtype=bool)
+    new_time[1:] = gt[1:] != gt[:-1]
+    first = np.flatnonzero(new_time)
+    end = np.append(first[1:], len(gt))
+    utime = gt[first]
+    n_total = np.add.reduceat(gw, first)
+    d_all_t = np.add.reduceat(np.where(gs > 0, gw, 0), first)
+    d_k_t = np.add.reduceat(np.where(gs == cause, gw, 0), first)
+    n_cens_t = n_total - d_all_t
+    n_risk = n - np.concatenate([[0], np.cumsum(n_total)[:-1]])
+
+    m = len(utime)
+    cif_t = np.zeros(m)
+    se_t = np.zeros(m)
+    surv_prev = 1.0             # all-cause S(t-)
+    cif = 0.0
+    se = 0.0
+    g = len(gt)
+    u_surv = np.zeros(g)        # influence of each subject on S(t-) (IJ), then on S(t)
+    u_cif = np.zeros(g)         # influence on CIF_cause
+    weights = gw.astype(float)
+    is_event, is_cause = gs > 0, gs == cause
+    for j in range(m):
+        d_all = int(d_all_t[j])
+        if d_all > 0:
+            nr, d_k = int(n_risk[j]), int(d_k_t[j])
+            a, b = int(first[j]), int(end[j])       # at risk: entries a..; here (time == t): a..b
+            # hazards at t and their derivatives w.r.t. each subject's weight (0 for those not at risk)
+            lam_all, lam_k = d_all / nr, d_k / nr
+            # derivative of each hazard: (event here - lam) / n for those at risk, 0 for the others
+            # (adding or subtracting S(t-) * 0 changes nothing); at risk, not here: (0 - lam) / n
+            dl_all = np.where(is_event[a:b], (1.0 - lam_all) / nr, (0.0 - lam_all) / nr)
+            dl_k = np.where(is_cause[a:b], (1.0 - lam_k) / nr, (0.0 - lam_k) / nr)
+            # CIF(t) = CIF(t-) + S(t-) lam_k ; S(t) = S(t-) (1 - lam_all)
+            new_cif = u_cif + u_surv * lam_k
+            new_cif[a:b] += surv_prev * dl_k
+            new_cif[b:] += surv_prev * ((0.0 - lam_k) / nr)
+            u_surv = u_surv * (1 - lam_all)
+            u_surv[a:b] -= surv_prev * dl_all
+            u_surv[b:] -= surv_prev * ((0.0 - lam_all) / nr)
+            u_cif = new_cif
+            cif = cif + surv_prev * lam_k
+            surv_prev = surv_prev * (1 - lam_all)
+            se = float(np.sqrt(np.dot(weights, u_cif * u_cif)))
+        cif_t[j], se_t[j] = cif, se
+    out = pd.DataFrame({
+        "time_days": np.concatenate([[0.0], utime]),
+        "n_risk": np.concatenate([[n], n_risk]).astype(np.int64),
+        "n_event": np.concatenate([[0], d_k_t]).astype(np.int64),
+        "n_competing": np.concatenate([[0], d_all_t - d_k_t]).astype(np.int64),
+        "n_censor": np.concatenate([[0], n_cens_t]).astype(np.int64),
+        "cif": np.concatenate([[0.0], cif_t]),
+        "std_err": np.concatenate([[0.0], se_t]),
+    })
+    lower, upper = competing._confint(out["cif"].to_numpy(float), out["std_err"].to_numpy(float),
+                            conf_type, conf_level)
+    out["ci_lower"], out["ci_upper"] = lower, upper
+    return out
+
+
+def prev_cumulative_incidence(ttd, levels, conf_type="log"):
+    """staging.cumulative_incidence before it fitted groups from numpy arrays (verbatim)."""
+    cols = ["group", "time_days", "cif", "ci_lower", "ci_upper", "n_risk", "n_event", "n_competing",
+            "n_censor"]
+    parts = []
+    counted = "n" in ttd.columns
+    by_group = dict(tuple(ttd.groupby("group", sort=False))) if len(ttd) else {}
+    for group in levels:
+        sub = by_group.get(group)
+        if sub is None or sub.empty or (counted and sub["n"].sum() == 0):
+            continue
+        fit = prev_aalen_johansen(sub["time_days"], sub["status"], cause=1, conf_type=conf_type,
+                                  counts=sub["n"] if counted else None)
+        fit = fit.drop_duplicates("time_days", keep="last").assign(group=group)
+        parts.append(fit)
+    if not parts:
+        return pd.DataFrame({c: pd.Series(dtype=object if c == "group" else float) for c in cols})
+    out = pd.concat(parts, ignore_index=True)[cols]
+    for c in ("n_risk", "n_event", "n_competing", "n_censor"):
+        out[c] = out[c].astype(int)
+    out["time_days"] = out["time_days"].astype(int)
+    return out
+
+
+def test_aalen_johansen_equals_the_previous_implementation_exactly():
+    """Skipping the times without an event and updating in place: every column bit-identical,
+    std_err and the CI included (the same floating-point operations in the same order)."""
+    rng = np.random.default_rng(20251126)
+    for trial in range(150):
+        n = int(rng.integers(0, 250))
+        t = rng.integers(0, int(rng.integers(1, 60)), n)
+        s = rng.integers(0, 4 if trial % 3 == 0 else 3, n)
+        cause = 2 if trial % 5 == 0 else 1
+        counts = rng.integers(0, 4, n) if trial % 2 else None
+        for ci in competing.CONF_TYPES:
+            for tt in (t, t.astype(float), list(t)):
+                pd.testing.assert_frame_equal(
+                    competing.aalen_johansen(tt, s, cause=cause, conf_type=ci, counts=counts),
+                    prev_aalen_johansen(tt, s, cause=cause, conf_type=ci, counts=counts), check_exact=True)
+    pd.testing.assert_frame_equal(competing.aalen_johansen([np.nan, 3], [1, None]),
+                                  prev_aalen_johansen([np.nan, 3], [1, None]), check_exact=True)
+
+
+def test_cumulative_incidence_equals_the_previous_implementation_exactly():
+    rng = np.random.default_rng(11)
+    for trial in range(60):
+        n = int(rng.integers(0, 400))
+        ttd = pd.DataFrame({"group": rng.choice(["A", "B", "C", "x"], n),
+                            "time_days": rng.integers(0, int(rng.integers(1, 90)), n).astype(np.int32),
+                            "status": rng.integers(0, 3, n).astype(np.int32)})
+        if trial % 2:
+            ttd = ttd.groupby(["group", "time_days", "status"], as_index=False).size().rename(columns={"size": "n"})
+            ttd.loc[ttd.index[:3], "n"] = 0                  # zero counts change nothing
+        for ci in competing.CONF_TYPES:
+            for levels in (["A", "B", "C"], ["C", "zz"], []):
+                pd.testing.assert_frame_equal(staging.cumulative_incidence(ttd, levels, ci),
+                                              prev_cumulative_incidence(ttd, levels, ci), check_exact=True)
+
+
+def prev_staging_exports(snapshot, filters, by, ci="log"):
+    """downstaging-summary and downstaging-cif before they shared one count query (verbatim SQL)."""
+    from dashboard.grouping import group_sql
+    counts = data.execute(f'select {group_sql("c")} as "group", count(*) as n from cohort c group by all',
+                          snapshot, filters, params={"by": by})
+    counts = counts[counts["n"] > 0]
+    levels = ordered_levels(by, counts["group"]) if len(counts) else []
+    n = int(counts["n"].sum())
+    rate_counts = data.execute(f"""
+select {group_sql("c")} as "group",
+       count(*) filter (where not o.baseline_within_milan) as milan_eligible,
+       count(*) filter (where not o.baseline_within_milan and o.is_downstaged_to_milan) as milan_achieved,
+       count(*) filter (where not o.baseline_resectable) as resectable_eligible,
+       count(*) filter (where not o.baseline_resectable and o.is_converted_to_resectable) as resectable_achieved
+from cohort c
+join staging_outcomes o using (patient_id)
+group by all""", snapshot, filters, params={"by": by})
+    rates = staging.group_rates_from_counts(rate_counts, levels)
+    ttd = data.execute(f'select {group_sql("c")} as "group", t.time_days, t.status, count(*) as n '
+                       "from time_to_downstaging t join cohort c using (patient_id) group by all",
+                       snapshot, filters, params={"by": by})
+    rows = prev_cumulative_incidence(ttd, levels, conf_type=ci)
+    pooled_counts = ttd.groupby(["time_days", "status"], as_index=False)["n"].sum().assign(group="all")
+    pooled = prev_cumulative_incidence(pooled_counts, ["all"], conf_type=ci)
+    at = staging.step_at(pooled, 365)
+    at_one_year = None if at is None else {
+        "time_days": 365, "cif": at["cif"], "ci_lower": at["ci_lower"], "ci_upper": at["ci_upper"],
+        "one_minus_km": staging.one_minus_km(pooled_counts, 365)}
+    by_status = ttd.groupby("status")["n"].sum()
+    return levels, n, rates, rows, {
+        "by": by, "conf_type": ci, "n_eligible": int(ttd["n"].sum()), "n_downstaged": int(by_status.get(1, 0)),
+        "n_died_first": int(by_status.get(2, 0)), "n_censored": int(by_status.get(0, 0)),
+        "all_at_one_year": at_one_year}
+
+
+@pytest.mark.parametrize("filters", FILTERS, ids=lambda f: f.to_query() or "all")
+def test_staging_counts_exports_equal_the_previous_ones_exactly(snapshot, filters):
+    """One count query for the group levels, downstaging-summary and downstaging-cif: the same levels,
+    patients, rows and footnote numbers, to the bit."""
+    for by, ci in [(by, "log") for by in BYS] + [("bclc_stage", "log-log"), ("none", "plain")]:
+        levels, n, rates, rows, extra = prev_staging_exports(snapshot, filters, by, ci)
+        counts = staging_exports.staging_counts(snapshot, filters, ALL_SITES, by)
+        assert (counts["levels"], counts["n"]) == (levels, n)
+        summary = staging_exports.downstaging_summary_export(snapshot, filters, by=by)
+        pd.testing.assert_frame_equal(summary.rows, rates, check_exact=True)
+        assert summary.n_patients == n
+        cif = staging_exports.downstaging_cif_export(snapshot, filters, by=by, ci=ci)
+        pd.testing.assert_frame_equal(cif.rows, rows, check_exact=True)
+        assert cif.n_patients == n
+        new_at, old_at = cif.extra.pop("all_at_one_year"), extra.pop("all_at_one_year")
+        assert cif.extra == extra
+        assert new_at == old_at or (new_at is not None and old_at is not None and all(
+            new_at[k] == old_at[k] or (pd.isna(new_at[k]) and pd.isna(old_at[k])) for k in old_at))
+
+
+def prev_link_bands(links: pd.DataFrame, order: list[str], left_pos: dict, right_pos: dict, scale: float) -> dict:
+    """_link_bands before it read the rows as lists and numpy arrays (verbatim)."""
+    rank = {s: i for i, s in enumerate(order)}
+    src_top = {s: pos[0] for s, pos in left_pos.items()}
+    tgt_top = {s: pos[0] for s, pos in right_pos.items()}
+    bands = {}
+    for r in links.sort_values("target", key=lambda c: c.map(rank)).itertuples():
+        bands[(r.source, r.target)] = [src_top[r.source], src_top[r.source] - r.n * scale]
+        src_top[r.source] -= r.n * scale
+    for r in links.sort_values("source", key=lambda c: c.map(rank)).itertuples():
+        bands[(r.source, r.target)] += [tgt_top[r.target], tgt_top[r.target] - r.n * scale]
+        tgt_top[r.target] -= r.n * scale
+    return {k: tuple(v) for k, v in bands.items()}
+
+
+def prev_flow_figure(links: pd.DataFrame, measure: str, height: int = 500) -> figs.Figure:
+    """flow_figure before it read the rows as lists and numpy arrays (verbatim)."""
+    if links.empty or links["n"].sum() == 0:
+        return figs.message_figure(figs.NO_PATIENTS)
+    order = figs.state_order(measure)
+    links = links[links["n"] > 0].copy()
+    links["kind"] = [figs.link_kind(measure, s, t) for s, t in zip(links.source, links.target)]
+    total = int(links["n"].sum())
+    out_n = links.groupby("source")["n"].sum().to_dict()
+    in_n = links.groupby("target")["n"].sum().to_dict()
+    lefts, rights = [s for s in order if s in out_n], [s for s in order if s in in_n]
+    scale = min((1 - figs.FLOW_GAP * (len(col) - 1)) / total for col in (lefts, rights))
+    left_pos, right_pos = figs._stack(lefts, out_n, scale), figs._stack(rights, in_n, scale)
+    bands = prev_link_bands(links, order, left_pos, right_pos, scale)
+    margin = dict(l=8, r=8, t=40, b=56)
+    plot_h = height - margin["t"] - margin["b"]
+    kind_names = figs.KIND_LABELS[measure] | {figs.DIED: "Died before restaging", figs.NOT_RESTAGED: "Not yet restaged"}
+
+    fig, annotations, placed, shown = figs.Figure(), [], [], set()
+    x0, x1 = figs.FLOW_X["left"][1], figs.FLOW_X["right"][0]
+    for r in sorted(links.itertuples(), key=lambda r: -r.n):      # big links first: they get the best places
+        ys0, ys1, yt0, yt1 = bands[(r.source, r.target)]
+        top_x, top_y = figs._bezier(x0, ys0, x1, yt0)
+        bot_x, bot_y = figs._bezier(x0, ys1, x1, yt1)
+        word = kind_names[r.kind].split(" (")[0]
+        kind = "" if r.kind in (figs.DIED, figs.NOT_RESTAGED) else f" ({word[0].lower() + word[1:]})"
+        text = f"{r.source} → {r.target}{kind}<br>{r.n} patients ({r.n / out_n[r.source]:.0%} of {r.source})"
+        colour = figs.KIND_COLOURS[r.kind]
+        fig.add_scatter(x=np.concatenate([top_x, bot_x[::-1]]), y=np.concatenate([top_y, bot_y[::-1]]),
+                        fill="toself", mode="lines", line=dict(width=0.5, color=figs._rgba(colour, 0.7)),
+                        fillcolor=figs._rgba(colour, 0.45), hoveron="fills", hoverinfo="text", text=text,
+                        name=kind_names[r.kind], legendgroup=r.kind, showlegend=r.kind not in shown,
+                        legendrank=figs.LINK_KINDS.index(r.kind))
+        shown.add(r.kind)
+        spot = figs._label_spot(x0, (ys0 + ys1) / 2, x1, (yt0 + yt1) / 2,
+                           (7.5 * len(str(r.n)) + 10) / figs.ASSUMED_WIDTH_PX, 20 / plot_h, placed)
+        placed.append(spot)
+        annotations.append(dict(x=spot[0], y=spot[1], text=f"<b>{r.n}</b>", showarrow=False, name="link",
+                                font=dict(size=12, color="#212529"), bgcolor="rgba(255,255,255,0.9)",
+                                bordercolor=colour, borderwidth=1, borderpad=1, hovertext=text.replace("<br>", ": ")))
+
+    for side, states, pos, counts in (("left", lefts, left_pos, out_n), ("right", rights, right_pos, in_n)):
+        xa, xb = figs.FLOW_X[side]
+        label_ys = figs._spread([(pos[s][0] + pos[s][1]) / 2 for s in states], 38 / plot_h)
+        for s, ly in zip(states, label_ys):
+            top, bottom = pos[s]
+            if top - bottom < figs.MIN_NODE:
+                mid = (top + bottom) / 2
+                top, bottom = mid + figs.MIN_NODE / 2, mid - figs.MIN_NODE / 2
+            when = "at baseline" if side == "left" else ("" if s in (figs.DIED, figs.NOT_RESTAGED) else "best at follow-up")
+            hover = f"{s} {when}".strip() + f"<br>{counts[s]} of {total} patients ({counts[s] / total:.1%})"
+            fig.add_scatter(x=[xa, xb, xb, xa, xa], y=[bottom, bottom, top, top, bottom], fill="toself",
+                            mode="lines", line=dict(width=0), fillcolor=figs._state_colour(s), hoveron="fills",
+                            hoverinfo="text", text=hover, showlegend=False)
+            annotations.append(dict(
+                x=xa - 0.008 if side == "left" else xb + 0.008, y=ly, xanchor="right" if side == "left" else "left",
+                text=f"<b>{s[0].upper() + s[1:]}</b><br>n = {counts[s]}", showarrow=False, font=dict(size=13),
+                align="right" if side == "left" else "left", name="node", hovertext=hover.replace("<br>", ": ")))
+    for x, text, anchor in ((x0, figs.FLOW_HEADERS[0], "right"), (x1, figs.FLOW_HEADERS[1], "left")):
+        annotations.append(dict(x=x, y=1, yref="paper", yanchor="bottom", xanchor=anchor, showarrow=False,
+                                text=f"<b>{text}</b>", font=dict(size=13, color="#495057"), name="header"))
+    fig.update_xaxes(visible=False, range=[0, 1], fixedrange=True)
+    fig.update_yaxes(visible=False, range=[0, 1], fixedrange=True)
+    figs.base_layout(fig, height=height)
+    fig.update_layout(annotations=annotations, dragmode=False, margin=margin, hovermode="closest",
+                      hoverlabel=dict(bgcolor="white"),
+                      legend=dict(orientation="h", yanchor="top", y=-0.02, xanchor="center", x=0.5,
+                                  traceorder="normal", font=dict(size=12)))
+    return fig
+
+
+def prev_cif_figure(rows: pd.DataFrame, by: str = "none") -> figs.Figure:
+    """cif_figure before it read the rows as lists and numpy arrays (verbatim)."""
+    if rows.empty:
+        return figs.message_figure("No patient outside Milan at baseline in the current filter: nobody to downstage.")
+    fig = figs.Figure()
+    groups = list(dict.fromkeys(rows["group"]))
+    ends = []
+    for i, g in enumerate(groups):
+        d = rows[rows.group == g].sort_values("time_days")
+        n = int(d["n_risk"].iloc[0])
+        colour = figs.colour_for(g, i)
+        months = d["time_days"] / figs.MONTH
+        lower = d["ci_lower"].where(d["cif"] > 0, 0.0).fillna(0.0)
+        upper = d["ci_upper"].where(d["cif"] > 0, 0.0).fillna(0.0)
+        name = f"{figs.group_label(by, g)} (n={n}{', <5: descriptive' if n < figs.SMALL_GROUP else ''})"
+        if len(groups) <= figs.MAX_BANDS:
+            fig.add_scatter(x=months, y=upper, mode="lines", line=dict(width=0, shape="hv"), showlegend=False,
+                            legendgroup=g, hoverinfo="skip", name=f"{g} upper")
+            fig.add_scatter(x=months, y=lower, mode="lines", line=dict(width=0, shape="hv"), fill="tonexty",
+                            fillcolor=figs._rgba(colour, 0.15), showlegend=False, legendgroup=g, hoverinfo="skip",
+                            name=f"{g} lower")
+        fig.add_scatter(
+            x=months, y=d["cif"], mode="lines", name=name, legendgroup=g,
+            line=dict(color=colour, width=2.5, shape="hv", dash="dash" if n < figs.SMALL_GROUP else "solid"),
+            customdata=np.column_stack([d["time_days"], d["ci_lower"].fillna(0), d["ci_upper"].fillna(0),
+                                        d["n_risk"], d["n_event"], d["n_competing"]]),
+            hovertemplate=f"<b>{figs.group_label(by, g)}</b><br>day %{{customdata[0]}} (%{{x:.1f}} months)"
+                          "<br>downstaged: %{y:.1%} (95% CI %{customdata[1]:.1%}–%{customdata[2]:.1%})"
+                          "<br>at risk %{customdata[3]}; downstaged %{customdata[4]}, died %{customdata[5]} "
+                          "at this time<extra></extra>")
+        last = d.iloc[-1]
+        ends.append((float(last["time_days"] / figs.MONTH), float(last["cif"]), colour))
+    # end labels, nudged apart so that two curves ending together stay readable
+    ymax = max(0.05, float(np.nanmax(rows["ci_upper"].where(rows["cif"] > 0).fillna(0).to_numpy())) * 1.08,
+               max(e[1] for e in ends) * 1.15)
+    ymax = min(1.0, ymax)
+    ends = sorted(ends, key=lambda e: -e[1]) if len(ends) <= figs.MAX_END_LABELS else []
+    for (x, y, colour), sy in zip(ends, figs._spread([e[1] / ymax for e in ends], 0.06)):
+        fig.add_annotation(x=x, y=sy * ymax, text=f"<b>{y:.0%}</b>", showarrow=False, xanchor="left", xshift=4,
+                           font=dict(size=12, color=colour), name="end")
+    fig.update_yaxes(title="Downstaged to within Milan", tickformat=".0%", range=[0, ymax], rangemode="tozero")
+    fig.update_xaxes(title="Months since first DEB-TACE", dtick=3, rangemode="tozero")
+    figs.base_layout(fig, height=420)
+    fig.update_layout(hovermode="closest", margin=dict(l=60, r=40, t=40, b=50))
+    return fig
+
+
+def prev_flow_links(flow: pd.DataFrame, measure: str) -> pd.DataFrame:
+    """flow_links before it read the rows as lists and numpy arrays (verbatim)."""
+    order = {s: i for i, s in enumerate(staging.state_order(measure))}
+    if "n" in flow.columns:
+        flow = flow[flow["n"] > 0]
+    if flow.empty:
+        return pd.DataFrame({"source": pd.Series(dtype=str), "target": pd.Series(dtype=str),
+                             "n": pd.Series(dtype=int)})
+    unknown = set(flow["source"]).union(flow["target"]) - set(order)
+    if unknown:
+        raise ValueError(f"states not in the {measure} order: {sorted(unknown)}")
+    if "n" in flow.columns:
+        links = flow.groupby(["source", "target"], as_index=False)["n"].sum()
+    else:
+        links = flow.groupby(["source", "target"], as_index=False).size().rename(columns={"size": "n"})
+    links = links.sort_values(["source", "target"], key=lambda c: c.map(order), ignore_index=True)
+    links["n"] = links["n"].astype(int)
+    return links[["source", "target", "n"]]
+
+
+def prev_downsizing_summary(rows: pd.DataFrame, levels: list[str]) -> pd.DataFrame:
+    """downsizing_summary before it read the rows as lists and numpy arrays (verbatim)."""
+    out = []
+    by_group = dict(tuple(rows.groupby("group", sort=False)["best_pct_change"])) if len(rows) else {}
+    for group in levels:
+        v = by_group.get(group, pd.Series(dtype=float)).dropna().astype(float)
+        if v.empty:
+            out.append((group, 0, None, None, None, 0))
+            continue
+        q1, med, q3 = np.quantile(v, [0.25, 0.5, 0.75])
+        out.append((group, len(v), float(med), float(q1), float(q3), int((v <= -30).sum())))
+    return pd.DataFrame(out, columns=["group", "n", "median", "q1", "q3", "n_30"])
+
+
+@pytest.mark.parametrize("filters", FILTERS, ids=lambda f: f.to_query() or "all")
+def test_flow_and_cif_figures_equal_the_previous_ones(snapshot, filters):
+    """The flow and CIF figures, built from lists and numpy arrays instead of DataFrames: the same
+    JSON, byte for byte."""
+    for measure in staging.MEASURES:
+        rows = staging_exports.staging_flow_export(snapshot, filters, measure=measure).rows
+        assert as_json(figs.flow_figure(rows, measure)) == as_json(prev_flow_figure(rows, measure))
+        assert as_json(figs.flow_figure(rows, measure, height=300)) == as_json(prev_flow_figure(rows, measure, 300))
+    for by, ci in [(by, "log") for by in BYS] + [("bclc_stage", "log-log"), ("none", "plain")]:
+        rows = staging_exports.downstaging_cif_export(snapshot, filters, by=by, ci=ci).rows
+        assert as_json(figs.cif_figure(rows, by)) == as_json(prev_cif_figure(rows, by))
+
+
+def test_flow_links_and_downsizing_summary_equal_the_previous_ones():
+    rng = np.random.default_rng(5)
+    for measure in staging.MEASURES:
+        states = staging.state_order(measure)
+        for trial in range(30):
+            n = int(rng.integers(0, 60))
+            flow = pd.DataFrame({"source": rng.choice(states[:-2], n), "target": rng.choice(states, n)})
+            pd.testing.assert_frame_equal(staging.flow_links(flow, measure), prev_flow_links(flow, measure),
+                                          check_exact=True)
+            counted = flow.groupby(["source", "target"], as_index=False).size().rename(columns={"size": "n"})
+            counted.loc[counted.index[:2], "n"] = 0
+            pd.testing.assert_frame_equal(staging.flow_links(counted, measure), prev_flow_links(counted, measure),
+                                          check_exact=True)
+    with pytest.raises(ValueError, match="states not in"):
+        staging.flow_links(pd.DataFrame({"source": ["BCLC B"], "target": ["nowhere"]}), "bclc")
+    for trial in range(40):
+        n = int(rng.integers(0, 80))
+        rows = pd.DataFrame({"group": rng.choice(["A", "B", "C"], n),
+                             "best_pct_change": np.where(rng.random(n) < 0.1, np.nan, rng.normal(-20, 40, n))})
+        for levels in (["A", "B", "C", "D"], ["C"], []):
+            pd.testing.assert_frame_equal(staging.downsizing_summary(rows, levels),
+                                          prev_downsizing_summary(rows, levels), check_exact=True)
+
+
+def test_downsizing_all_rowid_is_the_export_order(snapshot):
+    """The downsizing export sorts a group's patients by downsizing_all's rowid: the table must be
+    stored in the order of best change (nulls last), then patient."""
+    by_rowid = data.execute("select patient_id from downsizing_all order by rowid", snapshot)
+    by_value = data.execute("select patient_id from downsizing_all "
+                            "order by best_pct_change asc nulls last, patient_id asc", snapshot)
+    assert by_rowid["patient_id"].tolist() == by_value["patient_id"].tolist()

@@ -9,6 +9,8 @@ the estimate at tied times (a test shows it).
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -16,9 +18,18 @@ from scipy import stats
 CONF_TYPES = ("log", "log-log", "plain")
 
 
+def _numeric(values) -> np.ndarray:
+    """Values as floats, NaN where not a number. Integer and float arrays (what SQL gives) are
+    converted directly; anything else goes through pd.to_numeric (the same values)."""
+    a = np.asarray(values)
+    if a.dtype.kind in "iuf":
+        return a.astype(float)
+    return pd.to_numeric(pd.Series(np.asarray(values, dtype=object)), errors="coerce").to_numpy(float)
+
+
 def _clean(time, status, counts=None):
-    t = pd.to_numeric(pd.Series(np.asarray(time, dtype=object)), errors="coerce").to_numpy(float)
-    s = pd.to_numeric(pd.Series(np.asarray(status, dtype=object)), errors="coerce").to_numpy(float)
+    t = _numeric(time)
+    s = _numeric(status)
     if len(t) != len(s):
         raise ValueError("time and status must have the same length")
     w = None if counts is None else np.asarray(counts, dtype=float)
@@ -38,10 +49,15 @@ def _clean(time, status, counts=None):
     return t, s.astype(int), w.astype(np.int64)
 
 
+@lru_cache(maxsize=8)
+def _z(conf_level: float) -> float:
+    return float(stats.norm.ppf(1 - (1 - conf_level) / 2))
+
+
 def _confint(p, se, conf_type, conf_level):
     """R survival's ``survfit_confint`` with ``logse = FALSE`` (se of the probability itself),
     the transform applied to the probability p as survfit does for multi-state curves."""
-    z = float(stats.norm.ppf(1 - (1 - conf_level) / 2))
+    z = _z(conf_level)
     with np.errstate(divide="ignore", invalid="ignore"):
         if conf_type == "plain":
             return np.maximum(p - z * se, 0.0), np.minimum(p + z * se, 1.0)
@@ -90,14 +106,27 @@ def aalen_johansen(time, status, cause: int = 1, conf_level: float = 0.95,
     """
     if conf_type not in CONF_TYPES:
         raise ValueError(f"conf_type must be one of {CONF_TYPES}, got {conf_type!r}")
+    columns = aalen_johansen_arrays(time, status, cause, conf_level, conf_type, counts)
+    if columns is None:
+        return pd.DataFrame({c: pd.Series(dtype=float) for c in AJ_COLUMNS})
+    return pd.DataFrame(columns)
+
+
+AJ_COLUMNS = ("time_days", "n_risk", "n_event", "n_competing", "n_censor", "cif", "std_err", "ci_lower",
+              "ci_upper")
+
+
+def aalen_johansen_arrays(time, status, cause: int = 1, conf_level: float = 0.95, conf_type: str = "log",
+                          counts=None) -> dict | None:
+    """aalen_johansen's columns as numpy arrays (AJ_COLUMNS, in order), None when there is no
+    subject: the estimator without building a DataFrame, for callers that fit many groups."""
     t, s, w = _clean(time, status, counts)
     nonzero = w > 0
-    t, s, w = t[nonzero], s[nonzero], w[nonzero]
+    if not nonzero.all():
+        t, s, w = t[nonzero], s[nonzero], w[nonzero]
     n = int(w.sum())
-    cols = ["time_days", "n_risk", "n_event", "n_competing", "n_censor", "cif", "std_err",
-            "ci_lower", "ci_upper"]
     if n == 0:
-        return pd.DataFrame({c: pd.Series(dtype=float) for c in cols})
+        return None
     # one entry per distinct (time, status), sorted by time then status
     order = np.lexsort((s, t))
     t, s, w = t[order], s[order], w[order]
@@ -126,41 +155,52 @@ def aalen_johansen(time, status, cause: int = 1, conf_level: float = 0.95,
     g = len(gt)
     u_surv = np.zeros(g)        # influence of each subject on S(t-) (IJ), then on S(t)
     u_cif = np.zeros(g)         # influence on CIF_cause
+    tmp = np.empty(g)
+    sq = np.empty(g)
     weights = gw.astype(float)
     is_event, is_cause = gs > 0, gs == cause
-    for j in range(m):
-        d_all = int(d_all_t[j])
-        if d_all > 0:
-            nr, d_k = int(n_risk[j]), int(d_k_t[j])
-            a, b = int(first[j]), int(end[j])       # at risk: entries a..; here (time == t): a..b
-            # hazards at t and their derivatives w.r.t. each subject's weight (0 for those not at risk)
-            lam_all, lam_k = d_all / nr, d_k / nr
-            # derivative of each hazard: (event here - lam) / n for those at risk, 0 for the others
-            # (adding or subtracting S(t-) * 0 changes nothing); at risk, not here: (0 - lam) / n
-            dl_all = np.where(is_event[a:b], (1.0 - lam_all) / nr, (0.0 - lam_all) / nr)
-            dl_k = np.where(is_cause[a:b], (1.0 - lam_k) / nr, (0.0 - lam_k) / nr)
-            # CIF(t) = CIF(t-) + S(t-) lam_k ; S(t) = S(t-) (1 - lam_all)
-            new_cif = u_cif + u_surv * lam_k
-            new_cif[a:b] += surv_prev * dl_k
-            new_cif[b:] += surv_prev * ((0.0 - lam_k) / nr)
-            u_surv = u_surv * (1 - lam_all)
-            u_surv[a:b] -= surv_prev * dl_all
-            u_surv[b:] -= surv_prev * ((0.0 - lam_all) / nr)
-            u_cif = new_cif
-            cif = cif + surv_prev * lam_k
-            surv_prev = surv_prev * (1 - lam_all)
-            se = float(np.sqrt(np.dot(weights, u_cif * u_cif)))
+    # the loop visits event times only; between them the CIF and its SE stay as they are
+    event_times = np.flatnonzero(d_all_t > 0)
+    for j, d_all, nr, d_k, a, b in zip(event_times.tolist(), d_all_t[event_times].tolist(),
+                                       n_risk[event_times].tolist(), d_k_t[event_times].tolist(),
+                                       first[event_times].tolist(), end[event_times].tolist()):
+        # at risk: entries a..; here (time == t): a..b
+        # hazards at t and their derivatives w.r.t. each subject's weight (0 for those not at risk)
+        lam_all, lam_k = d_all / nr, d_k / nr
+        # derivative of each hazard: (event here - lam) / n for those at risk, 0 for the others
+        # (adding or subtracting S(t-) * 0 changes nothing); at risk, not here: (0 - lam) / n
+        dl_all = np.where(is_event[a:b], (1.0 - lam_all) / nr, (0.0 - lam_all) / nr)
+        dl_k = np.where(is_cause[a:b], (1.0 - lam_k) / nr, (0.0 - lam_k) / nr)
+        # CIF(t) = CIF(t-) + S(t-) lam_k ; S(t) = S(t-) (1 - lam_all)
+        np.multiply(u_surv, lam_k, out=tmp)
+        np.add(u_cif, tmp, out=u_cif)                   # u_cif + u_surv * lam_k
+        u_cif[a:b] += surv_prev * dl_k
+        u_cif[b:] += surv_prev * ((0.0 - lam_k) / nr)
+        np.multiply(u_surv, 1 - lam_all, out=u_surv)
+        u_surv[a:b] -= surv_prev * dl_all
+        u_surv[b:] -= surv_prev * ((0.0 - lam_all) / nr)
+        cif = cif + surv_prev * lam_k
+        surv_prev = surv_prev * (1 - lam_all)
+        np.multiply(u_cif, u_cif, out=sq)
+        se = float(np.sqrt(np.dot(weights, sq)))
         cif_t[j], se_t[j] = cif, se
-    out = pd.DataFrame({
+    # between event times: the values of the last event time (0 before the first)
+    if len(event_times) and len(event_times) < m:
+        last = np.maximum.accumulate(np.where(d_all_t > 0, np.arange(m), -1))
+        filled = last >= 0
+        cif_t = np.where(filled, cif_t[np.maximum(last, 0)], 0.0)
+        se_t = np.where(filled, se_t[np.maximum(last, 0)], 0.0)
+    cif_col = np.concatenate([[0.0], cif_t])
+    se_col = np.concatenate([[0.0], se_t])
+    lower, upper = _confint(cif_col, se_col, conf_type, conf_level)
+    return {
         "time_days": np.concatenate([[0.0], utime]),
         "n_risk": np.concatenate([[n], n_risk]).astype(np.int64),
         "n_event": np.concatenate([[0], d_k_t]).astype(np.int64),
         "n_competing": np.concatenate([[0], d_all_t - d_k_t]).astype(np.int64),
         "n_censor": np.concatenate([[0], n_cens_t]).astype(np.int64),
-        "cif": np.concatenate([[0.0], cif_t]),
-        "std_err": np.concatenate([[0.0], se_t]),
-    })
-    lower, upper = _confint(out["cif"].to_numpy(float), out["std_err"].to_numpy(float),
-                            conf_type, conf_level)
-    out["ci_lower"], out["ci_upper"] = lower, upper
-    return out
+        "cif": cif_col,
+        "std_err": se_col,
+        "ci_lower": lower,
+        "ci_upper": upper,
+    }

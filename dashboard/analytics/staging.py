@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dashboard.analytics.competing import aalen_johansen
+from dashboard.analytics.competing import AJ_COLUMNS, aalen_johansen_arrays
 from dashboard.analytics.proportions import clopper_pearson
 from dashboard.analytics.survival import km_fit
 from dashboard.contract import BCLC_STAGES
@@ -58,21 +58,21 @@ def flow_links(flow: pd.DataFrame, measure: str) -> pd.DataFrame:
     The rows are patients, or already counted: with a column `n`, each row stands for n
     patients (the staging-flow export counts them in SQL)."""
     order = {s: i for i, s in enumerate(state_order(measure))}
-    if "n" in flow.columns:
-        flow = flow[flow["n"] > 0]
-    if flow.empty:
+    sources, targets = flow["source"].tolist(), flow["target"].tolist()
+    ns = flow["n"].tolist() if "n" in flow.columns else [1] * len(sources)
+    links: dict = {}
+    for source, target, n in zip(sources, targets, ns):
+        if n > 0:
+            links[(source, target)] = links.get((source, target), 0) + n
+    if not links:
         return pd.DataFrame({"source": pd.Series(dtype=str), "target": pd.Series(dtype=str),
                              "n": pd.Series(dtype=int)})
-    unknown = set(flow["source"]).union(flow["target"]) - set(order)
+    unknown = {s for pair in links for s in pair} - set(order)
     if unknown:
         raise ValueError(f"states not in the {measure} order: {sorted(unknown)}")
-    if "n" in flow.columns:
-        links = flow.groupby(["source", "target"], as_index=False)["n"].sum()
-    else:
-        links = flow.groupby(["source", "target"], as_index=False).size().rename(columns={"size": "n"})
-    links = links.sort_values(["source", "target"], key=lambda c: c.map(order), ignore_index=True)
-    links["n"] = links["n"].astype(int)
-    return links[["source", "target", "n"]]
+    keys = sorted(links, key=lambda st: (order[st[0]], order[st[1]]))
+    return pd.DataFrame({"source": [s for s, _ in keys], "target": [t for _, t in keys],
+                         "n": np.array([links[k] for k in keys], dtype=int)})
 
 
 RATE_COUNT_COLUMNS = {
@@ -120,25 +120,31 @@ def cumulative_incidence(ttd: pd.DataFrame, levels: list[str], conf_type: str = 
     patients with its group, time_days and status (the downstaging-cif export counts them in SQL)."""
     cols = ["group", "time_days", "cif", "ci_lower", "ci_upper", "n_risk", "n_event", "n_competing",
             "n_censor"]
-    parts = []
     counted = "n" in ttd.columns
-    by_group = dict(tuple(ttd.groupby("group", sort=False))) if len(ttd) else {}
-    for group in levels:
-        sub = by_group.get(group)
-        if sub is None or sub.empty or (counted and sub["n"].sum() == 0):
-            continue
-        fit = aalen_johansen(sub["time_days"], sub["status"], cause=1, conf_type=conf_type,
-                             counts=sub["n"] if counted else None)
-        # the leading CIF-0 row duplicates a data row when someone is censored at day 0
-        fit = fit.drop_duplicates("time_days", keep="last").assign(group=group)
-        parts.append(fit)
+    parts = []
+    if len(ttd):
+        group = ttd["group"].to_numpy()
+        time, status = ttd["time_days"].to_numpy(), ttd["status"].to_numpy()
+        n = ttd["n"].to_numpy() if counted else None
+        for g in levels:
+            rows = group == g
+            if not rows.any() or (counted and n[rows].sum() == 0):
+                continue
+            fit = aalen_johansen_arrays(time[rows], status[rows], cause=1, conf_type=conf_type,
+                                        counts=n[rows] if counted else None)
+            if fit is None:
+                fit = {c: np.zeros(0) for c in AJ_COLUMNS}
+            elif len(fit["time_days"]) > 1 and fit["time_days"][1] == fit["time_days"][0]:
+                # the leading CIF-0 row duplicates a data row when someone is censored at day 0
+                fit = {c: v[1:] for c, v in fit.items()}
+            fit["group"] = np.full(len(fit["time_days"]), g, dtype=object)
+            parts.append(fit)
     if not parts:
         return pd.DataFrame({c: pd.Series(dtype=object if c == "group" else float) for c in cols})
-    out = pd.concat(parts, ignore_index=True)[cols]
-    for c in ("n_risk", "n_event", "n_competing", "n_censor"):
+    out = {c: np.concatenate([p[c] for p in parts]) for c in cols}
+    for c in ("time_days", "n_risk", "n_event", "n_competing", "n_censor"):
         out[c] = out[c].astype(int)
-    out["time_days"] = out["time_days"].astype(int)
-    return out
+    return pd.DataFrame(out)
 
 
 def step_at(curve: pd.DataFrame, t: float) -> pd.Series | None:
@@ -185,12 +191,14 @@ def downsizing_summary(rows: pd.DataFrame, levels: list[str]) -> pd.DataFrame:
     (R's quantile type 7) and how many shrank by 30% or more. Columns: group, n, median, q1, q3,
     n_30."""
     out = []
-    by_group = dict(tuple(rows.groupby("group", sort=False)["best_pct_change"])) if len(rows) else {}
-    for group in levels:
-        v = by_group.get(group, pd.Series(dtype=float)).dropna().astype(float)
-        if v.empty:
-            out.append((group, 0, None, None, None, 0))
+    group = rows["group"].to_numpy() if len(rows) else np.zeros(0, dtype=object)
+    change = rows["best_pct_change"].to_numpy(float) if len(rows) else np.zeros(0)
+    for g in levels:
+        v = change[group == g]
+        v = v[~np.isnan(v)]
+        if not len(v):
+            out.append((g, 0, None, None, None, 0))
             continue
         q1, med, q3 = np.quantile(v, [0.25, 0.5, 0.75])
-        out.append((group, len(v), float(med), float(q1), float(q3), int((v <= -30).sum())))
+        out.append((g, len(v), float(med), float(q1), float(q3), int((v <= -30).sum())))
     return pd.DataFrame(out, columns=["group", "n", "median", "q1", "q3", "n_30"])

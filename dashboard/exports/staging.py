@@ -6,29 +6,71 @@ The exports count in DuckDB what they only count (patients per flow link, per gr
 eligibility, per time and status) and read one row per patient only where they print one
 (downsizing); the group of a patient is computed in the same SQL (`group_sql`), as
 grouping.group_column computes it in pandas."""
+import numpy as np
+import pandas as pd
+
 from dashboard import cache, data
 from dashboard.analytics import staging
 from dashboard.data import ALL_SITES
 from dashboard.exports import Export, export
 from dashboard.filters import Filters
-from dashboard.grouping import check_by, group_sql, ordered_levels
+from dashboard.grouping import LEVEL_ORDER, check_by, group_sql, ordered_levels
 
 ONE_YEAR_DAYS = 365
 DOWNSIZING_COLUMNS = ["group", "patient_id", "site_id", "lesion_id", "baseline_diameter_mm",
                       "best_diameter_mm", "best_pct_change", "best_visit"]
 
 
-def cohort_groups(snapshot, filters, scope, by: str) -> tuple[list[str], int]:
-    """The group levels present in cohort, in their natural order ([] for no patient), and the
-    number of patients, counted in SQL.
-    Cached: three cards of the Downstaging page ask for it in the same update."""
+# Every by-dependent count of the page in one query (binding and planning the nested views of a
+# query costs more than counting 600 patients): one row per group, rate flags, time and status of
+# time to downstaging (status -1 for a patient within Milan at baseline, who has none), with the
+# number of patients. downstaging-summary and downstaging-cif sum what they need.
+STAGING_COUNTS_SQL = """
+select {group} as "group",
+       coalesce(not o.baseline_within_milan, false) as milan_eligible,
+       coalesce(not o.baseline_within_milan and o.is_downstaged_to_milan, false) as milan_achieved,
+       coalesce(not o.baseline_resectable, false) as resectable_eligible,
+       coalesce(not o.baseline_resectable and o.is_converted_to_resectable, false) as resectable_achieved,
+       coalesce(t.time_days, -1) as time_days,
+       coalesce(t.status, -1) as status,
+       count(*) as n
+from cohort c
+join staging_outcomes_all o using (patient_id)
+left join time_to_downstaging t using (patient_id)
+group by all
+"""
+RATE_FLAGS = ("milan_eligible", "milan_achieved", "resectable_eligible", "resectable_achieved")
+
+
+def staging_counts(snapshot, filters, scope, by: str) -> dict:
+    """The cohort's patients counted per group in one query (STAGING_COUNTS_SQL), cached per
+    (snapshot, filters, scope, grouping): the rates and CIF cards of the Downstaging page read it
+    in the same update. Keys: levels (the group levels present, in their natural order; [] for
+    no patient), n (patients), rates (per group: patients eligible for and having achieved
+    downstaging to Milan and conversion to resectable) and ttd (patients per group, time_days
+    and status of time_to_downstaging)."""
     def compute():
-        counts = data.execute(f'select {group_sql("c")} as "group", count(*) as n from cohort c group by all',
-                              snapshot, filters, scope, params={"by": by})
-        counts = counts[counts["n"] > 0]          # with no grouping, an empty cohort still gives ('all', 0)
-        levels = ordered_levels(by, counts["group"]) if len(counts) else []
-        return levels, int(counts["n"].sum())
-    return cache.cached("cohort_groups", snapshot, filters, scope, compute, by=by)
+        counts = data.execute(STAGING_COUNTS_SQL.format(group=group_sql("c")), snapshot, filters, scope,
+                              params={"by": by})
+        n = counts["n"].to_numpy()
+        keep = n > 0
+        group = counts["group"].to_numpy()[keep]
+        n = n[keep]
+        levels = ordered_levels(by, group) if len(group) else []
+        # per group (first seen first): patients with each flag
+        names, first, inverse = np.unique(group, return_index=True, return_inverse=True)
+        seen = np.argsort(first, kind="stable")
+        rates = {"group": names[seen]}
+        for flag in RATE_FLAGS:
+            sums = np.zeros(len(names), dtype=np.int64)
+            np.add.at(sums, inverse, np.where(counts[flag].to_numpy(bool)[keep], n, 0))
+            rates[flag] = sums[seen]
+        status = counts["status"].to_numpy()[keep]
+        timed = status >= 0
+        ttd = pd.DataFrame({"group": group[timed], "time_days": counts["time_days"].to_numpy()[keep][timed],
+                            "status": status[timed], "n": n[timed]})
+        return {"levels": levels, "n": int(n.sum()), "rates": pd.DataFrame(rates), "ttd": ttd}
+    return cache.cached("staging_counts", snapshot, filters, scope, compute, by=by)
 
 
 def check_measure(measure: str | None) -> str:
@@ -49,26 +91,14 @@ def staging_flow_export(snapshot, filters=Filters(), scope=ALL_SITES, measure="b
                   {"measure": measure})
 
 
-RATE_COUNTS_SQL = """
-select {group} as "group",
-       count(*) filter (where not o.baseline_within_milan) as milan_eligible,
-       count(*) filter (where not o.baseline_within_milan and o.is_downstaged_to_milan) as milan_achieved,
-       count(*) filter (where not o.baseline_resectable) as resectable_eligible,
-       count(*) filter (where not o.baseline_resectable and o.is_converted_to_resectable) as resectable_achieved
-from cohort c
-join staging_outcomes o using (patient_id)
-group by all
-"""
-
-
 @export("downstaging-summary", "downstaged to within Milan and converted to resectable: eligible, achieved, "
                                "rate and exact 95% CI, overall (group 'all') and per group (--by FIELD|none)",
         options=("by",))
 def downstaging_summary_export(snapshot, filters=Filters(), scope=ALL_SITES, by=None, **_):
     by = check_by(by)
-    levels, n = cohort_groups(snapshot, filters, scope, by)
-    counts = data.execute(RATE_COUNTS_SQL.format(group=group_sql("c")), snapshot, filters, scope,
-                          params={"by": by})
+    counts = staging_counts(snapshot, filters, scope, by)
+    levels, n = counts["levels"], counts["n"]
+    counts = counts["rates"]
     return Export("downstaging-summary", staging.group_rates_from_counts(counts, levels), n,
                   {"by": by, "ci_method": "Clopper-Pearson exact, 95%"})
 
@@ -79,11 +109,10 @@ def downstaging_summary_export(snapshot, filters=Filters(), scope=ALL_SITES, by=
         options=("by", "ci"))
 def downstaging_cif_export(snapshot, filters=Filters(), scope=ALL_SITES, by=None, ci="log", **_):
     by = check_by(by)
-    levels, n = cohort_groups(snapshot, filters, scope, by)
+    counts = staging_counts(snapshot, filters, scope, by)
+    levels, n = counts["levels"], counts["n"]
     # patients per group, time and status: the estimator needs no more than these counts
-    ttd = data.execute(f'select {group_sql("c")} as "group", t.time_days, t.status, count(*) as n '
-                       "from time_to_downstaging t join cohort c using (patient_id) group by all",
-                       snapshot, filters, scope, params={"by": by})
+    ttd = counts["ttd"]
     rows = staging.cumulative_incidence(ttd, levels, conf_type=ci)
     pooled_counts = ttd.groupby(["time_days", "status"], as_index=False)["n"].sum().assign(group="all")
     pooled = staging.cumulative_incidence(pooled_counts, ["all"], conf_type=ci)
@@ -103,14 +132,21 @@ def downstaging_cif_export(snapshot, filters=Filters(), scope=ALL_SITES, by=None
         options=("by",))
 def downsizing_export(snapshot, filters=Filters(), scope=ALL_SITES, by=None, **_):
     by = check_by(by)
-    levels, n = cohort_groups(snapshot, filters, scope, by)
-    # every patient of the filter, in the export's order: group level, best change, patient
+    # every patient of the filter (the rows of downsizing: downsizing_all joined to cohort), in the
+    # export's order: group level (ordered_levels' order: LEVEL_ORDER's levels first, then the
+    # others sorted), best change, patient: downsizing_all is stored in the order of best change
+    # and patient, so its rowid is that order (an integer sort instead of one by change and text).
+    # Its own levels and count: no wait for another query.
     rows = data.execute(f'select {group_sql("c")} as "group", d.patient_id, d.site_id, d.lesion_id, '
                         "d.baseline_diameter_mm, d.best_diameter_mm, d.best_pct_change, d.best_visit, "
                         "d.not_evaluable_reason "
-                        "from downsizing d join cohort c using (patient_id) "
-                        'order by list_position($levels::varchar[], "group"), d.best_pct_change, d.patient_id',
-                        snapshot, filters, scope, params={"by": by, "levels": levels})
+                        "from downsizing_all d join cohort c using (patient_id) "
+                        'order by coalesce(list_position($order::varchar[], "group"), 2147483647), "group", '
+                        "d.rowid",
+                        snapshot, filters, scope, params={"by": by, "order": LEVEL_ORDER.get(by, [])})
+    group = rows["group"].to_numpy()
+    levels = ordered_levels(by, group) if len(group) else []
+    n = len(rows)
     evaluable = rows[rows["best_pct_change"].notna()][DOWNSIZING_COLUMNS].reset_index(drop=True)
     reasons = rows["not_evaluable_reason"].dropna().value_counts().sort_index()
     summary = staging.downsizing_summary(evaluable, levels)

@@ -8,6 +8,7 @@ on a printed slide, and hovering a node or a link still gives the details.
 from __future__ import annotations
 
 import textwrap
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -116,19 +117,20 @@ def _overlap(a, b) -> float:
     return dx * dy if dx > 0 and dy > 0 else 0.0
 
 
-def _link_bands(links: pd.DataFrame, order: list[str], left_pos: dict, right_pos: dict, scale: float) -> dict:
+def _link_bands(links: list, order: list[str], left_pos: dict, right_pos: dict, scale: float) -> dict:
     """(source, target) -> (top, bottom at the source, top, bottom at the target): links stacked
-    inside their nodes, at the source in target order and at the target in source order."""
+    inside their nodes, at the source in target order and at the target in source order.
+    `links`: (source, target, n) tuples."""
     rank = {s: i for i, s in enumerate(order)}
     src_top = {s: pos[0] for s, pos in left_pos.items()}
     tgt_top = {s: pos[0] for s, pos in right_pos.items()}
     bands = {}
-    for r in links.sort_values("target", key=lambda c: c.map(rank)).itertuples():
-        bands[(r.source, r.target)] = [src_top[r.source], src_top[r.source] - r.n * scale]
-        src_top[r.source] -= r.n * scale
-    for r in links.sort_values("source", key=lambda c: c.map(rank)).itertuples():
-        bands[(r.source, r.target)] += [tgt_top[r.target], tgt_top[r.target] - r.n * scale]
-        tgt_top[r.target] -= r.n * scale
+    for source, target, n in sorted(links, key=lambda r: rank[r[1]]):
+        bands[(source, target)] = [src_top[source], src_top[source] - n * scale]
+        src_top[source] -= n * scale
+    for source, target, n in sorted(links, key=lambda r: rank[r[0]]):
+        bands[(source, target)] += [tgt_top[target], tgt_top[target] - n * scale]
+        tgt_top[target] -= n * scale
     return {k: tuple(v) for k, v in bands.items()}
 
 
@@ -147,6 +149,13 @@ def _label_spot(x0, y0, x1, y1, width, height, placed) -> tuple:
     return best
 
 
+class FlowLink(NamedTuple):
+    source: str
+    target: str
+    n: int
+    kind: str
+
+
 def flow_figure(links: pd.DataFrame, measure: str, height: int = 500) -> Figure:
     """The staging flow: baseline state (left) -> best follow-up state or terminal state (right),
     node and link widths proportional to patients, every node and link labelled with its count.
@@ -154,22 +163,25 @@ def flow_figure(links: pd.DataFrame, measure: str, height: int = 500) -> Figure:
     if links.empty or links["n"].sum() == 0:
         return message_figure(NO_PATIENTS)
     order = state_order(measure)
-    links = links[links["n"] > 0].copy()
-    links["kind"] = [link_kind(measure, s, t) for s, t in zip(links.source, links.target)]
-    total = int(links["n"].sum())
-    out_n = links.groupby("source")["n"].sum().to_dict()
-    in_n = links.groupby("target")["n"].sum().to_dict()
+    records = [(s, t, n) for s, t, n in zip(links["source"].tolist(), links["target"].tolist(), links["n"].tolist())
+               if n > 0]
+    total = sum(n for _, _, n in records)
+    out_n, in_n = {}, {}
+    for s, t, n in records:
+        out_n[s] = out_n.get(s, 0) + n
+        in_n[t] = in_n.get(t, 0) + n
     lefts, rights = [s for s in order if s in out_n], [s for s in order if s in in_n]
     scale = min((1 - FLOW_GAP * (len(col) - 1)) / total for col in (lefts, rights))
     left_pos, right_pos = _stack(lefts, out_n, scale), _stack(rights, in_n, scale)
-    bands = _link_bands(links, order, left_pos, right_pos, scale)
+    bands = _link_bands(records, order, left_pos, right_pos, scale)
     margin = dict(l=8, r=8, t=40, b=56)
     plot_h = height - margin["t"] - margin["b"]
     kind_names = KIND_LABELS[measure] | {DIED: "Died before restaging", NOT_RESTAGED: "Not yet restaged"}
 
     fig, annotations, placed, shown = Figure(), [], [], set()
     x0, x1 = FLOW_X["left"][1], FLOW_X["right"][0]
-    for r in sorted(links.itertuples(), key=lambda r: -r.n):      # big links first: they get the best places
+    links = [FlowLink(s, t, n, link_kind(measure, s, t)) for s, t, n in records]
+    for r in sorted(links, key=lambda r: -r.n):                   # big links first: they get the best places
         ys0, ys1, yt0, yt1 = bands[(r.source, r.target)]
         top_x, top_y = _bezier(x0, ys0, x1, yt0)
         bot_x, bot_y = _bezier(x0, ys1, x1, yt1)
@@ -270,6 +282,12 @@ def rates_figure(rows: pd.DataFrame, by: str = "none") -> Figure:
 
 
 # --- cumulative incidence ----------------------------------------------------------------------
+def _nan_to_zero(values: np.ndarray) -> np.ndarray:
+    """pandas' fillna(0.0) on a float column, for a numpy array."""
+    values = np.asarray(values, dtype=float)
+    return np.where(np.isnan(values), 0.0, values)
+
+
 def cif_figure(rows: pd.DataFrame, by: str = "none") -> Figure:
     """Cumulative incidence of downstaging to within Milan (Aalen-Johansen, death competing) per
     group, as step curves with their 95% pointwise CI band; the value at the last time labelled.
@@ -277,15 +295,21 @@ def cif_figure(rows: pd.DataFrame, by: str = "none") -> Figure:
     if rows.empty:
         return message_figure("No patient outside Milan at baseline in the current filter: nobody to downstage.")
     fig = Figure()
-    groups = list(dict.fromkeys(rows["group"]))
+    group_col = rows["group"].to_numpy()
+    groups = list(dict.fromkeys(group_col.tolist()))
+    columns = {c: rows[c].to_numpy() for c in ("time_days", "cif", "ci_lower", "ci_upper", "n_risk", "n_event",
+                                               "n_competing")}
     ends = []
     for i, g in enumerate(groups):
-        d = rows[rows.group == g].sort_values("time_days")
-        n = int(d["n_risk"].iloc[0])
+        at = np.flatnonzero(group_col == g)
+        d = {c: v[at] for c, v in columns.items()}
+        d = {c: v[np.argsort(d["time_days"], kind="stable")] for c, v in d.items()}
+        n = int(d["n_risk"][0])
         colour = colour_for(g, i)
         months = d["time_days"] / MONTH
-        lower = d["ci_lower"].where(d["cif"] > 0, 0.0).fillna(0.0)
-        upper = d["ci_upper"].where(d["cif"] > 0, 0.0).fillna(0.0)
+        positive = d["cif"] > 0
+        lower = _nan_to_zero(np.where(positive, d["ci_lower"], 0.0))
+        upper = _nan_to_zero(np.where(positive, d["ci_upper"], 0.0))
         name = f"{group_label(by, g)} (n={n}{', <5: descriptive' if n < SMALL_GROUP else ''})"
         if len(groups) <= MAX_BANDS:
             fig.add_scatter(x=months, y=upper, mode="lines", line=dict(width=0, shape="hv"), showlegend=False,
@@ -296,14 +320,13 @@ def cif_figure(rows: pd.DataFrame, by: str = "none") -> Figure:
         fig.add_scatter(
             x=months, y=d["cif"], mode="lines", name=name, legendgroup=g,
             line=dict(color=colour, width=2.5, shape="hv", dash="dash" if n < SMALL_GROUP else "solid"),
-            customdata=np.column_stack([d["time_days"], d["ci_lower"].fillna(0), d["ci_upper"].fillna(0),
+            customdata=np.column_stack([d["time_days"], _nan_to_zero(d["ci_lower"]), _nan_to_zero(d["ci_upper"]),
                                         d["n_risk"], d["n_event"], d["n_competing"]]),
             hovertemplate=f"<b>{group_label(by, g)}</b><br>day %{{customdata[0]}} (%{{x:.1f}} months)"
                           "<br>downstaged: %{y:.1%} (95% CI %{customdata[1]:.1%}–%{customdata[2]:.1%})"
                           "<br>at risk %{customdata[3]}; downstaged %{customdata[4]}, died %{customdata[5]} "
                           "at this time<extra></extra>")
-        last = d.iloc[-1]
-        ends.append((float(last["time_days"] / MONTH), float(last["cif"]), colour))
+        ends.append((float(d["time_days"][-1] / MONTH), float(d["cif"][-1]), colour))
     # end labels, nudged apart so that two curves ending together stay readable
     ymax = max(0.05, float(np.nanmax(rows["ci_upper"].where(rows["cif"] > 0).fillna(0).to_numpy())) * 1.08,
                max(e[1] for e in ends) * 1.15)
