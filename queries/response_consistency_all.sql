@@ -57,6 +57,8 @@ final as (
                      and j.has_non_target_present) as is_discrepant
     from checked j
     join cohort_all c using (patient_id)
+    -- stored in this order: a query for one scope's discrepant scans reads only their row groups
+    order by j.scope, is_discrepant, j.patient_id
 )
 
 select * from final

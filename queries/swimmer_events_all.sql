@@ -50,6 +50,8 @@ final as (
     from lanes l
     join marks m using (scope, patient_id)
     join best_response_all b using (scope, patient_id)
+    -- stored in this order: the lanes' end marks of one scope (the swimmer's lane order) sit together
+    order by l.scope, m.event, l.patient_id, day
 )
 
 select * from final

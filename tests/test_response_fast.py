@@ -404,3 +404,413 @@ def test_numbers_sent_as_text_read_back_exactly(monkeypatch, engine):
     if engine == "repr":
         assert list(text[:50]) == [repr(v) for v in values[:50].tolist()]
     assert list(figs._number_text(np.array([1.5, np.nan]))) == ["1.5", ""]
+
+
+# --- the consistency table: light cells, the same JSON -------------------------------------------------
+def old_consistency_table(rows, max_rows=None):
+    """callbacks/response.py consistency_table before its body cells were _Element (html components)."""
+    import dash_bootstrap_components as dbc
+    from dash import html
+    from dashboard.callbacks import response as cb
+    n_total = len(rows)
+    rows = rows.head(cb.CONSISTENCY_MAX_ROWS if max_rows is None else max_rows)
+
+    def mm(v):
+        return "" if v is None or v != v else f"{v:g}"
+
+    right = "text-end"
+    head = html.Thead(html.Tr([html.Th(h, className=c) for h, c in (
+        ("Patient", None), ("Visit", None), ("Scan date", None), ("Recorded", None), ("Implied", None),
+        ("Sum, mm", right), ("Baseline", right), ("Nadir before", right), ("vs baseline", right),
+        ("vs nadir", right))]))
+    body = [html.Tr([html.Td(r["patient_id"]), html.Td(r["visit"]), html.Td(str(r["imaging_date"])[:10]),
+                     html.Td(html.Strong(r["recorded"])), html.Td(html.Strong(r["implied"])),
+                     html.Td(mm(r["sum_mm"]), className=right), html.Td(mm(r["baseline_mm"]), className=right),
+                     html.Td(mm(r["nadir_before_mm"]), className=right),
+                     html.Td(cb._signed_pct(r["pct_change"]), className=right),
+                     html.Td(cb._signed_pct(r["pct_from_nadir"]), className=right)])
+            for r in rows.to_dict("records")]
+    table = html.Div(dbc.Table([head, html.Tbody(body)], bordered=False, hover=True, size="sm",
+                               className="table-one mb-0", id="response-consistency-grid"),
+                     style={"maxHeight": "420px", "overflowY": "auto"})
+    return html.Div([cb.consistency_cap_note(len(rows), n_total), table]) if n_total > len(rows) else table
+
+
+def sent_json(value) -> bytes:
+    """The bytes Dash sends for a callback output: plotly's JSON of the value, and of wire.plain(value)
+    (the page's path), which must be the same."""
+    from plotly.io.json import to_json_plotly
+    from dashboard import wire
+    slow, fast = to_json_plotly(value), to_json_plotly(wire.plain(value))
+    assert slow == fast
+    return fast
+
+
+@pytest.mark.parametrize("registry, i", CASES)
+def test_consistency_table_sends_the_json_of_the_html_components(snapshots, no_cache, registry, i):
+    from dashboard.callbacks import response as cb
+    snapshot, filters = snapshots[registry], FILTERS[registry][i]
+    for scope in SCOPES:
+        rows = rx.consistency_export(snapshot, filters, data.ALL_SITES, response_scope=scope).rows
+        for max_rows in (None, 3, 0):
+            assert sent_json(cb.consistency_table(rows, max_rows)) == sent_json(old_consistency_table(rows, max_rows))
+    odd = consistency_rows(250)
+    odd.loc[3, ["sum_mm", "pct_from_nadir", "nadir_before_mm"]] = np.nan
+    odd.loc[4, ["recorded", "visit"]] = None
+    odd.loc[5, "pct_change"] = 1e-7
+    assert sent_json(cb.consistency_table(odd)) == sent_json(old_consistency_table(odd))
+
+
+# --- the spider figure: built column-wise, the same figure ------------------------------------------------
+# dashboard/figures/response.py before spider_figure made its hover text once for every point
+def old_custom(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
+    """customdata as one unicode array (fast to serialise): text columns as they are, numbers as
+    their shortest round-trip text (see _number_text), missing values as ''."""
+    out = []
+    for c in cols:
+        col = df[c]
+        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
+            text = np.full(len(col), "", dtype=object)
+            present = col.notna().to_numpy()
+            text[present] = figs._number_text(col.to_numpy(dtype=float)[present])
+        else:
+            text = col.astype(object).where(col.notna(), "").to_numpy()
+        out.append(text.astype(str))
+    return np.column_stack(out) if out else np.empty((len(df), 0), dtype=str)
+
+
+def old_lines(df: pd.DataFrame, cols: list[str]):
+    """x, y and customdata of many patients' lines in one trace, each line ended by a gap (a point
+    with no x and y after the patient's last point; its customdata holds the patient id only).
+    Input: rows sorted by patient (each patient's points in drawing order)."""
+    patient = df["patient_id"].to_numpy()
+    n = len(df)
+    last = np.flatnonzero(np.append(patient[1:] != patient[:-1], True)) if n else np.array([], dtype=int)
+    # row i moves down by the number of gaps before it; patient k's gap follows its last row
+    rows_at = np.arange(n) + np.searchsorted(last, np.arange(n), side="left")
+    gaps_at = last + np.arange(1, len(last) + 1)
+    size = n + len(last)
+    xs, ys = np.full(size, np.nan), np.full(size, np.nan)
+    xs[rows_at], ys[rows_at] = df["months"].to_numpy(dtype=float), df["shown"].to_numpy(dtype=float)
+    custom = np.full((size, len(cols)), "", dtype=object)
+    custom[rows_at] = old_custom(df, cols)
+    if "patient_id" in cols:
+        custom[gaps_at, cols.index("patient_id")] = patient[last]
+    return xs, ys, custom.astype(str)
+
+
+def old_spider_figure(points: pd.DataFrame, highlight: str | None = None, cap: float = figs.CAP):
+    """Percent change from baseline over time, one line per patient coloured by BOR; values above
+    `cap` drawn at the cap with a marker. Input: rows of the spider export."""
+    if points.empty:
+        return figs.empty_figure("No patient in the current filter has a measurable change from baseline.")
+    df = points.sort_values(["patient_id", "day"]).copy()
+    df["months"] = df["day"] / figs.DAYS_PER_MONTH
+    df["shown"] = df["pct_change"].clip(upper=cap)
+    df["response"] = df["response"].fillna("baseline")
+    cols = ["patient_id", "visit", "pct_change", "response", "bor", "site_id"]
+    fig = figs.Figure()
+    dim = highlight in set(df["patient_id"])
+    n_patients = df["patient_id"].nunique()
+    opacity = 0.2 if dim else (0.8 if n_patients <= 40 else 0.5)
+    for bor in figs.BOR_ORDER:
+        g = df[df["bor"] == bor]
+        if g.empty:
+            continue
+        xs, ys, cd = old_lines(g, cols)
+        fig.add_scatter(
+            x=xs, y=ys, customdata=cd, mode="lines+markers" if n_patients <= 100 else "lines", name=bor,
+            line=dict(color=figs.BOR_COLOURS[bor], width=1.3), marker=dict(size=4, color=figs.BOR_COLOURS[bor]),
+            opacity=opacity, connectgaps=False,
+            hovertemplate="<b>%{customdata[0]}</b> (BOR %{customdata[4]}, site %{customdata[5]})<br>"
+                          "%{customdata[1]} at %{x:.1f} months: %{customdata[2]:+.1f}%<br>"
+                          "recorded %{customdata[3]}<extra></extra>")
+    over = df[df["pct_change"] > cap]
+    if not over.empty:
+        fig.add_scatter(
+            x=over["months"], y=[cap] * len(over), mode="markers", name=f"> +{cap:.0f}%", showlegend=False,
+            marker=dict(symbol="triangle-up", size=8, color="#212529"), opacity=0.35 if dim else 0.8,
+            customdata=over[["patient_id", "visit", "pct_change"]],
+            hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}: %{customdata[2]:+.1f}%<extra></extra>")
+    if dim:
+        h = df[df["patient_id"] == highlight]
+        fig.add_scatter(
+            x=h["months"], y=h["shown"], mode="lines+markers+text", name=highlight, showlegend=False,
+            line=dict(color=figs.HIGHLIGHT, width=3.5), marker=dict(size=8, color=figs.BOR_COLOURS.get(h["bor"].iloc[0]),
+                                                              line=dict(color=figs.HIGHLIGHT, width=1.5)),
+            text=[""] * (len(h) - 1) + [f"<b>{highlight}</b>"], textposition="middle right",
+            customdata=h[cols].values.tolist(), cliponaxis=False,
+            hovertemplate="<b>%{customdata[0]}</b> (BOR %{customdata[4]})<br>%{customdata[1]} at %{x:.1f} months: "
+                          "%{customdata[2]:+.1f}%<br>recorded %{customdata[3]}<extra></extra>")
+    figs._reference_lines(fig)
+    fig.update_xaxes(title="Months since first DEB-TACE", rangemode="tozero", zeroline=False)
+    top = max(25.0, float(df["shown"].max())) + 8
+    fig.update_yaxes(title="Change from baseline", range=[-108, top], ticksuffix="%",
+                     zeroline=True, zerolinecolor="#adb5bd")
+    fig = figs.base_layout(fig, height=440)
+    fig.update_layout(margin=dict(l=70, r=46, t=64, b=50), legend=figs.top_legend(440), uirevision="spider")
+    return fig
+
+
+
+
+def spider_cases(snapshots):
+    for registry, filters in FILTERS.items():
+        for f in filters:
+            for scope in SCOPES:
+                rows = rx.spider_export(snapshots[registry], f, data.ALL_SITES, response_scope=scope).rows
+                ids = list(dict.fromkeys(rows["patient_id"]))
+                for highlight in [None, "nobody"] + ids[:1] + ids[len(ids) // 2:len(ids) // 2 + 1] + ids[-1:]:
+                    yield rows, highlight
+
+
+def test_spider_figure_sends_what_it_sent(snapshots, no_cache):
+    """The same JSON as the old spider figure, on every registry, filter and scope, with no highlight,
+    an unknown one and several patients highlighted; also for rows out of order, missing hover values
+    and above-cap points."""
+    n = 0
+    for rows, highlight in spider_cases(snapshots):
+        assert sent_json(figs.spider_figure(rows, highlight)) == sent_json(old_spider_figure(rows, highlight))
+        n += 1
+    assert n > 50
+    rows = rx.spider_export(snapshots["synthetic"], response_scope="overall").rows
+    shuffled = rows.sample(frac=1.0, random_state=3)
+    odd = rows.copy()
+    odd.loc[odd.index[:7], "visit"] = None
+    odd.loc[odd.index[3:9], "site_id"] = None
+    odd.loc[odd.index[10:20], "pct_change"] = odd.loc[odd.index[10:20], "pct_change"] + 250.0
+    odd.loc[odd.index[21], "bor"] = "XX"                       # a BOR outside the legend: not drawn
+    for variant in (shuffled, odd, rows.head(1), rows.head(0)):
+        for highlight in (None, rows["patient_id"].iloc[0], rows["patient_id"].iloc[15]):
+            assert sent_json(figs.spider_figure(variant, highlight)) == \
+                sent_json(old_spider_figure(variant, highlight))
+
+
+# --- the waterfall card: the drawn bars from SQL, the same card ----------------------------------------
+# dashboard/figures/response.py and the card before the card stopped loading the waterfall export
+def old_waterfall_figure(rows: pd.DataFrame, highlight: str | None = None, cap: float = figs.CAP,
+                     max_bars: int = figs.MAX_BARS):
+    """One bar per evaluable patient in the given order (largest increase first), coloured by BOR;
+    dashed lines at +20% and -30%; bars above `cap` drawn at the cap with a marker. Input: rows
+    of the waterfall export.
+
+    Built column-wise (numpy arrays, no loop over bars). Above `max_bars` patients, `max_bars`
+    evenly spaced bars of the sorted order are drawn (the first and last included, and the
+    highlighted patient), each as wide as the patients it stands for: a bar narrower than a pixel
+    cannot be seen or hovered, and 100,000 bars made a 6.7 MB figure. The legend counts and the
+    axis title count every patient; the export has every bar.
+    A bar's x is its patient (the category); customdata is [site, BCLC stage, visit of the best
+    change, best change] as strings (the patient is not repeated there)."""
+    if rows.empty:
+        return figs.empty_figure("No patient in the current filter has a measurable change from baseline.")
+    n = len(rows)
+    counts = rows["bor"].value_counts()
+    if n > max_bars:
+        keep = np.unique(np.linspace(0, n - 1, max_bars).round().astype(int))
+        if highlight is not None:
+            keep = np.union1d(keep, np.flatnonzero(rows["patient_id"].to_numpy(dtype=object) == highlight))
+        rows = rows.iloc[keep]
+    patient = figs._text(rows["patient_id"])
+    best = rows["best_pct_change"].to_numpy(dtype=float)
+    shown = np.minimum(best, cap)
+    bor = rows["bor"].to_numpy(dtype=object)
+    change = figs._number_text(best)
+    custom = np.column_stack([figs._text(rows["site_id"]), figs._text(rows["bclc_stage"]), figs._text(rows["best_visit"].fillna("")),
+                              change])
+    fig = figs.Figure()
+    for level in figs.BOR_ORDER + sorted(set(pd.unique(bor)) - set(figs.BOR_ORDER)):
+        index = np.flatnonzero(bor == level)
+        if not len(index):
+            continue
+        ids = patient[index]
+        # the highlighted patient's bar outlined; otherwise one width for the whole trace
+        outline = np.where(ids == highlight, 3, 0) if highlight is not None and (ids == highlight).any() else 0
+        fig.add_bar(
+            x=ids, y=shown[index], name=f"{figs.BOR_NAMES.get(level, level)} ({int(counts.get(level, 0))})",
+            marker=dict(color=figs.BOR_COLOURS.get(level, "#888888"), line=dict(color=figs.HIGHLIGHT, width=outline)),
+            customdata=custom[index],
+            hovertemplate="<b>%{x}</b><br>site %{customdata[0]} · BCLC %{customdata[1]}"
+                          f"<br>best response {level}<br>best change %{{customdata[3]:+.1f}}% "
+                          "at %{customdata[2]}<extra></extra>")
+    over = np.flatnonzero(best > cap)
+    if len(over):
+        fig.add_scatter(
+            x=patient[over], y=np.full(len(over), cap), mode="markers+text", name=f"> +{cap:.0f}%",
+            marker=dict(symbol="triangle-up", size=11, color="#212529"),
+            text=[f"{v:+.0f}%" for v in best[over]], textposition="top center",
+            textfont=dict(size=11), cliponaxis=False, customdata=np.column_stack([patient[over], change[over]]),
+            hovertemplate="<b>%{customdata[0]}</b><br>best change %{customdata[1]:+.1f}% "
+                          f"(bar cut at +{cap:.0f}%)<extra></extra>")
+    hit = np.flatnonzero(patient == highlight) if highlight is not None else []
+    if len(hit):
+        fig.add_annotation(x=highlight, y=max(float(shown[hit[0]]), 0), text=f"<b>{highlight}</b>", showarrow=True,
+                           arrowhead=2, ax=0, ay=-36, font=dict(size=12), bgcolor="rgba(255,255,255,0.9)")
+    figs._reference_lines(fig)
+    drawn = len(rows)
+    title = (f"Patients (n = {n}), largest increase to largest decrease" if drawn == n else
+             f"Patients (n = {n:,}; {drawn:,} evenly spaced bars drawn), largest increase to largest decrease")
+    gap = 0 if drawn < n else 0.15 if drawn > 40 else 0.3       # sampled bars touch: no false stripes
+    fig.update_layout(barmode="relative", bargap=gap, uirevision="waterfall")
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=patient,
+                     showticklabels=n <= 40, tickangle=-60, tickfont=dict(size=10), title=title)
+    top = max(25.0, float(np.nanmax(shown))) + (18 if len(over) else 8)
+    fig.update_yaxes(title="Best change from baseline", range=[-108, top],
+                     zeroline=True, zerolinecolor="#adb5bd", ticksuffix="%")
+    fig = figs.base_layout(fig, height=440)
+    fig.update_layout(margin=dict(l=70, r=46, t=64, b=80 if n <= 40 else 50), legend=figs.top_legend(440))
+    return fig
+
+
+
+
+def old_waterfall_card(state, scope="overall", highlight=None):
+    from dashboard.callbacks import response as cb
+    snapshot, filters, sites = cb.state_context(state)
+    scope = cb._scope(scope)
+    exp = exports.run_export("waterfall", snapshot, filters, sites, response_scope=scope)
+    spec = cb._spec(cb.WATERFALL, "waterfall", snapshot, {"response_scope": scope})
+    if exp.n_patients == 0:
+        return cb.empty_figure(cb.NO_PATIENTS), cb.graph_config(cb.WATERFALL, spec["filename"]), spec, cb.NO_PATIENTS
+    note = [cb.html.Strong(cb.not_evaluable_text(exp.extra["n_not_evaluable"], exp.extra["not_evaluable_reasons"],
+                                           exp.n_patients), id=cb.NOT_EVALUABLE), " ",
+            f"Bar = best (lowest) % change from baseline in the sum of viable target diameters (mRECIST) over "
+            f"post-baseline scans up to and including the first PD; a CR (all target lesions 0 mm) is −100%. "
+            f"Bars above +{figs.CAP:.0f}% are cut at +{figs.CAP:.0f}% (▲, true value printed). Dashed lines: +20% "
+            "(a guide only: mRECIST PD is measured from the nadir) and −30% (PR). ", cb.scope_note(scope), " ",
+            cb.BOR_NOTE, " Click a bar to follow that patient in the spider and swimmer plots."]
+    if len(exp.rows) > figs.MAX_BARS:
+        note.append(f" {len(exp.rows):,} evaluable patients: {figs.MAX_BARS:,} evenly spaced bars of the sorted order "
+                    "are drawn (first and last included; narrower bars could not be seen); the counts, the rates and "
+                    "the CSV use every patient.")
+    return old_waterfall_figure(exp.rows, highlight, max_bars=figs.MAX_BARS), cb.graph_config(cb.WATERFALL, spec["filename"]), spec, note
+
+
+
+
+@pytest.mark.parametrize("registry", list(FILTERS))
+@pytest.mark.parametrize("max_bars", [2000, 5, 2, 1])
+def test_waterfall_card_sends_what_it_sent_from_the_export(snapshots, no_cache, monkeypatch, registry, max_bars):
+    """The card reads counts and the drawn bars only (exports.response.waterfall_bars); the same
+    figure, note, config and spec as when it drew the waterfall export's rows, for every filter,
+    scope and several highlights (drawn bars, left-out bars, not evaluable, unknown), also with
+    MAX_BARS small enough that the bars are sampled."""
+    from dashboard.callbacks import response as cb
+    snapshot = snapshots[registry]
+    monkeypatch.setenv("REGISTRY_DATA", str(snapshot.path.parent.parent))
+    monkeypatch.setattr(figs, "MAX_BARS", max_bars)
+    monkeypatch.setattr(exports, "run_export", lambda name, *a, **k: exports.EXPORTS[name].func(*a, **k))
+    for f in FILTERS[registry]:
+        state = {"snapshot": snapshot.snapshot_id, "query": f.to_query()}
+        for scope in SCOPES:
+            rows = rx.waterfall_export(snapshot, f, data.ALL_SITES, response_scope=scope).rows
+            best = rx.best_response(snapshot, f, data.ALL_SITES, scope)
+            ids = list(rows["patient_id"])
+            for highlight in [None, "nobody"] + ids[:2] + ids[len(ids) // 2:len(ids) // 2 + 2] + ids[-1:] + \
+                    list(best.loc[best["best_pct_change"].isna(), "patient_id"][:1]):
+                new, old = cb.waterfall_card(state, scope, highlight), old_waterfall_card(state, scope, highlight)
+                assert sent_json(new) == sent_json(old), (f, scope, highlight)
+    rows = rx.waterfall_export(snapshots[registry], response_scope="overall").rows
+    bars = rx.waterfall_bars(snapshots[registry], response_scope="overall")
+    assert bars["n_evaluable"] == len(rows) and sum(bars["bor_counts"].values()) == len(rows)
+
+
+# --- the swimmer figure: built column-wise, the same figure -----------------------------------------------
+# dashboard/figures/response.py before swimmer_figure stopped making a DataFrame per trace
+def old_swimmer_figure(events: pd.DataFrame, lanes: list[str], highlight: str | None = None):
+    """One lane per patient (`lanes`, top first) from the first DEB-TACE to death or last contact,
+    coloured by BOR, with sessions, scans (coloured by the recorded response), the first PD and
+    death marked. Input: rows of the swimmer export."""
+    if events.empty or not lanes:
+        return figs.empty_figure(figs.NO_PATIENTS)
+    df = events[events["patient_id"].isin(lanes)].copy()
+    df["months"] = df["day"] / figs.DAYS_PER_MONTH
+    lane = df.drop_duplicates("patient_id").set_index("patient_id").loc[lanes].reset_index()
+    lane["months"] = lane["time_on_study_days"] / figs.DAYS_PER_MONTH
+    fig = figs.Figure()
+    for bor in figs.BOR_ORDER:
+        g = lane[lane["bor"] == bor]
+        if g.empty:
+            continue
+        fig.add_bar(
+            y=g["patient_id"], x=g["months"], base=0, orientation="h", name=f"BOR {bor}",
+            marker=dict(color=figs.BOR_COLOURS[bor], line=dict(width=0)), opacity=0.55,
+            customdata=g[["patient_id", "site_id", "bclc_stage", "bor", "time_on_study_days", "end_status"]],
+            hovertemplate="<b>%{customdata[0]}</b> · site %{customdata[1]} · BCLC %{customdata[2]}<br>"
+                          "best response %{customdata[3]}<br>%{customdata[4]} days on study (%{x:.1f} months), "
+                          "%{customdata[5]}<extra></extra>")
+    scans = df[df["event"] == "scan"]
+    if not scans.empty:
+        fig.add_scatter(
+            y=scans["patient_id"], x=scans["months"], mode="markers", name="Scan (colour = response)",
+            marker=dict(symbol="circle", size=8, color=[figs.BOR_COLOURS.get(r, "#888888") for r in scans["response"]],
+                        line=dict(color="#212529", width=1)),
+            customdata=scans[["patient_id", "visit", "response", "day"]],
+            hovertemplate="<b>%{customdata[0]}</b><br>scan %{customdata[1]} (day %{customdata[3]}): "
+                          "%{customdata[2]}<extra></extra>")
+    for event, (name, symbol, size, colour) in figs.SWIMMER_MARKS.items():
+        g = df[df["event"] == event]
+        if g.empty:
+            continue
+        detail = {"session": "session " + g["session_number"].astype("Int64").astype(str),
+                  "first_pd": pd.Series("first progression (PD)", index=g.index),
+                  "death": pd.Series("death", index=g.index),
+                  "last_contact": g["end_status"]}[event]
+        fig.add_scatter(
+            y=g["patient_id"], x=g["months"], mode="markers", name=name,
+            marker=dict(symbol=symbol, size=size, color=colour, line=dict(color=colour, width=2)),
+            customdata=np.column_stack([g["patient_id"], detail, g["day"]]),
+            hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}, day %{customdata[2]}<extra></extra>")
+    ticktext = [f"<b>▶ {p}</b>" if p == highlight else p for p in lanes]
+    if highlight in lanes:
+        i = lanes.index(highlight)
+        fig.add_shape(type="rect", xref="paper", x0=0, x1=1, y0=i - 0.5, y1=i + 0.5, layer="below",
+                      fillcolor="rgba(255, 193, 7, 0.35)", line=dict(color=figs.HIGHLIGHT, width=1.5))
+    right = 1.04 * max(float(lane["months"].max()), float(df["months"].max()), 1.0)
+    # the time axis at the top as well: a long page of lanes is read from the top
+    fig.add_scatter(x=[0, right], y=[lanes[0], lanes[0]], xaxis="x2", mode="markers", marker=dict(opacity=0),
+                    showlegend=False, hoverinfo="skip")
+    fig.update_layout(barmode="overlay", bargap=0.35, uirevision="swimmer",
+                      xaxis2=dict(overlaying="x", side="top", matches="x", showgrid=False, ticks="outside"))
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=lanes, range=[len(lanes) - 0.5, -0.5],
+                     tickmode="array", tickvals=lanes, ticktext=ticktext, tickfont=dict(size=11), title=None)
+    fig.update_layout(xaxis=dict(title="Months since first DEB-TACE", range=[0, right], showgrid=True))
+    height = max(300, 170 + figs.LANE_PX * len(lanes))
+    fig = figs.base_layout(fig, height=height)
+    fig.update_layout(margin=dict(l=100, r=20, t=100, b=50), legend=figs.top_legend(height, below_modebar=False))
+    return fig
+
+
+@pytest.mark.parametrize("registry", list(FILTERS))
+def test_swimmer_figure_sends_what_it_sent(snapshots, no_cache, registry):
+    """The same JSON as the old swimmer figure for every filter, scope, lane order and page of lanes
+    (sizes 3 and 50), highlighted lanes on and off the page, and marks with missing values."""
+    snapshot = snapshots[registry]
+    n = 0
+    for f in FILTERS[registry]:
+        for scope in SCOPES:
+            full = rx.swimmer_export(snapshot, f, data.ALL_SITES, response_scope=scope).rows
+            for sort in resp.SWIMMER_SORTS:
+                order = rx.swimmer_lanes(snapshot, f, data.ALL_SITES, scope, sort)
+                for size in (3, 50):
+                    for page in sorted({1, 2, resp.n_pages(len(order), size)}):
+                        lanes = resp.page_slice(order, page, size)
+                        events = rx.swimmer_page_rows(snapshot, f, data.ALL_SITES, scope, lanes)
+                        for highlight in [None, "nobody"] + lanes[:1] + lanes[-1:] + order[-1:]:
+                            assert sent_json(figs.swimmer_figure(events, lanes, highlight)) == \
+                                sent_json(old_swimmer_figure(events, lanes, highlight))
+                            n += 1
+                # the full export's rows (every lane's marks) with a page of lanes
+                assert sent_json(figs.swimmer_figure(full, order[:7])) == sent_json(old_swimmer_figure(full, order[:7]))
+    assert n > 20
+    odd = rx.swimmer_export(snapshot, response_scope="overall").rows
+    lanes = resp.swimmer_order(odd)[:10]
+    odd = odd.copy()
+    odd.loc[odd.index[::7], "session_number"] = np.nan
+    odd.loc[odd.index[::5], "response"] = None
+    odd.loc[odd.index[::11], "bor"] = "XX"
+    assert sent_json(figs.swimmer_figure(odd, lanes, lanes[2])) == sent_json(old_swimmer_figure(odd, lanes, lanes[2]))
+    assert sent_json(figs.swimmer_figure(odd.iloc[0:0], lanes)) == sent_json(old_swimmer_figure(odd.iloc[0:0], lanes))
+    with pytest.raises(KeyError):
+        figs.swimmer_figure(odd, lanes + ["nobody"])
+    with pytest.raises(KeyError):
+        old_swimmer_figure(odd, lanes + ["nobody"])

@@ -62,6 +62,14 @@ def in_waterfall_order(rows: pd.DataFrame) -> bool:
     return bool(np.all((change[1:] < change[:-1]) | ((change[1:] == change[:-1]) & (ids[1:] > ids[:-1]))))
 
 
+def waterfall_positions(n: int, max_bars: int) -> np.ndarray | None:
+    """The positions (0-based, in plotting order) of the bars a waterfall of n bars draws: None
+    (every bar) up to max_bars, else max_bars evenly spaced ones, the first and last included."""
+    if n <= max_bars:
+        return None
+    return np.unique(np.linspace(0, n - 1, max_bars).round().astype(int))
+
+
 def not_evaluable_counts(best: pd.DataFrame) -> dict[str, int]:
     """Patients without a waterfall bar, by reason (every reason listed, 0 when none)."""
     reasons = best.loc[~is_evaluable(best), "not_evaluable_reason"].value_counts()
@@ -81,14 +89,27 @@ def _summaries(best: pd.DataFrame, codes: np.ndarray, groups: list[str]) -> list
     """summarise() for several groups at once: codes[i] is the index in `groups` of best's row i
     (-1: in no group). Counted with np.bincount over the rows once, not by filtering the rows per
     group (the same integers, so the same rates and intervals)."""
+    return _counted(best["bor"].to_numpy(dtype=object), is_evaluable(best).to_numpy(dtype=bool), codes, groups)
+
+
+def _counted(bor: np.ndarray, evaluable: np.ndarray, codes: np.ndarray, groups: list[str],
+             weights: np.ndarray | None = None) -> list[dict]:
+    """_summaries over rows given as arrays (BOR, evaluable, group code), each row counting as
+    `weights` patients (1 when not given): the rows may be patients or counted patients (one row per
+    group, BOR and evaluability, as response_summary_counts gets them from SQL). The counts are
+    integers either way, so the rates and intervals are the same."""
     k = len(groups)
     keep = codes >= 0
     code = codes[keep]
-    bor = best["bor"].to_numpy(dtype=object)[keep]
-    evaluable = is_evaluable(best).to_numpy(dtype=bool)[keep]
+    bor = bor[keep]
+    evaluable = evaluable[keep]
+    weight = None if weights is None else np.asarray(weights, dtype=np.int64)[keep]
 
     def count(mask=None):
-        return np.bincount(code if mask is None else code[mask], minlength=k)
+        if weight is None:
+            return np.bincount(code if mask is None else code[mask], minlength=k)
+        w = weight if mask is None else weight[mask]
+        return np.bincount(code if mask is None else code[mask], weights=w, minlength=k).round().astype(np.int64)
 
     is_bor = {b: bor == b for b in BOR_ORDER}
     responder = np.logical_or.reduce([is_bor[b] for b in RESPONDERS])
@@ -108,6 +129,25 @@ def _summaries(best: pd.DataFrame, codes: np.ndarray, groups: list[str]) -> list
         row["is_small_group"] = row["n"] < SMALL_GROUP
         rows.append(row)
     return rows
+
+
+def response_summary_counts(counts: pd.DataFrame, by: str = "none") -> pd.DataFrame:
+    """response_summary() from patients counted per group, BOR and evaluability (columns group, bor,
+    evaluable, n: one row per combination present, as the response-summary export counts them in
+    SQL) instead of one row per patient: the same rows, numbers and intervals."""
+    by = check_by(by)
+    bor = counts["bor"].to_numpy(dtype=object)
+    evaluable = counts["evaluable"].to_numpy(dtype=bool)
+    n = counts["n"].to_numpy(dtype=np.int64)
+    rows = []
+    if by != "none":
+        group = counts["group"].to_numpy(dtype=object)
+        levels = ordered_levels(by, group)
+        codes = pd.Index(levels, dtype=object).get_indexer(group)
+        rows += _counted(bor, evaluable, np.asarray(codes, dtype=np.int64), levels, n)
+    rows += _counted(bor, evaluable, np.zeros(len(counts), dtype=np.int64), [ALL], n)
+    out = pd.DataFrame(rows, columns=SUMMARY_COLUMNS)
+    return out if n.sum() else out.iloc[0:0]
 
 
 def response_summary(best: pd.DataFrame, cohort: pd.DataFrame, by: str = "none") -> pd.DataFrame:

@@ -71,24 +71,30 @@ def not_evaluable_text(n_not_evaluable: int, reasons: dict, n: int) -> str:
 
 # --- cards ------------------------------------------------------------------------------------
 def waterfall_card(state, scope="overall", highlight=None):
+    """The waterfall's outputs. The counts and the bars drawn come from waterfall_bars, not from the
+    `waterfall` export (every evaluable patient's row: the CSV download's): the same numbers and
+    bars (tests/test_response_fast.py checks the card against the one drawn from the export)."""
     snapshot, filters, sites = state_context(state)
     scope = _scope(scope)
-    exp = exports.run_export("waterfall", snapshot, filters, sites, response_scope=scope)
+    bars = response_exports.waterfall_bars(snapshot, filters, sites, scope, highlight)
     spec = _spec(WATERFALL, "waterfall", snapshot, {"response_scope": scope})
-    if exp.n_patients == 0:
+    if bars["n_patients"] == 0:
         return empty_figure(NO_PATIENTS), graph_config(WATERFALL, spec["filename"]), spec, NO_PATIENTS
-    note = [html.Strong(not_evaluable_text(exp.extra["n_not_evaluable"], exp.extra["not_evaluable_reasons"],
-                                           exp.n_patients), id=NOT_EVALUABLE), " ",
+    note = [html.Strong(not_evaluable_text(bars["n_not_evaluable"], bars["not_evaluable_reasons"],
+                                           bars["n_patients"]), id=NOT_EVALUABLE), " ",
             f"Bar = best (lowest) % change from baseline in the sum of viable target diameters (mRECIST) over "
             f"post-baseline scans up to and including the first PD; a CR (all target lesions 0 mm) is −100%. "
             f"Bars above +{figs.CAP:.0f}% are cut at +{figs.CAP:.0f}% (▲, true value printed). Dashed lines: +20% "
             "(a guide only: mRECIST PD is measured from the nadir) and −30% (PR). ", scope_note(scope), " ",
             BOR_NOTE, " Click a bar to follow that patient in the spider and swimmer plots."]
-    if len(exp.rows) > figs.MAX_BARS:
-        note.append(f" {len(exp.rows):,} evaluable patients: {figs.MAX_BARS:,} evenly spaced bars of the sorted order "
+    n = bars["n_evaluable"]
+    if n > figs.MAX_BARS:
+        note.append(f" {n:,} evaluable patients: {figs.MAX_BARS:,} evenly spaced bars of the sorted order "
                     "are drawn (first and last included; narrower bars could not be seen); the counts, the rates and "
                     "the CSV use every patient.")
-    return figs.waterfall_figure(exp.rows, highlight), graph_config(WATERFALL, spec["filename"]), spec, note
+    fig = (figs.waterfall_bars_figure(bars["rows"], n, bars["bor_counts"], highlight) if n else
+           empty_figure(figs.NO_BAR))
+    return fig, graph_config(WATERFALL, spec["filename"]), spec, note
 
 
 def bor_card(state, scope="overall", by="bclc_stage"):
@@ -225,10 +231,35 @@ def consistency_cap_note(n_shown: int, n_total: int):
                     "the CSV has all.", id="response-consistency-cap", className="small text-muted mb-1")
 
 
+class _Element:
+    """An html element of a big table body (html.Td(children, className=...), html.Tr, html.Strong)
+    in the form Dash sends it: the same JSON as the html component (wire.plain and plotly read it
+    through to_plotly_json; props in the component's order: children, then className), without
+    Dash's validating constructor and its serialiser's walk over every possible prop, which were
+    most of the consistency card's time (200 rows, 2,600 components). Reads like a component:
+    .children, .className, and iter_components finds it."""
+
+    __slots__ = ("_type", "children", "className")
+
+    def __init__(self, type_: str, children=None, className: str | None = None):
+        self._type, self.children, self.className = type_, children, className
+
+    def to_plotly_json(self) -> dict:
+        props = {"children": self.children}
+        if self.className is not None:
+            props["className"] = self.className
+        return {"props": props, "type": self._type, "namespace": "dash_html_components"}
+
+
+def _td(children, className=None) -> _Element:
+    return _Element("Td", children, className)
+
+
 def consistency_table(rows, max_rows: int | None = None):
     """The disagreeing scans, at most `max_rows` (CONSISTENCY_MAX_ROWS) of them, the first in the
     export's order, with a note saying how many the CSV has when some are not shown: at 100,000
-    patients thousands of table rows were most of the page's time and of its JSON."""
+    patients thousands of table rows were most of the page's time and of its JSON. The body's
+    cells are _Element (the same JSON as html.Td, html.Tr and html.Strong)."""
     n_total = len(rows)
     rows = rows.head(CONSISTENCY_MAX_ROWS if max_rows is None else max_rows)
 
@@ -240,13 +271,14 @@ def consistency_table(rows, max_rows: int | None = None):
         ("Patient", None), ("Visit", None), ("Scan date", None), ("Recorded", None), ("Implied", None),
         ("Sum, mm", right), ("Baseline", right), ("Nadir before", right), ("vs baseline", right),
         ("vs nadir", right))]))
-    body = [html.Tr([html.Td(r["patient_id"]), html.Td(r["visit"]), html.Td(str(r["imaging_date"])[:10]),
-                     html.Td(html.Strong(r["recorded"])), html.Td(html.Strong(r["implied"])),
-                     html.Td(mm(r["sum_mm"]), className=right), html.Td(mm(r["baseline_mm"]), className=right),
-                     html.Td(mm(r["nadir_before_mm"]), className=right),
-                     html.Td(_signed_pct(r["pct_change"]), className=right),
-                     html.Td(_signed_pct(r["pct_from_nadir"]), className=right)])
-            for r in rows.to_dict("records")]
+    columns = [rows[c].tolist() for c in ("patient_id", "visit", "imaging_date", "recorded", "implied", "sum_mm",
+                                          "baseline_mm", "nadir_before_mm", "pct_change", "pct_from_nadir")]
+    body = [_Element("Tr", [_td(patient), _td(visit), _td(str(date)[:10]),
+                            _td(_Element("Strong", recorded)), _td(_Element("Strong", implied)),
+                            _td(mm(sum_mm), right), _td(mm(baseline), right), _td(mm(nadir), right),
+                            _td(_signed_pct(change), right), _td(_signed_pct(from_nadir), right)])
+            for patient, visit, date, recorded, implied, sum_mm, baseline, nadir, change, from_nadir
+            in zip(*columns)]
     table = html.Div(dbc.Table([head, html.Tbody(body)], bordered=False, hover=True, size="sm",
                                className="table-one mb-0", id="response-consistency-grid"),
                      style={"maxHeight": "420px", "overflowY": "auto"})

@@ -5,18 +5,22 @@ Every export takes the response scope ('overall' or 'local') as `response_scope`
 line's --scope arrives under that name).
 
 The page's swimmer plot does not read the `swimmer` export (every lane's marks: a million rows at
-100,000 patients); it reads the lane order (`swimmer_lanes`, one small row per patient, cached)
-and the marks of the lanes on the current page only (`swimmer_page_rows`), which are the rows of
-the export for those lanes.
+100,000 patients); it reads the lane order (`swimmer_lanes`: the ids sorted in SQL, cached) and
+the marks of the lanes on the current page only (`swimmer_page_rows`), which are the rows of the
+export for those lanes. Likewise the waterfall card does not read the `waterfall` export (a row
+per evaluable patient) above MAX_BARS patients: `waterfall_bars` counts in SQL and loads only the
+bars drawn. The response-summary export counts patients per group, BOR and evaluability in SQL.
 """
 from __future__ import annotations
+
+import numpy as np
 
 from dashboard import data
 from dashboard.analytics import response as resp
 from dashboard.data import ALL_SITES, Scope
 from dashboard.exports import Export, export, n_patients
 from dashboard.filters import Filters
-from dashboard.grouping import GROUPINGS, check_by
+from dashboard.grouping import check_by, group_sql
 
 OPTIONS = ("scope",)
 
@@ -57,19 +61,108 @@ def waterfall_export(snapshot, filters=Filters(), sites=ALL_SITES, response_scop
                    "not_evaluable_reasons": reasons})
 
 
+# --- the waterfall card: the bars it draws, not every patient's row ---------------------------------
+# patients per BOR, not-evaluable reason and evaluability (a few rows)
+WATERFALL_COUNTS_SQL = """
+select bor, not_evaluable_reason, best_pct_change is not null as evaluable, count(*) as n
+from best_response
+where scope = ?
+group by all
+"""
+# every evaluable patient's bar, in plotting order (the waterfall export's rows)
+WATERFALL_BARS_SQL = """
+select patient_id, site_id, bclc_stage, best_pct_change, best_visit, bor
+from best_response
+where scope = $scope and best_pct_change is not null
+order by best_pct_change desc, patient_id
+"""
+# the bars at the given positions of that order (0-based), and the patient $highlight's
+WATERFALL_SAMPLED_SQL = """
+with ranked as (
+    select patient_id, site_id, bclc_stage, best_pct_change, best_visit, bor,
+        row_number() over (order by best_pct_change desc, patient_id) - 1 as position
+    from best_response
+    where scope = $scope and best_pct_change is not null
+)
+select patient_id, site_id, bclc_stage, best_pct_change, best_visit, bor
+from ranked
+where position in (select unnest($positions::bigint[])) or patient_id = $highlight
+order by position
+"""
+
+
+def waterfall_bars(snapshot, filters: Filters = Filters(), sites: Scope = ALL_SITES, response_scope=None,
+                   highlight: str | None = None, max_bars: int | None = None) -> dict:
+    """What the waterfall card shows, without the `waterfall` export's row per patient (100,000 at
+    the stress scale, most of the card's time to load and to cache): n_patients, n_evaluable,
+    n_not_evaluable and not_evaluable_reasons (the export's n_patients, len(rows) and extra),
+    bor_counts (evaluable patients per BOR) and rows, the bars the figure draws
+    (figures.response.waterfall_bars_figure): the export's rows at the positions
+    analytics.response.waterfall_positions gives for max_bars (figures.response.MAX_BARS), and the
+    highlighted patient's. Above max_bars the highlighted patient is part of the query (the card is
+    cached per highlight); up to it every bar is loaded and the highlight changes nothing. With no
+    more patients in the filter than max_bars, one query: the export's (every bar is drawn)."""
+    from dashboard.figures.response import MAX_BARS
+    sites, response_scope = _scopes(sites, response_scope)
+    max_bars = MAX_BARS if max_bars is None else max_bars
+    if n_patients(snapshot, filters, sites) <= max_bars:
+        # few patients (the count is cached, and the banner asks for it too): one query, the
+        # waterfall export's, every bar drawn
+        best = data.execute(WATERFALL_SQL, snapshot, filters, sites, params=[response_scope])
+        rows = resp.waterfall_rows(best)
+        reasons = resp.not_evaluable_counts(best)
+        return {"n_patients": len(best), "n_evaluable": len(rows), "n_not_evaluable": sum(reasons.values()),
+                "not_evaluable_reasons": reasons, "bor_counts": rows["bor"].value_counts().to_dict(), "rows": rows}
+    counts = data.execute(WATERFALL_COUNTS_SQL, snapshot, filters, sites, params=[response_scope])
+    evaluable = counts["evaluable"].to_numpy(dtype=bool)
+    n = counts["n"].to_numpy(dtype=np.int64)
+    bor = counts["bor"].to_numpy(dtype=object)
+    n_evaluable = int(n[evaluable].sum())
+    # as resp.not_evaluable_counts: the known reasons in their order, then any other, most first
+    reasons = {r: 0 for r in resp.NOT_EVALUABLE_REASONS}
+    other: dict[str, int] = {}
+    for reason, k in zip(counts["not_evaluable_reason"].to_numpy(dtype=object)[~evaluable], n[~evaluable]):
+        if reason is None or reason != reason:
+            continue
+        target = reasons if reason in reasons else other
+        target[str(reason)] = target.get(str(reason), 0) + int(k)
+    reasons.update(sorted(other.items(), key=lambda item: -item[1]))
+    bor_counts: dict = {}
+    for level, k in zip(bor[evaluable], n[evaluable]):
+        bor_counts[level] = bor_counts.get(level, 0) + int(k)
+    positions = resp.waterfall_positions(n_evaluable, max_bars)
+    if n_evaluable == 0:
+        rows = None
+    elif positions is None:
+        rows = data.execute(WATERFALL_BARS_SQL, snapshot, filters, sites, params={"scope": response_scope})
+    else:
+        rows = data.execute(WATERFALL_SAMPLED_SQL, snapshot, filters, sites,
+                            params={"scope": response_scope, "positions": positions.tolist(),
+                                    "highlight": highlight})
+    return {"n_patients": int(n.sum()), "n_evaluable": n_evaluable, "n_not_evaluable": sum(reasons.values()),
+            "not_evaluable_reasons": reasons, "bor_counts": bor_counts, "rows": rows}
+
+
+# the patients of the filter counted per group (grouping.group_sql, the grouping bound as $by),
+# BOR and evaluability: a few rows instead of one per patient (100,000 at the stress scale). The
+# rows of best_response_all joined to cohort are the rows of best_response with their cohort
+# fields (best_response itself would apply cohort twice: half the query's time)
+SUMMARY_COUNTS_SQL = f"""
+select {group_sql("c")} as "group", b.bor, b.best_pct_change is not null as evaluable, count(*) as n
+from best_response_all b
+join cohort c using (patient_id)
+where b.scope = $scope
+group by all
+"""
+
+
 @export("response-summary", "per group: BOR counts, ORR and DCR with exact 95% CIs over all patients and over "
                             "evaluable patients", options=("scope", "by"))
 def response_summary_export(snapshot, filters=Filters(), sites=ALL_SITES, response_scope=None, by=None, **_):
     sites, response_scope = _scopes(sites, response_scope)
     by = check_by(by)
-    # one row per patient: BOR, evaluability and the grouping field only (a column name from the
-    # fixed GROUPINGS list, never user text; the scope is bound)
-    field = f", c.{by}" if by in GROUPINGS and by != "none" else ""
-    best = data.execute(f"select b.patient_id, b.bor, b.best_pct_change{field} from best_response b "
-                        "join cohort c using (patient_id) where b.scope = ? order by b.patient_id",
-                        snapshot, filters, sites, params=[response_scope])
-    cohort = best[["patient_id"] + ([by] if field else [])]
-    return Export("response-summary", resp.response_summary(best, cohort, by), len(best),
+    counts = data.execute(SUMMARY_COUNTS_SQL, snapshot, filters, sites, params={"scope": response_scope, "by": by})
+    return Export("response-summary", resp.response_summary_counts(counts, by), int(counts["n"].sum()),
                   {"scope": response_scope, "by": by})
 
 
@@ -86,6 +179,19 @@ where scope = ? and best_pct_change is not null
 order by sha256(patient_id)
 limit ?
 """
+# One query: the sample above, then the points of the drawn patients only, read from
+# spider_points_all (the drawn patients are in `cohort` already, so these are their rows of
+# spider_points) through a hash join on the sample, with n_evaluable on every row. Every
+# evaluable patient has points (best_pct_change is one of its pct_change), so no row means no
+# evaluable patient.
+SPIDER_SQL = f"""
+with drawn as ({SPIDER_SAMPLE_SQL})
+select p.* exclude (scope), d.n_evaluable
+from spider_points_all p
+join drawn d using (patient_id)
+where p.scope = ?
+order by p.patient_id, p.imaging_date
+"""
 
 
 @export("spider", "per evaluable patient and imaging visit: % change from baseline over time (days from the "
@@ -94,11 +200,10 @@ def spider_export(snapshot, filters=Filters(), sites=ALL_SITES, response_scope=N
     sites, response_scope = _scopes(sites, response_scope)
     # thousands of lines are unreadable and slow: above the cap a fixed sample, and the CSV holds
     # the same rows as the plot
-    drawn = data.execute(SPIDER_SAMPLE_SQL, snapshot, filters, sites, params=[response_scope, SPIDER_MAX_PATIENTS])
-    n_evaluable = int(drawn["n_evaluable"].iloc[0]) if len(drawn) else 0
-    rows = data.execute("select * exclude (scope) from spider_points where scope = ? and list_contains(?, patient_id) "
-                        "order by patient_id, imaging_date", snapshot, filters, sites,
-                        params=[response_scope, drawn["patient_id"].tolist()])
+    rows = data.execute(SPIDER_SQL, snapshot, filters, sites,
+                        params=[response_scope, SPIDER_MAX_PATIENTS, response_scope])
+    n_evaluable = int(rows["n_evaluable"].iloc[0]) if len(rows) else 0
+    rows = rows.drop(columns=["n_evaluable"])
     return Export("spider", rows, n_patients(snapshot, filters, sites),
                   {"scope": response_scope, "n_patients_drawn": int(rows["patient_id"].nunique()),
                    "n_patients_evaluable": n_evaluable, "max_patients": SPIDER_MAX_PATIENTS})
@@ -107,11 +212,24 @@ def spider_export(snapshot, filters=Filters(), sites=ALL_SITES, response_scope=N
 # marks of a lane by day; same-day marks of one kind by session number, then visit (so that a page
 # of lanes and the export list a lane's marks in the same order)
 SWIMMER_MARK_ORDER = "patient_id, day, session_number, visit"
-# one row per lane: its end mark (every lane has exactly one, 'death' or 'last_contact')
-SWIMMER_LANES_SQL = """
-select patient_id, time_on_study_days, bor
+
+
+# the lanes' patient ids in the page's order, sorted in SQL as resp.swimmer_order sorts them in
+# numpy (ties by patient id; a missing time on study last; for 'bor' a missing or unknown BOR
+# last): only the ids are loaded, not a row per lane to sort in Python
+SWIMMER_BOR_RANK = "case bor " + " ".join(f"when '{b}' then {i}" for i, b in enumerate(resp.BOR_ORDER)) + \
+    f" else {len(resp.BOR_ORDER)} end"
+SWIMMER_LANE_ORDER = {
+    "time_desc": "time_on_study_days desc nulls last, patient_id",
+    "time_asc": "time_on_study_days asc nulls last, patient_id",
+    "bor": f"{SWIMMER_BOR_RANK}, time_on_study_days desc nulls last, patient_id",
+    "patient": "patient_id",
+}
+SWIMMER_LANE_ORDER_SQL = """
+select patient_id
 from swimmer_events
 where scope = ? and event in ('death', 'last_contact')
+order by {order}
 """
 
 
@@ -135,9 +253,25 @@ def swimmer_lanes(snapshot, filters: Filters = Filters(), sites: Scope = ALL_SIT
     sort = sort if sort in resp.SWIMMER_SORTS else "time_desc"
 
     def compute():
-        lanes = data.execute(SWIMMER_LANES_SQL, snapshot, filters, sites, params=[response_scope])
-        return resp.swimmer_order(lanes, sort) if len(lanes) else []
+        return data.execute(SWIMMER_LANE_ORDER_SQL.format(order=SWIMMER_LANE_ORDER[sort]), snapshot, filters, sites,
+                            params=[response_scope])["patient_id"].tolist()
     return cache.cached("swimmer-lanes", snapshot, filters, sites, compute, response_scope=response_scope, sort=sort)
+
+
+# the marks of the given lanes: their rows of swimmer_events_all (the lanes are patients of `cohort`
+# already, so these are their rows of swimmer_events), the ids joined as a list (a hash semi-join:
+# list_contains over every mark of the snapshot was most of the query at 100,000 patients), in
+# the order resp.swimmer_rows gives the export's rows (lanes longest first, ties by patient id;
+# a lane's marks by day, then session < scan < first PD < lane end, then SWIMMER_MARK_ORDER's
+# session number and visit), so they need no sorting in Python
+SWIMMER_KIND_SQL = "case event " + " ".join(f"when '{e}' then {k}" for e, k in resp.SWIMMER_KIND.items()) + " end"
+SWIMMER_PAGE_SQL = f"""
+select * exclude (scope)
+from swimmer_events_all
+where scope = ? and patient_id in (select unnest(?::varchar[]))
+order by time_on_study_days desc nulls last, patient_id, day nulls last, {SWIMMER_KIND_SQL} nulls last,
+    session_number, visit
+"""
 
 
 def swimmer_page_rows(snapshot, filters: Filters = Filters(), sites: Scope = ALL_SITES, response_scope=None,
@@ -145,22 +279,11 @@ def swimmer_page_rows(snapshot, filters: Filters = Filters(), sites: Scope = ALL
     """The `swimmer` export's rows of the given lanes only (the lanes of one page), in the
     export's order: the marks of those lanes, fetched with the lane ids bound as a list."""
     sites, response_scope = _scopes(sites, response_scope)
-    events = data.execute(f"select * from swimmer_events where scope = ? and list_contains(?, patient_id) "
-                          f"order by {SWIMMER_MARK_ORDER}", snapshot, filters, sites,
-                          params=[response_scope, [str(p) for p in lanes]])
-    return resp.swimmer_rows(events)
+    return data.execute(SWIMMER_PAGE_SQL, snapshot, filters, sites, params=[response_scope, [str(p) for p in lanes]])
 
 
 CONSISTENCY_COLUMNS = ["patient_id", "site_id", "bclc_stage", "visit", "imaging_date", "recorded", "implied",
                        "sum_mm", "baseline_mm", "nadir_before_mm", "pct_change", "pct_from_nadir"]
-# the discrepant scans only: the filter on is_discrepant is pushed into the view, so the checks
-# for new and non-target lesions run on the candidate scans only
-CONSISTENCY_SQL = f"""
-select {", ".join(CONSISTENCY_COLUMNS)}
-from response_consistency
-where scope = ? and is_discrepant
-order by patient_id, imaging_date, visit
-"""
 # patients checked = patients with at least one row of response_consistency (a cheap count: its
 # rows come from response_consistency_all, computed once per snapshot)
 CHECKED_SQL = """
@@ -168,14 +291,34 @@ select count(distinct patient_id) as n
 from response_consistency
 where scope = ?
 """
+# the discrepant scans only (the filter on is_discrepant is pushed into the view, so the checks for
+# new and non-target lesions run on the candidate scans only), with the count of patients checked
+# on every row: one query instead of two (one binding and planning of the views). The count is
+# CHECKED_SQL's, written as the patients of `cohort` having a row of response_consistency_all in
+# the scope (the rows of response_consistency are those of cohort's patients): cheaper than a
+# distinct count over every checked scan. Only when no scan disagrees does it need CHECKED_SQL.
+CONSISTENCY_SQL = f"""
+select {", ".join(CONSISTENCY_COLUMNS)},
+    (select count(*)
+     from cohort c
+     where exists (select 1 from response_consistency_all r
+                   where r.scope = $scope and r.patient_id = c.patient_id)) as n_checked
+from response_consistency
+where scope = $scope and is_discrepant
+order by patient_id, imaging_date, visit
+"""
 
 
 @export("response-consistency", "scans whose recorded response disagrees with the target-lesion response "
                                 "implied by the measurements (mRECIST)", options=OPTIONS)
 def consistency_export(snapshot, filters=Filters(), sites=ALL_SITES, response_scope=None, **_):
     sites, response_scope = _scopes(sites, response_scope)
-    rows = data.execute(CONSISTENCY_SQL, snapshot, filters, sites, params=[response_scope])
-    n_checked = int(data.execute(CHECKED_SQL, snapshot, filters, sites, params=[response_scope])["n"].iloc[0])
+    rows = data.execute(CONSISTENCY_SQL, snapshot, filters, sites, params={"scope": response_scope})
+    if len(rows):
+        n_checked = int(rows["n_checked"].iloc[0])
+    else:
+        n_checked = int(data.execute(CHECKED_SQL, snapshot, filters, sites, params=[response_scope])["n"].iloc[0])
+    rows = rows.drop(columns=["n_checked"])
     return Export("response-consistency", rows, n_patients(snapshot, filters, sites),
                   {"scope": response_scope, "n_patients_checked": n_checked,
                    "n_patients_flagged": int(rows["patient_id"].nunique())})

@@ -13,6 +13,7 @@ try:                                # plotly's fast JSON engine; without it, Pyt
 except ImportError:                 # pragma: no cover
     orjson = None
 
+from dashboard.analytics.response import waterfall_positions
 from dashboard.figures.builder import Figure
 from dashboard.figures.common import BOR_COLOURS, NO_PATIENTS, base_layout, empty_figure
 
@@ -63,6 +64,7 @@ def _number_text(values) -> np.ndarray:
 
 
 MAX_BARS = 2000          # bars drawn in a waterfall at most (evenly spaced in sorted order above that)
+NO_BAR = "No patient in the current filter has a measurable change from baseline."
 
 
 def waterfall_figure(rows: pd.DataFrame, highlight: str | None = None, cap: float = CAP,
@@ -79,14 +81,26 @@ def waterfall_figure(rows: pd.DataFrame, highlight: str | None = None, cap: floa
     A bar's x is its patient (the category); customdata is [site, BCLC stage, visit of the best
     change, best change] as strings (the patient is not repeated there)."""
     if rows.empty:
-        return empty_figure("No patient in the current filter has a measurable change from baseline.")
+        return empty_figure(NO_BAR)
     n = len(rows)
     counts = rows["bor"].value_counts()
-    if n > max_bars:
-        keep = np.unique(np.linspace(0, n - 1, max_bars).round().astype(int))
+    keep = waterfall_positions(n, max_bars)
+    if keep is not None:
         if highlight is not None:
             keep = np.union1d(keep, np.flatnonzero(rows["patient_id"].to_numpy(dtype=object) == highlight))
         rows = rows.iloc[keep]
+    return waterfall_bars_figure(rows, n, counts, highlight, cap)
+
+
+def waterfall_bars_figure(rows: pd.DataFrame, n: int, counts, highlight: str | None = None,
+                          cap: float = CAP) -> Figure:
+    """waterfall_figure from the bars it draws: `rows` the drawn bars in plotting order (every bar,
+    or the evenly spaced ones and the highlighted patient's), `n` the evaluable patients and
+    `counts` their number per BOR (a dict or Series), for the legend and the axis title. The
+    Tumour response card gets the drawn bars from SQL (exports.response.waterfall_bars) without
+    loading every patient's row."""
+    if rows.empty:
+        return empty_figure(NO_BAR)
     patient = _text(rows["patient_id"])
     best = rows["best_pct_change"].to_numpy(dtype=float)
     shown = np.minimum(best, cap)
@@ -165,61 +179,94 @@ def bor_figure(summary: pd.DataFrame) -> Figure:
     return fig
 
 
-def _custom(df: pd.DataFrame, cols: list[str]) -> np.ndarray:
-    """customdata as one unicode array (fast to serialise): text columns as they are, numbers as
-    their shortest round-trip text (see _number_text), missing values as ''."""
+def _custom(columns: list) -> np.ndarray:
+    """customdata as one unicode array (fast to serialise) from columns (numpy arrays or Series):
+    text columns as they are, numbers as their shortest round-trip text (see _number_text),
+    missing values as ''."""
     out = []
-    for c in cols:
-        col = df[c]
-        if pd.api.types.is_numeric_dtype(col) and not pd.api.types.is_bool_dtype(col):
-            text = np.full(len(col), "", dtype=object)
-            present = col.notna().to_numpy()
-            text[present] = _number_text(col.to_numpy(dtype=float)[present])
+    for col in columns:
+        col = np.asarray(col)
+        if col.dtype.kind in "iuf":
+            values = col.astype(float)
+            present = ~np.isnan(values)
+            if present.all():
+                text = _number_text(values)
+            else:
+                text = np.full(len(values), "", dtype=object)
+                text[present] = _number_text(values[present])
         else:
-            text = col.astype(object).where(col.notna(), "").to_numpy()
+            # each distinct value made text once (a few patients, visits and BORs repeated over
+            # thousands of points); missing values (code -1) the last, ''
+            codes, uniques = pd.factorize(col.astype(object))
+            text = np.append(np.asarray(uniques, dtype=object).astype(str), "")[codes]
         out.append(text.astype(str))
-    return np.column_stack(out) if out else np.empty((len(df), 0), dtype=str)
+    return np.column_stack(out) if out else np.empty((0, 0), dtype=str)
 
 
-def _lines(df: pd.DataFrame, cols: list[str]):
+def _lines(patient: np.ndarray, x: np.ndarray, y: np.ndarray, custom: np.ndarray, patient_col: int | None):
     """x, y and customdata of many patients' lines in one trace, each line ended by a gap (a point
-    with no x and y after the patient's last point; its customdata holds the patient id only).
-    Input: rows sorted by patient (each patient's points in drawing order)."""
-    patient = df["patient_id"].to_numpy()
-    n = len(df)
+    with no x and y after the patient's last point; its customdata holds the patient id only, in
+    column `patient_col`). Input: the rows' arrays, sorted by patient (each patient's points in
+    drawing order); `custom` a unicode array (see _custom)."""
+    n = len(patient)
     last = np.flatnonzero(np.append(patient[1:] != patient[:-1], True)) if n else np.array([], dtype=int)
     # row i moves down by the number of gaps before it; patient k's gap follows its last row
     rows_at = np.arange(n) + np.searchsorted(last, np.arange(n), side="left")
     gaps_at = last + np.arange(1, len(last) + 1)
     size = n + len(last)
     xs, ys = np.full(size, np.nan), np.full(size, np.nan)
-    xs[rows_at], ys[rows_at] = df["months"].to_numpy(dtype=float), df["shown"].to_numpy(dtype=float)
-    custom = np.full((size, len(cols)), "", dtype=object)
-    custom[rows_at] = _custom(df, cols)
-    if "patient_id" in cols:
-        custom[gaps_at, cols.index("patient_id")] = patient[last]
-    return xs, ys, custom.astype(str)
+    xs[rows_at], ys[rows_at] = x, y
+    out = np.full((size, custom.shape[1]), "", dtype=custom.dtype)
+    out[rows_at] = custom
+    if patient_col is not None:
+        out[gaps_at, patient_col] = patient[last]
+    return xs, ys, out
+
+
+SPIDER_HOVER = ["patient_id", "visit", "pct_change", "response", "bor", "site_id"]
 
 
 def spider_figure(points: pd.DataFrame, highlight: str | None = None, cap: float = CAP) -> Figure:
     """Percent change from baseline over time, one line per patient coloured by BOR; values above
-    `cap` drawn at the cap with a marker. Input: rows of the spider export."""
+    `cap` drawn at the cap with a marker. Input: rows of the spider export.
+
+    Column-wise on numpy arrays: the rows are sorted by patient and day (the export's rows already
+    are: then nothing is sorted), the hover text of every point is made once (one unicode array),
+    and each BOR's trace takes its rows of it."""
     if points.empty:
-        return empty_figure("No patient in the current filter has a measurable change from baseline.")
-    df = points.sort_values(["patient_id", "day"]).copy()
-    df["months"] = df["day"] / DAYS_PER_MONTH
-    df["shown"] = df["pct_change"].clip(upper=cap)
-    df["response"] = df["response"].fillna("baseline")
-    cols = ["patient_id", "visit", "pct_change", "response", "bor", "site_id"]
+        return empty_figure(NO_BAR)
+    patient = points["patient_id"].to_numpy(dtype=object)
+    day = points["day"].to_numpy()
+    if len(patient) > 1 and not np.all((patient[1:] > patient[:-1])
+                                       | ((patient[1:] == patient[:-1]) & (day[1:] >= day[:-1]))):
+        points = points.sort_values(["patient_id", "day"])
+        patient, day = points["patient_id"].to_numpy(dtype=object), points["day"].to_numpy()
+
+    def column(name):
+        values = points[name].to_numpy()
+        if name == "response":              # the baseline scan has no recorded response
+            values = values.astype(object)
+            missing = pd.isna(values)
+            if missing.any():
+                values = values.copy()
+                values[missing] = "baseline"
+        return values
+
+    months = day / DAYS_PER_MONTH
+    change = points["pct_change"].to_numpy(dtype=float)
+    shown = np.minimum(change, cap)             # NaN stays NaN, as Series.clip keeps it
+    bors = points["bor"].to_numpy(dtype=object)
+    hover = {name: column(name) for name in SPIDER_HOVER}
+    custom = _custom([hover[name] for name in SPIDER_HOVER])
     fig = Figure()
-    dim = highlight in set(df["patient_id"])
-    n_patients = df["patient_id"].nunique()
+    dim = highlight in set(patient.tolist())
+    n_patients = len(pd.unique(patient))
     opacity = 0.2 if dim else (0.8 if n_patients <= 40 else 0.5)
     for bor in BOR_ORDER:
-        g = df[df["bor"] == bor]
-        if g.empty:
+        index = np.flatnonzero(bors == bor)
+        if not len(index):
             continue
-        xs, ys, cd = _lines(g, cols)
+        xs, ys, cd = _lines(patient[index], months[index], shown[index], custom[index], SPIDER_HOVER.index("patient_id"))
         fig.add_scatter(
             x=xs, y=ys, customdata=cd, mode="lines+markers" if n_patients <= 100 else "lines", name=bor,
             line=dict(color=BOR_COLOURS[bor], width=1.3), marker=dict(size=4, color=BOR_COLOURS[bor]),
@@ -227,26 +274,27 @@ def spider_figure(points: pd.DataFrame, highlight: str | None = None, cap: float
             hovertemplate="<b>%{customdata[0]}</b> (BOR %{customdata[4]}, site %{customdata[5]})<br>"
                           "%{customdata[1]} at %{x:.1f} months: %{customdata[2]:+.1f}%<br>"
                           "recorded %{customdata[3]}<extra></extra>")
-    over = df[df["pct_change"] > cap]
-    if not over.empty:
+    over = np.flatnonzero(change > cap)
+    if len(over):
         fig.add_scatter(
-            x=over["months"], y=[cap] * len(over), mode="markers", name=f"> +{cap:.0f}%", showlegend=False,
+            x=months[over], y=[cap] * len(over), mode="markers", name=f"> +{cap:.0f}%", showlegend=False,
             marker=dict(symbol="triangle-up", size=8, color="#212529"), opacity=0.35 if dim else 0.8,
-            customdata=over[["patient_id", "visit", "pct_change"]],
+            customdata=points[["patient_id", "visit", "pct_change"]].iloc[over],
             hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}: %{customdata[2]:+.1f}%<extra></extra>")
     if dim:
-        h = df[df["patient_id"] == highlight]
+        h = np.flatnonzero(patient == highlight)
         fig.add_scatter(
-            x=h["months"], y=h["shown"], mode="lines+markers+text", name=highlight, showlegend=False,
-            line=dict(color=HIGHLIGHT, width=3.5), marker=dict(size=8, color=BOR_COLOURS.get(h["bor"].iloc[0]),
+            x=months[h], y=shown[h], mode="lines+markers+text", name=highlight, showlegend=False,
+            line=dict(color=HIGHLIGHT, width=3.5), marker=dict(size=8, color=BOR_COLOURS.get(bors[h[0]]),
                                                               line=dict(color=HIGHLIGHT, width=1.5)),
             text=[""] * (len(h) - 1) + [f"<b>{highlight}</b>"], textposition="middle right",
-            customdata=h[cols].values.tolist(), cliponaxis=False,
+            customdata=pd.DataFrame({name: hover[name][h] for name in SPIDER_HOVER}).values.tolist(),
+            cliponaxis=False,
             hovertemplate="<b>%{customdata[0]}</b> (BOR %{customdata[4]})<br>%{customdata[1]} at %{x:.1f} months: "
                           "%{customdata[2]:+.1f}%<br>recorded %{customdata[3]}<extra></extra>")
     _reference_lines(fig)
     fig.update_xaxes(title="Months since first DEB-TACE", rangemode="tozero", zeroline=False)
-    top = max(25.0, float(df["shown"].max())) + 8
+    top = max(25.0, float(pd.Series(shown).max())) + 8
     fig.update_yaxes(title="Change from baseline", range=[-108, top], ticksuffix="%",
                      zeroline=True, zerolinecolor="#adb5bd")
     fig = base_layout(fig, height=440)
@@ -270,50 +318,63 @@ def swimmer_figure(events: pd.DataFrame, lanes: list[str], highlight: str | None
     death marked. Input: rows of the swimmer export."""
     if events.empty or not lanes:
         return empty_figure(NO_PATIENTS)
-    df = events[events["patient_id"].isin(lanes)].copy()
-    df["months"] = df["day"] / DAYS_PER_MONTH
-    lane = df.drop_duplicates("patient_id").set_index("patient_id").loc[lanes].reset_index()
-    lane["months"] = lane["time_on_study_days"] / DAYS_PER_MONTH
+    # column-wise: each column once as a numpy array, each trace takes its rows (no DataFrame per trace)
+    keep = np.flatnonzero(events["patient_id"].isin(lanes).to_numpy())
+    col = {c: events[c].to_numpy()[keep] for c in ("patient_id", "site_id", "bclc_stage", "bor", "time_on_study_days",
+                                                    "end_status", "event", "day", "visit", "response", "session_number")}
+    patient, event = col["patient_id"], col["event"]
+    months = col["day"] / DAYS_PER_MONTH
+    # a lane's fields from its first mark, lanes in the given order (a lane without marks: KeyError)
+    codes, firsts = pd.factorize(patient)
+    first_row = np.unique(codes, return_index=True)[1]
+    lane_code = pd.Index(firsts).get_indexer(lanes)
+    if (lane_code < 0).any():
+        raise KeyError(f"lanes without marks: {[p for p, c in zip(lanes, lane_code) if c < 0]}")
+    lane_row = first_row[lane_code]
+    lane = {c: col[c][lane_row] for c in ("patient_id", "site_id", "bclc_stage", "bor", "time_on_study_days",
+                                          "end_status")}
+    lane_months = lane["time_on_study_days"] / DAYS_PER_MONTH
     fig = Figure()
     for bor in BOR_ORDER:
-        g = lane[lane["bor"] == bor]
-        if g.empty:
+        g = np.flatnonzero(lane["bor"] == bor)
+        if not len(g):
             continue
         fig.add_bar(
-            y=g["patient_id"], x=g["months"], base=0, orientation="h", name=f"BOR {bor}",
+            y=lane["patient_id"][g], x=lane_months[g], base=0, orientation="h", name=f"BOR {bor}",
             marker=dict(color=BOR_COLOURS[bor], line=dict(width=0)), opacity=0.55,
-            customdata=g[["patient_id", "site_id", "bclc_stage", "bor", "time_on_study_days", "end_status"]],
+            customdata=pd.DataFrame({c: lane[c][g] for c in ("patient_id", "site_id", "bclc_stage", "bor",
+                                                            "time_on_study_days", "end_status")}),
             hovertemplate="<b>%{customdata[0]}</b> · site %{customdata[1]} · BCLC %{customdata[2]}<br>"
                           "best response %{customdata[3]}<br>%{customdata[4]} days on study (%{x:.1f} months), "
                           "%{customdata[5]}<extra></extra>")
-    scans = df[df["event"] == "scan"]
-    if not scans.empty:
+    scans = np.flatnonzero(event == "scan")
+    if len(scans):
         fig.add_scatter(
-            y=scans["patient_id"], x=scans["months"], mode="markers", name="Scan (colour = response)",
-            marker=dict(symbol="circle", size=8, color=[BOR_COLOURS.get(r, "#888888") for r in scans["response"]],
+            y=patient[scans], x=months[scans], mode="markers", name="Scan (colour = response)",
+            marker=dict(symbol="circle", size=8, color=[BOR_COLOURS.get(r, "#888888") for r in col["response"][scans]],
                         line=dict(color="#212529", width=1)),
-            customdata=scans[["patient_id", "visit", "response", "day"]],
+            customdata=pd.DataFrame({c: col[c][scans] for c in ("patient_id", "visit", "response", "day")}),
             hovertemplate="<b>%{customdata[0]}</b><br>scan %{customdata[1]} (day %{customdata[3]}): "
                           "%{customdata[2]}<extra></extra>")
-    for event, (name, symbol, size, colour) in SWIMMER_MARKS.items():
-        g = df[df["event"] == event]
-        if g.empty:
+    for kind, (name, symbol, size, colour) in SWIMMER_MARKS.items():
+        g = np.flatnonzero(event == kind)
+        if not len(g):
             continue
-        detail = {"session": "session " + g["session_number"].astype("Int64").astype(str),
-                  "first_pd": pd.Series("first progression (PD)", index=g.index),
-                  "death": pd.Series("death", index=g.index),
-                  "last_contact": g["end_status"]}[event]
+        detail = {"session": lambda: "session " + pd.Series(col["session_number"][g]).astype("Int64").astype(str),
+                  "first_pd": lambda: np.full(len(g), "first progression (PD)", dtype=object),
+                  "death": lambda: np.full(len(g), "death", dtype=object),
+                  "last_contact": lambda: col["end_status"][g]}[kind]()
         fig.add_scatter(
-            y=g["patient_id"], x=g["months"], mode="markers", name=name,
+            y=patient[g], x=months[g], mode="markers", name=name,
             marker=dict(symbol=symbol, size=size, color=colour, line=dict(color=colour, width=2)),
-            customdata=np.column_stack([g["patient_id"], detail, g["day"]]),
+            customdata=np.column_stack([patient[g], detail, col["day"][g]]),
             hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}, day %{customdata[2]}<extra></extra>")
     ticktext = [f"<b>▶ {p}</b>" if p == highlight else p for p in lanes]
     if highlight in lanes:
         i = lanes.index(highlight)
         fig.add_shape(type="rect", xref="paper", x0=0, x1=1, y0=i - 0.5, y1=i + 0.5, layer="below",
                       fillcolor="rgba(255, 193, 7, 0.35)", line=dict(color=HIGHLIGHT, width=1.5))
-    right = 1.04 * max(float(lane["months"].max()), float(df["months"].max()), 1.0)
+    right = 1.04 * max(float(pd.Series(lane_months).max()), float(pd.Series(months).max()), 1.0)
     # the time axis at the top as well: a long page of lanes is read from the top
     fig.add_scatter(x=[0, right], y=[lanes[0], lanes[0]], xaxis="x2", mode="markers", marker=dict(opacity=0),
                     showlegend=False, hoverinfo="skip")
