@@ -517,3 +517,23 @@ def test_page_layout_reads_its_options_from_the_url():
     bad = page["layout"](endpoint="x", by="y", ci="z", bands="maybe")
     assert {key: find(bad, ids.page_option(key)).value for key in ("endpoint", "by", "ci", "bands")} == \
         {"endpoint": "os", "by": "bclc_stage", "ci": "log-log", "bands": []}
+
+
+def test_analysis_rows_are_the_patient_endpoints_of_the_filter_in_patient_order(synthetic_root):
+    """survival_analysis reads patient_endpoints_all joined to cohort, without the text columns: the
+    same rows, values and order as the `patient_endpoints` view joined to cohort (the query before)."""
+    from dashboard.filters import Filters
+    from dashboard.grouping import group_sql
+    snap = data.resolve("latest", synthetic_root)
+    before = (f'select e.endpoint, e.time_days, e.is_event, {group_sql("c")} as "group" from patient_endpoints e '
+              "join cohort c using (patient_id) where e.endpoint in ($endpoint, 'os') order by e.endpoint, c.patient_id")
+    for filters in (Filters(), Filters.parse_pairs([("bclc", "B,C"), ("sex", "F")])[0]):
+        for endpoint, by in (("ttp", "bclc_stage"), ("os", "site_id"), ("pfs", "none")):
+            a = km.survival_analysis(snap, filters, endpoint=endpoint, by=by)
+            rows = data.execute(before, snap, filters, params={"endpoint": endpoint, "by": by})
+            for part, name in ((a.patients, endpoint), (a.os, "os")):
+                expected = rows[rows["endpoint"] == name]
+                assert len(part) == len(expected) > 10
+                assert part["group"].tolist() == expected["group"].tolist()
+                assert part["time_days"].tolist() == expected["time_days"].astype(float).tolist()
+                assert part["is_event"].tolist() == expected["is_event"].astype(int).tolist()

@@ -49,9 +49,13 @@ COX_COLUMNS = ["group", "hazard_ratio", "ci_lower", "ci_upper", "p_value"]
 
 # the patient's group computed in SQL (grouping.group_sql, the grouping a bound value): at
 # 100,000 patients fetching every cohort column was most of the query's time
+# the rows of patient_endpoints (patient_endpoints_all joined to cohort: the filter's patients) for the
+# endpoint and OS, in patient order; flags instead of the endpoint's and patient's text (at 100,000
+# patients, 200,000 strings made a third of the page's time)
 ENDPOINT_SQL = f"""
-select e.endpoint, e.time_days, e.is_event, e.patient_id, {group_sql("c")} as "group"
-from patient_endpoints e
+select e.endpoint = $endpoint as is_endpoint, e.endpoint = 'os' as is_os, e.time_days, e.is_event,
+       {group_sql("c")} as "group"
+from patient_endpoints_all e
 join cohort c using (patient_id)
 where e.endpoint in ($endpoint, 'os')
 order by e.endpoint, c.patient_id
@@ -105,7 +109,8 @@ def surv_within_followup(fit: sv.KMFit, t: float):
 class SurvivalAnalysis:
     """One endpoint by one grouping, with one Kaplan-Meier fit per group (computed once).
 
-    ``patients`` holds one row per patient in the filter: group, time_days, is_event (0/1);
+    ``patients`` holds one row per patient in the filter, in patient order: group, time_days,
+    is_event (0/1);
     ``os`` the same patients' OS rows (median follow-up by reverse Kaplan-Meier is always of OS).
     """
     endpoint: str
@@ -204,9 +209,9 @@ def survival_analysis(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os
     rows = data.execute(ENDPOINT_SQL, snapshot, filters, scope, params={"endpoint": endpoint, "by": by})
     rows["is_event"] = rows["is_event"].astype(int)
     rows["time_days"] = rows["time_days"].astype(float)
-    keep = ["patient_id", "group", "time_days", "is_event"]
-    patients = rows.loc[rows["endpoint"] == endpoint, keep].reset_index(drop=True)
-    os_rows = rows.loc[rows["endpoint"] == "os", keep].reset_index(drop=True)
+    keep = ["group", "time_days", "is_event"]
+    patients = rows.loc[rows["is_endpoint"].to_numpy(bool), keep].reset_index(drop=True)
+    os_rows = rows.loc[rows["is_os"].to_numpy(bool), keep].reset_index(drop=True)
     levels = tuple(ordered_levels(by, patients["group"])) if len(patients) else ()
     return SurvivalAnalysis(endpoint, by, ci, patients, os_rows, levels)
 
