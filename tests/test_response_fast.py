@@ -408,7 +408,7 @@ def test_numbers_sent_as_text_read_back_exactly(monkeypatch, engine):
 
 # --- the consistency table: light cells, the same JSON -------------------------------------------------
 def old_consistency_table(rows, max_rows=None):
-    """callbacks/response.py consistency_table before its body cells were _Element (html components)."""
+    """callbacks/response.py consistency_table before its body cells were wire.Element (html components)."""
     import dash_bootstrap_components as dbc
     from dash import html
     from dashboard.callbacks import response as cb

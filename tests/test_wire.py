@@ -42,6 +42,14 @@ def test_components_and_figures_serialise_as_plotly_serialises_them():
                "rows": (1, "a", None), "empty": [], "nested": [[1, 2], [html.Br()]]})
 
 
+def test_an_element_serialises_as_its_html_component():
+    for element, component in ((wire.Element("Td", "3 (25.0%)", "text-end"), html.Td("3 (25.0%)", className="text-end")),
+                               (wire.Element("Tr", [wire.Element("Td", wire.Element("Strong", "PR"))]),
+                                html.Tr([html.Td(html.Strong("PR"))])),
+                               (wire.Element("Td", None), html.Td())):
+        assert to_json_plotly(wire.plain(element)) == to_json_plotly(component)
+
+
 def test_a_component_in_the_middle_of_a_list_of_text_is_found():
     value = ["a", "b", html.Br(), "c"]
     assert wire.plain(value)[2] == html.Br().to_plotly_json() | {"props": {"children": None}}

@@ -15,6 +15,7 @@ from dashboard.figures import response as figs
 from dashboard.figures.common import NO_PATIENTS, empty_figure
 from dashboard.grouping import GROUPINGS
 from dashboard.cache import cached_view
+from dashboard.wire import Element
 
 PAGE = "response"
 WATERFALL, BOR, SUMMARY, SPIDER, SWIMMER, CONSISTENCY = (
@@ -231,35 +232,15 @@ def consistency_cap_note(n_shown: int, n_total: int):
                     "the CSV has all.", id="response-consistency-cap", className="small text-muted mb-1")
 
 
-class _Element:
-    """An html element of a big table body (html.Td(children, className=...), html.Tr, html.Strong)
-    in the form Dash sends it: the same JSON as the html component (wire.plain and plotly read it
-    through to_plotly_json; props in the component's order: children, then className), without
-    Dash's validating constructor and its serialiser's walk over every possible prop, which were
-    most of the consistency card's time (200 rows, 2,600 components). Reads like a component:
-    .children, .className, and iter_components finds it."""
-
-    __slots__ = ("_type", "children", "className")
-
-    def __init__(self, type_: str, children=None, className: str | None = None):
-        self._type, self.children, self.className = type_, children, className
-
-    def to_plotly_json(self) -> dict:
-        props = {"children": self.children}
-        if self.className is not None:
-            props["className"] = self.className
-        return {"props": props, "type": self._type, "namespace": "dash_html_components"}
-
-
-def _td(children, className=None) -> _Element:
-    return _Element("Td", children, className)
+def _td(children, className=None) -> Element:
+    return Element("Td", children, className)
 
 
 def consistency_table(rows, max_rows: int | None = None):
     """The disagreeing scans, at most `max_rows` (CONSISTENCY_MAX_ROWS) of them, the first in the
     export's order, with a note saying how many the CSV has when some are not shown: at 100,000
     patients thousands of table rows were most of the page's time and of its JSON. The body's
-    cells are _Element (the same JSON as html.Td, html.Tr and html.Strong)."""
+    cells are wire.Element (the same JSON as html.Td, html.Tr and html.Strong)."""
     n_total = len(rows)
     rows = rows.head(CONSISTENCY_MAX_ROWS if max_rows is None else max_rows)
 
@@ -273,8 +254,8 @@ def consistency_table(rows, max_rows: int | None = None):
         ("vs nadir", right))]))
     columns = [rows[c].tolist() for c in ("patient_id", "visit", "imaging_date", "recorded", "implied", "sum_mm",
                                           "baseline_mm", "nadir_before_mm", "pct_change", "pct_from_nadir")]
-    body = [_Element("Tr", [_td(patient), _td(visit), _td(str(date)[:10]),
-                            _td(_Element("Strong", recorded)), _td(_Element("Strong", implied)),
+    body = [Element("Tr", [_td(patient), _td(visit), _td(str(date)[:10]),
+                            _td(Element("Strong", recorded)), _td(Element("Strong", implied)),
                             _td(mm(sum_mm), right), _td(mm(baseline), right), _td(mm(nadir), right),
                             _td(_signed_pct(change), right), _td(_signed_pct(from_nadir), right)])
             for patient, visit, date, recorded, implied, sum_mm, baseline, nadir, change, from_nadir
