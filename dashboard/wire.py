@@ -22,6 +22,8 @@ import numpy as np
 import pandas as pd
 from dash.development.base_component import Component
 
+from dashboard.figures.builder import Props
+
 _SCALARS = (str, int, float, bool, np.number, np.bool_, type(None))
 # the exact types of a list that is written as it is (checked in C: set(map(type, ...)))
 _LEAF_TYPES = {str, int, float, bool, type(None), np.float64, np.float32, np.int64, np.int32, np.bool_}
@@ -32,7 +34,30 @@ def plain(value):
     return _plain(value)
 
 
+# values returned as they are, by exact type: a dict lookup instead of a chain of isinstance
+# checks (a Tumour response update walks about 5,000 values; the checks were most of its time)
+_KEPT = frozenset({str, int, float, bool, type(None), np.float64, np.float32, np.int64, np.int32, np.bool_})
+
+
 def _plain(value):
+    kind = type(value)
+    if kind in _KEPT:
+        return value
+    if kind is dict or kind is Props:
+        return {k: v if type(v) in _KEPT else _plain(v) for k, v in value.items()}
+    if kind is list or kind is tuple:
+        if set(map(type, value)) <= _LEAF_TYPES:     # a column of numbers or labels: not walked
+            return list(value)
+        return [v if type(v) in _KEPT else _plain(v) for v in value]
+    if kind is Element:
+        out = value.to_plotly_json()
+        out["props"] = {k: v if type(v) in _KEPT else _plain(v) for k, v in out["props"].items()}
+        return out
+    return _plain_any(value)
+
+
+def _plain_any(value):
+    """_plain for any other type (subclasses included): the general checks."""
     if isinstance(value, Component):
         out = value.to_plotly_json()
         out["props"] = {k: _plain(v) for k, v in out["props"].items()}
@@ -62,7 +87,7 @@ def _plain(value):
         return value.to_pydatetime()
     if isinstance(value, (pd.Series, pd.Index)):
         return _plain(value.to_numpy())
-    to_json = getattr(value, "to_plotly_json", None)      # dashboard.figures.builder.Figure
+    to_json = getattr(value, "to_plotly_json", None)      # dashboard.figures.builder.Figure, Element
     if to_json is not None:
         return _plain(to_json())
     return value

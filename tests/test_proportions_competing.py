@@ -65,6 +65,18 @@ def test_clopper_pearson_edges():
         clopper_pearson(5, 3)
 
 
+def test_clopper_pearson_bounds_are_scipy_beta_ppf_exactly():
+    """The bounds use special.betaincinv, the inverse scipy's beta.ppf computes (the formula of the
+    docstring, as R binom.test): bit for bit the same numbers for every 0 <= x <= n < 300."""
+    from scipy import stats
+    alpha = 1 - 0.95                       # as clopper_pearson computes it (not exactly 0.05)
+    for n in range(1, 300):
+        for x in range(n + 1):
+            _, lower, upper = clopper_pearson(x, n)
+            assert lower == (0.0 if x == 0 else float(stats.beta.ppf(alpha / 2, x, n - x + 1))), (x, n)
+            assert upper == (1.0 if x == n else float(stats.beta.ppf(1 - alpha / 2, x + 1, n - x))), (x, n)
+
+
 # --- Aalen-Johansen against survival's multi-state survfit --------------------------------------
 @pytest.mark.parametrize("conf_key,conf_type", [("default_log", "log"), ("log-log", "log-log"),
                                                 ("plain", "plain")])
