@@ -318,16 +318,13 @@ def _waterfall(state, scope, highlight):
     return waterfall_card(state, scope, highlight)
 
 
-@callback(*card_outputs(BOR), Input(ids.STATE, "data"), Input(SCOPE, "value"), Input(BY, "value"))
-@cached_view("response.bor")
-def _bor(state, scope, by):
-    return bor_card(state, scope, by)
-
-
-@callback(*card_outputs(SUMMARY, table=True), Input(ids.STATE, "data"), Input(SCOPE, "value"), Input(BY, "value"))
-@cached_view("response.summary")
-def _summary(state, scope, by):
-    return summary_card(state, scope, by)
+# the BOR chart and the ORR/DCR table: one callback, as they have the same inputs and read the same
+# export (one request and one cached result per update instead of two)
+@callback(*card_outputs(BOR), *card_outputs(SUMMARY, table=True), Input(ids.STATE, "data"), Input(SCOPE, "value"),
+          Input(BY, "value"))
+@cached_view("response.bor-summary")
+def _bor_summary(state, scope, by):
+    return (*bor_card(state, scope, by), *summary_card(state, scope, by))
 
 
 @callback(*card_outputs(SPIDER), Input(ids.STATE, "data"), Input(SCOPE, "value"), Input(HIGHLIGHT, "data"))
