@@ -129,6 +129,28 @@ def test_banner_counts_n_of_N_and_makes_chips():
     assert "2024-12-31" in cutoff and not empty and len(chips) == 2
 
 
+def test_state_context_resolves_once_per_request_and_again_in_the_next(tmp_path, monkeypatch, dash_app):
+    """Within one request the snapshot is resolved once (a callback asks two to four times); the
+    next request resolves again, so a cut published in between is seen at once."""
+    from fixtures import mini_registry, write_snapshot
+    write_snapshot(tmp_path, "2024-12-31", mini_registry())
+    monkeypatch.setenv("REGISTRY_DATA", str(tmp_path))
+    calls = []
+    resolve = data.resolve
+    monkeypatch.setattr(data, "resolve", lambda *a, **k: calls.append(a) or resolve(*a, **k))
+    latest = {"snapshot": "latest", "query": "bclc=C"}
+    with dash_app.server.test_request_context("/"):
+        first = shell.state_context(latest)
+        assert shell.state_context(latest) is first and len(calls) == 1
+        other = shell.state_context({"snapshot": "latest", "query": "sex=F"})     # other filters: resolved
+        assert len(calls) == 2 and other[1] != first[1] and other[0] == first[0]
+    write_snapshot(tmp_path, "2025-03-31", mini_registry())
+    with dash_app.server.test_request_context("/"):
+        assert shell.state_context(latest)[0].snapshot_id == "2025-03-31"
+    assert shell.state_context(latest)[0].snapshot_id == "2025-03-31"      # outside a request: no memo
+    assert len(calls) == 4
+
+
 def test_router_passes_page_options_from_the_url(dash_app):
     layout, title = shell.render_page("/enrollment", "?mode=site&sort=enrolled&bclc=B")
     assert "Enrollment" in title

@@ -401,3 +401,19 @@ def test_unique_rows_equals_numpy_unique_with_counts():
     assert np.array_equal(rows, ref_rows) and np.array_equal(counts, ref_counts)
     empty_rows, empty_counts = _unique_rows(np.zeros((0, 3)))
     assert empty_rows.shape == (0, 3) and len(empty_counts) == 0
+
+
+def test_normal_and_chi2_tails_are_scipy_stats_values_exactly():
+    """The z quantile, the normal tail (Cox Wald p) and the chi-squared tail (log-rank p) come from
+    scipy.special, the functions scipy.stats' norm and chi2 call (so that starting the dashboard
+    does not import scipy.stats): the same numbers, bit for bit, over a sweep; chi2 with df 0 is NaN."""
+    from scipy import stats
+    from dashboard.analytics import competing, survival
+    for conf in np.linspace(0.5, 0.999, 200):
+        assert survival._z(conf) == float(stats.norm.ppf(1 - (1 - conf) / 2)) == competing._z(conf)
+    for x in np.concatenate([np.linspace(0, 40, 4001), [1e-300, np.inf]]):
+        assert 2 * survival._norm_sf(abs(x)) == float(2 * stats.norm.sf(abs(x)))
+    for df in range(0, 12):
+        for x in np.concatenate([np.linspace(0, 80, 2001), [1e-300, np.inf]]):
+            a, b = survival._chi2_sf(x, df), float(stats.chi2.sf(x, df))
+            assert a == b or (np.isnan(a) and np.isnan(b)), (x, df)

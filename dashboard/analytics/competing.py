@@ -13,7 +13,7 @@ from functools import lru_cache
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 CONF_TYPES = ("log", "log-log", "plain")
 
@@ -51,7 +51,7 @@ def _clean(time, status, counts=None):
 
 @lru_cache(maxsize=8)
 def _z(conf_level: float) -> float:
-    return float(stats.norm.ppf(1 - (1 - conf_level) / 2))
+    return float(special.ndtri(1 - (1 - conf_level) / 2))    # = scipy.stats.norm.ppf
 
 
 def _confint(p, se, conf_type, conf_level):
