@@ -15,6 +15,7 @@ gave, on hand-built and synthetic registries, several filters and both response 
 """
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 
@@ -814,3 +815,440 @@ def test_swimmer_figure_sends_what_it_sent(snapshots, no_cache, registry):
         figs.swimmer_figure(odd, lanes + ["nobody"])
     with pytest.raises(KeyError):
         old_swimmer_figure(odd, lanes + ["nobody"])
+
+
+# --- spider, swimmer and waterfall at registry scale: less Python per update, the same bytes --------------
+# dashboard/figures/response.py before spider_figure placed every BOR's trace in one pass (its hover text
+# one take from each column's distinct texts), swimmer_figure stopped building a DataFrame per customdata,
+# and _text / _number_text stopped going through a pandas Series / a Python string per number
+
+def prev_text(values) -> np.ndarray:
+    """Strings as a numpy unicode array: plotly's JSON encoder turns it into a list in one call
+    (an object array is walked value by value, which at 100,000 bars was most of the callback's
+    time). Missing values stay missing (an object array)."""
+    values = pd.Series(values)
+    if values.isna().any():
+        return values.astype(object).where(values.notna(), None).to_numpy()
+    return values.astype(str).to_numpy(dtype=str)
+
+
+def prev_number_text(values) -> np.ndarray:
+    """Numbers as the shortest strings that read back as the same float (Python's repr, or
+    orjson's, which writes the same shortest round-trip digits four times faster; JavaScript
+    parses either to the same double): hover formats such as %{customdata[3]:+.1f} print them
+    exactly as they print the number, and customdata stays one unicode array. Missing values: ''."""
+    values = np.asarray(values, dtype=float)
+    if figs.orjson is not None and len(values) and np.isfinite(values).all():
+        return np.array(figs.orjson.dumps(values, option=figs.orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode().split(","), dtype=str)
+    return np.array(["" if v != v else repr(v) for v in values.tolist()], dtype=str)
+
+
+def prev_waterfall_bars_figure(rows: pd.DataFrame, n: int, counts, highlight: str | None = None,
+                          cap: float = figs.CAP) -> figs.Figure:
+    """waterfall_figure from the bars it draws: `rows` the drawn bars in plotting order (every bar,
+    or the evenly spaced ones and the highlighted patient's), `n` the evaluable patients and
+    `counts` their number per BOR (a dict or Series), for the legend and the axis title. The
+    Tumour response card gets the drawn bars from SQL (exports.response.waterfall_bars) without
+    loading every patient's row."""
+    if rows.empty:
+        return figs.empty_figure(figs.NO_BAR)
+    patient = prev_text(rows["patient_id"])
+    best = rows["best_pct_change"].to_numpy(dtype=float)
+    shown = np.minimum(best, cap)
+    bor = rows["bor"].to_numpy(dtype=object)
+    change = prev_number_text(best)
+    custom = np.column_stack([prev_text(rows["site_id"]), prev_text(rows["bclc_stage"]), prev_text(rows["best_visit"].fillna("")),
+                              change])
+    fig = figs.Figure()
+    for level in figs.BOR_ORDER + sorted(set(pd.unique(bor)) - set(figs.BOR_ORDER)):
+        index = np.flatnonzero(bor == level)
+        if not len(index):
+            continue
+        ids = patient[index]
+        # the highlighted patient's bar outlined; otherwise one width for the whole trace
+        outline = np.where(ids == highlight, 3, 0) if highlight is not None and (ids == highlight).any() else 0
+        fig.add_bar(
+            x=ids, y=shown[index], name=f"{figs.BOR_NAMES.get(level, level)} ({int(counts.get(level, 0))})",
+            marker=dict(color=figs.BOR_COLOURS.get(level, "#888888"), line=dict(color=figs.HIGHLIGHT, width=outline)),
+            customdata=custom[index],
+            hovertemplate="<b>%{x}</b><br>site %{customdata[0]} · BCLC %{customdata[1]}"
+                          f"<br>best response {level}<br>best change %{{customdata[3]:+.1f}}% "
+                          "at %{customdata[2]}<extra></extra>")
+    over = np.flatnonzero(best > cap)
+    if len(over):
+        fig.add_scatter(
+            x=patient[over], y=np.full(len(over), cap), mode="markers+text", name=f"> +{cap:.0f}%",
+            marker=dict(symbol="triangle-up", size=11, color="#212529"),
+            text=[f"{v:+.0f}%" for v in best[over]], textposition="top center",
+            textfont=dict(size=11), cliponaxis=False, customdata=np.column_stack([patient[over], change[over]]),
+            hovertemplate="<b>%{customdata[0]}</b><br>best change %{customdata[1]:+.1f}% "
+                          f"(bar cut at +{cap:.0f}%)<extra></extra>")
+    hit = np.flatnonzero(patient == highlight) if highlight is not None else []
+    if len(hit):
+        fig.add_annotation(x=highlight, y=max(float(shown[hit[0]]), 0), text=f"<b>{highlight}</b>", showarrow=True,
+                           arrowhead=2, ax=0, ay=-36, font=dict(size=12), bgcolor="rgba(255,255,255,0.9)")
+    figs._reference_lines(fig)
+    drawn = len(rows)
+    title = (f"Patients (n = {n}), largest increase to largest decrease" if drawn == n else
+             f"Patients (n = {n:,}; {drawn:,} evenly spaced bars drawn), largest increase to largest decrease")
+    gap = 0 if drawn < n else 0.15 if drawn > 40 else 0.3       # sampled bars touch: no false stripes
+    fig.update_layout(barmode="relative", bargap=gap, uirevision="waterfall")
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=patient,
+                     showticklabels=n <= 40, tickangle=-60, tickfont=dict(size=10), title=title)
+    top = max(25.0, float(np.nanmax(shown))) + (18 if len(over) else 8)
+    fig.update_yaxes(title="Best change from baseline", range=[-108, top],
+                     zeroline=True, zerolinecolor="#adb5bd", ticksuffix="%")
+    fig = figs.base_layout(fig, height=440)
+    fig.update_layout(margin=dict(l=70, r=46, t=64, b=80 if n <= 40 else 50), legend=figs.top_legend(440))
+    return fig
+
+
+def prev_custom(columns: list) -> np.ndarray:
+    """customdata as one unicode array (fast to serialise) from columns (numpy arrays or Series):
+    text columns as they are, numbers as their shortest round-trip text (see _number_text),
+    missing values as ''."""
+    out = []
+    for col in columns:
+        col = np.asarray(col)
+        if col.dtype.kind in "iuf":
+            values = col.astype(float)
+            present = ~np.isnan(values)
+            if present.all():
+                text = prev_number_text(values)
+            else:
+                text = np.full(len(values), "", dtype=object)
+                text[present] = prev_number_text(values[present])
+        else:
+            # each distinct value made text once (a few patients, visits and BORs repeated over
+            # thousands of points); missing values (code -1) the last, ''
+            codes, uniques = pd.factorize(col.astype(object))
+            text = np.append(np.asarray(uniques, dtype=object).astype(str), "")[codes]
+        out.append(text.astype(str))
+    return np.column_stack(out) if out else np.empty((0, 0), dtype=str)
+
+
+def prev_lines(patient: np.ndarray, x: np.ndarray, y: np.ndarray, custom: np.ndarray, patient_col: int | None):
+    """x, y and customdata of many patients' lines in one trace, each line ended by a gap (a point
+    with no x and y after the patient's last point; its customdata holds the patient id only, in
+    column `patient_col`). Input: the rows' arrays, sorted by patient (each patient's points in
+    drawing order); `custom` a unicode array (see _custom)."""
+    n = len(patient)
+    last = np.flatnonzero(np.append(patient[1:] != patient[:-1], True)) if n else np.array([], dtype=int)
+    # row i moves down by the number of gaps before it; patient k's gap follows its last row
+    rows_at = np.arange(n) + np.searchsorted(last, np.arange(n), side="left")
+    gaps_at = last + np.arange(1, len(last) + 1)
+    size = n + len(last)
+    xs, ys = np.full(size, np.nan), np.full(size, np.nan)
+    xs[rows_at], ys[rows_at] = x, y
+    out = np.full((size, custom.shape[1]), "", dtype=custom.dtype)
+    out[rows_at] = custom
+    if patient_col is not None:
+        out[gaps_at, patient_col] = patient[last]
+    return xs, ys, out
+
+
+def prev_spider_figure(points: pd.DataFrame, highlight: str | None = None, cap: float = figs.CAP) -> figs.Figure:
+    """Percent change from baseline over time, one line per patient coloured by BOR; values above
+    `cap` drawn at the cap with a marker. Input: rows of the spider export.
+
+    Column-wise on numpy arrays: the rows are sorted by patient and day (the export's rows already
+    are: then nothing is sorted), the hover text of every point is made once (one unicode array),
+    and each BOR's trace takes its rows of it."""
+    if points.empty:
+        return figs.empty_figure(figs.NO_BAR)
+    patient = points["patient_id"].to_numpy(dtype=object)
+    day = points["day"].to_numpy()
+    if len(patient) > 1 and not np.all((patient[1:] > patient[:-1])
+                                       | ((patient[1:] == patient[:-1]) & (day[1:] >= day[:-1]))):
+        points = points.sort_values(["patient_id", "day"])
+        patient, day = points["patient_id"].to_numpy(dtype=object), points["day"].to_numpy()
+
+    def column(name):
+        values = points[name].to_numpy()
+        if name == "response":              # the baseline scan has no recorded response
+            values = values.astype(object)
+            missing = pd.isna(values)
+            if missing.any():
+                values = values.copy()
+                values[missing] = "baseline"
+        return values
+
+    months = day / figs.DAYS_PER_MONTH
+    change = points["pct_change"].to_numpy(dtype=float)
+    shown = np.minimum(change, cap)             # NaN stays NaN, as Series.clip keeps it
+    bors = points["bor"].to_numpy(dtype=object)
+    hover = {name: column(name) for name in figs.SPIDER_HOVER}
+    custom = prev_custom([hover[name] for name in figs.SPIDER_HOVER])
+    fig = figs.Figure()
+    dim = highlight in set(patient.tolist())
+    n_patients = len(pd.unique(patient))
+    opacity = 0.2 if dim else (0.8 if n_patients <= 40 else 0.5)
+    for bor in figs.BOR_ORDER:
+        index = np.flatnonzero(bors == bor)
+        if not len(index):
+            continue
+        xs, ys, cd = prev_lines(patient[index], months[index], shown[index], custom[index], figs.SPIDER_HOVER.index("patient_id"))
+        fig.add_scatter(
+            x=xs, y=ys, customdata=cd, mode="lines+markers" if n_patients <= 100 else "lines", name=bor,
+            line=dict(color=figs.BOR_COLOURS[bor], width=1.3), marker=dict(size=4, color=figs.BOR_COLOURS[bor]),
+            opacity=opacity, connectgaps=False,
+            hovertemplate="<b>%{customdata[0]}</b> (BOR %{customdata[4]}, site %{customdata[5]})<br>"
+                          "%{customdata[1]} at %{x:.1f} months: %{customdata[2]:+.1f}%<br>"
+                          "recorded %{customdata[3]}<extra></extra>")
+    over = np.flatnonzero(change > cap)
+    if len(over):
+        fig.add_scatter(
+            x=months[over], y=[cap] * len(over), mode="markers", name=f"> +{cap:.0f}%", showlegend=False,
+            marker=dict(symbol="triangle-up", size=8, color="#212529"), opacity=0.35 if dim else 0.8,
+            customdata=points[["patient_id", "visit", "pct_change"]].iloc[over],
+            hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}: %{customdata[2]:+.1f}%<extra></extra>")
+    if dim:
+        h = np.flatnonzero(patient == highlight)
+        fig.add_scatter(
+            x=months[h], y=shown[h], mode="lines+markers+text", name=highlight, showlegend=False,
+            line=dict(color=figs.HIGHLIGHT, width=3.5), marker=dict(size=8, color=figs.BOR_COLOURS.get(bors[h[0]]),
+                                                              line=dict(color=figs.HIGHLIGHT, width=1.5)),
+            text=[""] * (len(h) - 1) + [f"<b>{highlight}</b>"], textposition="middle right",
+            customdata=pd.DataFrame({name: hover[name][h] for name in figs.SPIDER_HOVER}).values.tolist(),
+            cliponaxis=False,
+            hovertemplate="<b>%{customdata[0]}</b> (BOR %{customdata[4]})<br>%{customdata[1]} at %{x:.1f} months: "
+                          "%{customdata[2]:+.1f}%<br>recorded %{customdata[3]}<extra></extra>")
+    figs._reference_lines(fig)
+    fig.update_xaxes(title="Months since first DEB-TACE", rangemode="tozero", zeroline=False)
+    top = max(25.0, float(pd.Series(shown).max())) + 8
+    fig.update_yaxes(title="Change from baseline", range=[-108, top], ticksuffix="%",
+                     zeroline=True, zerolinecolor="#adb5bd")
+    fig = figs.base_layout(fig, height=440)
+    fig.update_layout(margin=dict(l=70, r=46, t=64, b=50), legend=figs.top_legend(440), uirevision="spider")
+    return fig
+
+
+def prev_swimmer_figure(events: pd.DataFrame, lanes: list[str], highlight: str | None = None) -> figs.Figure:
+    """One lane per patient (`lanes`, top first) from the first DEB-TACE to death or last contact,
+    coloured by BOR, with sessions, scans (coloured by the recorded response), the first PD and
+    death marked. Input: rows of the swimmer export."""
+    if events.empty or not lanes:
+        return figs.empty_figure(figs.NO_PATIENTS)
+    # column-wise: each column once as a numpy array, each trace takes its rows (no DataFrame per trace)
+    keep = np.flatnonzero(events["patient_id"].isin(lanes).to_numpy())
+    col = {c: events[c].to_numpy()[keep] for c in ("patient_id", "site_id", "bclc_stage", "bor", "time_on_study_days",
+                                                    "end_status", "event", "day", "visit", "response", "session_number")}
+    patient, event = col["patient_id"], col["event"]
+    months = col["day"] / figs.DAYS_PER_MONTH
+    # a lane's fields from its first mark, lanes in the given order (a lane without marks: KeyError)
+    codes, firsts = pd.factorize(patient)
+    first_row = np.unique(codes, return_index=True)[1]
+    lane_code = pd.Index(firsts).get_indexer(lanes)
+    if (lane_code < 0).any():
+        raise KeyError(f"lanes without marks: {[p for p, c in zip(lanes, lane_code) if c < 0]}")
+    lane_row = first_row[lane_code]
+    lane = {c: col[c][lane_row] for c in ("patient_id", "site_id", "bclc_stage", "bor", "time_on_study_days",
+                                          "end_status")}
+    lane_months = lane["time_on_study_days"] / figs.DAYS_PER_MONTH
+    fig = figs.Figure()
+    for bor in figs.BOR_ORDER:
+        g = np.flatnonzero(lane["bor"] == bor)
+        if not len(g):
+            continue
+        fig.add_bar(
+            y=lane["patient_id"][g], x=lane_months[g], base=0, orientation="h", name=f"BOR {bor}",
+            marker=dict(color=figs.BOR_COLOURS[bor], line=dict(width=0)), opacity=0.55,
+            customdata=pd.DataFrame({c: lane[c][g] for c in ("patient_id", "site_id", "bclc_stage", "bor",
+                                                            "time_on_study_days", "end_status")}),
+            hovertemplate="<b>%{customdata[0]}</b> · site %{customdata[1]} · BCLC %{customdata[2]}<br>"
+                          "best response %{customdata[3]}<br>%{customdata[4]} days on study (%{x:.1f} months), "
+                          "%{customdata[5]}<extra></extra>")
+    scans = np.flatnonzero(event == "scan")
+    if len(scans):
+        fig.add_scatter(
+            y=patient[scans], x=months[scans], mode="markers", name="Scan (colour = response)",
+            marker=dict(symbol="circle", size=8, color=[figs.BOR_COLOURS.get(r, "#888888") for r in col["response"][scans]],
+                        line=dict(color="#212529", width=1)),
+            customdata=pd.DataFrame({c: col[c][scans] for c in ("patient_id", "visit", "response", "day")}),
+            hovertemplate="<b>%{customdata[0]}</b><br>scan %{customdata[1]} (day %{customdata[3]}): "
+                          "%{customdata[2]}<extra></extra>")
+    for kind, (name, symbol, size, colour) in figs.SWIMMER_MARKS.items():
+        g = np.flatnonzero(event == kind)
+        if not len(g):
+            continue
+        detail = {"session": lambda: "session " + pd.Series(col["session_number"][g]).astype("Int64").astype(str),
+                  "first_pd": lambda: np.full(len(g), "first progression (PD)", dtype=object),
+                  "death": lambda: np.full(len(g), "death", dtype=object),
+                  "last_contact": lambda: col["end_status"][g]}[kind]()
+        fig.add_scatter(
+            y=patient[g], x=months[g], mode="markers", name=name,
+            marker=dict(symbol=symbol, size=size, color=colour, line=dict(color=colour, width=2)),
+            customdata=np.column_stack([patient[g], detail, col["day"][g]]),
+            hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}, day %{customdata[2]}<extra></extra>")
+    ticktext = [f"<b>▶ {p}</b>" if p == highlight else p for p in lanes]
+    if highlight in lanes:
+        i = lanes.index(highlight)
+        fig.add_shape(type="rect", xref="paper", x0=0, x1=1, y0=i - 0.5, y1=i + 0.5, layer="below",
+                      fillcolor="rgba(255, 193, 7, 0.35)", line=dict(color=figs.HIGHLIGHT, width=1.5))
+    right = 1.04 * max(float(pd.Series(lane_months).max()), float(pd.Series(months).max()), 1.0)
+    # the time axis at the top as well: a long page of lanes is read from the top
+    fig.add_scatter(x=[0, right], y=[lanes[0], lanes[0]], xaxis="x2", mode="markers", marker=dict(opacity=0),
+                    showlegend=False, hoverinfo="skip")
+    fig.update_layout(barmode="overlay", bargap=0.35, uirevision="swimmer",
+                      xaxis2=dict(overlaying="x", side="top", matches="x", showgrid=False, ticks="outside"))
+    fig.update_yaxes(type="category", categoryorder="array", categoryarray=lanes, range=[len(lanes) - 0.5, -0.5],
+                     tickmode="array", tickvals=lanes, ticktext=ticktext, tickfont=dict(size=11), title=None)
+    fig.update_layout(xaxis=dict(title="Months since first DEB-TACE", range=[0, right], showgrid=True))
+    height = max(300, 170 + figs.LANE_PX * len(lanes))
+    fig = figs.base_layout(fig, height=height)
+    fig.update_layout(margin=dict(l=100, r=20, t=100, b=50), legend=figs.top_legend(height, below_modebar=False))
+    return fig
+
+
+def one_patient_filter(snapshot) -> Filters:
+    """An enrolment window (first DEB-TACE dates) holding exactly one patient, who has spider points."""
+    cohort = data.query("cohort", snapshot, Filters())
+    spider = set(rx.spider_export(snapshot, response_scope="overall").rows["patient_id"])
+    dates = cohort["first_treatment_date"].value_counts()
+    for day in sorted(dates[dates == 1].index):
+        if cohort.loc[cohort["first_treatment_date"] == day, "patient_id"].iloc[0] in spider:
+            f = Filters(enrolled_from=pd.Timestamp(day).date(), enrolled_to=pd.Timestamp(day).date())
+            assert len(data.query("cohort", snapshot, f)) == 1
+            return f
+    raise AssertionError("no enrolment day with one patient")
+
+
+@pytest.fixture(scope="module")
+def registry_filters(snapshots):
+    """The 600-patient synthetic registry: unfiltered, one patient, no patient, and a subgroup."""
+    snapshot = snapshots["synthetic"]
+    none = Filters(enrolled_to=dt.date(2000, 1, 1))
+    assert len(data.query("cohort", snapshot, none)) == 0
+    return {"unfiltered": Filters(), "one patient": one_patient_filter(snapshot), "no patient": none,
+            "BCLC B, C": Filters(bclc=("B", "C"))}
+
+
+@pytest.mark.parametrize("name", ["unfiltered", "one patient", "no patient", "BCLC B, C"])
+def test_spider_figure_sends_what_the_previous_code_sent(snapshots, no_cache, registry_filters, name):
+    """At 600 patients, both scopes: the same bytes with no highlight, an unknown patient, patients on
+    the figure (first, middle, last line) and a patient of the filter who has no line; unfiltered, the
+    figure has points above the cap."""
+    snapshot, f = snapshots["synthetic"], registry_filters[name]
+    cohort = list(data.query("cohort", snapshot, f)["patient_id"])
+    for scope in SCOPES:
+        rows = rx.spider_export(snapshot, f, data.ALL_SITES, response_scope=scope).rows
+        ids = list(dict.fromkeys(rows["patient_id"]))
+        assert len(ids) == {"one patient": 1, "no patient": 0}.get(name, len(ids))
+        off = [p for p in cohort if p not in set(ids)][:1]
+        for highlight in [None, "nobody"] + ids[:1] + ids[len(ids) // 2:len(ids) // 2 + 1] + ids[-1:] + off:
+            new = figs.spider_figure(rows, highlight)
+            assert sent_json(new) == sent_json(prev_spider_figure(rows, highlight)), (scope, highlight)
+        if name == "unfiltered":
+            assert (rows["pct_change"] > figs.CAP).any() and any(t.name.startswith("> +") for t in new.data)
+
+
+def test_spider_figure_sends_what_the_previous_code_sent_for_odd_rows(snapshots, no_cache):
+    """Rows out of order, missing visits, sites and responses, points above the cap, a BOR outside
+    the legend, an infinite change (numbers then written by repr), one row and none."""
+    rows = rx.spider_export(snapshots["synthetic"], response_scope="overall").rows
+    odd = rows.copy()
+    odd.loc[odd.index[:7], "visit"] = None
+    odd.loc[odd.index[3:9], "site_id"] = None
+    odd.loc[odd.index[10:20], "pct_change"] = odd.loc[odd.index[10:20], "pct_change"] + 250.0
+    odd.loc[odd.index[21], "bor"] = "XX"
+    odd.loc[odd.index[22:30], "response"] = None
+    infinite = rows.copy()
+    infinite.loc[infinite.index[40], "pct_change"] = np.inf
+    tied = pd.concat([rows.head(30), rows.head(30)])              # the same patient and day twice
+    for variant in (rows.sample(frac=1.0, random_state=3), odd, infinite, tied, rows.head(1), rows.head(0)):
+        for highlight in (None, rows["patient_id"].iloc[0], rows["patient_id"].iloc[15], "nobody"):
+            assert sent_json(figs.spider_figure(variant, highlight)) == \
+                sent_json(prev_spider_figure(variant, highlight))
+
+
+@pytest.mark.parametrize("name", ["unfiltered", "one patient", "no patient", "BCLC B, C"])
+def test_swimmer_figure_sends_what_the_previous_code_sent(snapshots, no_cache, registry_filters, name):
+    """At 600 patients, both scopes, every sort and page size (first, second and last page): the same
+    bytes with no highlight, an unknown patient, lanes on the page and a lane on another page."""
+    from dashboard.callbacks import response as cb
+    snapshot, f = snapshots["synthetic"], registry_filters[name]
+    n = 0
+    for scope in SCOPES:
+        for sort in resp.SWIMMER_SORTS:
+            order = rx.swimmer_lanes(snapshot, f, data.ALL_SITES, scope, sort)
+            assert len(order) == {"one patient": 1, "no patient": 0}.get(name, len(order))
+            for size in cb.SIZES:
+                for page in sorted({1, 2, resp.n_pages(len(order), size)}):
+                    lanes = resp.page_slice(order, page, size)
+                    if not lanes:
+                        continue
+                    events = rx.swimmer_page_rows(snapshot, f, data.ALL_SITES, scope, lanes)
+                    elsewhere = [p for p in order[-1:] + order[:1] if p not in lanes][:1]
+                    for highlight in [None, "nobody", lanes[0], lanes[len(lanes) // 2], lanes[-1]] + elsewhere:
+                        assert sent_json(figs.swimmer_figure(events, lanes, highlight)) == \
+                            sent_json(prev_swimmer_figure(events, lanes, highlight)), (scope, sort, size, page)
+                        n += 1
+    assert n > 0 or name == "no patient"
+
+
+def test_swimmer_figure_sends_what_the_previous_code_sent_for_odd_rows(snapshots, no_cache):
+    """Missing session numbers, responses and time on study, a BOR outside the legend, every lane's
+    marks with a page of lanes, no rows."""
+    full = rx.swimmer_export(snapshots["synthetic"], response_scope="overall").rows
+    lanes = resp.swimmer_order(full)[:50]
+    odd = full.copy()
+    odd.loc[odd.index[::7], "session_number"] = np.nan
+    odd.loc[odd.index[::5], "response"] = None
+    odd.loc[odd.index[::11], "bor"] = "XX"
+    odd.loc[odd.index[::13], "time_on_study_days"] = np.nan
+    for events in (full, odd, odd.iloc[0:0]):
+        for highlight in (None, lanes[3]):
+            assert sent_json(figs.swimmer_figure(events, lanes, highlight)) == \
+                sent_json(prev_swimmer_figure(events, lanes, highlight))
+
+
+@pytest.mark.parametrize("name", ["unfiltered", "one patient", "no patient", "BCLC B, C"])
+def test_waterfall_bars_figure_sends_what_the_previous_code_sent(snapshots, no_cache, registry_filters, name):
+    """At 600 patients, both scopes, every bar drawn and evenly spaced bars (max_bars 5): the same
+    bytes with no highlight, an unknown patient, drawn bars, a bar left out and a not evaluable
+    patient; also bars with missing text and bars above the cap."""
+    snapshot, f = snapshots["synthetic"], registry_filters[name]
+    for scope in SCOPES:
+        rows = rx.waterfall_export(snapshot, f, data.ALL_SITES, response_scope=scope).rows
+        best = rx.best_response(snapshot, f, data.ALL_SITES, scope)
+        ids = list(rows["patient_id"])
+        for highlight in [None, "nobody"] + ids[:1] + ids[len(ids) // 2:len(ids) // 2 + 1] + ids[-1:] + \
+                list(best.loc[best["best_pct_change"].isna(), "patient_id"][:1]):
+            for max_bars in (None, 5):
+                bars = rx.waterfall_bars(snapshot, f, data.ALL_SITES, scope, highlight, max_bars=max_bars)
+                assert bars["n_evaluable"] == len(rows)
+                args = (bars["rows"], bars["n_evaluable"], bars["bor_counts"], highlight)
+                assert sent_json(figs.waterfall_bars_figure(*args)) == sent_json(prev_waterfall_bars_figure(*args))
+    odd = rows.head(40).copy()          # the registry has no best change above the cap: some made so
+    if name == "unfiltered":
+        odd.loc[odd.index[:4], "best_pct_change"] = [250.0, 180.5, 100.0, 133.33333333333334]
+        odd.loc[odd.index[::3], "best_visit"] = None
+        odd.loc[odd.index[1], "site_id"] = None
+        odd.loc[odd.index[2], "bor"] = "XX"
+        counts = odd["bor"].value_counts()
+        for highlight in (None, odd["patient_id"].iloc[4]):
+            assert sent_json(figs.waterfall_bars_figure(odd, len(odd), counts, highlight)) == \
+                sent_json(prev_waterfall_bars_figure(odd, len(odd), counts, highlight))
+
+
+def test_text_and_number_text_are_the_arrays_they_were():
+    """_text: numpy's cast of str values is the unicode array the pandas route gave (dtype included);
+    other values still take that route. _number_text: the fields cut in numpy are the strings (and
+    the dtype) of splitting orjson's text, for every magnitude and width."""
+    cases = [["S01-0001", "S02-0017", "B"], ["x"], np.array(["M1", "M12"], dtype=object), ["a", None, "b"],
+             [1, 2], [1.5, np.nan], pd.Series(["B", "C"], dtype="category"), pd.Series([], dtype=object),
+             ["é", "ü-1"]]
+    for values in cases:
+        new, old = figs._text(values), prev_text(values)
+        assert new.dtype == old.dtype and new.tolist() == old.tolist(), values
+    rng = np.random.default_rng(11)
+    specials = [0.0, -0.0, 1e-7, 1e20, -1e-300, 5e-324, 1.7976931348623157e308, 33.333333333333336, -100.0, 150.0]
+    for trial in range(200):
+        n = int(rng.integers(1, 2000))
+        values = rng.permutation(np.concatenate([100 * rng.integers(-400, 400, n) / rng.integers(1, 300, n),
+                                                 rng.normal(0, 1e3, 5), specials]))[:n]
+        new, old = figs._number_text(values), prev_number_text(values)
+        assert new.dtype == old.dtype and new.tolist() == old.tolist(), trial
+    for values in ([1.5], [7.0, 7.0], [-0.0], [1.5, np.nan], [np.inf, 2.0], []):
+        new, old = figs._number_text(np.array(values)), prev_number_text(np.array(values))
+        assert new.dtype == old.dtype and new.tolist() == old.tolist(), values

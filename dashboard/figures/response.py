@@ -46,6 +46,11 @@ def _text(values) -> np.ndarray:
     """Strings as a numpy unicode array: plotly's JSON encoder turns it into a list in one call
     (an object array is walked value by value, which at 100,000 bars was most of the callback's
     time). Missing values stay missing (an object array)."""
+    array = np.asarray(values, dtype=object)
+    if pd.api.types.infer_dtype(array, skipna=False) == "string":
+        # every value a str (the usual case): numpy's cast gives the same array as the pandas route
+        # below, without its Series and isna (measured: 75 vs 180 us for 570 patient ids)
+        return array.astype(str)
     values = pd.Series(values)
     if values.isna().any():
         return values.astype(object).where(values.notna(), None).to_numpy()
@@ -59,8 +64,25 @@ def _number_text(values) -> np.ndarray:
     exactly as they print the number, and customdata stays one unicode array. Missing values: ''."""
     values = np.asarray(values, dtype=float)
     if orjson is not None and len(values) and np.isfinite(values).all():
-        return np.array(orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1].decode().split(","), dtype=str)
+        return _split_fields(orjson.dumps(values, option=orjson.OPT_SERIALIZE_NUMPY)[1:-1], len(values))
     return np.array(["" if v != v else repr(v) for v in values.tolist()], dtype=str)
+
+
+def _split_fields(raw: bytes, n: int) -> np.ndarray:
+    """The `n` comma-separated ASCII fields of `raw` as a unicode array: the same array as
+    np.array(raw.decode().split(","), dtype=str), cut in numpy without a Python string per field
+    (measured on 3,866 numbers: 0.2 vs 0.7 ms). A numpy unicode string is its UCS-4 code points
+    (an ASCII byte's code point is the byte) padded with NULs: each field is the window of the
+    widest field's width starting at the field, its code points past the field's end zeroed."""
+    chars = np.frombuffer(raw, dtype=np.uint8)
+    commas = np.flatnonzero(chars == ord(","))
+    starts = np.append(0, commas + 1)
+    lengths = np.append(commas, len(chars)) - starts
+    width = int(lengths.max())
+    points = np.append(chars, np.zeros(width, dtype=np.uint8)).astype(np.uint32)    # the last window fits
+    fields = np.lib.stride_tricks.sliding_window_view(points, width)[starts]       # a copy, (n, width)
+    fields *= np.arange(width) < lengths[:, None]
+    return fields.view(f"U{width}").reshape(n)
 
 
 MAX_BARS = 2000          # bars drawn in a waterfall at most (evenly spaced in sorted order above that)
@@ -106,8 +128,11 @@ def waterfall_bars_figure(rows: pd.DataFrame, n: int, counts, highlight: str | N
     shown = np.minimum(best, cap)
     bor = rows["bor"].to_numpy(dtype=object)
     change = _number_text(best)
-    custom = np.column_stack([_text(rows["site_id"]), _text(rows["bclc_stage"]), _text(rows["best_visit"].fillna("")),
-                              change])
+    visit = rows["best_visit"].to_numpy(dtype=object)
+    missing = pd.isna(visit)
+    if missing.any():                   # as Series.fillna(""), without the Series
+        visit = np.where(missing, "", visit)
+    custom = np.column_stack([_text(rows["site_id"]), _text(rows["bclc_stage"]), _text(visit), change])
     fig = Figure()
     for level in BOR_ORDER + sorted(set(pd.unique(bor)) - set(BOR_ORDER)):
         index = np.flatnonzero(bor == level)
@@ -179,48 +204,39 @@ def bor_figure(summary: pd.DataFrame) -> Figure:
     return fig
 
 
-def _custom(columns: list) -> np.ndarray:
-    """customdata as one unicode array (fast to serialise) from columns (numpy arrays or Series):
-    text columns as they are, numbers as their shortest round-trip text (see _number_text),
-    missing values as ''."""
-    out = []
-    for col in columns:
-        col = np.asarray(col)
-        if col.dtype.kind in "iuf":
-            values = col.astype(float)
-            present = ~np.isnan(values)
-            if present.all():
-                text = _number_text(values)
-            else:
-                text = np.full(len(values), "", dtype=object)
-                text[present] = _number_text(values[present])
-        else:
-            # each distinct value made text once (a few patients, visits and BORs repeated over
-            # thousands of points); missing values (code -1) the last, ''
-            codes, uniques = pd.factorize(col.astype(object))
-            text = np.append(np.asarray(uniques, dtype=object).astype(str), "")[codes]
-        out.append(text.astype(str))
-    return np.column_stack(out) if out else np.empty((0, 0), dtype=str)
+def _factorized_text(values, missing: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """(codes, texts): each distinct value of an object column made text once (a few patients,
+    visits and BORs repeated over thousands of points), `texts[codes]` the column as text; a
+    missing value (code -1) reads as `missing`, the last text."""
+    codes, uniques = pd.factorize(np.asarray(values, dtype=object))
+    return codes, np.append(np.asarray(uniques, dtype=object).astype(str), missing)
 
 
-def _lines(patient: np.ndarray, x: np.ndarray, y: np.ndarray, custom: np.ndarray, patient_col: int | None):
-    """x, y and customdata of many patients' lines in one trace, each line ended by a gap (a point
-    with no x and y after the patient's last point; its customdata holds the patient id only, in
-    column `patient_col`). Input: the rows' arrays, sorted by patient (each patient's points in
-    drawing order); `custom` a unicode array (see _custom)."""
-    n = len(patient)
-    last = np.flatnonzero(np.append(patient[1:] != patient[:-1], True)) if n else np.array([], dtype=int)
-    # row i moves down by the number of gaps before it; patient k's gap follows its last row
-    rows_at = np.arange(n) + np.searchsorted(last, np.arange(n), side="left")
-    gaps_at = last + np.arange(1, len(last) + 1)
-    size = n + len(last)
-    xs, ys = np.full(size, np.nan), np.full(size, np.nan)
-    xs[rows_at], ys[rows_at] = x, y
-    out = np.full((size, custom.shape[1]), "", dtype=custom.dtype)
-    out[rows_at] = custom
-    if patient_col is not None:
-        out[gaps_at, patient_col] = patient[last]
-    return xs, ys, out
+def _number_column_text(values) -> np.ndarray:
+    """A numeric column as text (see _number_text), missing values as ''."""
+    values = np.asarray(values, dtype=float)
+    present = ~np.isnan(values)
+    if present.all():
+        return _number_text(values)
+    text = np.full(len(values), "", dtype=object)
+    text[present] = _number_text(values[present])
+    return text.astype(str)
+
+
+def _max(values: np.ndarray) -> float:
+    """The largest value, missing values skipped (NaN if none): Series.max() without the Series."""
+    values = values[~np.isnan(values)]
+    return float(values.max()) if len(values) else float("nan")
+
+
+def _object_columns(*columns) -> np.ndarray:
+    """customdata whose columns keep their values (text, and numbers sent as numbers) as one 2-D
+    object array: what a DataFrame of the columns became (its .to_numpy()), without building the
+    DataFrame (measured: ~0.25 ms for each of the swimmer's five, most of the figure's time)."""
+    out = np.empty((len(columns[0]), len(columns)), dtype=object)
+    for j, column in enumerate(columns):
+        out[:, j] = column
+    return out
 
 
 SPIDER_HOVER = ["patient_id", "visit", "pct_change", "response", "bor", "site_id"]
@@ -228,73 +244,115 @@ SPIDER_HOVER = ["patient_id", "visit", "pct_change", "response", "bor", "site_id
 
 def spider_figure(points: pd.DataFrame, highlight: str | None = None, cap: float = CAP) -> Figure:
     """Percent change from baseline over time, one line per patient coloured by BOR; values above
-    `cap` drawn at the cap with a marker. Input: rows of the spider export.
+    `cap` drawn at the cap with a marker. Input: rows of the spider export (patient_id is never
+    missing: it is the export's key).
 
-    Column-wise on numpy arrays: the rows are sorted by patient and day (the export's rows already
-    are: then nothing is sorted), the hover text of every point is made once (one unicode array),
-    and each BOR's trace takes its rows of it."""
+    Column-wise on numpy arrays, every BOR's trace in one pass: the rows are sorted by patient and
+    day (the export's rows already are: then nothing is sorted); each drawn row is placed once in
+    arrays that hold every trace one after the other, each line followed by a gap (a point with no
+    x and y whose customdata holds the patient id only), and each trace is a slice of them. The
+    hover text is one unicode array (plotly's JSON encoder makes it a list in one call; as an
+    object array it would be walked value by value), each distinct text made once.
+    Measured at 600 patients (3,866 points, 500 lines), old and new interleaved: the build ~40% faster
+    than when each column's text array was stacked and each trace copied its rows and gaps into its
+    own arrays (6.1 -> 3.5 ms; with wire.plain 11.1 -> 7.6 ms; the host's speed varies +-30%)."""
     if points.empty:
         return empty_figure(NO_BAR)
     patient = points["patient_id"].to_numpy(dtype=object)
     day = points["day"].to_numpy()
-    if len(patient) > 1 and not np.all((patient[1:] > patient[:-1])
-                                       | ((patient[1:] == patient[:-1]) & (day[1:] >= day[:-1]))):
+    codes, ids = pd.factorize(patient)
+    # sorted by (patient, day): every patient's rows together in increasing id order (codes are
+    # given in order of first appearance), days not decreasing within a patient
+    if len(codes) > 1 and not (np.all(codes[1:] >= codes[:-1]) and np.all(ids[1:] > ids[:-1])
+                               and np.all((codes[1:] != codes[:-1]) | (day[1:] >= day[:-1]))):
         points = points.sort_values(["patient_id", "day"])
         patient, day = points["patient_id"].to_numpy(dtype=object), points["day"].to_numpy()
-
-    def column(name):
-        values = points[name].to_numpy()
-        if name == "response":              # the baseline scan has no recorded response
-            values = values.astype(object)
-            missing = pd.isna(values)
-            if missing.any():
-                values = values.copy()
-                values[missing] = "baseline"
-        return values
-
+        codes, ids = pd.factorize(patient)
     months = day / DAYS_PER_MONTH
     change = points["pct_change"].to_numpy(dtype=float)
     shown = np.minimum(change, cap)             # NaN stays NaN, as Series.clip keeps it
     bors = points["bor"].to_numpy(dtype=object)
-    hover = {name: column(name) for name in SPIDER_HOVER}
-    custom = _custom([hover[name] for name in SPIDER_HOVER])
+    bor_codes, bor_text = _factorized_text(bors)
+    # each row's trace: its BOR's place in BOR_ORDER; other BORs (and none) are not drawn
+    trace_of = np.array([BOR_ORDER.index(b) if b in BOR_ORDER else len(BOR_ORDER) for b in bor_text[:-1]]
+                        + [len(BOR_ORDER)])[bor_codes]
+    # the drawn rows in trace order, each trace's rows in their order (a stable sort)
+    drawn = np.argsort(trace_of, kind="stable")[:np.count_nonzero(trace_of < len(BOR_ORDER))]
+    line, trace = codes[drawn], trace_of[drawn]
+    m = len(drawn)
+    # a line ends where the patient or the trace changes; row i moves down by the gaps before it
+    last = np.flatnonzero(np.append((line[1:] != line[:-1]) | (trace[1:] != trace[:-1]), True)) if m \
+        else np.array([], dtype=int)
+    rows_at = np.arange(m) + np.searchsorted(last, np.arange(m), side="left")
+    gaps_at = last + np.arange(1, len(last) + 1)
+    size = m + len(last)
+    xs, ys = np.full(size, np.nan), np.full(size, np.nan)
+    xs[rows_at], ys[rows_at] = months[drawn], shown[drawn]
+    # the hover text, columns in SPIDER_HOVER order, as one take from the texts of every column
+    # (each distinct text made once; the numbers made text from every row, as before: the writer
+    # _number_text picks depends on all of them): `pick` holds, for every cell of the drawn rows
+    # and gaps, the place of its text. One take instead of filling a blank array column by column
+    # (measured: 0.3 vs 0.8 ms at 600 patients).
+    visit_codes, visit_text = _factorized_text(points["visit"].to_numpy())
+    # the baseline scan has no recorded response
+    response_codes, response_text = _factorized_text(points["response"].to_numpy(), missing="baseline")
+    site_codes, site_text = _factorized_text(points["site_id"].to_numpy())
+    texts = [np.append(np.asarray(ids, dtype=object).astype(str), ""), visit_text,
+             _number_column_text(change), response_text, bor_text, site_text, np.array([""])]
+    at = np.cumsum([0] + [len(t) for t in texts])          # where each column's texts start
+    blank = at[-2]                                          # the text of a gap's empty cells
+    pick = np.full((size, len(SPIDER_HOVER)), blank)
+    pick[rows_at] = np.column_stack([at[0] + line % len(texts[0]), at[1] + visit_codes[drawn] % len(visit_text),
+                                     at[2] + drawn, at[3] + response_codes[drawn] % len(response_text),
+                                     at[4] + bor_codes[drawn] % len(bor_text),
+                                     at[5] + site_codes[drawn] % len(site_text)])
+    pick[gaps_at, SPIDER_HOVER.index("patient_id")] = at[0] + line[last] % len(texts[0])
+    custom = np.concatenate(texts)[pick]
     fig = Figure()
-    dim = highlight in set(patient.tolist())
-    n_patients = len(pd.unique(patient))
+    hit = np.flatnonzero(ids == highlight) if highlight is not None else []
+    dim = len(hit) > 0
+    n_patients = len(ids)
     opacity = 0.2 if dim else (0.8 if n_patients <= 40 else 0.5)
-    for bor in BOR_ORDER:
-        index = np.flatnonzero(bors == bor)
-        if not len(index):
+    # trace k: from its first row's place to the gap after its last row
+    bounds = np.searchsorted(trace, np.arange(len(BOR_ORDER) + 1))
+    for k, bor in enumerate(BOR_ORDER):
+        first, end = bounds[k], bounds[k + 1]
+        if first == end:
             continue
-        xs, ys, cd = _lines(patient[index], months[index], shown[index], custom[index], SPIDER_HOVER.index("patient_id"))
+        a, b = rows_at[first], rows_at[end - 1] + 2
         fig.add_scatter(
-            x=xs, y=ys, customdata=cd, mode="lines+markers" if n_patients <= 100 else "lines", name=bor,
-            line=dict(color=BOR_COLOURS[bor], width=1.3), marker=dict(size=4, color=BOR_COLOURS[bor]),
+            x=xs[a:b], y=ys[a:b], customdata=custom[a:b], mode="lines+markers" if n_patients <= 100 else "lines",
+            name=bor, line=dict(color=BOR_COLOURS[bor], width=1.3), marker=dict(size=4, color=BOR_COLOURS[bor]),
             opacity=opacity, connectgaps=False,
             hovertemplate="<b>%{customdata[0]}</b> (BOR %{customdata[4]}, site %{customdata[5]})<br>"
                           "%{customdata[1]} at %{x:.1f} months: %{customdata[2]:+.1f}%<br>"
                           "recorded %{customdata[3]}<extra></extra>")
+    visit = points["visit"].to_numpy()
     over = np.flatnonzero(change > cap)
     if len(over):
         fig.add_scatter(
             x=months[over], y=[cap] * len(over), mode="markers", name=f"> +{cap:.0f}%", showlegend=False,
             marker=dict(symbol="triangle-up", size=8, color="#212529"), opacity=0.35 if dim else 0.8,
-            customdata=points[["patient_id", "visit", "pct_change"]].iloc[over],
+            customdata=_object_columns(patient[over], visit[over], change[over]),
             hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}: %{customdata[2]:+.1f}%<extra></extra>")
     if dim:
-        h = np.flatnonzero(patient == highlight)
+        h = np.flatnonzero(codes == hit[0])
+        response = points["response"].to_numpy()[h].astype(object)
+        response[pd.isna(response)] = "baseline"
         fig.add_scatter(
             x=months[h], y=shown[h], mode="lines+markers+text", name=highlight, showlegend=False,
             line=dict(color=HIGHLIGHT, width=3.5), marker=dict(size=8, color=BOR_COLOURS.get(bors[h[0]]),
                                                               line=dict(color=HIGHLIGHT, width=1.5)),
             text=[""] * (len(h) - 1) + [f"<b>{highlight}</b>"], textposition="middle right",
-            customdata=pd.DataFrame({name: hover[name][h] for name in SPIDER_HOVER}).values.tolist(),
+            customdata=_object_columns(points["patient_id"].to_numpy()[h], visit[h],
+                                       points["pct_change"].to_numpy()[h], response, bors[h],
+                                       points["site_id"].to_numpy()[h]).tolist(),
             cliponaxis=False,
             hovertemplate="<b>%{customdata[0]}</b> (BOR %{customdata[4]})<br>%{customdata[1]} at %{x:.1f} months: "
                           "%{customdata[2]:+.1f}%<br>recorded %{customdata[3]}<extra></extra>")
     _reference_lines(fig)
     fig.update_xaxes(title="Months since first DEB-TACE", rangemode="tozero", zeroline=False)
-    top = max(25.0, float(pd.Series(shown).max())) + 8
+    top = max(25.0, _max(shown)) + 8
     fig.update_yaxes(title="Change from baseline", range=[-108, top], ticksuffix="%",
                      zeroline=True, zerolinecolor="#adb5bd")
     fig = base_layout(fig, height=440)
@@ -310,6 +368,15 @@ SWIMMER_MARKS = {
     "last_contact": ("Alive at last contact", "triangle-right", 9, "#6c757d"),
 }
 LANE_PX = 18
+
+
+def _session_text(numbers) -> np.ndarray:
+    """'session 3' for each session number, 'session <NA>' for a missing one: the text of
+    "session " + Series(numbers).astype("Int64").astype(str), without the three Series."""
+    numbers = np.asarray(numbers)
+    missing = pd.isna(numbers)
+    return np.array(["session <NA>" if m else f"session {int(v)}" for v, m in zip(numbers.tolist(), missing.tolist())],
+                    dtype=object)
 
 
 def swimmer_figure(events: pd.DataFrame, lanes: list[str], highlight: str | None = None) -> Figure:
@@ -342,8 +409,8 @@ def swimmer_figure(events: pd.DataFrame, lanes: list[str], highlight: str | None
         fig.add_bar(
             y=lane["patient_id"][g], x=lane_months[g], base=0, orientation="h", name=f"BOR {bor}",
             marker=dict(color=BOR_COLOURS[bor], line=dict(width=0)), opacity=0.55,
-            customdata=pd.DataFrame({c: lane[c][g] for c in ("patient_id", "site_id", "bclc_stage", "bor",
-                                                            "time_on_study_days", "end_status")}),
+            customdata=_object_columns(*(lane[c][g] for c in ("patient_id", "site_id", "bclc_stage", "bor",
+                                                               "time_on_study_days", "end_status"))),
             hovertemplate="<b>%{customdata[0]}</b> · site %{customdata[1]} · BCLC %{customdata[2]}<br>"
                           "best response %{customdata[3]}<br>%{customdata[4]} days on study (%{x:.1f} months), "
                           "%{customdata[5]}<extra></extra>")
@@ -353,14 +420,14 @@ def swimmer_figure(events: pd.DataFrame, lanes: list[str], highlight: str | None
             y=patient[scans], x=months[scans], mode="markers", name="Scan (colour = response)",
             marker=dict(symbol="circle", size=8, color=[BOR_COLOURS.get(r, "#888888") for r in col["response"][scans]],
                         line=dict(color="#212529", width=1)),
-            customdata=pd.DataFrame({c: col[c][scans] for c in ("patient_id", "visit", "response", "day")}),
+            customdata=_object_columns(*(col[c][scans] for c in ("patient_id", "visit", "response", "day"))),
             hovertemplate="<b>%{customdata[0]}</b><br>scan %{customdata[1]} (day %{customdata[3]}): "
                           "%{customdata[2]}<extra></extra>")
     for kind, (name, symbol, size, colour) in SWIMMER_MARKS.items():
         g = np.flatnonzero(event == kind)
         if not len(g):
             continue
-        detail = {"session": lambda: "session " + pd.Series(col["session_number"][g]).astype("Int64").astype(str),
+        detail = {"session": lambda: _session_text(col["session_number"][g]),
                   "first_pd": lambda: np.full(len(g), "first progression (PD)", dtype=object),
                   "death": lambda: np.full(len(g), "death", dtype=object),
                   "last_contact": lambda: col["end_status"][g]}[kind]()
@@ -374,7 +441,7 @@ def swimmer_figure(events: pd.DataFrame, lanes: list[str], highlight: str | None
         i = lanes.index(highlight)
         fig.add_shape(type="rect", xref="paper", x0=0, x1=1, y0=i - 0.5, y1=i + 0.5, layer="below",
                       fillcolor="rgba(255, 193, 7, 0.35)", line=dict(color=HIGHLIGHT, width=1.5))
-    right = 1.04 * max(float(pd.Series(lane_months).max()), float(pd.Series(months).max()), 1.0)
+    right = 1.04 * max(_max(lane_months), _max(months), 1.0)
     # the time axis at the top as well: a long page of lanes is read from the top
     fig.add_scatter(x=[0, right], y=[lanes[0], lanes[0]], xaxis="x2", mode="markers", marker=dict(opacity=0),
                     showlegend=False, hoverinfo="skip")
