@@ -148,8 +148,11 @@ def cached_view(name: str):
     """Cache a page callback whose first argument is the shell's filter state: the result is
     keyed by snapshot, filters, scope, the other arguments (page options) and today's date (it
     appears in download file names). Used under @callback, on the thin wrapper. The result is
-    cached and returned as plain JSON values (dashboard/wire.py): Dash serialises it without
-    walking it, and it unpickles faster."""
+    returned as plain JSON values (dashboard/wire.py: Dash serialises it without walking it) and
+    stored as orjson's JSON of them (wire.encode), not pickled: a figure's thousands of hover
+    texts pickled in 3.5 ms (the Tumour response spider), orjson writes them in 1.2. A result
+    read back is the same JSON values, so Dash sends the same bytes (lists where the fresh result
+    had numpy arrays: both are written as JSON lists; tests/test_wire.py checks every page)."""
     import datetime as dt
     from functools import wraps
 
@@ -160,7 +163,13 @@ def cached_view(name: str):
         def wrapper(state, *args):
             from dashboard.callbacks.shell import state_context
             snapshot, filters, scope = state_context(state)
-            return cached("view:" + name, snapshot, filters, scope, lambda: wire.plain(func(state, *args)),
-                          args=json.dumps(args, default=str, sort_keys=True), day=dt.date.today().isoformat())
+            fresh = []
+
+            def compute():
+                fresh.append(wire.plain(func(state, *args)))
+                return wire.encode(fresh[0])
+            raw = cached("view:" + name, snapshot, filters, scope, compute,
+                         args=json.dumps(args, default=str, sort_keys=True), day=dt.date.today().isoformat())
+            return fresh[0] if fresh else wire.decode(raw)
         return wrapper
     return decorate

@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 
 import numpy as np
+import orjson
 import pandas as pd
 from dash.development.base_component import Component
 
@@ -91,6 +92,28 @@ def _plain_any(value):
     if to_json is not None:
         return _plain(to_json())
     return value
+
+
+# plotly's options for orjson (plotly.io.json.to_json_plotly), so a value read back from its JSON is
+# written by Dash exactly as the value itself was
+JSON_OPTIONS = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
+
+
+def encode(value) -> bytes:
+    """A plain value (see plain) as JSON bytes, as plotly's serialiser writes it: numbers, text,
+    lists and dicts; numpy arrays become lists, dates ISO text. For the result cache. A value
+    orjson cannot write as it is (plain never leaves one) goes the way Dash would send it:
+    plotly's own conversion."""
+    try:
+        return orjson.dumps(value, option=JSON_OPTIONS)
+    except TypeError:
+        from plotly.io.json import to_json_plotly
+        return to_json_plotly(value).encode()
+
+
+def decode(raw: bytes):
+    """The JSON values encode() wrote."""
+    return orjson.loads(raw)
 
 
 class Element:

@@ -97,3 +97,42 @@ def test_every_page_answers_plotly_s_json_on_the_fast_path(synthetic_root, monke
         except TypeError as e:
             slow.append((list(response.get("response", {})), str(e)))
     assert not slow, f"responses Dash has to walk in Python: {slow}"
+
+
+def test_a_page_served_from_the_result_cache_sends_the_bytes_it_sent_when_computed(synthetic_root, monkeypatch,
+                                                                                  dash_app, tmp_path):
+    """Views are cached as orjson's JSON (wire.encode), not pickled, and read back as JSON values
+    (lists where the computed result had numpy arrays): every callback of every page answers the
+    same bytes computed (cache off), computed and stored (a miss), and read back (a hit)."""
+    monkeypatch.setenv("REGISTRY_DATA", str(synthetic_root))
+    session = Session(dash_app)
+    snapshot_id = data.resolve("latest").snapshot_id
+
+    send = session.replayer._send
+    sent = []
+    monkeypatch.setattr(session.replayer, "_send", lambda body: sent.append(send(body)) or sent[-1])
+
+    def answers():
+        start = len(sent)
+        for path, label in PAGES:
+            callbacks, sync, base = session.plan(path)
+            for scenario in ({}, {"bclc": ["C"], "sex": ["F"]}, {"age": [18, 19]}):
+                sync_values, values = update_values(base, snapshot_id, scenario)
+                session.replayer.post(sync, sync_values)
+                for dep in callbacks:
+                    session.replayer.post(dep, values)
+        return sent[start:]
+    monkeypatch.setenv("REGISTRY_CACHE", "off")
+    computed = answers()
+    monkeypatch.setenv("REGISTRY_CACHE", str(tmp_path / "cache"))
+    stored, read_back = answers(), answers()
+    assert len(computed) > 60 and all(status == 200 for status, _ in computed)
+    assert stored == computed
+    assert read_back == computed
+    assert list((tmp_path / "cache" / "results").iterdir())          # the second pass did read the cache
+
+
+def test_encode_writes_what_plotly_writes():
+    value = wire.plain({"x": np.array([1.5, np.nan, 3.0]), "n": np.array([1, 2], dtype=np.int32), "t": "a</b>\u2028",
+                        "when": pd.Timestamp("2025-09-30"), 3: [None, True, np.float32(0.1)]})
+    assert to_json_plotly(wire.decode(wire.encode(value))) == to_json_plotly(value)
