@@ -37,7 +37,9 @@ def _plain(value):
     if isinstance(value, dict):
         return Props((k, _plain(v)) for k, v in value.items())
     if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value] if any(isinstance(v, dict) for v in value) else value
+        # a dict anywhere in the list? Asked of its few distinct types (a C-level pass), not of
+        # every value in a Python loop: a figure's text and number lists run to thousands
+        return [_plain(v) for v in value] if any(issubclass(t, dict) for t in set(map(type, value))) else value
     if isinstance(value, (pd.Series, pd.Index, pd.DataFrame)):
         return value.to_numpy()
     return value
