@@ -461,6 +461,21 @@ def test_flow_figure_labels_every_node_and_link_with_its_count(snap):
                       "Higher stage"}
 
 
+def test_flow_node_labels_stay_below_the_column_headers():
+    """A small node at the very top (BCLC 0 with BCLC-C patients below it) had its two-line label
+    centred at the node, reaching above the plot into the "Best at follow-up" header. Labels are
+    kept inside the plot, 0.6 label heights below its top edge at most."""
+    assert figs._spread([0.995, 0.5], 0.1) == [0.94, 0.5]
+    assert figs._spread([0.7, 0.69], 0.1)[1] == pytest.approx(0.6)          # neighbours still pushed apart
+    rows = pd.DataFrame({"source": ["BCLC C", "BCLC C", "BCLC 0"], "target": ["BCLC 0", "BCLC C", "BCLC 0"],
+                         "n": [1, 60, 1]})
+    fig = figs.flow_figure(rows, "bclc", height=500)
+    plot_h = 500 - fig.layout.margin.t - fig.layout.margin.b
+    label_h = 38 / plot_h
+    tops = [a.y + label_h / 2 for a in fig.layout.annotations if a.name == "node"]
+    assert tops and max(tops) <= 1 - 0.1 * label_h + 1e-12
+
+
 def test_flow_figure_link_widths_are_proportional(snap):
     rows = pd.DataFrame({"source": ["outside Milan", "outside Milan", "within Milan"],
                          "target": ["within Milan", "died before restaging", "within Milan"], "n": [30, 10, 20]})

@@ -100,8 +100,11 @@ def _bezier_point(x0, y0, x1, y1, t):
 
 def _spread(wanted: list[float], height: float) -> list[float]:
     """Label centres as close as possible to `wanted` (top first) with at least `height` between
-    neighbours, kept inside [height / 2, 1 - height / 2]."""
+    neighbours, kept inside [height / 2, 1 - 0.6 * height]: the top label stays clear of the
+    column header above the plot (a small top node's label reached into it)."""
     ys = list(wanted)
+    if ys:
+        ys[0] = min(ys[0], 1 - 0.6 * height)
     for i in range(1, len(ys)):
         ys[i] = min(ys[i], ys[i - 1] - height)
     if ys and ys[-1] < height / 2:
