@@ -2,9 +2,12 @@
 -- BOR: best recorded response at post-baseline visits up to and including the first PD, CR > PR > SD > PD > NE;
 -- NE with no post-baseline scan. best_pct_change: minimum percent change over the same visits (waterfall bar);
 -- null (not evaluable) with no baseline sum or no post-baseline sum. No confirmation of response is required.
+-- sample_rank: the patient's place in a fixed pseudo-random order (by the SHA-256 hex of the id), the order in
+-- which the spider plot samples patients; computed here once, not hashed at every query.
 -- Materialized once per snapshot: every enrolled patient, no filter; `best_response` keeps the current filter and scope.
 with enrolled as (
-    select patient_id, site_id, bclc_stage
+    select patient_id, site_id, bclc_stage,
+        cast(row_number() over (order by sha256(patient_id)) as integer) as sample_rank
     from stg_patients
     where first_treatment_date <= snapshot_cutoff()
 ),
@@ -64,7 +67,8 @@ final as (
         case when u.best_pct_change is not null then null
              when coalesce(u.baseline_mm, 0) = 0 then 'no baseline sum'
              when b.n_scans is null then 'no follow-up scan'
-             else 'no post-baseline sum' end as not_evaluable_reason
+             else 'no post-baseline sum' end as not_evaluable_reason,
+        c.sample_rank
     from enrolled c
     cross join scopes sc
     left join bor b on b.scope = sc.scope and b.patient_id = c.patient_id

@@ -245,6 +245,16 @@ def test_spider_sample_is_chosen_in_sql_as_it_was_in_python(snapshots, no_cache,
         assert new.extra["n_patients_evaluable"] == len(evaluable)
 
 
+def test_sample_rank_is_the_order_of_the_sha256_of_the_patient_id(snapshots, no_cache):
+    """best_response_all.sample_rank (computed once per snapshot, the spider's sampling order) ranks
+    every patient as Python's hashlib.sha256 hex of the id sorts them, the same in both scopes."""
+    rows = data.execute("select scope, patient_id, sample_rank from best_response_all", snapshots["synthetic"])
+    for scope, part in rows.groupby("scope"):
+        ids = part.sort_values("sample_rank")["patient_id"].tolist()
+        assert ids == sorted(ids, key=lambda p: hashlib.sha256(p.encode()).hexdigest())
+        assert sorted(part["sample_rank"]) == list(range(1, len(part) + 1))
+
+
 # --- swimmer: the page's lanes only ------------------------------------------------------------------
 @pytest.mark.parametrize("registry, i", CASES)
 def test_swimmer_pages_are_the_export_sliced_to_the_page(snapshots, no_cache, registry, i):

@@ -171,12 +171,14 @@ SPIDER_MAX_PATIENTS = 500
 # The patients the spider plot draws: every evaluable patient (a waterfall bar, which is exactly
 # the patients of spider_points), at most SPIDER_MAX_PATIENTS of them: a fixed pseudo-random sample
 # ordered by the SHA-256 (hex) of the patient id, the same for every filter that contains the
-# patient. Chosen here, before any point is loaded; n_evaluable counts them all.
+# patient (best_response's sample_rank: that order, computed once per snapshot; hashing every id at
+# each query was 34 of the query's 87 ms at 100,000 patients). Chosen here, before any point is
+# loaded; n_evaluable counts them all.
 SPIDER_SAMPLE_SQL = """
 select patient_id, count(*) over () as n_evaluable
 from best_response
 where scope = ? and best_pct_change is not null
-order by sha256(patient_id)
+order by sample_rank
 limit ?
 """
 # One query: the sample above, then the points of the drawn patients only, read from
