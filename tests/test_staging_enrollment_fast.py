@@ -480,11 +480,34 @@ def test_downsizing_footnote_says_when_points_are_sampled(monkeypatch, tmp_path)
                                                   "summary": summary.to_dict(orient="records"),
                                                   "n_evaluable": len(rows), "n_not_evaluable": 0,
                                                   "not_evaluable": {}})
-    monkeypatch.setattr(cb.exports, "run_export", lambda *a, **k: fake)
+    monkeypatch.setattr(cb.exports, "compute_export", lambda *a, **k: fake)
     monkeypatch.setattr(cb, "state_context", lambda state: (type("S", (), {"snapshot_id": "x"})(), Filters(),
                                                             ALL_SITES))
     note = cb.downsizing_card({}, "bclc_stage")[3]
     assert f"a fixed sample of {figs.points_per_group(2):,}" in note and "the CSV have every patient" in note
+
+
+def test_the_downsizing_card_computes_its_export_without_storing_it(synthetic_root, monkeypatch, tmp_path):
+    """The card's view is cached; its export (every patient's row: 95,000 at 100,000 patients, 99 ms
+    to pickle) is computed for it and not stored. The card draws the same figure as from the
+    cached export, and nothing named export:downsizing reaches the cache."""
+    from dashboard import cache, exports
+    from dashboard.callbacks import downstaging as cb
+    from dashboard.wire import plain
+    from plotly.io.json import to_json_plotly
+    monkeypatch.setenv("REGISTRY_DATA", str(synthetic_root))
+    monkeypatch.setenv("REGISTRY_CACHE", str(tmp_path))
+    kinds = []
+    cached = cache.cached
+    monkeypatch.setattr(cache, "cached", lambda kind, *a, **k: kinds.append(kind) or cached(kind, *a, **k))
+    state = {"snapshot": data.resolve("latest").snapshot_id, "query": "bclc=B,C"}
+    card = cb.downsizing_card(state, "bclc_stage")
+    assert "export:downsizing" not in kinds
+    snapshot, filters, scope = cb.state_context(state)
+    stored = exports.run_export("downsizing", snapshot, filters, scope, by="bclc_stage")
+    assert "export:downsizing" in kinds                                  # the download's path still caches
+    assert to_json_plotly(plain(card[0])) == to_json_plotly(plain(
+        figs.downsizing_figure(stored.rows, stored.extra["groups"], stored.extra["by"])))
 
 
 # --- Enrollment ------------------------------------------------------------------------------------

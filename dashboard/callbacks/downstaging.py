@@ -75,7 +75,9 @@ def cif_card(state, by="bclc_stage"):
 
 def downsizing_card(state, by="bclc_stage"):
     snapshot, filters, scope = state_context(state)
-    exp = exports.run_export("downsizing", snapshot, filters, scope, by=by)
+    # every patient's row, uncached: this card's view is cached, and storing the export cost more
+    # than computing it (exports.compute_export)
+    exp = exports.compute_export("downsizing", snapshot, filters, scope, by=by)
     spec = export_spec(PAGE, DOWNSIZING, "downsizing", snapshot.snapshot_id, {"by": exp.extra["by"]})
     reasons = "; ".join(f"{k}: {v}" for k, v in exp.extra["not_evaluable"].items())
     drawn = [s["n"] for s in exp.extra["summary"] if s["n"] > 0]     # the figure's boxes
