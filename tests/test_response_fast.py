@@ -276,6 +276,13 @@ def test_swimmer_pages_are_the_export_sliced_to_the_page(snapshots, no_cache, re
                     assert list(dict.fromkeys(got["patient_id"])) == lanes
 
 
+def test_the_lane_order_is_stored_as_one_text_and_read_back_whole():
+    for ids in ([], ["S01-0001"], ["S01-0002", "S01-0001", "S10-0100"], ["a\x1fb", "c"], [""] * 0):
+        stored = rx.join_lanes(ids)
+        assert rx.split_lanes(stored) == ids
+        assert isinstance(stored, str) == (not any(rx.LANE_SEPARATOR in i for i in ids))
+
+
 def test_swimmer_card_never_loads_the_swimmer_export(snapshots, no_cache, monkeypatch):
     from dashboard.callbacks import response as cb
 
