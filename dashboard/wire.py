@@ -17,6 +17,7 @@ it takes the fast path.
 from __future__ import annotations
 
 import datetime as dt
+from functools import lru_cache
 
 import numpy as np
 import orjson
@@ -119,18 +120,38 @@ def decode(raw: bytes):
 class Element:
     """An html element (html.Td(children, className=...), html.Tr, html.Strong, ...) already in the
     form Dash sends it: the same JSON as the html component (props in the component's order:
-    children, then className), without Dash's validating constructor. For the cells of big tables
+    children, then className, and any further props given by keyword, such as id, style or
+    colSpan, written as given), without Dash's validating constructor. For the cells of big tables
     (the Tumour response consistency table: 200 rows, 2,600 elements, most of the card's time as
     components). Reads like a component: .children, .className; `plain` and
     dashboard.components.iter_components find it through to_plotly_json."""
 
-    __slots__ = ("_type", "children", "className")
+    __slots__ = ("_type", "children", "className", "_props")
 
-    def __init__(self, type_: str, children=None, className: str | None = None):
-        self._type, self.children, self.className = type_, children, className
+    def __init__(self, type_: str, children=None, className: str | None = None, **props):
+        self._type, self.children, self.className, self._props = type_, children, className, props
+
+    def __getattr__(self, name):                # the keyword props read as attributes, like a component's
+        if name.startswith("_"):
+            raise AttributeError(name)
+        try:
+            return self._props[name]
+        except KeyError:
+            raise AttributeError(name) from None
 
     def to_plotly_json(self) -> dict:
         props = {"children": self.children}
         if self.className is not None:
             props["className"] = self.className
+        if self._props:
+            props.update(self._props)
+            order = _prop_order(self._type)
+            props = dict(sorted(props.items(), key=lambda item: order.get(item[0], len(order))))
         return {"props": props, "type": self._type, "namespace": "dash_html_components"}
+
+
+@lru_cache(maxsize=64)
+def _prop_order(type_: str) -> dict[str, int]:
+    """The html component's props in the order Dash writes them (its _prop_names)."""
+    from dash import html
+    return {name: i for i, name in enumerate(getattr(html, type_)()._prop_names)}

@@ -1269,3 +1269,74 @@ def test_text_and_number_text_are_the_arrays_they_were():
     for values in ([1.5], [7.0, 7.0], [-0.0], [1.5, np.nan], [np.inf, 2.0], []):
         new, old = figs._number_text(np.array(values)), prev_number_text(np.array(values))
         assert new.dtype == old.dtype and new.tolist() == old.tolist(), values
+
+
+# --- the ORR/DCR table as wire.Element ---------------------------------------------------------------
+def prev_rate(est, lo, hi, x, n):
+    """callbacks.response._rate before it built Elements (verbatim, html components)."""
+    from dash import html
+    if est is None or est != est:
+        return "–"
+    return [html.Span([html.Span(f"{100 * est:.1f}%", className="fw-semibold"),
+                       html.Span(f" {x}/{n}", className="text-muted")], style={"whiteSpace": "nowrap"}),
+            html.Br(), html.Span(f"{100 * lo:.1f}–{100 * hi:.1f}", className="text-muted small")]
+
+
+def prev_summary_table(rows):
+    """callbacks.response.summary_table before it built Elements (verbatim, html components)."""
+    import dash_bootstrap_components as dbc
+    from dash import html
+    right = "text-end"
+    head = html.Thead([
+        html.Tr([html.Th("", colSpan=2), html.Th("All patients (ITT)", colSpan=2, className="text-center"),
+                 html.Th("Evaluable patients", colSpan=3, className="text-center")]),
+        html.Tr([html.Th("Group"), html.Th("n", className=right), html.Th("ORR", className=right),
+                 html.Th("DCR", className=right), html.Th("n", className=right),
+                 html.Th("ORR", className=right), html.Th("DCR", className=right)]),
+    ])
+    body = []
+    for r in rows.to_dict("records"):
+        key = str(r["group"])
+        label = ("All patients" if key == "all" else key) + (" †" if r["is_small_group"] else "")
+        n_ev = r["n_evaluable"]
+        ev = {k: None if r[k] is None or r[k] != r[k] else round(r[k] * n_ev) for k in ("orr_evaluable",
+                                                                                    "dcr_evaluable")}
+        body.append(html.Tr([
+            html.Td(label, className="fw-semibold" if key == "all" else None),
+            html.Td(r["n"], className=right),
+            html.Td(prev_rate(r["orr"], r["orr_ci_lower"], r["orr_ci_upper"], r["cr"] + r["pr"], r["n"]),
+                    className=right, id=f"response-orr-{key}"),
+            html.Td(prev_rate(r["dcr"], r["dcr_ci_lower"], r["dcr_ci_upper"], r["cr"] + r["pr"] + r["sd"], r["n"]),
+                    className=right, id=f"response-dcr-{key}"),
+            html.Td(n_ev, className=right),
+            html.Td(prev_rate(r["orr_evaluable"], r["orr_evaluable_ci_lower"], r["orr_evaluable_ci_upper"],
+                              ev["orr_evaluable"], n_ev), className=right, id=f"response-orr-evaluable-{key}"),
+            html.Td(prev_rate(r["dcr_evaluable"], r["dcr_evaluable_ci_lower"], r["dcr_evaluable_ci_upper"],
+                              ev["dcr_evaluable"], n_ev), className=right, id=f"response-dcr-evaluable-{key}"),
+        ], className="table-light" if key == "all" else None))
+    return dbc.Table([head, html.Tbody(body)], bordered=False, hover=True, size="sm", className="mb-0",
+                     style={"fontSize": "0.85rem"}, id="response-summary-grid")
+
+
+@pytest.mark.parametrize("registry, i", CASES)
+def test_summary_table_sends_what_the_components_sent(snapshots, no_cache, registry, i):
+    """The ORR/DCR table built from wire.Element sends the JSON the html components sent, except
+    that a cell or row the old code gave className=None (written as "className": null) now has no
+    className at all: the same page in the browser."""
+    import json
+    from dashboard.callbacks import response as cb
+    snapshot, filters = snapshots[registry], FILTERS[registry][i]
+
+    def without_null_class(node):
+        if isinstance(node, dict):
+            return {k: without_null_class(v) for k, v in node.items() if not (k == "className" and v is None)}
+        if isinstance(node, list):
+            return [without_null_class(v) for v in node]
+        return node
+    for scope in SCOPES:
+        for by in ("none", "bclc_stage", "site_id", "child_pugh_class"):
+            rows = exports.run_export("response-summary", snapshot, filters, data.ALL_SITES, response_scope=scope,
+                                      by=by).rows
+            new, old = json.loads(sent_json(cb.summary_table(rows))), json.loads(sent_json(prev_summary_table(rows)))
+            assert new == without_null_class(old)
+            assert new != old or rows.empty or (rows["group"] == "all").all()

@@ -46,7 +46,13 @@ def test_an_element_serialises_as_its_html_component():
     for element, component in ((wire.Element("Td", "3 (25.0%)", "text-end"), html.Td("3 (25.0%)", className="text-end")),
                                (wire.Element("Tr", [wire.Element("Td", wire.Element("Strong", "PR"))]),
                                 html.Tr([html.Td(html.Strong("PR"))])),
-                               (wire.Element("Td", None), html.Td())):
+                               (wire.Element("Td", None), html.Td()),
+                               (wire.Element("Td", "50.0%", "text-end", id="response-orr-all"),
+                                html.Td("50.0%", className="text-end", id="response-orr-all")),
+                               (wire.Element("Th", "ITT", "text-center", colSpan=2),
+                                html.Th("ITT", colSpan=2, className="text-center")),
+                               (wire.Element("Span", [wire.Element("Br")], style={"whiteSpace": "nowrap"}),
+                                html.Span([html.Br()], style={"whiteSpace": "nowrap"}))):
         assert to_json_plotly(wire.plain(element)) == to_json_plotly(component)
 
 
