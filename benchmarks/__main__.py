@@ -201,18 +201,16 @@ def bench_scale(scale: str, reps: int, only=None, server: str = "test-client") -
     shell_ids = set(layout_props(app_module.layout()))
     rows = []
     recorded: list = []
-    original = data.execute
+    original = data._run              # where every query of data.execute and data.value runs
 
-    def recording(sql, snapshot, filters=None, scope=data.ALL_SITES, params=None, variables=None):
-        from dashboard.filters import Filters
-        filters = filters or Filters()
+    def recording(sql, snapshot, filters, scope, params, variables, fetch):
         recorded.append((sql, snapshot, filters, scope, params, variables))
-        return original(sql, snapshot, filters, scope, params, variables)
+        return original(sql, snapshot, filters, scope, params, variables, fetch)
 
     for path, label in PAGES:
         if only and path not in only and label not in only:
             continue
-        data.execute = recording
+        data._run = recording
         try:
             replay = Replayer(client, deps)
             run_page(replay, deps, path, shell_ids, snapshot.snapshot_id, 1, WARMUP)   # schemas, imports
@@ -228,7 +226,7 @@ def bench_scale(scale: str, reps: int, only=None, server: str = "test-client") -
                     n_queries, n_first = len(recorded), len(times)
             warm, _, _ = run_page(replay, deps, path, shell_ids, snapshot.snapshot_id, max(reps - 1, 1))
         finally:
-            data.execute = original
+            data._run = original
         floor = floor_ms(recorded[:n_queries]) / n_first
         p50, p95 = statistics.median(cold), percentile(cold, 95)
         rows.append({"scale": scale, "patients": SCALES[scale], "page": label, "p50_ms": round(p50, 1),

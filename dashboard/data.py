@@ -209,14 +209,36 @@ def execute(sql: str, snapshot: Snapshot, filters: Filters = Filters(), scope: S
             params: list | dict | None = None, variables: dict | None = None) -> pd.DataFrame:
     """Run SQL (project code, never user text) against the snapshot's views, with the filters and
     scope bound, and values in `params` bound as parameters. Returns a DataFrame."""
+    return _run(sql, snapshot, filters, scope, params, variables, _frame)
+
+
+def value(sql: str, snapshot: Snapshot, filters: Filters = Filters(), scope: Scope = ALL_SITES,
+          params: list | dict | None = None, variables: dict | None = None):
+    """The first value of the first row of a query (None when it has no row), bound as execute()
+    binds: for counts, without building a DataFrame for one number."""
+    rows = _run(sql, snapshot, filters, scope, params, variables, _rows)
+    return rows[0][0] if rows else None
+
+
+def _run(sql, snapshot, filters, scope, params, variables, fetch):
+    """The one place a query runs: schema, bound filters, scope and variables, then `fetch` of
+    its result (a DataFrame for execute, rows for value)."""
     schema = ensure_schema(snapshot)
     cur = cursor()
     _bind(cur, filters, scope, variables)
     cur.execute(f"use {DATABASE}.{_ident(schema)}")
     try:
-        return cur.execute(sql, params or []).df()
+        return fetch(cur.execute(sql, params or []))
     except duckdb.Error as e:
         raise QueryError(str(e)) from e
+
+
+def _frame(result) -> pd.DataFrame:
+    return result.df()
+
+
+def _rows(result) -> list[tuple]:
+    return result.fetchall()
 
 
 def query(view: str, snapshot: Snapshot, filters: Filters = Filters(), scope: Scope = ALL_SITES,

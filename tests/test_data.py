@@ -4,7 +4,7 @@ import threading
 import pytest
 
 from dashboard import data
-from dashboard.data import Scope
+from dashboard.data import ALL_SITES, Scope
 from dashboard.filters import Filters
 
 
@@ -100,3 +100,12 @@ def test_extra_variables_are_reset_for_the_next_query(mini_snapshot):
     assert bool(first.v.iloc[0]) is True
     second = data.execute("select getvariable('ae_related_only') as v", mini_snapshot)
     assert second.v.isna().all()
+
+
+def test_value_is_the_first_value_of_the_query_bound_like_execute(mini_snapshot):
+    """data.value: a count without a DataFrame, with the filters and scope bound as execute binds
+    them; None when the query has no row."""
+    for filters, scope in ((Filters(), ALL_SITES), (Filters(bclc=("C",)), ALL_SITES), (Filters(), Scope(("S01",)))):
+        frame = data.execute("select count(*) as n from cohort", mini_snapshot, filters, scope)
+        assert data.value("select count(*) as n from cohort", mini_snapshot, filters, scope) == frame["n"].iloc[0]
+    assert data.value("select patient_id from cohort where false", mini_snapshot) is None

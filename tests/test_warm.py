@@ -23,12 +23,12 @@ def test_after_warm_every_default_view_is_served_without_duckdb(mini_root, own_c
     assert set(timings) == {label for _, label in PAGES}
 
     queries = []
-    original = data.execute
+    original = data._run             # every query of data.execute and data.value
 
     def counting(sql, *args, **kwargs):
         queries.append(sql)
         return original(sql, *args, **kwargs)
-    monkeypatch.setattr(data, "execute", counting)
+    monkeypatch.setattr(data, "_run", counting)
     session = Session(dash_app)
     snapshot_id = data.resolve("latest").snapshot_id
     for path, _ in PAGES:

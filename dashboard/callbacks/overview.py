@@ -23,7 +23,7 @@ def overview_cards(state):
     sites = data.query("enrollment", snapshot, filters, scope)
     active = int((sites["n_enrolled"] > 0).sum())
     report = data.report_for(snapshot)
-    deaths = int(data.execute("select count(death_date) as d from cohort", snapshot, filters, scope)["d"].iloc[0])
+    deaths = int(data.value("select count(death_date) as d from cohort", snapshot, filters, scope))
     cards = [
         stat_card("Data cut", snapshot.snapshot_id, f"cut-off {snapshot.cutoff_date:%d %b %Y}", "overview-snapshot"),
         stat_card("Patients", f"{n:,}", "in the current filter", "overview-patients"),

@@ -52,7 +52,7 @@ def n_patients(snapshot: Snapshot, filters: Filters, scope: Scope) -> int:
     """Patients in the filter and scope: the 'n' of every banner and export."""
     from dashboard import cache
     return cache.cached("n_patients", snapshot, filters, scope, lambda: int(
-        data.execute("select count(*) as n from cohort", snapshot, filters, scope)["n"].iloc[0]))
+        data.value("select count(*) as n from cohort", snapshot, filters, scope)))
 
 
 def n_total(snapshot: Snapshot, scope: Scope) -> int:
