@@ -97,6 +97,9 @@ def test_chip_removal_and_clear_all(page, live_server):
 def test_invalid_url_value_shows_a_message_not_a_crash(page, live_server, synthetic_root):
     page.goto(live_server + "/enrollment?bclc=Z&age_min=abc&sex=F")
     wait_idle(page)
+    # wait_idle can pass before the first callback has started (measured: the message appeared
+    # 0.3-2.1 s after the page's first paint, and then stayed); wait for it, up to 20 s
+    page.wait_for_function("() => (document.querySelector('#url-message') || {}).innerText", timeout=20000)
     alert = page.inner_text("#url-message")
     assert "bclc" in alert and "age_min" in alert
     expected = export(synthetic_root, "patients", "sex=F")["n_patients"]
