@@ -44,27 +44,11 @@ def baseline_card(state):
     return table_one(exp.rows), spec, note
 
 
-class _SpanningCell(Element):
-    """A label row's cell: html.Td(children, className=..., colSpan=n) as wire.Element, the same
-    JSON (props in the component's order: children, className, colSpan)."""
-
-    __slots__ = ("colSpan",)
-
-    def __init__(self, children, className: str, colSpan: int):
-        super().__init__("Td", children, className)
-        self.colSpan = colSpan
-
-    def to_plotly_json(self) -> dict:
-        out = super().to_plotly_json()
-        out["props"]["colSpan"] = self.colSpan
-        return out
-
-
 def table_one(long):
     """Table 1 from the export's long rows (baseline_wide_rows: one row per variable and level,
-    one column per group). Its cells, rows and head are wire.Element (_SpanningCell for the label
-    rows), the same JSON as the html components: at 600 patients (stages B and C) building the
-    ~400 components (each a validating constructor, then to_plotly_json in wire.plain) from
+    one column per group). Its cells, rows and head are wire.Element (a label row's one cell spans
+    every column), the same JSON as the html components: at 600 patients (stages B and C) building
+    the ~400 components (each a validating constructor, then to_plotly_json in wire.plain) from
     baseline_wide's DataFrame took 9.7 ms, the elements from plain lists 0.7."""
     groups, records = baseline_wide_rows(long)
     n_by_group = {}
@@ -79,7 +63,7 @@ def table_one(long):
             continue
         inline = level == "median (IQR)"
         if label != last and not inline:
-            rows.append(Element("Tr", [_SpanningCell(label, "var-label", len(groups) + 1)]))
+            rows.append(Element("Tr", [Element("Td", label, "var-label", colSpan=len(groups) + 1)]))
         last = label
         first = (Element("Td", [Element("Span", label, "var-label"), ", median (IQR)"]) if inline
                  else Element("Td", level, "level"))

@@ -98,11 +98,17 @@ def waterfall_card(state, scope="overall", highlight=None):
     return fig, graph_config(WATERFALL, spec["filename"]), spec, note
 
 
-def bor_card(state, scope="overall", by="bclc_stage"):
+def _summary_export(state, scope, by):
+    """(snapshot, options, the response-summary export): what the BOR chart and the ORR/DCR table read."""
     snapshot, filters, sites = state_context(state)
-    scope, by = _scope(scope), _by(by)
-    options = {"response_scope": scope, "by": by}
-    exp = exports.run_export("response-summary", snapshot, filters, sites, **options)
+    options = {"response_scope": _scope(scope), "by": _by(by)}
+    return snapshot, options, exports.run_export("response-summary", snapshot, filters, sites, **options)
+
+
+def bor_card(state, scope="overall", by="bclc_stage", summary=None):
+    """The BOR chart's outputs; `summary`: _summary_export's result when the caller has it."""
+    snapshot, options, exp = summary or _summary_export(state, scope, by)
+    scope, by = options["response_scope"], options["by"]
     spec = _spec(BOR, "response-summary", snapshot, options)
     note = [f"% of every patient in the group (intention to treat), by {GROUPINGS[by]}. NE = no post-baseline "
             f"scan, or only NE recorded. † fewer than {resp.SMALL_GROUP} patients: drawn, interpret with care. ",
@@ -157,11 +163,10 @@ def summary_table(rows):
                      style={"fontSize": "0.85rem"}, id="response-summary-grid")
 
 
-def summary_card(state, scope="overall", by="bclc_stage"):
-    snapshot, filters, sites = state_context(state)
-    scope, by = _scope(scope), _by(by)
-    options = {"response_scope": scope, "by": by}
-    exp = exports.run_export("response-summary", snapshot, filters, sites, **options)
+def summary_card(state, scope="overall", by="bclc_stage", summary=None):
+    """The ORR/DCR table's outputs; `summary`: _summary_export's result when the caller has it."""
+    snapshot, options, exp = summary or _summary_export(state, scope, by)
+    scope = options["response_scope"]
     spec = _spec(SUMMARY, "response-summary", snapshot, options)
     note = ["ORR = (CR + PR) / N and DCR = (CR + PR + SD) / N: % and x/N over the exact (Clopper-Pearson) 95% CI. "
             "'All patients': N = every patient in the group and filter (intention to treat). 'Evaluable': N = "
@@ -331,7 +336,8 @@ def _waterfall(state, scope, highlight):
           Input(BY, "value"))
 @cached_view("response.bor-summary")
 def _bor_summary(state, scope, by):
-    return (*bor_card(state, scope, by), *summary_card(state, scope, by))
+    summary = _summary_export(state, scope, by)          # read once for both cards
+    return (*bor_card(state, scope, by, summary), *summary_card(state, scope, by, summary))
 
 
 @callback(*card_outputs(SPIDER), Input(ids.STATE, "data"), Input(SCOPE, "value"), Input(HIGHLIGHT, "data"))

@@ -68,12 +68,10 @@ def _load_all():
 def run_export(name: str, snapshot: Snapshot, filters: Filters = Filters(), scope: Scope = ALL_SITES,
                **options) -> Export:
     """Run an export (cached by snapshot, filters, scope and options; dashboard/cache.py)."""
-    _load_all()
-    if name not in EXPORTS:
-        raise KeyError(f"unknown export {name!r}; known: {', '.join(sorted(EXPORTS))}")
+    _spec(name)
     from dashboard import cache
     return cache.cached("export:" + name, snapshot, filters, scope,
-                        lambda: EXPORTS[name].func(snapshot, filters, scope, **options), **options)
+                        lambda: compute_export(name, snapshot, filters, scope, **options), **options)
 
 
 def compute_export(name: str, snapshot: Snapshot, filters: Filters = Filters(), scope: Scope = ALL_SITES,
@@ -83,10 +81,15 @@ def compute_export(name: str, snapshot: Snapshot, filters: Filters = Filters(), 
     downsizing export at 100,000 patients: 95,000 rows, 180 ms to compute, 99 ms to pickle into the
     cache (holding the GIL, while the page's other cards wait) and 5 MB on disk; only its CSV
     download would read it back, and computes it again instead."""
+    return _spec(name).func(snapshot, filters, scope, **options)
+
+
+def _spec(name: str) -> ExportSpec:
+    """The registered export of that name; a KeyError naming the known ones otherwise."""
     _load_all()
     if name not in EXPORTS:
         raise KeyError(f"unknown export {name!r}; known: {', '.join(sorted(EXPORTS))}")
-    return EXPORTS[name].func(snapshot, filters, scope, **options)
+    return EXPORTS[name]
 
 
 # --- serialisation ----------------------------------------------------------------------------
