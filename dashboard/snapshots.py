@@ -50,6 +50,10 @@ class Snapshot:
     snapshot_id: str
     path: Path
     manifest: dict
+    # what this process verified: the manifest's hash and every file's identity (size, mtime_ns,
+    # inode) after their checksums matched; empty until verified (dashboard/data.py resolve()).
+    # Schemas and cache entries are keyed by it, so changed or re-published files never share them.
+    fingerprint: str = ""
 
     @property
     def cutoff_date(self) -> dt.date:
