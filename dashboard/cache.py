@@ -103,10 +103,9 @@ def snapshot_key(path: str, manifest_mtime_ns: int) -> str:
 
 
 def key(kind: str, snapshot, filters, scope, **options) -> str:
-    manifest = snapshot.path / "manifest.json"
     parts = {
         "kind": kind, "code": code_version(),
-        "snapshot": snapshot_key(str(snapshot.path), manifest.stat().st_mtime_ns),
+        "snapshot": snapshot.fingerprint,
         "filters": filters.to_query(), "scope": None if scope.sites is None else sorted(scope.sites),
         "options": {k: options[k] for k in sorted(options)},
     }
@@ -122,7 +121,7 @@ _inflight_guard = threading.Lock()
 
 def cached(kind: str, snapshot, filters, scope, compute, **options):
     """compute() once per key, across threads, workers and restarts."""
-    if not enabled():
+    if not enabled() or not snapshot.fingerprint:
         return compute()
     k = key(kind, snapshot, filters, scope, **options)
     s = store()
@@ -173,3 +172,26 @@ def cached_view(name: str):
             return fresh[0] if fresh else wire.decode(raw)
         return wrapper
     return decorate
+
+
+def get_doc(key: str) -> dict | None:
+    """A JSON document stored under key (a validation report), or None."""
+    if not enabled():
+        return None
+    try:
+        return json.loads((cache_dir() / f"{key}.json").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def put_doc(key: str, doc: dict) -> None:
+    """Store a JSON document under key, atomically; a failure only loses the document."""
+    if not enabled():
+        return
+    try:
+        file = cache_dir() / f"{key}.json"
+        tmp = file.with_suffix(f".{os.getpid()}.{threading.get_ident()}.tmp")
+        tmp.write_text(json.dumps(doc))
+        os.replace(tmp, file)
+    except OSError:
+        pass
