@@ -34,8 +34,8 @@ SNAPSHOT_ID = "2024-12-31"
 
 
 # --- helpers ------------------------------------------------------------------------------------
-def publish_mini(root: Path, registry: dict | None = None) -> Path:
-    return write_snapshot(root, SNAPSHOT_ID, registry or mini_registry())
+def publish_mini(root: Path, registry: dict | None = None, snapshot_id: str = SNAPSHOT_ID) -> Path:
+    return write_snapshot(root, snapshot_id, registry or mini_registry(), cutoff=SNAPSHOT_ID)
 
 
 def edit_manifest(folder: Path, change) -> None:
@@ -95,13 +95,14 @@ DAMAGE = {
 }
 
 
-def published_with_damage(root: Path, table: str, kind: str, other_fault: bool = True) -> Path:
+def published_with_damage(root: Path, table: str, kind: str, other_fault: bool = True,
+                          snapshot_id: str = SNAPSHOT_ID) -> Path:
     """The mini registry with `table` damaged; with other_fault, adverse event P1/A1 also has
     grade 7 (the contract's bound is 1..5), an independent error that must still be found."""
     reg = mini_registry()
     if other_fault:
         next(r for r in reg["adverse_events"] if (r["patient_id"], r["ae_id"]) == ("P1", "A1"))["grade"] = 7
-    folder = publish_mini(root, reg)
+    folder = publish_mini(root, reg, snapshot_id)
     path = folder / f"{table}.parquet"
     if kind == "directory":
         directory(path)
@@ -144,6 +145,16 @@ def test_zeroed_pages_in_any_table_are_an_error(tmp_path, table):
                for e in report.errors), report.summary()
     if table != "adverse_events":
         assert grade_error(report), report.summary()
+
+
+def test_latest_skips_a_new_cut_with_damaged_pages(tmp_path):
+    # issue 14 item 4: "latest raised on every request"; the previous good cut is served instead
+    from dashboard import data
+    publish_mini(tmp_path)
+    published_with_damage(tmp_path, "patients", "zeroed-pages", other_fault=False, snapshot_id=SNAPSHOT_ID + "_reissue")
+    # both are complete (files match the manifest); the reissue sorts last, so it is looked at first
+    assert [s.snapshot_id for s in list_snapshots(tmp_path)] == [SNAPSHOT_ID, SNAPSHOT_ID + "_reissue"]
+    assert data.resolve("latest", tmp_path).snapshot_id == SNAPSHOT_ID
 
 
 def test_a_table_file_that_is_a_directory_is_not_listed_and_manifest_check_does_not_raise(tmp_path):
