@@ -12,7 +12,15 @@ import sys
 from pathlib import Path
 
 from dashboard.filters import FilterError, Filters
-from dashboard.snapshots import SnapshotError, data_root, list_snapshots, read_manifest
+from dashboard.snapshots import SNAPSHOT_ID, SnapshotError, data_root, list_snapshots, read_manifest
+
+
+def snapshot_arg(value: str) -> str:
+    """--snapshot: a snapshot id or 'latest', never a path (it is joined to <data root>/snapshots)."""
+    if value == "latest" or SNAPSHOT_ID.match(value):
+        return value
+    raise argparse.ArgumentTypeError(
+        f"{value!r} must be a snapshot id (YYYY-MM-DD, optionally _suffix) or 'latest'")
 
 
 def cmd_validate(args) -> int:
@@ -105,7 +113,8 @@ def parser() -> argparse.ArgumentParser:
 
     v = sub.add_parser("validate", help="check snapshots against the contract")
     v.add_argument("--data", help="data root (default: $REGISTRY_DATA or ./data)")
-    v.add_argument("--snapshot", help="one snapshot id, or 'latest' (default: every snapshot folder)")
+    v.add_argument("--snapshot", type=snapshot_arg,
+                   help="one snapshot id, or 'latest' (default: every snapshot folder)")
     v.set_defaults(func=cmd_validate)
 
     g = sub.add_parser("generate", help="write the synthetic registry")
@@ -123,7 +132,7 @@ def parser() -> argparse.ArgumentParser:
                        description="exports: " + "; ".join(f"{k}: {s.help}" for k, s in sorted(EXPORTS.items())))
     e.add_argument("name", help="export name: " + ", ".join(sorted(EXPORTS)))
     e.add_argument("--data", help="data root (default: $REGISTRY_DATA or ./data)")
-    e.add_argument("--snapshot", default="latest", help="snapshot id or 'latest'")
+    e.add_argument("--snapshot", default="latest", type=snapshot_arg, help="snapshot id or 'latest'")
     e.add_argument("--filter", action="append", metavar="KEY=V[,V...]",
                    help="filter, repeatable: site, bclc, child_pugh, etiology, sex, ecog, age_min, "
                         "age_max, enrolled_from, enrolled_to")

@@ -8,10 +8,15 @@ few offending keys.
 The checks run in DuckDB directly over the parquet files, so they scale to stress-size
 registries. Column rules come from contract.py (null, codes, bounds, keys, references); the other
 rules are SQL queries returning the offending keys; values are bound, never formatted into SQL.
+
+validate_folder() never raises: a file that cannot be read, or any check that fails to run, is an
+error finding naming the table (and the rule), and the other tables are still checked. Each call
+opens its own in-memory DuckDB database, so concurrent calls share nothing.
 """
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from dashboard.contract import CTCAE_SOC, TABLES, Table
-from dashboard.snapshots import Snapshot, manifest_problems, read_manifest
+from dashboard.snapshots import Snapshot, escapes, manifest_problems, read_manifest
 
 MAX_EXAMPLES = 5
 
@@ -78,6 +83,15 @@ class Report:
         return "\n".join(lines)
 
 
+def _short(e: BaseException, folder: Path | None = None) -> str:
+    """An exception as one short line, without the snapshot's path (findings are shown to users)."""
+    text = (str(e).strip().splitlines() or [""])[0]
+    if folder is not None:
+        text = text.replace(str(folder) + "/", "").replace(str(folder), "")
+    text = text if len(text) <= 200 else text[:197] + "..."
+    return f"{e.__class__.__name__}: {text}" if text else e.__class__.__name__
+
+
 def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -105,11 +119,20 @@ class _Checker:
             self.report.findings.append(finding)
 
     def offenders(self, level, table, column, rule, sql, params=()):
-        """Run a query returning one key string per offending row; record a finding if any."""
-        rows = self.con.execute(f"select count(*) over (), k from ({sql}) q(k) limit {MAX_EXAMPLES}",
-                                list(params)).fetchall()
+        """Run a query returning one key string per offending row; record a finding if any.
+        A query that fails (a page unreadable after all, an I/O error) is an error naming the rule."""
+        try:
+            rows = self.con.execute(f"select count(*) over (), k from ({sql}) q(k) limit {MAX_EXAMPLES}",
+                                    list(params)).fetchall()
+        except Exception as e:
+            self.failed(table, column, f"check {rule!r}", e)
+            return
         if rows:
             self.add(level, table, column, rule, rows[0][0], [str(r[1]) for r in rows])
+
+    def failed(self, table, column, what, e: BaseException):
+        """An unexpected exception in a check: an error finding, never a raise."""
+        self.add("error", table, column, f"{what} could not run ({_short(e, self.folder)})")
 
     @staticmethod
     def key_expr(table: Table) -> str:
@@ -117,33 +140,57 @@ class _Checker:
 
     # --- structure -------------------------------------------------------------------------
     def load(self):
-        for name, table in TABLES.items():
-            path = self.folder / f"{name}.parquet"
-            if not path.exists():
-                self.add("error", name, "", f"file {name}.parquet missing")
-                continue
+        for name in TABLES:
             try:
-                schema = pq.read_schema(path)
+                self.load_table(name)
             except Exception as e:
-                self.add("error", name, "", f"file {name}.parquet is not readable parquet ({e.__class__.__name__})")
+                self.failed(name, "", f"file {name}.parquet: the structure check", e)
+
+    def load_table(self, name: str):
+        table = TABLES[name]
+        path = self.folder / f"{name}.parquet"
+        if not os.path.lexists(path):
+            self.add("error", name, "", f"file {name}.parquet missing")
+            return
+        if escapes(path, self.folder):       # never read a file outside the data root's snapshots
+            self.add("error", name, "", f"file {name}.parquet is a symbolic link out of the snapshots folder")
+            return
+        if not path.is_file():               # a directory, a FIFO (opening it blocks), a device
+            self.add("error", name, "", f"file {name}.parquet is not a regular file")
+            return
+        if any(c in str(path) for c in "*?["):   # DuckDB's read_parquet would expand it as a glob
+            self.add("error", name, "", f"file {name}.parquet: its path has a glob character (* ? [), not read")
+            return
+        try:
+            schema = pq.read_schema(path)
+        except Exception as e:
+            self.add("error", name, "", f"file {name}.parquet is not readable parquet ({e.__class__.__name__})")
+            return
+        ok = True
+        for col in table.columns:
+            if col.name not in schema.names:
+                self.add("error", name, col.name, "column missing")
+                ok = False
                 continue
-            ok = True
-            for col in table.columns:
-                if col.name not in schema.names:
-                    self.add("error", name, col.name, "column missing")
-                    ok = False
-                    continue
-                got, want = _duck_type(schema.field(col.name).type), _duck_type(col.type)
-                if got != want:
-                    self.add("error", name, col.name, f"type is {got}, contract says {want}")
-                    ok = False
-            for extra in set(schema.names) - set(table.column_names):
-                self.add("warning", name, extra, "column not in the contract (ignored)")
-            # the path is ours (a validated folder), escaped as a literal; it is not user input
-            literal = "'" + str(path).replace("'", "''") + "'"
-            self.con.execute(f"create view {_ident(name)} as select * from read_parquet({literal})")
-            if ok:
-                self.usable.add(name)
+            got, want = _duck_type(schema.field(col.name).type), _duck_type(col.type)
+            if got != want:
+                self.add("error", name, col.name, f"type is {got}, contract says {want}")
+                ok = False
+        for extra in set(schema.names) - set(table.column_names):
+            self.add("warning", name, extra, "column not in the contract (ignored)")
+        # the path is ours (a checked folder), escaped as a literal; it is not user input
+        literal = "'" + str(path).replace("'", "''") + "'"
+        # every page of every column decoded once: the footer can be intact while a data page is
+        # not, and a rule's query may skip such a page (statistics) where a dashboard query reads it
+        every = ", ".join(_ident(c) for c in schema.names) or "1"     # a file with no column: nothing to decode
+        try:
+            self.con.execute(f"select bit_xor(hash({every})) from read_parquet({literal})").fetchall()
+        except Exception as e:
+            self.add("error", name, "", f"file {name}.parquet cannot be read (data pages corrupt: {_short(e, self.folder)})")
+            return
+        self.con.execute(f"create view {_ident(name)} as select * from read_parquet({literal})")
+        if ok:
+            self.usable.add(name)
 
     def both(self, *tables):
         return all(t in self.usable for t in tables)
@@ -269,6 +316,15 @@ class _Checker:
             self.offenders(W, "lesion_measurements", "viable_diameter_mm", "target lesion not measured at a scan",
                            "select m.patient_id || '/' || m.lesion_id || '/' || m.visit from lesion_measurements m "
                            "join lesions l using (patient_id, lesion_id) where l.is_target and m.viable_diameter_mm is null")
+        if self.both("imaging", "lesion_measurements", "lesions"):
+            # a target lesion without its row leaves the scan's sum of diameters not evaluable
+            # (analysis plan, mRECIST); a follow-up scan with no row at all is the next rule's
+            self.offenders(W, "lesion_measurements", "viable_diameter_mm", "target lesion has no measurement row at a scan",
+                           "select l.patient_id || '/' || l.lesion_id || '/' || i.visit from imaging i "
+                           "join lesions l using (patient_id) left join lesion_measurements m on m.patient_id = "
+                           "l.patient_id and m.lesion_id = l.lesion_id and m.visit = i.visit "
+                           "where l.is_target and m.patient_id is null and (i.visit = 'baseline' or exists "
+                           "(select 1 from lesion_measurements n where n.patient_id = i.patient_id and n.visit = i.visit))")
         if self.both("imaging", "lesion_measurements"):
             self.offenders(W, "imaging", "visit", "follow-up scan with no lesion measurements",
                            "select i.patient_id || '/' || i.visit from imaging i where i.visit <> 'baseline' and not exists "
@@ -350,24 +406,39 @@ from with_base w join imaging i using (patient_id, visit)
 
 
 def validate_folder(folder: Path, verify_checksums: bool = True) -> Report:
-    """Validate one snapshot folder: manifest, files, then every contract rule."""
+    """Validate one snapshot folder: manifest, files, then every contract rule. Never raises:
+    whatever goes wrong is an error finding in the report."""
     folder = Path(folder)
-    manifest = read_manifest(folder)
-    checker = _Checker(folder.name, folder, None)
-    for problem in manifest_problems(folder, manifest, verify_checksums):
-        table, _, rule = problem.partition(": ")
-        checker.add("error", table, "", rule)
-    if manifest is not None:
+    try:
+        checker = _Checker(folder.name, folder, None)
+    except Exception as e:      # DuckDB could not start (memory, threads): the cut is not checked
+        return Report(folder.name, [Finding("error", folder.name, "", f"validation could not run ({_short(e)})")])
+    try:
+        manifest = read_manifest(folder)
+        for problem in manifest_problems(folder, manifest, verify_checksums):
+            table, _, rule = problem.partition(": ")
+            checker.add("error", table, "", rule)
+        if escapes(folder, folder):          # reported above; nothing is read through the link
+            return checker.report
+        if manifest is not None:
+            try:
+                checker.cutoff = dt.date.fromisoformat(str(manifest.get("cutoff_date")))
+            except ValueError:
+                pass
+        for step in (checker.load, checker.columns, checker.dates_after_cutoff, checker.rules):
+            try:
+                step()
+            except Exception as e:
+                checker.failed(folder.name, "", f"{step.__name__.replace('_', ' ')} checks", e)
+        return checker.report
+    except Exception as e:
+        checker.failed(folder.name, "", "validation", e)
+        return checker.report
+    finally:
         try:
-            checker.cutoff = dt.date.fromisoformat(str(manifest.get("cutoff_date")))
-        except ValueError:
+            checker.con.close()
+        except Exception:
             pass
-    checker.load()
-    checker.columns()
-    checker.dates_after_cutoff()
-    checker.rules()
-    checker.con.close()
-    return checker.report
 
 
 def validate_snapshot(snapshot: Snapshot) -> Report:
