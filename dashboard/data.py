@@ -18,6 +18,7 @@ import logging
 import re
 import stat
 import threading
+import time
 from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from functools import lru_cache
@@ -480,8 +481,8 @@ def known_report(snapshot: Snapshot) -> Report | None:
     if snapshot.fingerprint not in _verdicts:
         return None
     key = _report_key(snapshot)
-    if key in _reports:
-        return _reports[key]
+    if (report := _memo_report(key)) is not None:
+        return report
     from dashboard import cache
     doc = cache.get_doc(key)
     return _report_from_doc(doc)
@@ -504,13 +505,15 @@ def report_for(snapshot: Snapshot) -> Report:
         problem = _verdicts.get(snapshot.fingerprint) or str(e)
         return _problem_report(snapshot, problem)
     key = _report_key(snapshot)
-    if key in _reports:
-        return _reports[key]
+    report = _memo_report(key)
+    if report is not None:
+        return report
     with _lock:
         lock = _report_locks.setdefault(key, threading.Lock())
     with lock:
-        if key in _reports:
-            return _reports[key]
+        report = _memo_report(key)
+        if report is not None:
+            return report
         from dashboard import cache
         report = _report_from_doc(cache.get_doc(key))
         if report is None:
@@ -520,9 +523,30 @@ def report_for(snapshot: Snapshot) -> Report:
                 log.exception("validating %s failed", snapshot.path)
                 report = Report(snapshot.snapshot_id, [Finding(
                     "error", "", "", f"validation failed ({e.__class__.__name__}): the cut cannot be checked")])
-            cache.put_doc(key, report.to_json())
+            if _transient(report):
+                _retry_at[key] = time.monotonic() + RETRY_SECONDS
+            else:
+                cache.put_doc(key, report.to_json())
         _reports[key] = report
     return report
+
+
+# a check that could not run (an I/O error, memory) says nothing about the data: such a report is
+# kept in memory only, and the cut validated again after RETRY_SECONDS
+TRANSIENT = ("could not run", "validation failed")
+RETRY_SECONDS = 300
+_retry_at: dict[str, float] = {}
+
+
+def _transient(report: Report) -> bool:
+    return any(word in f.rule for f in report.errors for word in TRANSIENT)
+
+
+def _memo_report(key: str) -> Report | None:
+    if key in _retry_at and time.monotonic() > _retry_at[key]:
+        _retry_at.pop(key, None)
+        _reports.pop(key, None)
+    return _reports.get(key)
 
 
 def resolve(snapshot_id: str | None = "latest", root=None) -> Snapshot:
