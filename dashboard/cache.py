@@ -136,7 +136,7 @@ def bounds() -> tuple[int, int]:
     if text:
         try:
             mb = float(text)
-            if not mb > 0:
+            if not (mb > 0 and math.isfinite(mb)):
                 raise ValueError
         except ValueError:
             _warn_once("max-mb", f"REGISTRY_CACHE_MAX_MB={text!r} is not a positive number: using {DEFAULT_MAX_MB}")
