@@ -93,11 +93,8 @@ def empty_result_cache() -> None:
     """Remove every stored result (views, exports, counts) of the benchmark's cache folder, which
     this process and a benchmarked gunicorn share: the next pass computes everything again. The
     folder itself stays (the servers' stores write into it)."""
-    from dashboard.cache import cache_dir
-    results = cache_dir() / "results"
-    for entry in (os.scandir(results) if results.is_dir() else ()):
-        with contextlib.suppress(OSError):
-            os.remove(entry.path)
+    from dashboard import cache
+    cache.store().clear()
 
 
 def percentile(xs, q):

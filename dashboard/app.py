@@ -117,6 +117,8 @@ def report_callback_error(err: Exception):
 
 
 def create_app() -> dash.Dash:
+    from dashboard import cache
+    cache.check_folder()        # refuse to start on a cache folder others could write (dashboard/cache.py)
     app = dash.Dash(
         __name__,
         use_pages=True,
