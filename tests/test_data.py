@@ -83,12 +83,13 @@ def test_a_materialized_view_may_not_read_the_filters(monkeypatch):
         data.materialized_views.cache_clear()
 
 
-def test_validation_reports_are_cached_on_disk_by_manifest(mini_root, tmp_path, monkeypatch):
+def test_validation_reports_are_cached_on_disk_by_fingerprint(mini_root, tmp_path, monkeypatch):
+    from dashboard.cache import DOC_PREFIX
     monkeypatch.setenv("REGISTRY_CACHE", str(tmp_path))
     snap = data.resolve("latest", mini_root)
     data._reports.clear()
     first = data.report_for(snap)
-    files = list(tmp_path.glob(f"validation-{snap.snapshot_id}-*.json"))
+    files = list(tmp_path.glob(f"{DOC_PREFIX}validation-{snap.snapshot_id}-*.json"))
     assert len(files) == 1
     data._reports.clear()
     monkeypatch.setattr(data, "validate_folder", lambda path: pytest.fail("validated again despite the cache"))

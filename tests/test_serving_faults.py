@@ -82,7 +82,8 @@ def test_a_changed_file_is_rejected_after_a_restart_despite_an_ok_report_on_disk
     run = lambda: subprocess.run([sys.executable, "-c", script, str(two_cuts)], cwd=ROOT, env=env,
                                  capture_output=True, text=True, check=True).stdout.split()
     assert run() == [NEW, str(truth_male(two_cuts / "snapshots" / NEW))]       # reports stored "ok"
-    assert any(cache.glob("validation-*"))
+    from dashboard.cache import DOC_PREFIX
+    assert any(cache.glob(DOC_PREFIX + "validation-*"))
     rewrite_sex_in_place(two_cuts / "snapshots" / NEW)
     assert run() == [OLD, str(truth_male(two_cuts / "snapshots" / OLD))]
 
