@@ -61,6 +61,13 @@ def test_the_changed_cut_is_not_served_after_the_change_and_grace():
     assert verdict(banner(47.1, B, 433)) == {}
 
 
+def test_a_tab_on_the_changed_cut_may_get_a_message_instead_of_numbers():
+    empty = dict(user=0, kind="callback", what="..banner-count.children...", status=200, query="")
+    assert verdict(Exchange(t0=46.0, t1=46.1, asked=C, **empty)) == {"no_numbers_for_changed_cut": 1}
+    assert verdict(Exchange(t0=30.0, t1=30.1, asked=C, **empty)) == {"unverified": 1}
+    assert verdict(Exchange(t0=46.0, t1=46.1, asked=B, **empty)) == {"unverified": 1}
+
+
 def test_latest_follows_a_publication():
     load = dict(user=0, kind="load", what="shell", status=200, query="", asked_latest=True)
     assert verdict(Exchange(t0=38.0, t1=39.0, cut=B, **load)) == {"stale_latest": 1}
