@@ -154,8 +154,22 @@ def page_option_rules() -> dict:
                 kind = "list" if isinstance(c, dbc.Checklist) or getattr(c, "multi", False) else "one"
                 old = rules.get(cid["key"], (kind, set()))
                 rules[cid["key"]] = (kind, old[1] | values)
+        if not dash.page_registry:
+            return rules                # no app yet: nothing to learn from (and nothing cached)
         _option_rules = rules
     return _option_rules
+
+
+def url_option_allowed(key: str, text: str) -> bool:
+    """Whether a page option's URL text is a value its control can hold (the shell sets controls
+    from the URL on back and forward; a hand-edited link may hold anything)."""
+    rule = page_option_rules().get(key)
+    if rule is None:
+        return False
+    kind, allowed = rule
+    if kind == "number":
+        return _number_or_none(text)
+    return text in allowed if kind == "one" else all(x in allowed for x in text.split(",") if x)
 
 
 def _number_or_none(value) -> bool:
@@ -268,6 +282,7 @@ def install(app) -> None:
             raise
         return None
 
+    page_option_rules()                 # the page options' choices, read from the layouts once
     https = force_https()
     Talisman(server, force_https=https, session_cookie_secure=https, frame_options="DENY",
              referrer_policy="same-origin", content_security_policy=content_security_policy(app),

@@ -58,3 +58,20 @@ def test_a_page_under_the_policy_has_no_violation(page, live_server, path):
     assert violations == [], violations
     assert [e for e in page.console_errors if "Content Security Policy" in e or "Refused" in e] == []
     assert page.console_errors == []
+
+
+@pytest.mark.parametrize("link", ["/safety?events=x&within_days=abc&by=q&level=zz",
+                                  "/response?scope=zz&sort=q&by=nonsense", "/survival?by=foo&endpoint=bar&bands=zz",
+                                  "/downstaging?measure=x&by=y", "/enrollment?mode=x&sort=y"])
+def test_a_hand_edited_link_with_unknown_page_options_loads_politely(page, live_server, link):
+    """The page draws its defaults for options it does not know, and no request is refused: the
+    shell once copied such a value from the URL into the control, and its cards' updates were
+    refused (400, a page option outside its choices)."""
+    refused = []
+    page.on("response", lambda r: "_dash-update-component" in r.url and r.status >= 400 and refused.append(r.status))
+    page.goto(live_server + link)
+    settle(page)
+    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30000)
+    page.wait_for_timeout(1500)
+    settle(page)
+    assert refused == [] and page.console_errors == []
