@@ -32,7 +32,8 @@ def main() -> None:
     ensure_data(data_root())
     from dashboard.warm import start_in_background
     start_in_background()       # the unfiltered pages of the latest cut, computed once into the cache
-    app.run(host=args.host, port=args.port, debug=False)
+    from dashboard.security import QuietRequestHandler
+    app.run(host=args.host, port=args.port, debug=False, request_handler=QuietRequestHandler)   # no versions in Server
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ from dash import dcc, html
 from dashboard import ids
 from dashboard.contract import BCLC_STAGES, CHILD_PUGH_CLASSES, ETIOLOGIES
 from dashboard.filters import UNKNOWN_ETIOLOGY
+from dashboard.snapshots import SnapshotError
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGES = [  # (path, label) in navigation order; each has a module in dashboard/pages
@@ -108,12 +109,32 @@ def layout():
 
 def report_callback_error(err: Exception):
     """Any callback failure: logged in full on the server, a short notice in the browser,
-    never a traceback."""
+    never a traceback. A data cut that is gone (deleted, or rejected since the page was opened)
+    is said so, once per update, instead of "Something went wrong" on every card."""
+    if isinstance(err, SnapshotError):
+        cut = _requested_cut()
+        log.warning("callback on a data cut that is not available (%s): %s", cut, err)
+        text = (f"Data cut {cut} is no longer available (deleted or rejected since this page was opened); "
+                "reload the page to see the latest cut." if cut not in (None, "", "latest") else
+                "No valid data cut is available right now; the error was logged. Reload the page later.")
+        dash.set_props(ids.ERROR_NOTICE, {"children": text, "is_open": True, "color": "warning"})
+        return
     log.exception("callback failed", exc_info=err)
     dash.set_props(ids.ERROR_NOTICE, {
         "children": "Something went wrong while updating this view; the error was logged. "
                     "Try another filter or reload the page.",
         "is_open": True})
+
+
+def _requested_cut() -> str | None:
+    """The data cut the failed update asked for: the snapshot of its filter-state input or state."""
+    try:
+        context = dash.callback_context
+        state = {**context.states, **context.inputs}.get(f"{ids.STATE}.data")
+        cut = state.get("snapshot") if isinstance(state, dict) else None
+        return cut[:64] if isinstance(cut, str) else None
+    except Exception:       # outside a callback: no context to read
+        return None
 
 
 def create_app() -> dash.Dash:
@@ -132,8 +153,33 @@ def create_app() -> dash.Dash:
     )
     app.layout = layout
     import dashboard.callbacks  # noqa: F401  (registers every callback)
+    set_up_before_first_request(app)
+    from dashboard import security
+    security.install(app)               # after set-up: the CSP lists the hashes of every inline script
     freeze_startup_objects()
     return app
+
+
+_registered: dict = {"map": {}, "list": [], "scripts": []}
+
+
+def set_up_before_first_request(app: dash.Dash) -> None:
+    """Dash sets itself up (the callback map, its pages router, the scripts) on its first request,
+    and requests that arrive meanwhile find no callback: 500 "Callback function not found" for 5-6
+    of the first concurrent requests to a fresh worker. Run that set-up now, before the process (or
+    gunicorn's preloading parent) serves anything. Dash moves the callbacks registered with
+    dash.callback into the first app set up; a copy is kept so every app of the process gets them
+    (tests and the warmer create more than one)."""
+    from dash import _callback
+    _registered["map"].update(_callback.GLOBAL_CALLBACK_MAP)
+    outputs = {c["output"] for c in _registered["list"]}
+    _registered["list"].extend(c for c in _callback.GLOBAL_CALLBACK_LIST if c["output"] not in outputs)
+    _registered["scripts"].extend(s for s in _callback.GLOBAL_INLINE_SCRIPTS if s not in _registered["scripts"])
+    _callback.GLOBAL_CALLBACK_MAP.update(_registered["map"])
+    _callback.GLOBAL_CALLBACK_LIST[:] = _registered["list"]
+    _callback.GLOBAL_INLINE_SCRIPTS[:] = _registered["scripts"]
+    with app.server.test_request_context("/"):
+        app.server.preprocess_request()         # Dash's before_request hooks: _setup_server, the pages router
 
 
 def freeze_startup_objects() -> None:

@@ -61,7 +61,8 @@ def graph_config(figure: str, filename: str | None = None) -> dict:
 
 
 def export_spec(page: str, figure: str, export: str, snapshot_id: str, options: dict | None = None) -> dict:
-    """What the CSV button and the SVG button need to know (kept in the card's store)."""
+    """The card's store: the figure and file name the browser's SVG download needs, and the export
+    the CSV holds (for reading; the server decides the CSV itself: dashboard/callbacks/downloads.py)."""
     return {"page": page, "figure": figure, "export": export, "options": options or {},
             "filename": file_name(page, figure, snapshot_id)}
 

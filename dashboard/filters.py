@@ -151,8 +151,11 @@ NON_FILTER_PARAMS = {"snapshot", "endpoint", "by", "ci", "bands", "scope", "view
 
 def _parse_value(key: str, raw: str, known_sites=None):
     if key in LIST_KEYS:
-        items = tuple(dict.fromkeys(x.strip() for x in raw.split(",") if x.strip()))
+        raw_items = [x.strip() for x in raw.split(",") if x.strip()]
         allowed = LIST_KEYS[key] if key != "site" else (tuple(known_sites) if known_sites else None)
+        if allowed is not None and len(raw_items) > len(allowed):       # a list never longer than its choices
+            raise FilterError(f"{key}: {len(raw_items)} values; at most {len(allowed)} ({', '.join(allowed)})")
+        items = tuple(dict.fromkeys(raw_items))
         if allowed is not None:
             bad = [x for x in items if x not in allowed]
             if bad:

@@ -74,7 +74,8 @@ class Replayer:
             return out
         body = {"output": dep["output"], "outputs": outputs if len(outputs) > 1 else outputs[0],
                 "inputs": spec(dep["inputs"]), "state": spec(dep["state"]),
-                "changedPropIds": [k for k in values if k.endswith(".data") or k.endswith(".value")][:1]}
+                "changedPropIds": [k for k in values if (k.endswith(".data") or k.endswith(".value"))
+                                   and k in {f"{i['id']}.{i['property']}" for i in dep["inputs"]}][:1]}
         t0 = time.perf_counter()
         status, payload = self._send(body)
         ms = 1000 * (time.perf_counter() - t0)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -52,5 +53,8 @@ def start_in_background(data_dir: str | None = None) -> subprocess.Popen | None:
     env = dict(os.environ)
     if data_dir:
         env["REGISTRY_DATA"] = str(data_dir)
-    return subprocess.Popen([sys.executable, "-m", "dashboard", "warm", "--quiet"], cwd=ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "dashboard", "warm", "--quiet"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # reaped when it ends (else a zombie for the life of the server); gunicorn's master may reap it first
+    threading.Thread(target=proc.wait, name="warm-reaper", daemon=True).start()
+    return proc

@@ -559,10 +559,11 @@ def test_callbacks_return_figure_config_spec_and_footnote(state):
 
 def test_download_csv_equals_the_export(state, snap):
     from dashboard.callbacks.downloads import csv_download
-    for card, option in ((cb.flow_card, "resectable"), (cb.rates_card, "bclc_stage"), (cb.cif_card, "sex"),
-                         (cb.downsizing_card, "none")):
+    for card, option, search in ((cb.flow_card, "resectable", "?measure=resectable"),
+                                 (cb.rates_card, "bclc_stage", ""), (cb.cif_card, "sex", "?by=sex"),
+                                 (cb.downsizing_card, "none", "?by=none")):
         spec = card(state, option)[2]
-        sent = csv_download(spec, state)
+        sent = csv_download(spec["figure"], search, state)      # the page options are the URL's
         exp = run(snap, spec["export"], **spec["options"])
         assert sent["content"] == exports.to_csv(exp) and sent["filename"].endswith(".csv")
 

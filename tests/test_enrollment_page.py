@@ -104,7 +104,7 @@ def test_callbacks_as_plain_functions_give_the_export_rows(mini_snapshot):
     assert config["toImageButtonOptions"]["filename"] == spec["filename"]
     assert list(fig.data[0].y)[-1] == 3
     from dashboard.callbacks.downloads import csv_download
-    payload = csv_download(spec, {"snapshot": "2024-12-31", "query": "site=S01"})
+    payload = csv_download(spec["figure"], "", {"snapshot": "2024-12-31", "query": "site=S01"})
     expected = to_csv(run_export("accrual", mini_snapshot, Filters(site=("S01",))))
     assert payload["content"] == expected and payload["filename"].endswith(".csv")
 

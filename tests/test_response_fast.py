@@ -361,7 +361,7 @@ def test_consistency_card_caps_the_table_but_not_the_counts_or_the_csv(snapshots
     cap = next(c for c in iter_components(table) if getattr(c, "id", None) == "response-consistency-cap")
     assert cap.children.startswith(f"First 3 of {len(exp.rows):,} disagreeing scans shown")
     assert note[0].children.startswith(f"{exp.extra['n_patients_flagged']} of ")
-    assert downloads.csv_download(spec, state)["content"] == exports.to_csv(exp)
+    assert downloads.csv_download(spec["figure"], "?scope=overall", state)["content"] == exports.to_csv(exp)
 
 
 # --- the waterfall figure ----------------------------------------------------------------------------

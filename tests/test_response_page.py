@@ -426,11 +426,12 @@ def test_waterfall_card_footnote_counts_not_evaluable(as_app):
 def test_csv_download_equals_the_export(as_app, resp_snapshot):
     from dashboard.callbacks import downloads
     from dashboard.callbacks import response as cb
-    for card, args in ((cb.waterfall_card, ("local",)), (cb.bor_card, ("overall", "site_id")),
-                       (cb.spider_card, ("local",)), (cb.swimmer_card, ("overall",)),
-                       (cb.consistency_card, ("local",))):
+    for card, args, search in ((cb.waterfall_card, ("local",), "?scope=local"),
+                               (cb.bor_card, ("overall", "site_id"), "?by=site_id"),
+                               (cb.spider_card, ("local",), "?scope=local"), (cb.swimmer_card, ("overall",), ""),
+                               (cb.consistency_card, ("local",), "?scope=local")):
         spec = card(as_app, *args)[2] if card is not cb.consistency_card else card(as_app, *args)[1]
-        sent = downloads.csv_download(spec, as_app)
+        sent = downloads.csv_download(spec["figure"], search, as_app)     # the page options are the URL's
         expected = exports.to_csv(exports.run_export(spec["export"], resp_snapshot, Filters(), data.ALL_SITES,
                                                      **spec["options"]))
         assert sent["content"] == expected and sent["filename"].startswith(f"response_{spec['figure']}_{SNAP}")

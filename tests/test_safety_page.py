@@ -390,7 +390,7 @@ def test_csv_download_is_the_export(state, snap):
     from dashboard.callbacks import safety as cb
     from dashboard.callbacks.downloads import csv_download
     _, _, spec, _ = cb.group_heatmap_card(state, "related", 7, "site_id", "any")
-    sent = csv_download(spec, state)
+    sent = csv_download(spec["figure"], "?events=related&within_days=7&by=site_id", state)
     expected = exports.to_csv(exports.run_export("ae-incidence", snap, level="term", by="site_id",
                                                  related_only=True, within_days=7))
     assert sent["content"] == expected and sent["filename"].endswith(".csv")

@@ -1,28 +1,75 @@
-"""Downloads shared by every figure card: CSV from the figure's export, SVG in the browser."""
-from dash import MATCH, ClientsideFunction, Input, Output, State, callback, clientside_callback, dcc, no_update
+"""Downloads shared by every figure card: CSV from the figure's export, SVG in the browser.
+
+The server decides what a CSV download runs: the button's figure id names the figure, the figure
+maps to its export on the server (each page module's DOWNLOADS), and the export's options come from
+the page options of the URL, validated by the functions the page's cards use. The card's store
+(figure-export) is read only by the browser's SVG download; a client cannot name an export or
+its options."""
+from __future__ import annotations
+
+import logging
+from urllib.parse import parse_qsl
+
+from dash.exceptions import PreventUpdate
+from dash import MATCH, ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, no_update
 
 from dashboard import exports, ids
+from dashboard.callbacks import downstaging, enrollment, response, safety, survival
 from dashboard.callbacks.shell import state_context
+from dashboard.components import file_name
+from dashboard.filters import NON_FILTER_PARAMS
+
+log = logging.getLogger(__name__)
+
+# figure -> (page, the function giving (export name, options) from the page options and the state)
+FIGURES = {figure: (module.PAGE, choose) for module in (enrollment, survival, response, safety, downstaging)
+           for figure, choose in module.DOWNLOADS.items()}
 
 
-def csv_download(spec: dict | None, state: dict | None):
-    """The dcc.Download payload: the export's CSV, named page_figure_snapshot_date.csv."""
-    if not spec:
-        return no_update
+def page_options(search: str | None) -> dict:
+    """The page options of a URL query string (?endpoint=pfs&by=sex), as the page's layout reads
+    them; the page's own functions validate each value."""
+    if not isinstance(search, str):
+        return {}
+    return {k: v for k, v in parse_qsl(search.lstrip("?")) if k in NON_FILTER_PARAMS and k != "snapshot"}
+
+
+def export_for(figure: str, search: str | None, state: dict | None):
+    """(page, export name, options, snapshot, filters, scope) of a figure's CSV, or None for a
+    figure no page has."""
+    if figure not in FIGURES:
+        return None
+    page, choose = FIGURES[figure]
     snapshot, filters, scope = state_context(state)
-    exp = exports.run_export(spec["export"], snapshot, filters, scope, **spec.get("options", {}))
-    return dcc.send_string(exports.to_csv(exp), spec["filename"] + ".csv")
+    name, options = choose(page_options(search), snapshot, filters, scope)
+    return page, name, options, snapshot, filters, scope
+
+
+def csv_download(figure: str, search: str | None, state: dict | None):
+    """The dcc.Download payload: the figure's export as CSV, named page_figure_snapshot_date.csv;
+    no_update for an unknown figure."""
+    chosen = export_for(figure, search, state)
+    if chosen is None:
+        log.warning("CSV download of an unknown figure %.80r refused", figure)
+        return no_update
+    page, name, options, snapshot, filters, scope = chosen
+    exp = exports.run_export(name, snapshot, filters, scope, **options)
+    return dcc.send_string(exports.to_csv(exp), file_name(page, figure, snapshot.snapshot_id) + ".csv")
 
 
 @callback(
     Output({"type": "download", "figure": MATCH}, "data"),
     Input({"type": "download-csv", "figure": MATCH}, "n_clicks"),
-    State({"type": "figure-export", "figure": MATCH}, "data"),
+    State(ids.URL, "search"),
     State(ids.STATE, "data"),
     prevent_initial_call=True,
 )
-def _csv(n_clicks, spec, state):
-    return csv_download(spec, state) if n_clicks else no_update
+def _csv(n_clicks, search, state):
+    figure = ctx.inputs_list[0]["id"].get("figure")      # the clicked button's own id (checked by dashboard.security)
+    payload = csv_download(figure, search, state) if n_clicks and isinstance(figure, str) else no_update
+    if payload is no_update:
+        raise PreventUpdate         # 204: nothing to send
+    return payload
 
 
 clientside_callback(

@@ -6,6 +6,7 @@ from dashboard.callbacks.shell import state_context
 from dashboard.components import card_outputs, export_spec, graph_config
 from dashboard.figures import downstaging as figs
 from dashboard.figures.common import NO_PATIENTS
+from dashboard.grouping import GROUPINGS
 from dashboard.cache import cached_view
 
 PAGE = "downstaging"
@@ -21,13 +22,31 @@ FLOW_NOTES = {
 }
 
 
+def _measure(measure) -> str:
+    return measure if measure in FLOW_NOTES else "bclc"
+
+
+def _by(by) -> str:
+    """The grouping the page's control shows for a URL value (its layout's fallback)."""
+    return by if by in GROUPINGS else "bclc_stage"
+
+
+# figure -> (export, options) of its CSV download from the page options (dashboard/callbacks/downloads.py)
+DOWNLOADS = {
+    FLOW: lambda p, *context: ("staging-flow", {"measure": _measure(p.get("measure"))}),
+    RATES: lambda p, *context: ("downstaging-summary", {"by": _by(p.get("by"))}),
+    CIF: lambda p, *context: ("downstaging-cif", {"by": _by(p.get("by"))}),
+    DOWNSIZING: lambda p, *context: ("downsizing", {"by": _by(p.get("by"))}),
+}
+
+
 def _pct(p) -> str:
     return "–" if p is None or p != p else f"{100 * p:.1f}%"
 
 
 def flow_card(state, measure="bclc"):
     snapshot, filters, scope = state_context(state)
-    measure = measure if measure in FLOW_NOTES else "bclc"
+    measure = _measure(measure)
     exp = exports.run_export("staging-flow", snapshot, filters, scope, measure=measure)
     spec = export_spec(PAGE, FLOW, "staging-flow", snapshot.snapshot_id, {"measure": measure})
     note = (f"Left: the baseline state (patients table). {FLOW_NOTES[measure]} Patients without any review: "

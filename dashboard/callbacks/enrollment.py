@@ -12,6 +12,10 @@ from dashboard.cache import cached_view
 from dashboard.wire import Element
 
 PAGE = "enrollment"
+# figure -> (export, options) of its CSV download (dashboard/callbacks/downloads.py): no page option
+DOWNLOADS = {figure: (lambda params, *context, name=name: (name, {})) for figure, name in (
+    ("accrual", "accrual"), ("enrollment-by-site", "enrollment"), ("baseline-table", "baseline-table"),
+    ("followup-status", "followup-status"))}
 
 
 def accrual_card(state, mode="pooled"):

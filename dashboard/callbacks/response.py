@@ -47,6 +47,22 @@ def _by(by) -> str:
     return by if by in GROUPINGS else "bclc_stage"
 
 
+def _scope_options(params: dict) -> dict:
+    return {"response_scope": _scope(params.get("scope"))}
+
+
+# figure -> (export, options) of its CSV download from the page options (dashboard/callbacks/downloads.py);
+# the cards below build their store's spec from the same validated values
+DOWNLOADS = {
+    WATERFALL: lambda params, *context: ("waterfall", _scope_options(params)),
+    BOR: lambda params, *context: ("response-summary", {**_scope_options(params), "by": _by(params.get("by"))}),
+    SUMMARY: lambda params, *context: ("response-summary", {**_scope_options(params), "by": _by(params.get("by"))}),
+    SPIDER: lambda params, *context: ("spider", _scope_options(params)),
+    SWIMMER: lambda params, *context: ("swimmer", _scope_options(params)),
+    CONSISTENCY: lambda params, *context: ("response-consistency", _scope_options(params)),
+}
+
+
 def scope_note(scope: str) -> str:
     if scope == "local":
         return ("Local response: mRECIST target rules applied to the DEB-TACE-treated target lesions only "

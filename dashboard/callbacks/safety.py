@@ -26,13 +26,19 @@ COUNTING = ("Each patient counts once per term at the worst CTCAE v4.0 grade of 
             "once per system organ class and once overall ('Any adverse event').")
 
 
+MAX_WITHIN_DAYS = 36_500       # 100 years: a larger window is no window ("all")
+
+
 def within_days_value(value) -> int | None:
-    """N of 'onset within N days' from the page's number box or the URL; empty, bad or negative = all."""
+    """N of 'onset within N days' from the page's number box or the URL; empty, bad, negative or
+    over MAX_WITHIN_DAYS = all."""
+    if isinstance(value, bool):
+        return None
     try:
         days = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):
         return None
-    return days if days >= 0 else None
+    return days if 0 <= days <= MAX_WITHIN_DAYS else None
 
 
 def episode_options(events: str | None = "all", within_days=None) -> dict:
@@ -56,9 +62,30 @@ def small_note(n: int):
                        className="text-danger") if 0 < n < SMALL_GROUP else ""
 
 
+def grade_options(events="all", within_days=None) -> dict:
+    return dict(episode_options(events, within_days), level="term", by="none")
+
+
+def group_options(events="all", within_days=None, by="site_id") -> dict:
+    return dict(episode_options(events, within_days), level="term", by=by if by in SAFETY_BY else "site_id")
+
+
+def table_options(events="all", within_days=None, level="term") -> dict:
+    return dict(episode_options(events, within_days), level=level if level in LEVEL_CHOICES else "term", by="none")
+
+
+# figure -> (export, options) of its CSV download from the page options (dashboard/callbacks/downloads.py);
+# the cards build their store's spec with the same functions
+DOWNLOADS = {
+    GRADE_MAP: lambda p, *context: (EXPORT, grade_options(p.get("events"), p.get("within_days"))),
+    GROUP_MAP: lambda p, *context: (EXPORT, group_options(p.get("events"), p.get("within_days"), p.get("by"))),
+    TABLE: lambda p, *context: (EXPORT, table_options(p.get("events"), p.get("within_days"), p.get("level"))),
+}
+
+
 def grade_heatmap_card(state, events="all", within_days=None):
     snapshot, filters, scope = state_context(state)
-    options = dict(episode_options(events, within_days), level="term", by="none")
+    options = grade_options(events, within_days)
     exp = exports.run_export(EXPORT, snapshot, filters, scope, **options)
     spec = export_spec(PAGE, GRADE_MAP, EXPORT, snapshot.snapshot_id, options)
     note = [small_note(exp.n_patients),
@@ -72,7 +99,7 @@ def group_heatmap_card(state, events="all", within_days=None, by="site_id", meas
     snapshot, filters, scope = state_context(state)
     by = by if by in SAFETY_BY else "site_id"
     measure = measure if measure in MEASURE_CHOICES else "any"
-    options = dict(episode_options(events, within_days), level="term", by=by)
+    options = group_options(events, within_days, by)
     exp = exports.run_export(EXPORT, snapshot, filters, scope, **options)
     spec = export_spec(PAGE, GROUP_MAP, EXPORT, snapshot.snapshot_id, options)
     what = "at any grade" if measure == "any" else "with worst grade 3, 4 or 5"
@@ -87,8 +114,7 @@ def group_heatmap_card(state, events="all", within_days=None, by="site_id", meas
 
 def incidence_card(state, events="all", within_days=None, level="term"):
     snapshot, filters, scope = state_context(state)
-    level = level if level in ("term", "soc") else "term"
-    options = dict(episode_options(events, within_days), level=level, by="none")
+    options = table_options(events, within_days, level)
     exp = exports.run_export(EXPORT, snapshot, filters, scope, **options)
     spec = export_spec(PAGE, TABLE, EXPORT, snapshot.snapshot_id, options)
     note = [small_note(exp.n_patients),

@@ -316,8 +316,9 @@ def page_option_values(search: str | None, keys: list[str], current: list, defau
     params = dict(parse_qsl((search or "").lstrip("?")))
     defaults = defaults or {}
     out = []
+    from dashboard.security import url_option_allowed
     for key, value in zip(keys, current):
-        if key not in params:
+        if key not in params or not url_option_allowed(key, params[key]):      # a bad value: as the layout, the default
             out.append(defaults[key] if key in defaults and defaults[key] != value else no_update)
             continue
         wanted = params[key]

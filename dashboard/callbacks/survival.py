@@ -68,6 +68,27 @@ def options(endpoint, by, ci) -> dict:
             "ci": ci if ci in km.CI_TYPES else "log-log"}
 
 
+def risk_options(opts: dict, analysis: km.SurvivalAnalysis) -> dict:
+    """The km-risk-table export's options: the page's options at the figure's x ticks (computed
+    here from the fit, never taken from a client)."""
+    return {**opts, "times": times_option(figs.tick_days(analysis.max_days()))}
+
+
+def _page_options(params: dict) -> dict:
+    return options(params.get("endpoint"), params.get("by"), params.get("ci"))
+
+
+def _risk_download(params, snapshot, filters, scope):
+    opts = _page_options(params)
+    return "km-risk-table", risk_options(opts, km.survival_analysis(snapshot, filters, scope, **opts))
+
+
+# figure -> (export, options) of its CSV download from the page options (dashboard/callbacks/downloads.py)
+DOWNLOADS = {**{figure: (lambda params, *context, figure=figure: (figure, _page_options(params)))
+                for figure in ("km-curve", "km-summary", "cox")},
+             "km-risk-table": _risk_download}
+
+
 def group_labels(analysis: km.SurvivalAnalysis) -> dict:
     """Legend text per group: level (n = ...), with a dagger under SMALL_GROUP patients."""
     out = {}
@@ -184,7 +205,7 @@ def survival_view(state, endpoint="os", by="bclc_stage", ci="log-log", bands=Non
     ticks = figs.tick_days(a.max_days())
     specs = {name: export_spec(PAGE, figure, name, sid, opts) for figure, name in
              (("km-curve", "km-curve"), ("km-summary", "km-summary"), ("cox", "cox"))}
-    risk_spec = export_spec(PAGE, "km-risk-table", "km-risk-table", sid, {**opts, "times": times_option(ticks)})
+    risk_spec = export_spec(PAGE, "km-risk-table", "km-risk-table", sid, risk_options(opts, a))
     if a.n_patients == 0:
         none = empty_message(NO_PATIENTS)
         return (empty_figure(NO_PATIENTS), graph_config("km-curve", specs["km-curve"]["filename"]),
