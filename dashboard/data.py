@@ -352,6 +352,13 @@ def _scan(root=None) -> tuple:
     return out
 
 
+def forget_listing() -> None:
+    """List the snapshot folders again on the next look in this request (a cut changed under it)."""
+    memo = _request_memo()
+    if memo is not None:
+        memo.clear()
+
+
 def _request_memo() -> dict | None:
     """A dict that lives as long as the current Flask request (None outside one)."""
     try:

@@ -250,3 +250,17 @@ def test_a_check_that_could_not_run_is_not_stored_and_is_tried_again(two_cuts, t
     for key in list(data._retry_at):
         data._retry_at[key] = 0.0
     assert data.resolve("latest", two_cuts).snapshot_id == NEW
+
+
+def test_a_cut_changed_during_a_request_is_refused_and_a_fresh_look_falls_back(two_cuts, dash_app):
+    """The folders are listed once per request: a file changed after that listing, before the cut's
+    tables were built, must not be read as if verified; listing again serves the previous cut."""
+    with dash_app.server.test_request_context("/"):
+        first = data.resolve("latest", two_cuts)
+        assert first.snapshot_id == NEW
+        rewrite_sex_in_place(two_cuts / "snapshots" / NEW)
+        with pytest.raises(SnapshotError):
+            n_male(data.resolve("latest", two_cuts))       # same listing: the tables' build sees the change
+        data.forget_listing()
+        served = data.resolve("latest", two_cuts)
+        assert served.snapshot_id == OLD and n_male(served) == truth_male(two_cuts / "snapshots" / OLD)

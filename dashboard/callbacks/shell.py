@@ -123,7 +123,13 @@ def _sync(search, snapshot_value, *rest):
     n = len(CONTROL_KEYS)
     values = dict(zip(CONTROL_KEYS, rest[:n]))
     age, start, end, chip_clicks, _, current = rest[n:]
-    return sync_state(ctx.triggered_id, search, snapshot_value, values, age, start, end, chip_clicks, current)
+    try:
+        return sync_state(ctx.triggered_id, search, snapshot_value, values, age, start, end, chip_clicks, current)
+    except SnapshotError:
+        # the cut chosen at the start of this request was rejected while it ran (a file changed
+        # under it): list the folders again and choose afresh, which falls back to a good cut
+        data.forget_listing()
+        return sync_state(ctx.triggered_id, search, snapshot_value, values, age, start, end, chip_clicks, current)
 
 
 def sync_state(trigger, search, snapshot_value, values, age, start, end, chip_clicks=None, current=None):
