@@ -123,7 +123,7 @@ def report_callback_error(err: Exception):
     dash.set_props(ids.ERROR_NOTICE, {
         "children": "Something went wrong while updating this view; the error was logged. "
                     "Try another filter or reload the page.",
-        "is_open": True})
+        "is_open": True, "color": "danger"})
 
 
 def _requested_cut() -> str | None:

@@ -32,7 +32,8 @@ def banner_when(page, condition, timeout_s: float = 20) -> int:
 
 
 def banner_n(page) -> int:
-    page.wait_for_function("document.querySelector('#banner-count strong') !== null")
+    # a function, not an expression: Playwright polls an expression with eval, which the CSP forbids
+    page.wait_for_function("() => document.querySelector('#banner-count strong') !== null")
     return int(page.inner_text("#banner-count strong").replace(",", ""))
 
 

@@ -35,7 +35,7 @@ def test_a_page_under_the_policy_has_no_violation(page, live_server, path):
     response = page.goto(live_server + path)
     assert "frame-ancestors 'none'" in response.headers["content-security-policy"]
     settle(page)
-    page.wait_for_function("document.querySelector('#banner-count strong') !== null", timeout=30000)
+    page.wait_for_function("() => document.querySelector('#banner-count strong') !== null", timeout=30000)
     if path != "/":
         page.wait_for_selector(".js-plotly-plot .main-svg", timeout=30000)
         assert page.locator(".js-plotly-plot .main-svg").count() > 0      # plotly drew under the policy

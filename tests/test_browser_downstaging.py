@@ -122,7 +122,7 @@ def test_csv_download_equals_the_export(page, live_server, synthetic_root):
 def test_no_patient_filter_shows_messages_not_errors(page, live_server):
     page.goto(live_server + "/downstaging?bclc=0&age_max=20")
     wait_idle(page)
-    page.wait_for_function("document.querySelector('#banner-count strong') !== null")
+    page.wait_for_function("() => document.querySelector('#banner-count strong') !== null")
     assert banner_n(page) == 0
     for figure in ("downstaging-flow", "downstaging-rates", "downstaging-cif", "downstaging-downsizing"):
         page.wait_for_function(

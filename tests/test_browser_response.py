@@ -139,7 +139,7 @@ def test_swimmer_pages_and_csv_downloads_equal_the_exports(page, live_server, sy
     lanes = list(dict.fromkeys(r["patient_id"] for r in export(synthetic_root, "swimmer", "site=S01,S02,S03")["rows"]))
     assert page.inner_text("#response-swimmer-count").startswith(f"Showing lanes 1–50 of {len(lanes)} patients")
     page.locator("#response-swimmer-page a.page-link", has_text=re.compile(r"^2$")).click()
-    page.wait_for_function("document.querySelector('#response-swimmer-count').innerText.startsWith('Showing lanes 51')")
+    page.wait_for_function("() => document.querySelector('#response-swimmer-count').innerText.startsWith('Showing lanes 51')")
     wait_idle(page)
     shown = [p for t in traces(page, "response-swimmer") if t["type"] == "bar" for p in t["y"]]
     assert sorted(shown) == sorted(lanes[50:100])
