@@ -264,3 +264,15 @@ def test_a_cut_changed_during_a_request_is_refused_and_a_fresh_look_falls_back(t
         data.forget_listing()
         served = data.resolve("latest", two_cuts)
         assert served.snapshot_id == OLD and n_male(served) == truth_male(two_cuts / "snapshots" / OLD)
+
+
+def test_the_export_command_refuses_an_unbounded_list_of_risk_table_times(mini_root):
+    """A km-risk-table with 500,000 times made a 55 MB cache entry: the command line is bounded too
+    (5,000 here: an argument list that long is refused by the system)."""
+    times = ",".join(str(i) for i in range(5_000))
+    out = subprocess.run([sys.executable, "-m", "dashboard", "export", "km-risk-table", "--data", str(mini_root),
+                          "--times", times], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 2 and "at most 100" in out.stderr and "Traceback" not in out.stderr
+    ok = subprocess.run([sys.executable, "-m", "dashboard", "export", "km-risk-table", "--data", str(mini_root),
+                         "--times", ",".join(str(i) for i in range(0, 1000, 10))], cwd=ROOT, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr

@@ -88,7 +88,12 @@ def parse_times(times) -> list[float]:
         raise ValueError(f"--times must be comma-separated numbers of days, got {times!r}") from None
     if not out or any(not math.isfinite(t) or t < 0 for t in out):
         raise ValueError(f"--times must be one or more days >= 0, got {times!r}")
+    if len(set(out)) > MAX_TIMES:
+        raise ValueError(f"--times takes at most {MAX_TIMES} days, got {len(set(out))}")
     return sorted(set(out))
+
+
+MAX_TIMES = 100         # a risk table wider than this is not a table (and a crafted list is unbounded)
 
 
 def default_times(max_days: float, step: float = RISK_STEP_DAYS) -> list[float]:
