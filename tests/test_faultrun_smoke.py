@@ -64,6 +64,13 @@ def test_the_changed_cut_is_not_served_after_the_change_and_grace():
 def test_a_tab_on_the_changed_cut_may_get_a_message_instead_of_numbers():
     empty = dict(user=0, kind="callback", what="..banner-count.children...", status=200, query="")
     assert verdict(Exchange(t0=46.0, t1=46.1, asked=C, **empty)) == {"no_numbers_for_changed_cut": 1}
+    # the "no longer available, reload" notice, answered once the file was being rewritten
+    gone = dict(empty, notice=True, gone=True)
+    assert verdict(Exchange(t0=44.9, t1=45.1, asked=C, **gone)) == {"no_numbers_for_changed_cut": 1}
+    assert verdict(Exchange(t0=40.0, t1=40.1, asked=C, **gone)) == {"error_notices": 1}      # before it
+    assert verdict(Exchange(t0=46.0, t1=46.1, asked=B, **gone)) == {"error_notices": 1}      # another cut
+    assert verdict(Exchange(t0=46.0, t1=46.1, asked=C, notice=True, **{k: v for k, v in empty.items()})) == {
+        "error_notices": 1}                                                                   # "Something went wrong"
     assert verdict(Exchange(t0=30.0, t1=30.1, asked=C, **empty)) == {"unverified": 1}
     assert verdict(Exchange(t0=46.0, t1=46.1, asked=B, **empty)) == {"unverified": 1}
 
