@@ -227,3 +227,22 @@ def test_downstaging_needs_outside_milan_at_baseline(varied):
     assert st.restaging_status.to_dict() == {
         "V1": "died before restaging", "V2": "died before restaging", "V3": "restaged", "V4": "restaged",
         "V5": "not yet restaged", "V6": "not yet restaged"}
+
+
+# --- log-rank: not estimable --------------------------------------------------------------------
+def test_logrank_without_any_event_is_not_estimable(varied):
+    """Plan: "With no event at all, or fewer than two groups with expected count > 0, the test is
+    'not estimable' (never p = 1)". Enrolled from 2024-03-01: V3 (Child-Pugh B) and V4-V6 (A), all
+    alive: two groups, no death. The page said "χ² = 0.00 on 1 df, p = 1.00"."""
+    from dashboard.callbacks.survival import logrank_text
+    from dashboard.exports.survival import survival_analysis
+    analysis = survival_analysis(varied, Filters(enrolled_from=dt.date(2024, 3, 1)), endpoint="os",
+                                 by="child_pugh_class")
+    assert list(analysis.levels) == ["A", "B"]
+    lr = analysis.logrank_dict()
+    assert lr["chisq"] == 0 and lr["df"] == 0 and lr["p_value"] != lr["p_value"]      # NaN
+    assert logrank_text(analysis) == "Log-rank test: not estimable (fewer than two groups with an expected event)."
+    doc = exports.to_json(exports.compute_export("km-summary", varied, Filters(enrolled_from=dt.date(2024, 3, 1)),
+                                                 data.ALL_SITES, endpoint="os", by="child_pugh_class"),
+                          varied, Filters(enrolled_from=dt.date(2024, 3, 1)))
+    assert '"p_value": null' in doc
