@@ -157,6 +157,7 @@ def varied_registry() -> dict[str, list[dict]]:
                      outside Milan, not resectable at baseline; within Milan, resectable on 2024-05-15
     V5 S02 CP A (5)  age 45  t0 2024-05-01  baseline unmeasured, no follow-up, alive    NE, no bar
     V6 S02 CP A (5)  age 80  t0 2024-06-01  CR (-100%), alive                           CR (-100%)
+    AFP 20 ng/mL but V4 401 and V6 400 (the '> 400' boundary)
     """
     return {
         "sites": [
@@ -170,9 +171,10 @@ def varied_registry() -> dict[str, list[dict]]:
                     child_pugh_score=10, child_pugh_class="C"),
             patient("V3", "S01", "2024-03-01", "B", last_alive="2024-12-31", age_years=60,
                     child_pugh_score=7, child_pugh_class="B", is_within_milan=True, is_resectable=True),
-            patient("V4", "S02", "2024-04-01", "B", last_alive="2024-12-31", age_years=70, child_pugh_score=6),
+            patient("V4", "S02", "2024-04-01", "B", last_alive="2024-12-31", age_years=70, child_pugh_score=6,
+                    afp_ng_ml=401.0),
             patient("V5", "S02", "2024-05-01", "B", last_alive="2024-07-01", age_years=45),
-            patient("V6", "S02", "2024-06-01", "B", last_alive="2024-12-31", age_years=80),
+            patient("V6", "S02", "2024-06-01", "B", last_alive="2024-12-31", age_years=80, afp_ng_ml=400.0),
         ],
         "treatments": [session(p, 1, d) for p, d in (
             ("V1", "2024-01-10"), ("V2", "2024-02-01"), ("V3", "2024-03-01"),

@@ -246,3 +246,53 @@ def test_logrank_without_any_event_is_not_estimable(varied):
                                                  data.ALL_SITES, endpoint="os", by="child_pugh_class"),
                           varied, Filters(enrolled_from=dt.date(2024, 3, 1)))
     assert '"p_value": null' in doc
+
+
+# --- Table 1 and follow-up status (the exports, counted in SQL) ----------------------------------
+def table_one(snapshot, filters=Filters()):
+    rows = exports.compute_export("baseline-table", snapshot, filters, data.ALL_SITES).rows
+    return rows.set_index(["group", "variable", "level"])
+
+
+def test_table_one_export_by_hand(varied):
+    """Plan (Enrollment): Table 1 overall and by BCLC stage; median (IQR) with R's default quantile
+    (type 7). Ages 45 55 60 60 70 80: median 60, Q1 = 55 + 0.25 * (60 - 55) = 56.25 (position 2.25),
+    Q3 = 60 + 0.75 * (70 - 60) = 67.5 (position 4.75). BCLC B (V1 V3 V4 V5 V6): 45 55 60 70 80 ->
+    60 (55-70); BCLC C (V2 alone): 60 (60-60). Child-Pugh A 3, B 2, C 1 of 6."""
+    t = table_one(varied)
+    age = t.loc[("Overall", "age_years", "median (IQR)")]
+    assert (age["median"], age.q1, age.q3, age.text) == (60.0, 56.25, 67.5, "60.0 (56.2-67.5)")
+    assert t.loc[("BCLC B", "age_years", "median (IQR)"), "text"] == "60.0 (55.0-70.0)"
+    assert t.loc[("BCLC C", "age_years", "median (IQR)"), "text"] == "60.0 (60.0-60.0)"
+    assert [t.loc[("Overall", "child_pugh_class", c), "n"] for c in "ABC"] == [3, 2, 1]
+    assert [t.loc[("BCLC B", "child_pugh_class", c), "n"] for c in "ABC"] == [3, 2, 0]
+    assert t.loc[("Overall", "child_pugh_class", "B"), "text"] == "2 (33.3%)"
+    assert [t.loc[(g, "n", ""), "n"] for g in ("Overall", "BCLC B", "BCLC C")] == [6, 5, 1]
+    # AFP > 400 ng/mL (strictly): V4 at 401 yes, V6 at 400 no
+    assert [t.loc[("Overall", "afp_over_400", lv), "n"] for lv in ("yes", "no", "missing")] == [1, 5, 0]
+    assert set(q(varied, "cohort").query("afp_group == '> 400'").patient_id) == {"V4"}
+
+
+def test_table_one_export_counts_missing_values(mini_snapshot):
+    """Plan: "Missing values are counted, never silently dropped": mini P2's etiology is missing, 1 of 5."""
+    t = table_one(mini_snapshot)
+    assert t.loc[("Overall", "etiology", "missing"), "text"] == "1 (20.0%)"
+    assert t.loc[("Overall", "etiology", "HBV"), "n"] == 4
+
+
+def test_followup_status_export_by_hand(varied):
+    """Died: V1, V2; alive on study: V3-V6. Median follow-up, reverse Kaplan-Meier of OS (being
+    alive at the last contact is the event): times 61 (V5, alive), 152 and 182 (deaths, censored),
+    213, 274, 305 (alive). S = 5/6 after 61; at 213, 3 at risk: 5/6 * 2/3 = 0.556; at 274, 2 at risk:
+    0.278 <= 0.5 -> median 274 days."""
+    exp = exports.compute_export("followup-status", varied, Filters(), data.ALL_SITES)
+    assert exp.rows.set_index("status").n.to_dict() == {"alive on study": 4, "died": 2}
+    assert exp.extra["median_followup_days"] == 274
+
+
+def test_table_one_and_followup_with_no_patient(varied):
+    """A filter with no patient (BCLC 0): no Table 1 row has a patient, no one in follow-up, no median."""
+    t = table_one(varied, Filters(bclc=("0",)))
+    assert (t.n.fillna(0) == 0).all()
+    f = exports.compute_export("followup-status", varied, Filters(bclc=("0",)), data.ALL_SITES)
+    assert f.rows.n.sum() == 0 and f.extra["median_followup_days"] is None
