@@ -296,3 +296,12 @@ def test_table_one_and_followup_with_no_patient(varied):
     assert (t.n.fillna(0) == 0).all()
     f = exports.compute_export("followup-status", varied, Filters(bclc=("0",)), data.ALL_SITES)
     assert f.rows.n.sum() == 0 and f.extra["median_followup_days"] is None
+
+
+def test_followup_status_export_counts_off_study_reasons(mini_snapshot):
+    """Mini registry: P1 and P4 died; P3 off study (lost to follow-up, alive); P2 and P5 alive on
+    study. The export lists alive and died first, then the off-study reasons present."""
+    exp = exports.compute_export("followup-status", mini_snapshot, Filters(), data.ALL_SITES)
+    assert exp.rows[["status", "n"]].values.tolist() == [
+        ["alive on study", 2], ["died", 2], ["off study: lost to follow-up", 1]]
+    assert exp.rows.pct.tolist() == pytest.approx([40.0, 40.0, 20.0])
