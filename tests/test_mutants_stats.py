@@ -82,3 +82,44 @@ def test_safety_note_for_fewer_than_5_patients(n, flagged):
     assert (note != "") is flagged
     if flagged:
         assert f"Only {n} patient" in note.children and "unstable" in note.children
+
+
+# --- tumour response: orders (docs/analysis.md, Tumour response) ---------------------------------
+def test_waterfall_bars_largest_increase_first_ties_by_patient_id():
+    """docs/analysis.md: "sorted from the largest increase to the largest decrease (ties by patient
+    id)". Unsorted input, and input sorted by change with the tie in the wrong order: both give
+    P3 (+10), P1 (-50), P2 (-50); a patient without a bar (P4) is left out."""
+    best = pd.DataFrame({"patient_id": ["P2", "P1", "P3", "P4"], "site_id": "S01", "bclc_stage": "B",
+                         "best_pct_change": [-50.0, -50.0, 10.0, np.nan], "best_visit": "M1",
+                         "bor": ["PR", "PR", "SD", "NE"]})
+    assert resp.waterfall_rows(best).patient_id.tolist() == ["P3", "P1", "P2"]
+    presorted = best.iloc[[2, 0, 1]]                     # +10, then -50 P2 before -50 P1
+    assert resp.waterfall_rows(presorted).patient_id.tolist() == ["P3", "P1", "P2"]
+
+
+LANES = pd.DataFrame({"patient_id": ["A", "B", "C", "D", "E", "F"],
+                      "time_on_study_days": [100.0, 200.0, 300.0, 400.0, 200.0, np.nan],
+                      "bor": ["CR", "CR", "PR", None, "CR", "SD"]})
+
+
+@pytest.mark.parametrize("sort, expected", [
+    # time on study, longest first, ties by id, a missing time last
+    ("time_desc", ["D", "C", "B", "E", "A", "F"]),
+    ("time_asc", ["A", "B", "E", "C", "D", "F"]),
+    # best response CR first, a missing one last; then longest first; ties by id
+    ("bor", ["B", "E", "A", "C", "F", "D"]),
+    ("patient", ["A", "B", "C", "D", "E", "F"]),
+])
+def test_swimmer_lane_order(sort, expected):
+    """docs/analysis.md and response.swimmer_order's documented rules, worked on six lanes."""
+    assert resp.swimmer_order(LANES, sort) == expected
+
+
+def test_swimmer_marks_of_a_day_in_kind_order():
+    """The swimmer export: each lane's marks by day, then session < scan < first PD < lane end.
+    One lane, day 30 holds a scan and a session (given scan first) and day 60 a first PD and a death."""
+    events = pd.DataFrame({"patient_id": "P1", "time_on_study_days": 60.0, "bor": "PD",
+                           "day": [30.0, 30.0, 0.0, 60.0, 60.0],
+                           "event": ["scan", "session", "session", "death", "first_pd"]})
+    assert resp.swimmer_rows(events)[["day", "event"]].values.tolist() == [
+        [0.0, "session"], [30.0, "session"], [30.0, "scan"], [60.0, "first_pd"], [60.0, "death"]]
