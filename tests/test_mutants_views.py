@@ -305,3 +305,36 @@ def test_followup_status_export_counts_off_study_reasons(mini_snapshot):
     assert exp.rows[["status", "n"]].values.tolist() == [
         ["alive on study", 2], ["died", 2], ["off study: lost to follow-up", 1]]
     assert exp.rows.pct.tolist() == pytest.approx([40.0, 40.0, 20.0])
+
+
+# --- spider and swimmer views ---------------------------------------------------------------------
+def test_spider_points_of_the_evaluable_patients_after_pd_too(varied):
+    """docs/analysis.md: the percent change at every fully measured scan, baseline included, of the
+    evaluable patients; scans after the first PD are drawn too. V3: 0% (baseline, day -5), +25% (M1,
+    PD, day 45), -50% (M3, after PD, day 106 = Jun 15 (167) - Mar 1 (61)); V4 and V5 (no bar): none."""
+    sp = q(varied, "spider_points")
+    sp = sp[sp.scope == "overall"]
+    assert set(sp.patient_id) == {"V1", "V2", "V3", "V6"}
+    v3 = sp[sp.patient_id == "V3"].sort_values("day")
+    assert v3[["visit", "day", "pct_change"]].values.tolist() == [["baseline", -5, 0.0], ["M1", 45, 25.0],
+                                                                  ["M3", 106, -50.0]]
+    assert v3.is_up_to_first_pd.tolist() == [True, True, False]
+
+
+def test_swimmer_lane_ends_at_death_even_after_the_last_contact(varied, mini_snapshot):
+    """docs/analysis.md: one lane per patient "from the first DEB-TACE (day 0) to death or the last
+    date known alive". V1: last contact May 1, died Jun 10 -> lane 152 days ending in a death mark
+    (not 112); V2: first PD day 60, death day 182; V3: first PD day 45, alive to day 305. Mini P3:
+    off study (lost to follow-up)."""
+    sw = q(varied, "swimmer_events")
+    sw = sw[sw.scope == "overall"]
+    lanes = sw.drop_duplicates("patient_id").set_index("patient_id")
+    assert lanes.time_on_study_days.to_dict() == {"V1": 152, "V2": 182, "V3": 305, "V4": 274, "V5": 61, "V6": 213}
+    assert lanes.end_status.to_dict() == {"V1": "died", "V2": "died", "V3": "alive on study", "V4": "alive on study",
+                                          "V5": "alive on study", "V6": "alive on study"}
+    marks = {(r.patient_id, r.event): r.day for r in sw.itertuples() if r.event in ("death", "first_pd", "last_contact")}
+    assert marks == {("V1", "death"): 152, ("V2", "first_pd"): 60, ("V2", "death"): 182, ("V3", "first_pd"): 45,
+                     ("V3", "last_contact"): 305, ("V4", "last_contact"): 274, ("V5", "last_contact"): 61,
+                     ("V6", "last_contact"): 213}
+    mini = q(mini_snapshot, "swimmer_events").drop_duplicates("patient_id").set_index("patient_id")
+    assert mini.loc["P3", "end_status"] == "off study"
