@@ -141,3 +141,70 @@ def mini_registry() -> dict[str, list[dict]]:
             ae("P2", "A1", "Alanine aminotransferase increased", 2, "2024-02-10", related=False),
         ],
     }
+
+
+def varied_registry() -> dict[str, list[dict]]:
+    """Six patients at two sites, cut-off 2024-12-31, varying what mini_registry holds constant:
+    Child-Pugh B and C, a death after the last contact, PD then death, a response after PD, a
+    responder without a waterfall bar, a patient with neither a baseline sum nor a follow-up scan.
+    Worked answers in tests/test_mutants_views.py.
+
+    V1 S01 CP B (8)  age 55  t0 2024-01-10  last contact 2024-05-01, died 2024-06-10   SD (-10%)
+    V2 S01 CP C (10) age 60  t0 2024-02-01  PD 2024-04-01, died 2024-08-01              PD (+25%)
+    V3 S01 CP B (7)  age 60  t0 2024-03-01  PD 2024-04-15, then PR 2024-06-15, alive    PD (+25%)
+                     within Milan and resectable at baseline and at its review on 2024-04-15
+    V4 S02 CP A (6)  age 70  t0 2024-04-01  PR with a target lesion unmeasured, alive   PR, no bar
+                     outside Milan, not resectable at baseline; within Milan, resectable on 2024-05-15
+    V5 S02 CP A (5)  age 45  t0 2024-05-01  baseline unmeasured, no follow-up, alive    NE, no bar
+    V6 S02 CP A (5)  age 80  t0 2024-06-01  CR (-100%), alive                           CR (-100%)
+    AFP 20 ng/mL but V4 401 and V6 400 (the '> 400' boundary)
+    """
+    return {
+        "sites": [
+            dict(site_id="S01", site_name="North Hospital", activation_date=D("2024-01-01"), target_enrollment=10),
+            dict(site_id="S02", site_name="South Hospital", activation_date=D("2024-01-01"), target_enrollment=10),
+        ],
+        "patients": [
+            patient("V1", "S01", "2024-01-10", "B", last_alive="2024-05-01", death="2024-06-10", age_years=55,
+                    child_pugh_score=8, child_pugh_class="B"),
+            patient("V2", "S01", "2024-02-01", "C", death="2024-08-01", age_years=60,
+                    child_pugh_score=10, child_pugh_class="C"),
+            patient("V3", "S01", "2024-03-01", "B", last_alive="2024-12-31", age_years=60,
+                    child_pugh_score=7, child_pugh_class="B", is_within_milan=True, is_resectable=True),
+            patient("V4", "S02", "2024-04-01", "B", last_alive="2024-12-31", age_years=70, child_pugh_score=6,
+                    afp_ng_ml=401.0),
+            patient("V5", "S02", "2024-05-01", "B", last_alive="2024-07-01", age_years=45),
+            patient("V6", "S02", "2024-06-01", "B", last_alive="2024-12-31", age_years=80, afp_ng_ml=400.0),
+        ],
+        "treatments": [session(p, 1, d) for p, d in (
+            ("V1", "2024-01-10"), ("V2", "2024-02-01"), ("V3", "2024-03-01"),
+            ("V4", "2024-04-01"), ("V5", "2024-05-01"), ("V6", "2024-06-01"))],
+        "lesions": [lesion("V1", "L1"), lesion("V2", "L1"), lesion("V3", "L1"),
+                    lesion("V4", "L1"), lesion("V4", "L2"), lesion("V5", "L1"), lesion("V6", "L1")],
+        "imaging": [
+            scan("V1", "baseline", "2024-01-05"), scan("V1", "M1", "2024-03-01", "SD", "SD"),
+            scan("V2", "baseline", "2024-01-28"), scan("V2", "M1", "2024-04-01", "PD", "PD"),
+            scan("V3", "baseline", "2024-02-25"), scan("V3", "M1", "2024-04-15", "PD", "PD"),
+            scan("V3", "M3", "2024-06-15", "PR", "PR"),
+            scan("V4", "baseline", "2024-03-28"), scan("V4", "M1", "2024-05-15", "PR", "PR"),
+            scan("V5", "baseline", "2024-04-28"),
+            scan("V6", "baseline", "2024-05-28"), scan("V6", "M1", "2024-07-15", "CR", "CR"),
+        ],
+        "lesion_measurements": [
+            meas("V1", "L1", "baseline", 30.0), meas("V1", "L1", "M1", 27.0),                # -10%
+            meas("V2", "L1", "baseline", 40.0), meas("V2", "L1", "M1", 50.0),                # +25%
+            meas("V3", "L1", "baseline", 40.0), meas("V3", "L1", "M1", 50.0),                # +25%: PD
+            meas("V3", "L1", "M3", 20.0),                                                    # -50% after PD
+            meas("V4", "L1", "baseline", 30.0), meas("V4", "L2", "baseline", 20.0),
+            meas("V4", "L1", "M1", 15.0), meas("V4", "L2", "M1", None),                      # no sum at M1
+            meas("V5", "L1", "baseline", None),                                              # no baseline sum
+            meas("V6", "L1", "baseline", 20.0), meas("V6", "L1", "M1", 0.0),                 # -100%
+        ],
+        "staging": [
+            # V3 within Milan and resectable at baseline and at its review: neither downstaged nor converted
+            review("V3", "M1", "2024-04-15", "A", True, resectable=True),
+            # V4 outside Milan and not resectable at baseline, within Milan and resectable at its review
+            review("V4", "M1", "2024-05-15", "A", True, resectable=True),
+        ],
+        "adverse_events": [],
+    }

@@ -237,6 +237,112 @@ def test_validator_finds_rules():
     assert len(validator_rules()) > 20
 
 
+# The validator's cross-table, date-order and warning rules, written out by hand from
+# docs/snapshot-contract.md ("Errors" step 4 and "Warnings"), never read from validate.py: a rule
+# deleted from validate.py leaves its line here, and tests/test_validate.py
+# (test_every_written_out_rule_fires_on_a_broken_case) fails. (level, table, column, rule as printed);
+# table and column None where the validator computes them.
+WRITTEN_OUT_RULES = [
+    ("error", "patients", "child_pugh_class", "must agree with child_pugh_score (A 5-6, B 7-9, C 10-15)"),
+    ("error", "patients", "last_known_alive_date", "must be on or after first_treatment_date"),
+    ("error", "patients", "death_date", "must be on or after first_treatment_date"),
+    ("error", "patients", "last_known_alive_date", "must be on or before death_date"),
+    ("error", "patients", "off_study_date", "must be on or after first_treatment_date"),
+    ("error", "treatments", "treatment_date", "session 1 must be on first_treatment_date"),
+    ("error", "treatments", "treatment_date", "must be on or after first_treatment_date"),
+    ("error", "treatments", "treatment_date", "must be on or before death_date"),
+    ("error", "lesions", "is_target", "at most 2 intrahepatic target lesions per patient"),
+    ("error", "lesions", "is_target", "at most 5 target lesions per patient"),
+    ("error", "imaging", "imaging_date", "baseline must be on or before first_treatment_date"),
+    ("error", "imaging", "imaging_date", "follow-up imaging must be after first_treatment_date"),
+    ("error", "imaging", "imaging_date", "must be on or before death_date"),
+    ("error", "imaging", "overall_response", "null only at baseline"),
+    ("error", "imaging", "local_response", "null only at baseline"),
+    ("error", "lesion_measurements", "non_target_status", "must be null for target lesions"),
+    ("error", "lesion_measurements", "non_target_status", "must be given for non-target lesions"),
+    ("error", "lesion_measurements", "viable_diameter_mm", "must be null for non-target lesions"),
+    ("error", "staging", "review_date", "must be after first_treatment_date"),
+    ("error", "staging", "review_date", "must be on or before death_date"),
+    ("error", "adverse_events", "onset_date", "must be on or after first_treatment_date"),
+    ("error", "adverse_events", "resolution_date", "must be on or after onset_date"),
+    ("error", "adverse_events", "grade", "grade 5 requires the patient's death_date"),
+    ("error", "adverse_events", "onset_date", "must be on or before death_date"),
+    ("warning", None, None, "column not in the contract (ignored)"),
+    ("warning", "patients", "off_study_reason", "off_study_date and off_study_reason should be given together"),
+    ("warning", "patients", "off_study_reason", "a patient with a death_date should be off study for 'death'"),
+    ("warning", "patients", "first_treatment_date", "before the site's activation_date"),
+    ("warning", "patients", "patient_id", "has no session 1 in treatments"),
+    ("warning", "imaging", "overall_response", "a response recorded at baseline"),
+    ("warning", "imaging", "local_response", "a response recorded at baseline"),
+    ("warning", "imaging", "visit", "patient followed over six months with no post-baseline imaging"),
+    ("warning", "lesion_measurements", "viable_diameter_mm", "target lesion not measured at a scan"),
+    ("warning", "imaging", "visit", "follow-up scan with no lesion measurements"),
+    ("warning", "imaging", "overall_response",
+     "recorded response contradicts the target-lesion response implied by the measurements"),
+    ("warning", "adverse_events", "soc", "the same term is filed under more than one soc"),
+    ("warning", "adverse_events", "term", "term not in the registry's CTCAE v4.0 list (check spelling)"),
+    # --- rules of branch `validator` (issue 14 item 9: manifest `rows` type, `created_at` format, a
+    # target lesion without a measurement row at a scan, corrupt files): written out here at merge,
+    # with a broken case for each in tests/test_validate.py.
+]
+
+
+# The column rules of docs/snapshot-contract.md step 3 ("Column rules"), generated for every column
+# from contract.py: errors whose table and column the validator fills in; the rule as printed starts so.
+WRITTEN_OUT_COLUMN_RULES = ["must not be null", "value outside the accepted codes", "must be >=", "must be <=",
+                            "must be >", "duplicate key", "must reference an existing", "date after the cut-off"]
+
+
+def test_the_contract_page_lists_the_written_out_column_rules():
+    bodies = [b for h, b in sections(read(CONTRACT_MD), 3).items() if h.startswith("Errors")]
+    missing = [r for r in WRITTEN_OUT_COLUMN_RULES if "| `" + r not in bodies[0] and ", `" + r not in bodies[0]]
+    assert not missing, f"column rules not in the Errors section of docs/snapshot-contract.md: {missing}"
+
+
+def documented_rule_rows() -> set[tuple[str, str | None, str | None, str]]:
+    """The rows `table.column` | rule of the Errors and Warnings sections of the contract page."""
+    out = set()
+    for heading, body in sections(read(CONTRACT_MD), 3).items():
+        level = "error" if heading.startswith("Errors") else "warning" if heading.startswith("Warnings") else None
+        if level is None:
+            continue
+        for line in body.splitlines():
+            m = re.match(r"^\|\s*`(<table>|[a-z_]+)\.(<column>|[a-z_]+)`\s*\|\s*(.+?)\s*\|\s*$", line)
+            if m:
+                table, column = (None, None) if m.group(1) == "<table>" else (m.group(1), m.group(2))
+                out.add((level, table, column, m.group(3)))
+    return out
+
+
+def test_the_contract_page_lists_exactly_the_written_out_rules():
+    documented, written = documented_rule_rows(), set(WRITTEN_OUT_RULES)
+    assert len(written) == len(WRITTEN_OUT_RULES), "a rule is written out twice"
+    assert not written - documented, f"written out here, not in docs/snapshot-contract.md: {sorted(written - documented, key=str)}"
+    assert not documented - written, f"in docs/snapshot-contract.md, not written out here: {sorted(documented - written, key=str)}"
+
+
+def _same_rule(written, found) -> bool:
+    (level, table, column, rule), (f_level, f_table, f_column, f_rule) = written, found
+    return (level == f_level and (f_table is None or table == f_table) and (f_column is None or column == f_column)
+            and rule.startswith(f_rule))
+
+
+def test_every_rule_validate_py_runs_is_written_out():
+    """validate.py -> this list: a rule added to the code without its documentation fails."""
+    written = WRITTEN_OUT_RULES + [("error", None, None, r) for r in WRITTEN_OUT_COLUMN_RULES]
+    missing = [r for r in validator_rules() if not any(_same_rule(w, r) or w[3].startswith(r[3].strip())
+                                                       and r[1] is None and w[1] is None for w in written)]
+    assert not missing, f"rules in validate.py not written out in WRITTEN_OUT_RULES (and the docs): {missing}"
+
+
+def test_every_written_out_rule_has_a_query_in_validate_py():
+    """This list -> validate.py, statically (tests/test_validate.py checks each one fires on a broken case)."""
+    found, source = validator_rules(), read(ROOT / "dashboard" / "validate.py")
+    # a rule recorded with add() rather than offenders() (a column not in the contract) is found as text
+    missing = [w for w in WRITTEN_OUT_RULES if not any(_same_rule(w, r) for r in found) and f'"{w[3]}"' not in source]
+    assert not missing, f"documented rules validate.py does not run: {missing}"
+
+
 @pytest.mark.parametrize("level,table,column,rule", validator_rules())
 def test_every_validator_rule_is_documented(level, table, column, rule):
     heading = {"error": "Errors", "warning": "Warnings"}[level]

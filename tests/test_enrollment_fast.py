@@ -1,18 +1,17 @@
-"""The Enrollment page, faster: the new code sends exactly what the code it replaced sent.
+"""The Enrollment page's display, faster: the cards send exactly what the code they replaced sent.
 
-The reference below is the previous code, verbatim (renamed `_old_*`): Table 1 counted per group with
-pandas Series and groupby (analytics/baseline.py), its display table from baseline_wide's
-DataFrame built of html components (callbacks/enrollment.py), and the follow-up export's two
-queries (exports/enrollment.py). Compared, on the synthetic registry (600 patients) and the
-hand-written mini registry, for several filters including one with no patient, one with a single
-patient and ones whose BCLC groups hold a single patient:
+The reference below is the previous code, verbatim (renamed `_old_*`). What remains compares, on the
+synthetic registry (600 patients) and the mini registry, for several filters including one with no
+patient and one with a single patient:
 
-- the `baseline-table` and `followup-status` exports: rows (values, dtypes, order), CSV, patient
-  count and extras (the reverse Kaplan-Meier median and its bounds, type included);
 - every Enrollment callback's result, as the JSON Dash sends (plotly's serialiser of wire.plain of
   the result, and of the raw result), for each page option;
 - baseline_wide_rows against baseline_wide, including a group without a 'missing' row;
 - the Table 1 body's wire.Element cells against the html components they stand for.
+
+These guard the rendering refactor (wire.Element for html components) and have no independent
+counterpart yet; the numbers the cards show come from the exports, whose comparisons with their
+earlier selves were retired once tested by hand (see the note under "exports" below).
 """
 from __future__ import annotations
 
@@ -191,43 +190,11 @@ def sent(value) -> str:
 
 
 # --- exports -------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("registry, i", CASES)
-def test_baseline_export_equals_the_code_it_replaced(snapshots, registry, i):
-    snapshot, f = snapshots[registry], FILTERS[registry][i]
-    new, old = ex.baseline_export(snapshot, f), _old_baseline_export(snapshot, f)
-    pd.testing.assert_frame_equal(new.rows, old.rows, check_exact=True)
-    assert new.rows.equals(old.rows) and (new.n_patients, new.extra) == (old.n_patients, old.extra)
-    assert exports.to_csv(new) == exports.to_csv(old)
-
-
-@pytest.mark.parametrize("registry, i", CASES)
-def test_followup_export_in_one_query_equals_the_two_it_replaced(snapshots, registry, i, monkeypatch):
-    snapshot, f = snapshots[registry], FILTERS[registry][i]
-    old = _old_followup_export(snapshot, f)
-    calls = []
-    original = data.execute
-    monkeypatch.setattr(data, "execute", lambda *a, **k: calls.append(a[0]) or original(*a, **k))
-    new = ex.followup_export(snapshot, f)
-    assert len(calls) == 1
-    pd.testing.assert_frame_equal(new.rows, old.rows, check_exact=True)
-    assert exports.to_csv(new) == exports.to_csv(old) and new.n_patients == old.n_patients
-    assert new.extra == old.extra
-    assert [type(v) for v in new.extra.values()] == [type(v) for v in old.extra.values()]
-
-
-def test_baseline_table_counted_with_odd_groups_equals_the_old_one():
-    """Hand-built SQL-shaped input: an empty stage's neighbours, a stage outside the contract, a
-    stage with one patient and with every AFP missing, integer ages."""
-    numeric = pd.DataFrame({"bclc_stage": ["B", "B", "C", "X", "0", None],
-                            "age_years": np.array([60, 70, 55, 50, 81, 40], dtype=np.int32),
-                            "afp_ng_ml": [10.0, np.nan, 500.0, 400.0, np.nan, 3.0],
-                            "largest_tumor_cm": [3.0, 7.5, np.nan, 12.25, 4.0, 1.0]})
-    counts = pd.DataFrame({"overall": [True, True, False, False], "level_of_by": [None, None, "B", "0"],
-                           "variable": ["sex", "sex", "sex", "etiology"], "value": ["M", None, "M", None],
-                           "n": np.array([4, 2, 2, 1], dtype=np.int64)})
-    for c, n in ((counts, numeric), (counts.iloc[0:0], numeric.iloc[0:0])):
-        new, old = B.baseline_table_counted(c, n), _old_baseline_table_counted(c, n)
-        pd.testing.assert_frame_equal(new, old, check_exact=True)
+# The exports' comparisons with their earlier selves (baseline-table, followup-status, baseline_table_counted
+# with odd groups) were retired (issue 14 item 10): tests/test_mutants_views.py checks both exports by hand
+# (quartiles, a one-patient group, Child-Pugh, AFP > 400 at the boundary, missing values, off-study reasons,
+# reverse-KM median, no patient) and tests/test_staging_enrollment_fast.py compares the counted Table 1 with
+# analytics.baseline.baseline_table (hand-tested in tests/test_enrollment_page.py), odd counts included.
 
 
 # --- the display table ---------------------------------------------------------------------------------

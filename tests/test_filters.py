@@ -53,3 +53,38 @@ def test_without_removes_one_value():
     f = Filters(bclc=("B", "C"), age_min=40)
     assert f.without("bclc", "B").bclc == ("C",)
     assert f.without("age_min").age_min is None
+
+
+# --- bounds (issue 14 item 10: mutants that survived) -------------------------------------------
+@pytest.mark.parametrize("query", ["age_min=60&age_max=60", "enrolled_from=2024-03-01&enrolled_to=2024-03-01"])
+def test_equal_lower_and_upper_bounds_are_a_valid_filter(query):
+    """Bounds are inclusive (README: "Age ≥", "Age ≤"; enrolled from/to), so min == max selects the
+    patients at exactly that age or date: accepted by the URL and the command line, no problem."""
+    f, problems = Filters.from_query(query)
+    assert problems == [] and f.to_query() == query
+    assert Filters.from_cli(query.split("&")) == f
+
+
+@pytest.mark.parametrize("query, problem", [
+    ("age_min=61&age_max=60", "age_min (61) is greater than age_max (60)"),
+    ("enrolled_from=2024-03-02&enrolled_to=2024-03-01", "enrolled_from (2024-03-02) is after enrolled_to (2024-03-01)"),
+])
+def test_crossed_bounds_are_dropped_by_one_unit(query, problem):
+    f, problems = Filters.from_query(query)
+    assert f.is_empty() and any(problem in p for p in problems)
+    with pytest.raises(FilterError, match=problem.split(" (")[0]):
+        Filters.from_cli(query.split("&"))
+
+
+@pytest.mark.parametrize("value, ok", [("0", True), ("120", True), ("121", False), ("-1", False), ("1200", False)])
+def test_age_bounds_are_whole_years_from_0_to_120(value, ok):
+    """The accepted range of an age bound is 0..120 (the message dashboard/filters.py gives, checked
+    on both sides of each end); the contract's ages are 18..100, so 121 is never a real bound."""
+    for key in ("age_min", "age_max"):
+        if ok:
+            assert getattr(Filters.from_cli([f"{key}={value}"]), key) == int(value)
+        else:
+            with pytest.raises(FilterError, match=rf"{key}: {value} is outside 0\.\.120"):
+                Filters.from_cli([f"{key}={value}"])
+            f, problems = Filters.from_query(f"{key}={value}")
+            assert getattr(f, key) is None and problems == [f"{key}: {value} is outside 0..120"]

@@ -1,12 +1,11 @@
 """The Tumour response page at 100,000 patients: the faster paths give exactly what the slower ones
 gave, on hand-built and synthetic registries, several filters and both response scopes.
 
-- exports: `waterfall`, `response-summary`, `spider`, `swimmer` and `response-consistency` against
-  the code they replaced (copied below as the reference: the pandas sorting and per-group counting
-  of dashboard/analytics/response.py, the spider sample drawn in Python, the consistency rows
-  filtered in pandas from the view as it was written). Equality is exact (columns, values, dtypes,
-  row order). Where the old SQL left the order of tied rows to chance (two marks of a lane on one
-  day, two scans of a patient on one date) the reference uses the new deterministic tie-breakers.
+- the previous code is copied below as the reference (the pandas sorting and per-group counting of
+  dashboard/analytics/response.py, the spider sample drawn in Python, the consistency rows filtered
+  in pandas); the exports' comparisons with it were retired once tested by hand (see the note under
+  the registries); what remains uses it for the spider sample, the consistency view and the cards'
+  JSON, which have no independent test of the same bytes.
 - the swimmer card reads the lane order and the marks of the page's lanes only: every page equals
   the same lanes sliced out of the full `swimmer` export, and the export itself is never run.
 - the consistency table shows at most CONSISTENCY_MAX_ROWS scans, with a note when the CSV has more.
@@ -212,22 +211,11 @@ def assert_same(new: exports.Export, old):
     assert new.extra == extra
 
 
-@pytest.mark.parametrize("registry, i", CASES)
-@pytest.mark.parametrize("scope", SCOPES)
-@pytest.mark.parametrize("name", ["waterfall", "spider", "swimmer", "response-consistency"])
-def test_exports_equal_the_code_they_replaced(snapshots, no_cache, registry, i, scope, name):
-    snapshot, filters = snapshots[registry], FILTERS[registry][i]
-    new = exports.EXPORTS[name].func(snapshot, filters, data.ALL_SITES, response_scope=scope)
-    assert_same(new, old_export(name, snapshot, filters, scope))
-
-
-@pytest.mark.parametrize("registry, i", CASES)
-@pytest.mark.parametrize("by", list(GROUPINGS))
-def test_response_summary_equals_the_per_group_computation(snapshots, no_cache, registry, i, by):
-    snapshot, filters = snapshots[registry], FILTERS[registry][i]
-    for scope in SCOPES:
-        new = rx.response_summary_export(snapshot, filters, data.ALL_SITES, response_scope=scope, by=by)
-        assert_same(new, old_export("response-summary", snapshot, filters, scope, by))
+# The exports' comparisons with the code they replaced (waterfall, spider, swimmer, response-consistency and
+# response-summary by every grouping: 162 tests) were retired (issue 14 item 10): they are checked by hand in
+# tests/test_response_page.py, tests/test_mutants_views.py (BOR after PD, reasons, evaluable ORR, spider and
+# swimmer on the varied registry) and tests/test_mutants_stats.py (waterfall ties, lane orders, mark order);
+# the SQL group labels of every grouping against grouping.group_column in tests/test_safety_counts.py.
 
 
 def test_spider_sample_is_chosen_in_sql_as_it_was_in_python(snapshots, no_cache, monkeypatch):

@@ -31,7 +31,7 @@ for p in (str(ROOT), str(TESTS)):
 from dashboard.contract import MANIFEST, TABLES  # noqa: E402
 from dashboard.snapshots import SnapshotError, get_snapshot, list_snapshots, publish, sha256_file  # noqa: E402
 from dashboard.validate import validate_folder  # noqa: E402
-from fixtures import D, ae, lesion, meas, mini_registry, scan, session, table_from_rows, write_snapshot  # noqa: E402
+from fixtures import D, ae, lesion, meas, mini_registry, review, scan, session, table_from_rows, write_snapshot  # noqa: E402
 
 CUTOFF = "2024-12-31"
 SNAPSHOT_ID = "2024-12-31"
@@ -235,6 +235,37 @@ BROKEN = [
          edit("treatments", dict(patient_id="P2", session_number=1), treatment_date=D("2024-02-02"))),
     Case("staging-review-before-first-treatment", "staging", "review_date", "must be after first_treatment_date",
          "P2/M1", edit("staging", dict(patient_id="P2", visit="M1"), review_date=D("2024-01-30"))),
+    # date order against death and the first treatment (issue 14 item 10: deleting any of these rules
+    # from validate.py left every test passing). P4 died 2024-06-01; P3 and P2 are alive.
+    Case("imaging-after-death", "imaging", "imaging_date", "must be on or before death_date", "P4/M1",
+         add("imaging", scan("P4", "M1", "2024-06-15", "SD", "SD"))),
+    Case("staging-review-after-death", "staging", "review_date", "must be on or before death_date", "P4/M1",
+         add("staging", review("P4", "M1", "2024-06-20", "C", False))),
+    Case("treatment-after-death", "treatments", "treatment_date", "must be on or before death_date", "P4/2",
+         add("treatments", session("P4", 2, "2024-06-10"))),
+    Case("ae-onset-after-death", "adverse_events", "onset_date", "must be on or before death_date", "P4/A1",
+         add("adverse_events", ae("P4", "A1", "Fever", 2, "2024-06-05"))),
+    # P3's first treatment is 2024-03-01
+    Case("off-study-before-first-treatment", "patients", "off_study_date", "must be on or after first_treatment_date",
+         "P3", edit("patients", dict(patient_id="P3"), off_study_date=D("2024-02-15"))),
+    # P2's first treatment is 2024-02-01
+    Case("last-alive-before-first-treatment", "patients", "last_known_alive_date",
+         "must be on or after first_treatment_date", "P2",
+         edit("patients", dict(patient_id="P2"), last_known_alive_date=D("2024-01-15"))),
+    # P1's first treatment is 2024-01-10
+    Case("session-before-first-treatment", "treatments", "treatment_date", "must be on or after first_treatment_date",
+         "P1/3", add("treatments", session("P1", 3, "2024-01-05"))),
+    Case("local-response-null-at-follow-up", "imaging", "local_response", "null only at baseline", "P3/M1",
+         edit("imaging", dict(patient_id="P3", visit="M1"), local_response=None)),
+    # Child-Pugh class against score (A 5-6, B 7-9, C 10-15): each side of each boundary
+    Case("child-pugh-B-with-score-10", "patients", "child_pugh_class", "must agree with child_pugh_score", "P1",
+         edit("patients", dict(patient_id="P1"), child_pugh_class="B", child_pugh_score=10)),
+    Case("child-pugh-B-with-score-6", "patients", "child_pugh_class", "must agree with child_pugh_score", "P1",
+         edit("patients", dict(patient_id="P1"), child_pugh_class="B", child_pugh_score=6)),
+    Case("child-pugh-C-with-score-9", "patients", "child_pugh_class", "must agree with child_pugh_score", "P1",
+         edit("patients", dict(patient_id="P1"), child_pugh_class="C", child_pugh_score=9)),
+    Case("child-pugh-A-with-score-7", "patients", "child_pugh_class", "must agree with child_pugh_score", "P1",
+         edit("patients", dict(patient_id="P1"), child_pugh_class="A", child_pugh_score=7)),
     # the cut-off
     Case("date-after-cutoff-patients", "patients", "last_known_alive_date", "date after the cut-off 2024-12-31", "P2",
          edit("patients", dict(patient_id="P2"), last_known_alive_date=D("2025-01-05"))),
@@ -288,6 +319,53 @@ WARNED = [
          edit("imaging", dict(patient_id="P3", visit="M1"), overall_response="PD")),
 ]
 
+# the other warnings of docs/snapshot-contract.md, one each
+WARNED += [
+    Case("column-not-in-contract", "patients", "favourite_colour", "column not in the contract",
+         None, after=rewrite("patients", lambda t: t.append_column("favourite_colour", pa.array(["red"] * t.num_rows)))),
+    Case("off-study-date-without-reason", "patients", "off_study_reason",
+         "off_study_date and off_study_reason should be given together", "P3",
+         edit("patients", dict(patient_id="P3"), off_study_reason=None)),
+    Case("death-but-off-study-for-another-reason", "patients", "off_study_reason",
+         "a patient with a death_date should be off study for 'death'", "P1",
+         edit("patients", dict(patient_id="P1"), off_study_reason="withdrawn")),
+    # S01 activated after P1's first treatment (2024-01-10)
+    Case("treated-before-site-activation", "patients", "first_treatment_date", "before the site's activation_date",
+         "P1", edit("sites", dict(site_id="S01"), activation_date=D("2024-01-15"))),
+    Case("no-session-1", "patients", "patient_id", "has no session 1 in treatments", "P3",
+         remove("treatments", patient_id="P3", session_number=1)),
+    Case("overall-response-at-baseline", "imaging", "overall_response", "a response recorded at baseline", "P3",
+         edit("imaging", dict(patient_id="P3", visit="baseline"), overall_response="SD")),
+    Case("local-response-at-baseline", "imaging", "local_response", "a response recorded at baseline", "P3",
+         edit("imaging", dict(patient_id="P3", visit="baseline"), local_response="SD")),
+    Case("target-lesion-not-measured", "lesion_measurements", "viable_diameter_mm",
+         "target lesion not measured at a scan", "P3/L1/M1",
+         edit("lesion_measurements", dict(patient_id="P3", lesion_id="L1", visit="M1"), viable_diameter_mm=None)),
+    Case("term-under-two-socs", "adverse_events", "soc", "the same term is filed under more than one soc", "Fever",
+         add("adverse_events", ae("P2", "A2", "Fever", 1, "2024-02-11", soc="Investigations"))),
+    Case("term-not-in-ctcae-list", "adverse_events", "term", "term not in the registry's CTCAE v4.0 list", "P2/A2=Fevr",
+         add("adverse_events", ae("P2", "A2", "Fevr", 1, "2024-02-11", soc="General disorders and administration site conditions"))),
+]
+
+# valid variants: nothing may be reported as an error
+VALID_VARIANTS = [
+    # the Child-Pugh class boundaries, on the valid side: A 5-6, B 7-9, C 10-15
+    Case("child-pugh-every-boundary", mutate=both(
+        edit("patients", dict(patient_id="P1"), child_pugh_class="A", child_pugh_score=6),
+        edit("patients", dict(patient_id="P2"), child_pugh_class="B", child_pugh_score=7),
+        edit("patients", dict(patient_id="P3"), child_pugh_class="B", child_pugh_score=9),
+        edit("patients", dict(patient_id="P4"), child_pugh_class="C", child_pugh_score=10),
+        edit("patients", dict(patient_id="P5"), child_pugh_class="C", child_pugh_score=15))),
+    # death after the last contact, and everything on the day of death
+    Case("events-on-the-day-of-death", mutate=both(
+        edit("patients", dict(patient_id="P4"), last_known_alive_date=D("2024-05-20")),
+        add("imaging", scan("P4", "M1", "2024-06-01", "SD", "SD")),
+        add("lesion_measurements", meas("P4", "L1", "M1", 50.0)),
+        add("staging", review("P4", "M1", "2024-06-01", "C", False)),
+        add("treatments", session("P4", 2, "2024-06-01")),
+        add("adverse_events", ae("P4", "A1", "Fever", 2, "2024-06-01")))),
+]
+
 NOT_WARNED = [
     # PD driven by a new lesion: target lesions alone say CR, but that is no contradiction
     Case("recorded-PD-explained-by-new-lesion", "imaging", "overall_response", "contradicts", "P3/M1",
@@ -305,8 +383,8 @@ NOT_WARNED = [
 ]
 
 VALID = Case("untouched-mini-registry")
-SCENARIOS = {c.id: c for c in [VALID, *BROKEN, *WARNED, *NOT_WARNED]}
-assert len(SCENARIOS) == 1 + len(BROKEN) + len(WARNED) + len(NOT_WARNED), "case ids must be unique"
+SCENARIOS = {c.id: c for c in [VALID, *BROKEN, *WARNED, *NOT_WARNED, *VALID_VARIANTS]}
+assert len(SCENARIOS) == 1 + len(BROKEN) + len(WARNED) + len(NOT_WARNED) + len(VALID_VARIANTS), "case ids must be unique"
 
 
 def nullable_table(name: str, rows: list[dict]) -> pa.Table:
@@ -425,8 +503,15 @@ def test_soft_inconsistency_is_a_warning(outcomes, case):
     assert report.ok, report.summary()
     hits = [w for w in report.warnings if (w.table, w.column) == (case.table, case.column) and case.rule in w.rule]
     assert hits, report.summary()
-    assert any(case.example in ex for h in hits for ex in h.examples), report.summary()
-    assert any(case.example in str(h) and str(h).startswith("WARNING") for h in hits)
+    if case.example is not None:
+        assert any(case.example in ex for h in hits for ex in h.examples), report.summary()
+        assert any(case.example in str(h) and str(h).startswith("WARNING") for h in hits)
+
+
+@pytest.mark.parametrize("case", VALID_VARIANTS, ids=lambda c: c.id)
+def test_valid_variant_has_no_error(outcomes, case):
+    report = report_of(outcomes, case.id)
+    assert report.ok and report.errors == [], report.summary()
 
 
 @pytest.mark.parametrize("case", NOT_WARNED, ids=lambda c: c.id)
@@ -503,3 +588,38 @@ def test_cli_accepts_the_valid_snapshot(outcomes):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert f"snapshot {SNAPSHOT_ID}: valid, 0 error(s)" in proc.stdout
     assert "ERROR" not in proc.stdout
+
+
+# --- the written-out rule list (tests/test_docs.py WRITTEN_OUT_RULES) against what fires ---------
+def _all_findings(outcomes):
+    return {f for o in outcomes.values() if o.report is not None for f in o.report.findings}
+
+
+def test_every_written_out_rule_fires_on_a_broken_case(outcomes):
+    """docs/snapshot-contract.md -> validate.py: each documented cross-table, date-order and
+    warning rule (written out by hand in test_docs.py, not read from validate.py) is reported, at
+    its level, table and column, by at least one case above; a rule deleted from validate.py fails here."""
+    from test_docs import WRITTEN_OUT_RULES
+    found = _all_findings(outcomes)
+    missing = [w for w in WRITTEN_OUT_RULES
+               if not any(f.level == w[0] and (w[1] is None or (f.table, f.column) == (w[1], w[2])) and f.rule == w[3]
+                          for f in found)]
+    assert not missing, f"documented rules no broken case made the validator report: {missing}"
+    from test_docs import WRITTEN_OUT_COLUMN_RULES
+    missing = [r for r in WRITTEN_OUT_COLUMN_RULES if not any(f.level == "error" and f.rule.startswith(r) for f in found)]
+    assert not missing, f"documented column rules no broken case made the validator report: {missing}"
+
+
+# rules generated from contract.py and the manifest/file checks (docs/snapshot-contract.md steps 1-3)
+GENERATED = ("must not be null", "value outside the accepted codes ", "must be >= ", "must be <= ", "must be > ",
+             "duplicate key", "must reference an existing ", "date after the cut-off ", "column missing", "type is ")
+
+
+def test_every_rule_the_validator_reports_is_documented(outcomes):
+    """validate.py -> docs: every finding of every case is a generated column rule or a written-out one."""
+    from test_docs import WRITTEN_OUT_RULES
+    undocumented = sorted({(f.level, f.table, f.column, f.rule) for f in _all_findings(outcomes)
+                           if f.column and not f.rule.startswith(GENERATED)
+                           and not any(f.level == w[0] and (w[1] is None or (f.table, f.column) == (w[1], w[2]))
+                                       and f.rule == w[3] for w in WRITTEN_OUT_RULES)})
+    assert not undocumented, f"reported but not in WRITTEN_OUT_RULES / docs/snapshot-contract.md: {undocumented}"

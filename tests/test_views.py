@@ -32,6 +32,8 @@ def test_ttp_event_is_first_pd_scan_and_censoring_is_last_scan(mini_snapshot):
     # P4 died with no post-baseline scan: TTP censored at day 0, PFS an event at death (31 days)
     assert endpoint(mini_snapshot, "P4", "ttp") == (0, False)
     assert endpoint(mini_snapshot, "P4", "pfs") == (31, True)
+    # P1: PD on 2024-04-20 (day 101), died 2024-07-10 (day 182): PFS is the earlier, the PD
+    assert endpoint(mini_snapshot, "P1", "pfs") == (101, True)
 
 
 def test_local_ttp_uses_local_response(mini_snapshot):
@@ -90,7 +92,10 @@ def test_staging_outcomes(mini_snapshot):
     assert st.loc["P4", "restaging_status"] == "died before restaging"
     assert st.loc["P5", "restaging_status"] == "not yet restaged"
     assert bool(st.loc["P2", "is_converted_to_resectable"])
-    assert not bool(st.loc["P3", "is_downstaged_to_milan"])      # within Milan at baseline
+    # P3 (within Milan at baseline) was never restaged: not downstaged for lack of a review; the
+    # baseline-Milan rule itself is tested on the varied registry (tests/test_mutants_views.py)
+    assert st.loc["P3", "restaging_status"] == "not yet restaged"
+    assert not bool(st.loc["P3", "is_downstaged_to_milan"])
 
 
 def test_enrollment_and_accrual(mini_snapshot):

@@ -13,8 +13,8 @@ Two computations give the same rows, one tidy row per (SOC, term, group):
   this lays those few hundred counts out as the grid, zeros included, in display order.
 - `incidence`, in pandas from the `ae_worst_grade` view (one row per patient per term, episodes
   already chosen by the episode filters of `ae_episodes`) and one row per patient in the filter with
-  its group and number of sessions: the reference the export is tested against
-  (tests/test_safety_fast.py).
+  its group and number of sessions: the computation the export replaced (tests/test_safety_counts.py
+  checks the two agree with no episode).
 """
 from __future__ import annotations
 

@@ -342,8 +342,11 @@ class LogRank:
 def logrank_test(time, event, group) -> LogRank | None:
     """Log-rank test, R ``survdiff(Surv(time, status) ~ group)`` with rho = 0: at each event time
     the hypergeometric expected deaths and covariance; chisq = (O-E)' V^- (O-E) over the groups
-    with expected > 0 (first one dropped, as survdiff does); p from chi-square with df = k - 1,
-    k = groups with at least one patient. None when fewer than 2 groups have patients."""
+    with expected > 0 (first one dropped, as survdiff does); p from chi-square with df = the
+    number of groups with expected > 0, minus 1 (R's print.survdiff; the analysis plan: groups with
+    expected count 0 do not count). Fewer than two such groups (no event at all, say): chisq 0,
+    df 0 and p NaN, "not estimable" (the plan: never p = 1). None when fewer than 2 groups have
+    patients."""
     t, e, g = _clean(time, event, np.asarray(group, dtype=object))
     keep = ~pd.isna(pd.Series(g)).to_numpy()
     t, e, g = t[keep], e[keep], g[keep]
@@ -370,7 +373,7 @@ def logrank_test(time, event, group) -> LogRank | None:
         diff = (obs - exp_)[used][1:]
         vv = var[np.ix_(used, used)][1:, 1:]
         chisq = float(diff @ np.linalg.solve(vv, diff))
-    df = k - 1
+    df = max(len(used) - 1, 0)
     return LogRank(chisq, df, _chi2_sf(chisq, df),
                    pd.Series(obs, index=levels, name="observed"),
                    pd.Series(exp_, index=levels, name="expected"))

@@ -134,6 +134,8 @@ def logrank_text(analysis) -> str:
     lr = analysis.logrank_dict()
     if lr is None:
         return "Log-rank test: needs two or more groups."
+    if lr["df"] < 1:        # analysis plan: no event, or fewer than two groups with expected > 0
+        return "Log-rank test: not estimable (fewer than two groups with an expected event)."
     return f"Log-rank test: χ² = {lr['chisq']:.2f} on {lr['df']} df, p = {fmt_p(lr['p_value'])}".replace(
         "p = <", "p <") + " (descriptive)."
 

@@ -9,8 +9,8 @@ the worst grades come from `ae_worst_grade_all`, taken once per snapshot for eve
 of episodes (COUNTS_NO_WINDOW_SQL); with a window they are taken per query over the counted
 episodes of `ae_episodes` (COUNTS_SQL). Python only lays the few hundred counts out as the export's
 grid (dashboard/analytics/safety.py `incidence_from_counts`). The pandas computation over the
-`ae_worst_grade` view (`incidence`) gives the same rows and is kept as the reference both paths
-are tested against (tests/test_safety_fast.py).
+`ae_worst_grade` view (`incidence`) is the computation it replaced. The export's numbers are tested by
+hand (tests/test_safety_page.py, tests/test_safety_hand.py) and against plain pandas on CDISC ADAE data.
 """
 from __future__ import annotations
 

@@ -1,106 +1,35 @@
-"""The ae-incidence export counts in DuckDB (dashboard/exports/safety.py); this proves it gives exactly
-the rows of the pandas computation it replaced, on several registries, filters and options, by both
-of its counting queries (per snapshot worst grades without an onset window, per query with one).
+"""The ae-incidence export's counting pieces (dashboard/exports/safety.py), on several registries:
+the attribution of episodes to sessions, the integer codes, the SQL grouping against
+dashboard/grouping.py, the denominators and sessions, the per-snapshot worst grades against the
+ae_worst_grade view, the pooled counts against the ungrouped query, and the SQL text binding no value.
 
-The reference is the pipeline as it was: the episodes and worst grades of the views as they were
-written before `ae_episodes_all` was materialized (their SQL is copied below, run ad hoc against the
-same snapshot), the patients of `cohort` with their number of sessions, the group of
-dashboard/grouping.py `group_column`, and dashboard/analytics/safety.py `incidence` (pandas).
-Equality is exact: same columns, values, dtypes, missing values (None) and row order.
+The comparisons with a frozen copy of the previous pipeline (its views' SQL and the pandas
+computation, 44 of the 66 tests) were retired (issue 14 item 10): the export's numbers are checked
+independently by hand in tests/test_safety_page.py and tests/test_safety_hand.py (every option
+alone and combined, a window, filters, a group without sessions) and against plain pandas on
+random.cdisc.data's ADAE (tests/test_safety_page.py).
 """
 from __future__ import annotations
 
 import pandas as pd
 import pytest
 
-from dashboard import data, exports
+from dashboard import data
 from dashboard.analytics import safety as an
 from dashboard.exports.safety import (COUNTS_NO_WINDOW_SQL, COUNTS_SQL, GROUPS_SQL, NO_EPISODE_FILTER,
                                       counts_sql, episode_variables, incidence_counts)
 from dashboard.filters import Filters
-from dashboard.grouping import GROUPINGS, group_column, ordered_levels
+from dashboard.grouping import GROUPINGS, group_column
 from fixtures import D, ae, patient, session, write_snapshot
 from test_safety_page import safety_registry
 
-# --- the reference: the views and the export as they were ----------------------------------------
-# queries/ae_episodes.sql before the attribution moved to the materialized ae_episodes_all
-OLD_EPISODES_SQL = """
-with episodes as (
-    select a.*, c.site_id, c.bclc_stage, c.child_pugh_class
-    from stg_adverse_events a
-    join cohort c using (patient_id)
-),
-attributed as (
-    select e.*, coalesce(e.session_number, latest.session_number) as attributed_session_number
-    from episodes e
-    asof left join stg_treatments latest
-        on latest.patient_id = e.patient_id and e.onset_date >= latest.treatment_date
-),
-with_days as (
-    select
-        a.patient_id, a.ae_id, a.site_id, a.bclc_stage, a.child_pugh_class,
-        a.soc, a.term, a.grade, a.onset_date, a.resolution_date,
-        a.is_serious, a.is_treatment_related,
-        a.session_number,
-        a.attributed_session_number,
-        t.treatment_date as session_date,
-        (a.onset_date - t.treatment_date)::integer as days_from_session
-    from attributed a
-    left join stg_treatments t
-        on t.patient_id = a.patient_id and t.session_number = a.attributed_session_number
-),
-final as (
-    select *
-    from with_days
-    where (getvariable('ae_related_only') is null or not getvariable('ae_related_only') or is_treatment_related)
-      and (getvariable('ae_serious_only') is null or not getvariable('ae_serious_only') or is_serious)
-      and (getvariable('ae_within_days') is null
-           or days_from_session between 0 and getvariable('ae_within_days'))
-)
-select * from final
-"""
-# queries/ae_worst_grade.sql as it was (group by all over the columns of the old ae_episodes)
-OLD_WORST_SQL = f"""
-with old_episodes as ({OLD_EPISODES_SQL})
-select patient_id, site_id, bclc_stage, child_pugh_class, soc, term,
-       max(grade) as worst_grade, count(*) as n_episodes,
-       bool_or(is_serious) as any_serious, bool_or(is_treatment_related) as any_related
-from old_episodes
-group by all
-order by patient_id, term
-"""
-# the export's patients query as it was
-SESSIONS_SQL = """
-select c.*, count(t.session_number)::integer as n_sessions
-from cohort c
-left join stg_treatments t using (patient_id)
-group by all
-"""
-EPISODE_COLUMNS = ["patient_id", "ae_id", "site_id", "bclc_stage", "child_pugh_class", "soc", "term", "grade",
-                   "onset_date", "resolution_date", "is_serious", "is_treatment_related", "session_number",
-                   "attributed_session_number", "session_date", "days_from_session"]
 
-
+# --- helpers ---------------------------------------------------------------------------------------
 def run(sql, snap, filters=Filters(), variables=None):
     try:
         return data.execute(sql, snap, filters, variables=variables or NO_EPISODE_FILTER)
     finally:
         data.execute("select 1", snap, filters, variables=NO_EPISODE_FILTER)
-
-
-def reference(snap, filters=Filters(), level="term", by="none", related_only=False, serious_only=False,
-              within_days=None):
-    """(rows, n_patients, extra) of the ae-incidence export as it was computed before: pandas `incidence`."""
-    variables = episode_variables(related_only, serious_only, within_days)
-    worst = run(OLD_WORST_SQL, snap, filters, variables)
-    patients = data.execute(SESSIONS_SQL, snap, filters)
-    patients["group"] = group_column(patients, by)
-    groups = ordered_levels(by, patients["group"]) if len(patients) else []
-    rows = an.incidence(worst, patients, level, groups)
-    extra = {"level": level, "by": by, "related_only": bool(related_only), "serious_only": bool(serious_only),
-             "within_days": variables["ae_within_days"], "n_patients_with_ae": int(worst["patient_id"].nunique()),
-             "n_events": int(worst["n_episodes"].sum()), "n_sessions": int(patients["n_sessions"].sum())}
-    return rows[an.COLUMNS], len(patients), extra
 
 
 def assert_same_rows(got: pd.DataFrame, expected: pd.DataFrame):
@@ -154,98 +83,6 @@ def snaps(tmp_path_factory, mini_snapshot, synthetic_root):
         write_snapshot(root, "2024-12-31", rows)
         out[name] = data.resolve("latest", root)
     return out
-
-
-FILTERS = {
-    "all": Filters(),
-    "bclc C": Filters(bclc=("C",)),
-    "two sites": Filters(site=("S01", "S02")),
-    "none": Filters(bclc=("0",), age_max=20),
-}
-OPTIONS = {
-    "all AEs": {},
-    "related": {"related_only": True},
-    "serious": {"serious_only": True},
-    "within 7": {"within_days": 7},
-    "within 0": {"within_days": 0},
-    "related serious": {"related_only": True, "serious_only": True},
-    "related serious within 30": {"related_only": True, "serious_only": True, "within_days": 30},
-}
-PAGE_BY = ("none", "site_id", "bclc_stage", "child_pugh_class")
-# every episode option without a filter, and every filter with some options
-COMBOS = [("all", option) for option in OPTIONS] + [
-    ("bclc C", "all AEs"), ("bclc C", "within 7"), ("two sites", "related"), ("two sites", "serious"),
-    ("none", "all AEs"), ("none", "within 0")]
-FEW_COMBOS = [("all", "all AEs"), ("bclc C", "serious"), ("two sites", "within 7")]
-
-
-def check(snap, filters, level="term", by="none", **options):
-    exp = exports.EXPORTS["ae-incidence"].func(snap, filters, level=level, by=by, **options)
-    rows, n, extra = reference(snap, filters, level=level, by=by, **options)
-    assert_same_rows(exp.rows, rows)
-    assert exp.n_patients == n and exp.extra == extra
-    variables = episode_variables(**options)
-    if variables["ae_within_days"] is None:
-        # the per-query path gives the same rows as the per-snapshot one the export took
-        counts, groups = incidence_counts(snap, filters, by=by, variables=variables, sql=COUNTS_SQL)
-        order = ordered_levels(by, groups["group"]) if n else []
-        assert_same_rows(an.incidence_from_counts(counts, groups, level, order)[an.COLUMNS], rows)
-    return exp
-
-
-# --- the export: fast path == pandas reference -----------------------------------------------------
-@pytest.mark.parametrize("registry", ["mini", "synthetic", "safety", "edge"])
-@pytest.mark.parametrize("level", ["term", "soc"])
-@pytest.mark.parametrize("by", PAGE_BY)
-def test_export_equals_pandas_reference_for_every_filter_and_option(snaps, registry, level, by):
-    snap = snaps[registry]
-    for fname, oname in COMBOS if by in ("none", "site_id") else FEW_COMBOS:
-        try:
-            check(snap, FILTERS[fname], level=level, by=by, **OPTIONS[oname])
-        except AssertionError as e:
-            raise AssertionError(f"{registry}, filter {fname!r}, options {oname!r}: {e}") from e
-
-
-@pytest.mark.parametrize("by", [key for key in GROUPINGS if key not in PAGE_BY])
-def test_export_equals_pandas_reference_for_the_other_groupings(snaps, by):
-    for registry in ("synthetic", "edge"):
-        for level, options in (("term", {}), ("soc", {"related_only": True, "within_days": 30})):
-            check(snaps[registry], Filters(), level=level, by=by, **options)
-
-
-def test_export_through_run_export_is_the_same(snaps):
-    """The registered export (as the page and the CLI call it, cached) gives the same rows."""
-    snap = snaps["synthetic"]
-    exp = exports.run_export("ae-incidence", snap, Filters(bclc=("B", "C")), level="term", by="site_id",
-                             serious_only=True)
-    rows, n, _ = reference(snap, Filters(bclc=("B", "C")), level="term", by="site_id", serious_only=True)
-    assert_same_rows(exp.rows, rows)
-    assert exp.n_patients == n
-
-
-def test_reference_is_not_trivial(snaps):
-    """The comparisons above are about real numbers: many terms, groups, grades and zero cells."""
-    rows, n, extra = reference(snaps["synthetic"], level="term", by="site_id")
-    assert n > 100 and extra["n_events"] > 100
-    assert rows["group"].nunique() > 5 and rows["term"].nunique() > 5
-    assert (rows["n_patients_any"] == 0).any() and (rows["grade_5"] > 0).any()
-    edge, _, _ = reference(snaps["edge"], level="term", by="none")
-    nausea = edge[edge.term == "Nausea"]
-    assert sorted(nausea.soc) == ["Gastrointestinal disorders", "Investigations"]   # one row per class
-
-
-# --- the views: the same episodes and worst grades as before ------------------------------------
-@pytest.mark.parametrize("registry", ["mini", "synthetic", "safety", "edge"])
-def test_ae_episodes_are_the_episodes_of_the_view_before_materialization(snaps, registry):
-    snap = snaps[registry]
-    for fname, oname in COMBOS:
-        filters, variables = FILTERS[fname], episode_variables(**OPTIONS[oname])
-        order = " order by patient_id, ae_id"
-        got = run("select * from ae_episodes" + order, snap, filters, variables)
-        expected = run(f"select * from ({OLD_EPISODES_SQL})" + order, snap, filters, variables)
-        pd.testing.assert_frame_equal(got[EPISODE_COLUMNS], expected, check_exact=True)
-        got = run("select * from ae_worst_grade order by patient_id, term", snap, filters, variables)
-        pd.testing.assert_frame_equal(got, run(OLD_WORST_SQL, snap, filters, variables), check_exact=True)
 
 
 def test_attribution_corner_cases(snaps):
