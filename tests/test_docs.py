@@ -281,9 +281,9 @@ WRITTEN_OUT_RULES = [
      "recorded response contradicts the target-lesion response implied by the measurements"),
     ("warning", "adverse_events", "soc", "the same term is filed under more than one soc"),
     ("warning", "adverse_events", "term", "term not in the registry's CTCAE v4.0 list (check spelling)"),
-    # --- rules of branch `validator` (issue 14 item 9: manifest `rows` type, `created_at` format, a
-    # target lesion without a measurement row at a scan, corrupt files): written out here at merge,
-    # with a broken case for each in tests/test_validate.py.
+    # issue 14 item 9 (manifest `rows` type, `created_at` format and corrupt files are manifest and
+    # file errors, tested in tests/test_validate_faults.py; this one is a contract rule)
+    ("warning", "lesion_measurements", "viable_diameter_mm", "target lesion has no measurement row at a scan"),
 ]
 
 
