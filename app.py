@@ -5,11 +5,16 @@ The WSGI application is `app:server`.
 """
 import argparse
 import os
+import sys
 
 from dashboard.app import create_app
+from dashboard.cache import CacheFolderError
 from dashboard.snapshots import data_root, list_snapshots
 
-app = create_app()
+try:
+    app = create_app()
+except CacheFolderError as e:          # a person's message, not a traceback (python app.py and gunicorn)
+    sys.exit(f"error: {e}")
 server = app.server
 
 

@@ -163,6 +163,11 @@ def test_the_server_does_not_start_on_a_folder_others_can_write(tmp_path):
                          env={**os.environ, "REGISTRY_CACHE": str(path)})
     assert out.returncode != 0
     assert f"CacheFolderError: refusing the result cache folder {path}: group or other users can write" in out.stderr
+    # as a person starts it: one line saying why, no traceback
+    started = subprocess.run([sys.executable, "app.py", "--port", "1"], cwd=cache.CODE, capture_output=True,
+                             text=True, timeout=120, env={**os.environ, "REGISTRY_CACHE": str(path)})
+    assert started.returncode == 1 and "Traceback" not in started.stderr
+    assert started.stderr.startswith(f"error: refusing the result cache folder {path}: group or other users")
 
 
 def test_the_default_folder_is_created_0700_under_the_temp_dir_and_named_for_the_user(tmp_path, monkeypatch):
