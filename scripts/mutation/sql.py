@@ -22,6 +22,7 @@ the mutated file is read. --no-fork runs `python -m pytest` in a fresh process i
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import re
@@ -50,12 +51,12 @@ PAGE = {
     "downstaging": ["tests/test_downstaging_page.py"],
 }
 TESTS_BY_VIEW = {
-    "cohort": ["tests/test_views.py", "tests/test_data.py", *PAGE["enrollment"], *PAGE["survival"],
-               *PAGE["response"], *PAGE["safety"], *PAGE["downstaging"]],
-    "cohort_all": ["tests/test_views.py", "tests/test_data.py", *PAGE["enrollment"], *PAGE["survival"],
-                   *PAGE["response"], *PAGE["safety"], *PAGE["downstaging"]],
-    "patient_endpoints_all": ["tests/test_views.py", *PAGE["survival"], *PAGE["enrollment"]],
-    "tumour_burden_all": ["tests/test_views.py", *PAGE["response"], *PAGE["downstaging"]],
+    # every page reads cohort; the enrollment page's tests count it by site and filter, the other
+    # pages' files are left out to keep a surviving mutant's run near a minute
+    "cohort": ["tests/test_views.py", "tests/test_data.py", *PAGE["enrollment"]],
+    "cohort_all": ["tests/test_views.py", "tests/test_data.py", *PAGE["enrollment"]],
+    "patient_endpoints_all": ["tests/test_views.py", *PAGE["survival"]],
+    "tumour_burden_all": ["tests/test_views.py", *PAGE["response"]],
     "best_response_all": ["tests/test_views.py", *PAGE["response"], *PAGE["downstaging"]],
     "response_consistency_all": ["tests/test_views.py", *PAGE["response"]],
     "spider_points_all": ["tests/test_views.py", *PAGE["response"]],
@@ -90,12 +91,14 @@ def scratch_copy(src: Path) -> Path:
 class Forker:
     """A parent that imported pytest, the dashboard and the test modules once; each run forks."""
 
-    def __init__(self, repo: Path, test_files: list[str]):
+    def __init__(self, repo: Path, test_files: list[str], preload=None):
         self.repo = repo
         os.chdir(repo)
         sys.path.insert(0, str(repo))
         for m in [m for m in sys.modules if m == "dashboard" or m.startswith("dashboard.")]:
             del sys.modules[m]                          # import the copy's dashboard, not another
+        if preload:
+            preload()
         import pytest
         self.pytest = pytest
         with open(os.devnull, "w") as null:
@@ -108,7 +111,7 @@ class Forker:
                 os.dup2(saved[0], 1)
                 os.dup2(saved[1], 2)
 
-    def run(self, args: list[str], log: Path, timeout: float) -> tuple[int | None, float]:
+    def run(self, args: list[str], log: Path, timeout: float, env: dict | None = None) -> tuple[int | None, float]:
         t0 = time.monotonic()
         sys.stdout.flush()
         sys.stderr.flush()
@@ -119,6 +122,7 @@ class Forker:
                 os.dup2(fd, 1)
                 os.dup2(fd, 2)
                 os.setpgid(0, 0)
+                os.environ.update(env or {})
                 _clear_dashboard_caches()
                 rc = self.pytest.main(args)
                 sys.stdout.flush()
@@ -168,6 +172,14 @@ def run_subprocess(repo: Path, args: list[str], log: Path, timeout: float) -> tu
             return None, time.monotonic() - t0
 
 
+def canary(sql: str) -> str:
+    """The view emptied, its first and last lines kept (tests/test_views.py checks them): the
+    `final` CTE renamed and a `final` that reads none of its rows added after it."""
+    body, tail = sql.rsplit("select * from final", 1)
+    body = re.sub(r"\bfinal as \(", "final_full as (", body.rstrip(), count=1)
+    return body + ",\n\nfinal as (select * from final_full where false)\n\nselect * from final" + tail
+
+
 def classify(rc: int | None, output: str) -> tuple[str, str | None]:
     if rc is None:
         return "timeout", None
@@ -214,15 +226,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--queries", help="comma-separated view names (default: every *_all view and cohort)")
     ap.add_argument("--tests", nargs="+", help="test files or node ids to run for every view (default: the mapping)")
     ap.add_argument("--repo", type=Path, default=ROOT, help="the repository to copy and mutate (default: this one)")
-    ap.add_argument("--timeout", type=float, default=240.0, help="seconds per mutant (default 240)")
+    ap.add_argument("--timeout", type=float, default=420.0, help="seconds per mutant (default 420)")
     ap.add_argument("--only", help="comma-separated mutant ids (view:index) to run")
+    ap.add_argument("--every", type=int, default=1,
+                    help="a deterministic sample: per view, every N-th mutant in SHA-256 order of its diff")
+    ap.add_argument("--tests-from", type=Path, help="a checkout whose tests/ replaces the copy's (the 'after' run)")
+    ap.add_argument("--extra-tests", nargs="+", default=[], help="test files run after the mapping's, for every view")
     ap.add_argument("--output", type=Path, default=ROOT / "scripts" / "mutation" / "results-sql.json")
+    ap.add_argument("--merge-with", type=Path,
+                    help="an earlier report: its mutants not run now are carried into this report as they were")
     ap.add_argument("--list", action="store_true", help="print the mutants and exit")
     ap.add_argument("--no-fork", action="store_true", help="a fresh `python -m pytest` per mutant")
     ap.add_argument("--no-canary", action="store_true", help="skip the check that the tests read each view")
     args = ap.parse_args(argv)
 
     repo_src = args.repo.resolve()
+    args.output = args.output.resolve()                 # the forked runner works inside the scratch copy
+    args.merge_with = args.merge_with.resolve() if args.merge_with else None
     views = args.queries.split(",") if args.queries else DEFAULT_VIEWS
     only = set(args.only.split(",")) if args.only else None
     plan = []
@@ -231,8 +251,12 @@ def main(argv: list[str] | None = None) -> int:
         if not path.exists():
             raise SystemExit(f"no such view: {path}")
         original = path.read_text()
-        tests = args.tests or default_tests(view)
-        for i, mu in enumerate(mutants(original)):
+        tests = (args.tests or default_tests(view)) + [t for t in args.extra_tests if t not in (args.tests or [])]
+        listed = list(enumerate(mutants(original)))
+        if args.every > 1:
+            listed = sorted(listed, key=lambda im: hashlib.sha256(f"{view}\n{im[1].diff()}".encode()).hexdigest())
+            listed = sorted(listed[::args.every])
+        for i, mu in listed:
             mid = f"{view}:{i}"
             if only is None or mid in only:
                 plan.append((view, mid, mu, tests))
@@ -243,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     repo = scratch_copy(repo_src)
+    if args.tests_from:
+        shutil.rmtree(repo / "tests")
+        shutil.copytree(args.tests_from / "tests", repo / "tests", ignore=COPY_IGNORE)
     logs = repo.parent / "logs"
     logs.mkdir()
     all_tests = sorted({t for *_, tests in plan for t in tests})
@@ -253,16 +280,17 @@ def main(argv: list[str] | None = None) -> int:
                             text=True).stdout.strip()
     report = {"tool": "scripts/mutation/sql.py", "commit": commit, "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
               "pytest_args": PYTEST_ARGS, "timeout_s": args.timeout,
-              "tests_by_view": {v: (args.tests or default_tests(v)) for v in views}, "mutants": []}
+              "tests_from": str(args.tests_from or ""), "every": args.every,
+              "tests_by_view": {v: (args.tests or default_tests(v)) + args.extra_tests for v in views}, "mutants": []}
     print(f"{len(plan)} mutants of {len(views)} views; scratch copy {repo}", flush=True)
 
     canaries = [] if args.no_canary else [v for v in views if any(p[0] == v for p in plan)]
-    jobs = [(v, f"{v}:canary", None, args.tests or default_tests(v)) for v in canaries] + plan
+    jobs = [(v, f"{v}:canary", None, report["tests_by_view"][v]) for v in canaries] + plan
     try:
         for n, (view, mid, mu, tests) in enumerate(jobs, 1):
             target = repo / "queries" / f"{view}.sql"
             original = target.read_text()
-            text = mu.text if mu else original.replace("select * from final", "select * from final where false")
+            text = mu.text if mu else canary(original)
             log = logs / f"{mid.replace(':', '-')}.log"
             target.write_text(text)
             try:
@@ -276,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
             if mu:
                 entry.update(operator=mu.operator, line=mu.line, diff=mu.diff())
             else:
-                entry.update(canary=True, operator="canary", diff="select * from final -> ... where false")
+                entry.update(canary=True, operator="canary", diff="final -> final_full; final as (select * from final_full where false)")
                 if status != "killed":
                     print(f"WARNING: the tests of {view} did not notice the view emptied ({status}): "
                           "the mapping misses the tests that read it", flush=True)
@@ -285,6 +313,12 @@ def main(argv: list[str] | None = None) -> int:
                   f"{status:8s} {seconds:6.1f}s  {by or ''}", flush=True)
     finally:
         report["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        if args.merge_with:
+            ran = {m["id"] for m in report["mutants"]}
+            earlier = json.loads(args.merge_with.read_text())["mutants"]
+            carried = [{**m, "carried_from": args.merge_with.name} for m in earlier if m["id"] not in ran]
+            report["mutants"] = sorted(report["mutants"] + carried, key=lambda m: (m["view"], m["id"]))
+            report["merged_with"] = args.merge_with.name
         report["summary"] = summarize(report["mutants"])
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(json.dumps(report, indent=1) + "\n")
