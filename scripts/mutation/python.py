@@ -425,7 +425,7 @@ def main(argv=None) -> int:
         return 0
     if args.names_from:
         wanted = set(args.status.split(","))
-        names = sorted(m["name"] for m in json.loads(args.names_from.read_text())["survivors"] if m["status"] in wanted)
+        names = sorted(n for n, st in json.loads(args.names_from.read_text())["status_by_name"].items() if st in wanted)
         how = f"the {args.status} mutants of {args.names_from.name}"
     else:
         names = [n for ns in generated_mutants(repo).values() for n in sample(ns, args.every)]
@@ -447,6 +447,8 @@ def main(argv=None) -> int:
         for n, st in earlier["status_by_name"].items():
             report["status_by_name"].setdefault(n, st)
         report["merged_with"] = args.merge_with.name
+        report["n_sampled"] = len(report["status_by_name"])
+        report["sample"] = earlier.get("sample", report["sample"])
         report["survivors"] += [m for m in earlier["survivors"] if m["name"] not in set(names)
                                 and report["status_by_name"][m["name"]] == m["status"]]
         recount(report)
