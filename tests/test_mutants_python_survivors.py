@@ -82,7 +82,7 @@ def test_table_one_no_level_of_a_boolean_variable(mini_snapshot):
 # --- analytics.competing ----------------------------------------------------------------------------
 def test_competing_time_and_status_of_different_lengths_say_why():
     """competing._clean mutmut_7 (message mangled): the message names the fault."""
-    with pytest.raises(ValueError, match="time and status must have the same length"):
+    with pytest.raises(ValueError, match="^time and status must have the same length$"):
         competing._clean([1.0, 2.0], [1])
 
 
