@@ -50,21 +50,23 @@ PAGE = {
     "safety": ["tests/test_safety_page.py"],
     "downstaging": ["tests/test_downstaging_page.py"],
 }
+# the hand-worked mutant tests (a few seconds each) run for every view, right after test_views
+HAND = ["tests/test_mutants_views.py", "tests/test_mutants_sql_survivors.py"]
 TESTS_BY_VIEW = {
     # every page reads cohort; the enrollment page's tests count it by site and filter, the other
     # pages' files are left out to keep a surviving mutant's run near a minute
-    "cohort": ["tests/test_views.py", "tests/test_data.py", *PAGE["enrollment"]],
-    "cohort_all": ["tests/test_views.py", "tests/test_data.py", *PAGE["enrollment"]],
-    "patient_endpoints_all": ["tests/test_views.py", *PAGE["survival"]],
-    "tumour_burden_all": ["tests/test_views.py", *PAGE["response"]],
-    "best_response_all": ["tests/test_views.py", *PAGE["response"], *PAGE["downstaging"]],
-    "response_consistency_all": ["tests/test_views.py", *PAGE["response"]],
-    "spider_points_all": ["tests/test_views.py", *PAGE["response"]],
-    "swimmer_events_all": ["tests/test_views.py", *PAGE["response"]],
-    "downsizing_all": ["tests/test_views.py", *PAGE["downstaging"]],
-    "staging_outcomes_all": ["tests/test_views.py", *PAGE["downstaging"]],
-    "ae_episodes_all": ["tests/test_views.py", *PAGE["safety"]],
-    "ae_worst_grade_all": ["tests/test_views.py", *PAGE["safety"]],
+    "cohort": ["tests/test_views.py", *HAND, "tests/test_data.py", *PAGE["enrollment"]],
+    "cohort_all": ["tests/test_views.py", *HAND, "tests/test_data.py", *PAGE["enrollment"]],
+    "patient_endpoints_all": ["tests/test_views.py", *HAND, *PAGE["survival"]],
+    "tumour_burden_all": ["tests/test_views.py", *HAND, *PAGE["response"]],
+    "best_response_all": ["tests/test_views.py", *HAND, *PAGE["response"], *PAGE["downstaging"]],
+    "response_consistency_all": ["tests/test_views.py", *HAND, *PAGE["response"]],
+    "spider_points_all": ["tests/test_views.py", *HAND, *PAGE["response"]],
+    "swimmer_events_all": ["tests/test_views.py", *HAND, *PAGE["response"]],
+    "downsizing_all": ["tests/test_views.py", *HAND, *PAGE["downstaging"]],
+    "staging_outcomes_all": ["tests/test_views.py", *HAND, *PAGE["downstaging"]],
+    "ae_episodes_all": ["tests/test_views.py", *HAND, *PAGE["safety"]],
+    "ae_worst_grade_all": ["tests/test_views.py", *HAND, *PAGE["safety"]],
 }
 PYTEST_ARGS = ["-x", "-q", "-p", "no:randomly", "-m", "not browser", "-p", "no:cacheprovider",
                "--tb=short", "-W", "ignore"]
