@@ -154,29 +154,9 @@ def free_port() -> int:
 def gunicorn(root: Path, workers: int = 2, **env):
     """gunicorn (gunicorn.conf.py, `workers` processes) on 127.0.0.1 over the registry at root;
     yields its base URL and stops it on exit. No background cache warming."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "app:server"], cwd=ROOT,
-                            env=dict(os.environ, REGISTRY_DATA=str(root), PORT=str(port), HOST="127.0.0.1",
-                                     WEB_CONCURRENCY=str(workers), REGISTRY_WARM="off", **env),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        t0 = time.time()
-        while True:
-            try:
-                urllib.request.urlopen(url + "/_dash-layout", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.time() - t0 > 120:
-                    raise RuntimeError("gunicorn did not start")
-                time.sleep(0.2)
-        yield url
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    from benchmarks.loadtest import serve        # imported here: loadtest imports this module
+    with serve(root, workers, env=env) as server:
+        yield server.url
 
 
 def bench_scale(scale: str, reps: int, only=None, server: str = "test-client") -> tuple[list[dict], float]:
