@@ -56,6 +56,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import parse_qsl
 
+from dashboard.replay import callback_body
+
 from benchmarks.__main__ import CACHE, HERE, ROOT, SCENARIOS, ensure_registry, percentile
 from benchmarks.loadtest import run_users, serve, worker_pids
 
@@ -109,26 +111,6 @@ def http(url: str, body: dict | None = None) -> tuple[int | None, bytes, str | N
     except Exception as e:           # reset, refused, remote closed, timeout
         reason = getattr(e, "reason", None)
         return None, b"", f"{type(e).__name__}: {reason or e}"[:200]
-
-
-def callback_body(dep: dict, values: dict, changed: str) -> dict:
-    """The JSON the browser posts for one callback (dashboard/replay.py's Replayer.post, with the
-    changed property named: the shell callback acts on which input fired)."""
-    from dashboard.replay import parse_id, split_output
-    outputs = [{"id": parse_id(i), "property": p} for i, p in split_output(dep["output"])]
-
-    def spec(items):
-        out = []
-        for item in items:
-            ident = item["id"]
-            if "ALL" in ident or "MATCH" in ident:
-                out.append([])
-                continue
-            out.append({"id": parse_id(ident), "property": item["property"],
-                        "value": values.get(f"{ident}.{item['property']}")})
-        return out
-    return {"output": dep["output"], "outputs": outputs if len(outputs) > 1 else outputs[0],
-            "inputs": spec(dep["inputs"]), "state": spec(dep.get("state", [])), "changedPropIds": [changed]}
 
 
 # --- reading answers ---------------------------------------------------------------------------

@@ -61,27 +61,37 @@ class Replayer:
 
     def post(self, dep, values: dict) -> float:
         """POST one callback; values maps 'id.prop' -> value. Returns milliseconds."""
-        outputs = [{"id": parse_id(i), "property": p} for i, p in split_output(dep["output"])]
-        def spec(items):
-            out = []
-            for item in items:
-                ident = item["id"]
-                if "ALL" in ident or "MATCH" in ident:
-                    out.append([])          # no pattern-matched component present
-                    continue
-                out.append({"id": parse_id(ident), "property": item["property"],
-                            "value": values.get(f"{ident}.{item['property']}")})
-            return out
-        body = {"output": dep["output"], "outputs": outputs if len(outputs) > 1 else outputs[0],
-                "inputs": spec(dep["inputs"]), "state": spec(dep["state"]),
-                "changedPropIds": [k for k in values if (k.endswith(".data") or k.endswith(".value"))
-                                   and k in {f"{i['id']}.{i['property']}" for i in dep["inputs"]}][:1]}
+        body = callback_body(dep, values)
         t0 = time.perf_counter()
         status, payload = self._send(body)
         ms = 1000 * (time.perf_counter() - t0)
         if status not in (200, 204):
             raise RuntimeError(f"callback {dep['output'][:80]} answered {status}: {payload[:300]!r}")
         return ms
+
+
+def callback_body(dep: dict, values: dict, changed: str | None = None) -> dict:
+    """The JSON the browser posts for one callback; values maps 'id.prop' -> value. `changed`: the
+    input that fired (default: the first of the callback's own inputs given a value)."""
+    outputs = [{"id": parse_id(i), "property": p} for i, p in split_output(dep["output"])]
+
+    def spec(items):
+        out = []
+        for item in items:
+            ident = item["id"]
+            if "ALL" in ident or "MATCH" in ident:
+                out.append([])          # no pattern-matched component present
+                continue
+            out.append({"id": parse_id(ident), "property": item["property"],
+                        "value": values.get(f"{ident}.{item['property']}")})
+        return out
+    if changed is None:
+        own = {f"{i['id']}.{i['property']}" for i in dep["inputs"]}
+        fired = [k for k in values if (k.endswith(".data") or k.endswith(".value")) and k in own][:1]
+    else:
+        fired = [changed]
+    return {"output": dep["output"], "outputs": outputs if len(outputs) > 1 else outputs[0],
+            "inputs": spec(dep["inputs"]), "state": spec(dep.get("state", [])), "changedPropIds": fired}
 
 
 def page_callbacks(deps, present: set[str]):
