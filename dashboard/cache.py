@@ -149,12 +149,14 @@ _warned: set = set()
 _warned_lock = threading.Lock()
 
 
-def _warn_once(kind: str, message: str) -> None:
+def _warn_once(kind: str, message: str, exc_info: bool = False) -> None:
+    """Log a cache problem once per process and kind: as an error with the traceback when
+    exc_info (an unexpected failure), else as a warning."""
     with _warned_lock:
         if kind in _warned:
             return
         _warned.add(kind)
-    log.warning("result cache: %s", message)
+    (log.exception if exc_info else log.warning)("result cache: %s", message)
 
 
 # --- values as bytes: data, never code ----------------------------------------------------------
@@ -427,11 +429,7 @@ class Store:
                 self._discard(fd, name, e)
                 return MISS
         except Exception:                   # never fail a request for the cache's sake
-            with _warned_lock:
-                first = "get" not in _warned
-                _warned.add("get")
-            if first:
-                log.exception("result cache: reading failed; computing without the cache")
+            _warn_once("get", "reading failed; computing without the cache", exc_info=True)
             return MISS
 
     def _discard(self, fd: int, name: str, why) -> None:
@@ -460,11 +458,7 @@ class Store:
             self._count(size)
             return True
         except Exception:
-            with _warned_lock:
-                first = "set" not in _warned
-                _warned.add("set")
-            if first:
-                log.exception("result cache: writing failed; computing without the cache")
+            _warn_once("set", "writing failed; computing without the cache", exc_info=True)
             return False
 
     def _write(self, name: str, chunks) -> bool:

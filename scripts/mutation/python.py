@@ -40,6 +40,19 @@ STATUS = {1: "killed", 3: "killed", 0: "survived", 5: "no_tests", 33: "no_tests"
           -11: "crashed", -9: "crashed", None: "not_checked"}
 
 
+
+def totals(modules: dict) -> dict:
+    """The modules' counts summed; every row, and the total, gets its kill rate."""
+    total = defaultdict(int)
+    for row in modules.values():
+        for k, v in row.items():
+            total[k] += v
+    for row in [*modules.values(), total]:
+        detected = row["killed"] + row["timeout"]
+        counted = detected + row["survived"] + row["no_tests"] + row["suspicious"]
+        row["kill_rate"] = round(detected / counted, 4) if counted else None
+    return total
+
 def all_mutants(repo: Path) -> dict[str, list[str]]:
     """Mutant names per source file, as mutmut names them (module.x_function__mutmut_N)."""
     cwd = os.getcwd()
@@ -140,14 +153,7 @@ def export(workdir: Path, label: str, names: list[str] | None, meta: dict, merge
                 except Exception as e:                 # keep the report even if one diff fails
                     diff = f"(no diff: {e})"
                 survivors.append({"name": n, "status": status, "diff": diff})
-        total = defaultdict(int)
-        for row in modules.values():
-            for k, v in row.items():
-                total[k] += v
-        for row in [*modules.values(), total]:
-            detected = row["killed"] + row["timeout"]
-            counted = detected + row["survived"] + row["no_tests"] + row["suspicious"]
-            row["kill_rate"] = round(detected / counted, 4) if counted else None
+        total = totals(modules)
         report = {**meta, "label": label, "modules": {k: dict(v) for k, v in sorted(modules.items())},
                   "total": dict(total), "survivors": survivors, "status_by_name": status_by_name}
     finally:
@@ -216,14 +222,7 @@ def recount(report: dict) -> None:
         row = modules.setdefault(".".join(function_of(n).split(".")[:-1]), defaultdict(int))
         row["mutants"] += 1
         row[status] += 1
-    total = defaultdict(int)
-    for row in modules.values():
-        for k, v in row.items():
-            total[k] += v
-    for row in [*modules.values(), total]:
-        detected = row["killed"] + row["timeout"]
-        counted = detected + row["survived"] + row["no_tests"] + row["suspicious"]
-        row["kill_rate"] = round(detected / counted, 4) if counted else None
+    total = totals(modules)
     report["modules"] = {k: dict(v) for k, v in sorted(modules.items())}
     report["total"] = dict(total)
 
