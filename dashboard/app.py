@@ -16,6 +16,7 @@ from dash import dcc, html
 from dashboard import ids
 from dashboard.contract import BCLC_STAGES, CHILD_PUGH_CLASSES, ETIOLOGIES
 from dashboard.filters import UNKNOWN_ETIOLOGY
+from dashboard.access import AccessDenied
 from dashboard.snapshots import SnapshotError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -119,6 +120,11 @@ def report_callback_error(err: Exception):
                 "No valid data cut is available right now; the error was logged. Reload the page later.")
         dash.set_props(ids.ERROR_NOTICE, {"children": text, "is_open": True, "color": "warning"})
         return
+    if isinstance(err, AccessDenied):
+        log.warning("callback refused: %s", err)
+        dash.set_props(ids.ERROR_NOTICE, {"children": f"Not available for your role: {err}", "is_open": True,
+                                          "color": "warning"})
+        return
     log.exception("callback failed", exc_info=err)
     dash.set_props(ids.ERROR_NOTICE, {
         "children": "Something went wrong while updating this view; the error was logged. "
@@ -153,6 +159,8 @@ def create_app() -> dash.Dash:
     )
     app.layout = layout
     import dashboard.callbacks  # noqa: F401  (registers every callback)
+    from dashboard import auth
+    auth.install(app)                   # the user of each request, before Dash's own hooks run
     set_up_before_first_request(app)
     from dashboard import security
     security.install(app)               # after set-up: the CSP lists the hashes of every inline script

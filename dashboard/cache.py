@@ -648,7 +648,7 @@ def key(kind: str, snapshot, filters, scope, **options) -> str:
         raise ValueError(f"snapshot {snapshot.snapshot_id} was not verified in this process: no cache key")
     parts = {
         "kind": kind, "code": code_version(), "snapshot": snapshot.fingerprint,
-        "filters": filters.to_query(), "scope": None if scope.sites is None else sorted(scope.sites),
+        "filters": filters.to_query(), "scope": scope.key(),
         "options": {k: options[k] for k in sorted(options)},
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()
@@ -688,35 +688,3 @@ def _cached(kind, snapshot, filters, scope, compute, check, options):
         finally:
             with _inflight_guard:
                 _inflight.pop(k, None)
-
-
-def cached_view(name: str):
-    """Cache a page callback whose first argument is the shell's filter state: the result is
-    keyed by snapshot, filters, scope, the other arguments (page options) and today's date (it
-    appears in download file names). Used under @callback, on the thin wrapper. The result is
-    returned as plain JSON values (dashboard/wire.py: Dash serialises it without walking it) and
-    stored as orjson's JSON of them (wire.encode), not pickled: a figure's thousands of hover
-    texts pickled in 3.5 ms (the Tumour response spider), orjson writes them in 1.2. A result
-    read back is the same JSON values, so Dash sends the same bytes (lists where the fresh result
-    had numpy arrays: both are written as JSON lists; tests/test_wire.py checks every page). A
-    stored view that is not valid JSON is a miss (deleted, computed again)."""
-    import datetime as dt
-    from functools import wraps
-
-    from dashboard import wire
-
-    def decorate(func):
-        @wraps(func)
-        def wrapper(state, *args):
-            from dashboard.callbacks.shell import state_context
-            snapshot, filters, scope = state_context(state)
-            fresh = []
-
-            def compute():
-                fresh.append(wire.plain(func(state, *args)))
-                return wire.encode(fresh[0])
-            value = _cached("view:" + name, snapshot, filters, scope, compute, wire.decode,
-                            {"args": json.dumps(args, default=str, sort_keys=True), "day": dt.date.today().isoformat()})
-            return fresh[0] if fresh else value
-        return wrapper
-    return decorate

@@ -20,13 +20,13 @@ import stat
 import threading
 import time
 from collections import Counter, OrderedDict
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
 import duckdb
 import pandas as pd
 
+from dashboard.access import ALL_SITES, Scope
 from dashboard.filters import Filters
 from dashboard.snapshots import Snapshot, SnapshotError, data_root
 from dashboard.validate import Finding, Report, validate_folder
@@ -45,17 +45,6 @@ class QueryError(Exception):
     """A named query does not exist or failed."""
 
 
-@dataclass(frozen=True)
-class Scope:
-    """The sites a user may see: None = every site (an unrestricted role)."""
-    sites: tuple[str, ...] | None = None
-
-    @classmethod
-    def all_sites(cls) -> "Scope":
-        return cls(None)
-
-
-ALL_SITES = Scope.all_sites()
 
 
 # --- views ------------------------------------------------------------------------------------
@@ -245,7 +234,8 @@ def _bind(cur, filters: Filters, scope: Scope, extra: dict | None = None):
     for every query (None resets it), so nothing leaks from one query to the next; a variable
     already holding the wanted value on this cursor is not set again."""
     variables = filters.as_variables()
-    variables["scope_sites"] = list(scope.sites) if scope.sites is not None else None
+    bound_sites = scope.bound_sites()
+    variables["scope_sites"] = list(bound_sites) if bound_sites is not None else None
     variables.update(extra or {})
     bound = _local.__dict__.setdefault("bound", {})
     if bound.get("_cursor") is not cur:
@@ -258,6 +248,8 @@ def _bind(cur, filters: Filters, scope: Scope, extra: dict | None = None):
             continue
         if value is None:
             cur.execute(f"reset variable {_ident(name)}")
+        elif name == "scope_sites":          # typed: an empty scope (no site) is an empty list of ids
+            cur.execute("set variable scope_sites = cast(? as varchar[])", [value])
         else:
             cur.execute(f"set variable {_ident(name)} = ?", [value])
         bound[name] = value
@@ -579,7 +571,7 @@ def resolve(snapshot_id: str | None = "latest", root=None) -> Snapshot:
 def sites(snapshot: Snapshot, scope: Scope = ALL_SITES) -> list[tuple[str, str]]:
     """(site_id, site_name) of the sites in scope, ordered by id. A snapshot never changes, so
     this is queried once per snapshot (path and manifest) and scope."""
-    key = (verified(snapshot).fingerprint, scope.sites)
+    key = (verified(snapshot).fingerprint, scope.bound_sites())
     with _lock:
         hit = _site_lists.get(key)
     if hit is None:

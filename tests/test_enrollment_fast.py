@@ -28,7 +28,7 @@ from dashboard.analytics.baseline import (BCLC_STAGES, COLUMNS, CONTINUOUS, NULL
                                           _patients_row, _row, _fmt_num, baseline_table, baseline_wide,
                                           baseline_wide_rows, sql_text)
 from dashboard.callbacks import enrollment as cb
-from dashboard.callbacks.shell import state_context
+from dashboard.state import state_context
 from dashboard.components import empty_message, export_spec
 from dashboard.exports import enrollment as ex
 from dashboard.filters import Filters

@@ -2,6 +2,7 @@
 plain functions, on the hand-written mini registry (answers worked out by hand)."""
 import numpy as np
 import pandas as pd
+import flask
 import pytest
 
 from dashboard import data
@@ -139,15 +140,20 @@ def test_state_context_resolves_once_per_request_and_again_in_the_next(tmp_path,
     resolve = data.resolve
     monkeypatch.setattr(data, "resolve", lambda *a, **k: calls.append(a) or resolve(*a, **k))
     latest = {"snapshot": "latest", "query": "bclc=C"}
+    from dashboard import state as request_state
+    from dashboard.access import User
+    committee = User("chair", "committee")
     with dash_app.server.test_request_context("/"):
-        first = shell.state_context(latest)
-        assert shell.state_context(latest) is first and len(calls) == 1
-        other = shell.state_context({"snapshot": "latest", "query": "sex=F"})     # other filters: resolved
+        flask.g.user = committee
+        first = request_state.state_context(latest)
+        assert request_state.state_context(latest) is first and len(calls) == 1
+        other = request_state.state_context({"snapshot": "latest", "query": "sex=F"})     # other filters: resolved
         assert len(calls) == 2 and other[1] != first[1] and other[0] == first[0]
     write_snapshot(tmp_path, "2025-03-31", mini_registry())
     with dash_app.server.test_request_context("/"):
-        assert shell.state_context(latest)[0].snapshot_id == "2025-03-31"
-    assert shell.state_context(latest)[0].snapshot_id == "2025-03-31"      # outside a request: no memo
+        flask.g.user = committee
+        assert request_state.state_context(latest)[0].snapshot_id == "2025-03-31"
+    assert request_state.state_context(latest)[0].snapshot_id == "2025-03-31"      # outside a request: no memo
     assert len(calls) == 4
 
 

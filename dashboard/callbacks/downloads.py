@@ -15,7 +15,7 @@ from dash import MATCH, ClientsideFunction, Input, Output, State, callback, clie
 
 from dashboard import exports, ids
 from dashboard.callbacks import downstaging, enrollment, response, safety, survival
-from dashboard.callbacks.shell import state_context
+from dashboard.state import state_context
 from dashboard.components import file_name
 from dashboard.filters import NON_FILTER_PARAMS
 

@@ -2,12 +2,12 @@
 from dash import Input, callback
 
 from dashboard import exports, ids
-from dashboard.callbacks.shell import state_context
+from dashboard.state import state_context
 from dashboard.components import card_outputs, export_spec, graph_config
 from dashboard.figures import downstaging as figs
 from dashboard.figures.common import NO_PATIENTS
 from dashboard.grouping import GROUPINGS
-from dashboard.cache import cached_view
+from dashboard.state import cached_view
 
 PAGE = "downstaging"
 # the page's controls keep their value in the URL (?measure=milan&by=site_id)

@@ -4,11 +4,11 @@ from dash import Input, callback, html
 
 from dashboard import exports, ids
 from dashboard.analytics.baseline import baseline_wide_rows
-from dashboard.callbacks.shell import state_context
+from dashboard.state import state_context
 from dashboard.components import card_outputs, empty_message, export_spec, graph_config
 from dashboard.figures import enrollment as figs
 from dashboard.figures.common import NO_PATIENTS
-from dashboard.cache import cached_view
+from dashboard.state import cached_view
 from dashboard.wire import Element
 
 PAGE = "enrollment"

@@ -3,8 +3,8 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, html
 
 from dashboard import data, exports, ids
-from dashboard.callbacks.shell import state_context
-from dashboard.cache import cached_view
+from dashboard.state import state_context
+from dashboard.state import cached_view
 from dashboard import wire
 
 

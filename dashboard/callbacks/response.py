@@ -9,12 +9,12 @@ from dash import Input, Output, State, callback, ctx, html, no_update
 from dashboard import exports, ids
 from dashboard.analytics import response as resp
 from dashboard.exports import response as response_exports
-from dashboard.callbacks.shell import state_context
+from dashboard.state import state_context
 from dashboard.components import card_outputs, empty_message, export_spec, fid, graph_config
 from dashboard.figures import response as figs
 from dashboard.figures.common import NO_PATIENTS, empty_figure
 from dashboard.grouping import GROUPINGS
-from dashboard.cache import cached_view
+from dashboard.state import cached_view
 from dashboard.wire import Element
 
 PAGE = "response"

@@ -11,12 +11,10 @@ from urllib.parse import parse_qsl, urlencode
 
 import dash
 import dash_bootstrap_components as dbc
-import flask
 from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, html, no_update
 
-from dashboard import data, exports, ids
+from dashboard import access, data, exports, ids, state as request_state
 from dashboard.components import iter_components
-from dashboard.data import ALL_SITES
 from dashboard.filters import LABELS, NON_FILTER_PARAMS, Filters
 from dashboard.snapshots import SnapshotError
 from dashboard import wire
@@ -28,16 +26,11 @@ CONTROL_KEYS = list(ids.LIST_CONTROLS)
 NO_CHANGE = (no_update,) * (6 + len(CONTROL_KEYS) + 3)
 
 
-def request_scope():
-    """The site scope of the current request. No login exists yet: every user sees every site."""
-    return ALL_SITES
-
-
 def snapshot_options() -> list[dict]:
     """Every complete data cut, newest first. Cuts are validated when chosen (a large registry
     has many); one already known to be rejected is shown disabled."""
     options = []
-    for s in reversed(data.complete_snapshots()):
+    for s in reversed(request_state.servable(data.complete_snapshots())):
         report = data.known_report(s)
         rejected = report is not None and not report.ok
         options.append({"label": f"{s.snapshot_id} (cut-off {s.cutoff_date:%d %b %Y})"
@@ -48,7 +41,7 @@ def snapshot_options() -> list[dict]:
 
 def site_options(snapshot) -> list[dict]:
     return [{"label": f"{site_id} · {name}", "value": site_id}
-            for site_id, name in data.sites(snapshot, request_scope())]
+            for site_id, name in data.sites(snapshot)]
 
 
 def parse_search(search: str | None):
@@ -57,11 +50,11 @@ def parse_search(search: str | None):
     messages = []
     wanted = params.get("snapshot") or "latest"
     try:
-        snapshot = data.resolve(wanted)
+        snapshot = request_state.resolve(wanted)
     except SnapshotError:
-        snapshot = data.resolve("latest")
+        snapshot = request_state.resolve("latest")
         messages.append(f"snapshot {wanted!r} is not available; showing the latest cut, {snapshot.snapshot_id}")
-    filters, problems = Filters.from_query(search or "", known_sites=data.site_ids(snapshot, request_scope()))
+    filters, problems = Filters.from_query(search or "", known_sites=request_state.site_ids(snapshot))
     return snapshot, filters, messages + problems
 
 
@@ -136,14 +129,14 @@ def sync_state(trigger, search, snapshot_value, values, age, start, end, chip_cl
     """The shell's state machine (see module docstring). Returns the callback's outputs.
     A URL change that leaves snapshot and filters as they were (a page option changed, or a
     page link was followed) changes nothing, so the pages do not recompute."""
-    latest = data.resolve("latest")
+    latest = request_state.resolve("latest")
     options = snapshot_options()
     if trigger in (None, ids.URL):
         snapshot, filters, messages = parse_search(search)
         url_out, message = no_update, message_alert(messages)
     else:
         try:
-            snapshot = data.resolve(snapshot_value or "latest")
+            snapshot = request_state.resolve(snapshot_value or "latest")
         except SnapshotError as e:
             snapshot = latest
             return (no_update, {"snapshot": latest.snapshot_id, "query": (current or {}).get("query", "")},
@@ -159,7 +152,7 @@ def sync_state(trigger, search, snapshot_value, values, age, start, end, chip_cl
                 if not any(chip_clicks or []):
                     return NO_CHANGE
                 filters = filters.without(trigger["key"], trigger["value"])
-        known = set(data.site_ids(snapshot, request_scope()))
+        known = set(request_state.site_ids(snapshot))
         filters = filters.without("site") if not set(filters.site) <= known else filters
         if current == {"snapshot": snapshot.snapshot_id, "query": filters.to_query()}:
             # a control echoing the value the URL gave it: nothing changed, keep any URL message
@@ -177,41 +170,15 @@ def sync_state(trigger, search, snapshot_value, values, age, start, end, chip_cl
             filters.enrolled_to and filters.enrolled_to.isoformat())
 
 
-def state_context(state: dict | None):
-    """(snapshot, filters, scope) of a page callback from the shell's state store. Resolved once
-    per request (a callback asks for it two to four times: the result cache's key, then each card):
-    resolving lists the snapshot folders and reads a manifest, and each of those system calls lets
-    go of the GIL, which a thread then waits for while the page's other callbacks hold it (measured
-    with py-spy on the Tumour response page: 7% of the callbacks' time sat in the listing)."""
-    state = state or {}
-    key = (state.get("snapshot") or "latest", state.get("query", ""))
-    memo = _request_memo()
-    if memo is not None and key in memo:
-        return memo[key]
-    snapshot = data.resolve(key[0])
-    filters, _ = Filters.from_query(key[1], known_sites=data.site_ids(snapshot, request_scope()))
-    out = snapshot, filters, request_scope()
-    if memo is not None:
-        memo[key] = out
-    return out
-
-
-def _request_memo() -> dict | None:
-    """A dict that lives as long as the current request (None outside one): flask.g is per request."""
-    if not flask.has_request_context():
-        return None
-    return flask.g.__dict__.setdefault("state_context", {})
-
-
 def chip_label(key: str, value) -> str:
     return f"{LABELS[key]} {value}" if key in ("age_min", "age_max") else f"{LABELS[key]}: {value}"
 
 
 def banner_parts(state: dict | None):
-    snapshot, filters, scope = state_context(state)
-    n = exports.n_patients(snapshot, filters, scope)
-    total = exports.n_total(snapshot, scope)
-    count = [html.Strong(f"{n:,}"), f" of {total:,} patients"]
+    snapshot, filters, scope = request_state.state_context(state)
+    n = exports.n_patients(snapshot, filters, scope.pooled())      # a count of the whole cohort, suppressed below
+    total = exports.n_total(snapshot, scope.pooled())
+    count = [html.Strong(access.count_text(n, scope)), f" of {access.count_text(total, scope)} patients"]
     cutoff = f"Data cut {snapshot.snapshot_id} · cut-off {snapshot.cutoff_date:%d %b %Y}"
     chips = []
     for key, value in filters.to_pairs():

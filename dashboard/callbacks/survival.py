@@ -7,13 +7,13 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, clientside_callback, html
 
 from dashboard import ids
-from dashboard.callbacks.shell import state_context
+from dashboard.state import state_context
 from dashboard.components import card_outputs, empty_message, export_spec, fid, graph_config
 from dashboard.exports import survival as km
 from dashboard.figures import survival as figs
 from dashboard.figures.common import NO_PATIENTS, empty_figure
 from dashboard.grouping import GROUPINGS
-from dashboard.cache import cached_view
+from dashboard.state import cached_view
 
 PAGE = "survival"
 Y_TITLES = {"os": "Overall survival", "ttp": "Free of progression", "pfs": "Progression-free survival",

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard import data
-from dashboard.data import ALL_SITES, Scope
+from dashboard.access import ALL_SITES, AccessDenied, Scope, SUPPRESSED, is_small
 from dashboard.filters import Filters
 from dashboard.snapshots import Snapshot
 
@@ -30,22 +30,77 @@ class Export:
     extra: dict = field(default_factory=dict)
 
 
+PATIENT, AGGREGATE = "patient", "aggregate"
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """How an aggregate export hides small cells for a suppressing scope (dashboard/access.py):
+    counts: count column (or `extra` key) -> the columns derived from it (percentages, rates,
+    CIs) that are withheld with it when it is 1-4. drop: columns (or `extra` keys) never shown
+    under suppression (dates of patients)."""
+    counts: dict = field(default_factory=dict)
+    drop: tuple[str, ...] = ()
+
+    def __call__(self, exp: "Export", scope: Scope) -> "Export":
+        return suppress_counts(exp, self.counts, self.drop)
+
+
 @dataclass(frozen=True)
 class ExportSpec:
     name: str
     func: Callable
     help: str
     options: tuple[str, ...] = ()
+    level: str = PATIENT                    # PATIENT rows identify patients; AGGREGATE rows do not
+    suppress: Callable | None = None        # aggregate: (Export, Scope) -> Export with small cells hidden
+    deidentified: Callable | None = None    # patient: (Export, Scope) -> the rows a sponsor may see; None: none
 
 
 EXPORTS: dict[str, ExportSpec] = {}
 
 
-def export(name: str, help: str, options: tuple[str, ...] = ()):
+def export(name: str, help: str, options: tuple[str, ...] = (), *, level: str,
+           suppress: Callable | None = None, deidentified: Callable | None = None):
+    """Register an export. Every export declares its level, so a new one cannot leak by omission:
+    a PATIENT export is refused to a role without patient-level access unless it says what a
+    sponsor may see (`deidentified`); an AGGREGATE export must say how its small cells are hidden
+    (`suppress`, usually a Suppression naming its count columns; Suppression() when it has none)."""
+    if level not in (PATIENT, AGGREGATE):
+        raise ValueError(f"export {name!r}: level must be {PATIENT!r} or {AGGREGATE!r}")
+    if level == AGGREGATE and suppress is None:
+        raise ValueError(f"aggregate export {name!r} must declare its small-cell suppression")
+    if level == PATIENT and suppress is not None:
+        raise ValueError(f"patient-level export {name!r}: suppression applies to aggregates only")
+
     def register(func):
-        EXPORTS[name] = ExportSpec(name, func, help, options)
+        EXPORTS[name] = ExportSpec(name, func, help, options, level, suppress, deidentified)
         return func
     return register
+
+
+def suppress_counts(exp: "Export", counts: dict, drop: tuple[str, ...] = ()) -> "Export":
+    """A copy of the export with every count from 1 to 4 shown as "<5" and the values derived from
+    it withheld (None), `drop` columns removed, and n_patients suppressed likewise."""
+    rows = exp.rows.drop(columns=[c for c in drop if c in exp.rows.columns]).copy()
+    extra = dict(exp.extra)
+    for column, derived in counts.items():
+        if column in rows.columns:
+            small = rows[column].map(is_small)
+            if small.any():
+                rows[column] = rows[column].astype(object).where(~small, SUPPRESSED)
+                for d in derived:
+                    if d in rows.columns:
+                        rows[d] = rows[d].astype(object).where(~small, None)
+        elif column in extra and is_small(extra[column]):
+            extra[column] = SUPPRESSED
+            for d in derived:
+                if d in extra:
+                    extra[d] = None
+    for key in [k for k in extra if k in drop]:
+        extra.pop(key)
+    n = SUPPRESSED if is_small(exp.n_patients) else exp.n_patients
+    return Export(exp.name, rows, n, extra)
 
 
 def n_patients(snapshot: Snapshot, filters: Filters, scope: Scope) -> int:
@@ -76,12 +131,27 @@ def run_export(name: str, snapshot: Snapshot, filters: Filters = Filters(), scop
 
 def compute_export(name: str, snapshot: Snapshot, filters: Filters = Filters(), scope: Scope = ALL_SITES,
                    **options) -> Export:
-    """Run an export without the result cache: for a card whose own view is cached (so the export
-    is computed once per view) and whose export is too big to be worth storing. Downstaging's
-    downsizing export at 100,000 patients: 95,000 rows, 180 ms to compute, 99 ms to pickle into the
-    cache (holding the GIL, while the page's other cards wait) and 5 MB on disk; only its CSV
-    download would read it back, and computes it again instead."""
-    return _spec(name).func(snapshot, filters, scope, **options)
+    """Run an export without the result cache, as the scope may see it: for a card whose own view is
+    cached (so the export is computed once per view) and whose export is too big to be worth
+    storing. Downstaging's downsizing export at 100,000 patients: 95,000 rows, 180 ms to compute,
+    99 ms to pickle into the cache (holding the GIL, while the page's other cards wait) and 5 MB on
+    disk; only its CSV download would read it back, and computes it again instead."""
+    return scoped(_spec(name), snapshot, filters, scope, options)
+
+
+def scoped(spec: ExportSpec, snapshot: Snapshot, filters: Filters, scope: Scope, options: dict) -> Export:
+    """The one place an export meets the user's scope. Patient-level rows: computed with the
+    request's scope, which the data seam narrows to the sites whose patients it may see; for a
+    scope without patient-level access, the export's de-identified form or AccessDenied. Aggregates:
+    computed over the whole cohort, then small cells hidden when the scope suppresses."""
+    if spec.level == PATIENT:
+        if scope.patient_level:
+            return spec.func(snapshot, filters, scope, **options)
+        if spec.deidentified is None:
+            raise AccessDenied(f"{spec.name}: patient-level rows are not available to your role")
+        return spec.deidentified(spec.func(snapshot, filters, scope.pooled(), **options), scope)
+    exp = spec.func(snapshot, filters, scope.pooled(), **options)
+    return spec.suppress(exp, scope) if scope.suppress else exp
 
 
 def _spec(name: str) -> ExportSpec:

@@ -4,17 +4,19 @@ import pandas as pd
 
 from dashboard import data
 from dashboard.data import ALL_SITES
-from dashboard.exports import Export, export
+from dashboard.exports import AGGREGATE, PATIENT, Export, Suppression, export
 from dashboard.filters import Filters
 
 
-@export("patients", "the filtered patients with baseline fields and derived endpoints")
+@export("patients", "the filtered patients with baseline fields and derived endpoints",
+        level=PATIENT)
 def patients_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
     rows = data.query("patient_summary", snapshot, filters, scope, order_by=("patient_id",))
     return Export("patients", rows, len(rows))
 
 
-@export("enrollment", "per site: patients enrolled in the filter against the target")
+@export("enrollment", "per site: patients enrolled in the filter against the target",
+        level=AGGREGATE, suppress=Suppression({"n_enrolled": ()}, drop=("first_enrollment_date", "last_enrollment_date")))
 def enrollment_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
     rows = data.query("enrollment", snapshot, filters, scope, order_by=("site_id",))
     rows = rows[["site_id", "site_name", "n_enrolled", "target_enrollment",
@@ -22,7 +24,8 @@ def enrollment_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
     return Export("enrollment", rows, int(rows["n_enrolled"].sum()))
 
 
-@export("accrual", "cumulative patients by month, per site and pooled (site_id 'all'), against targets")
+@export("accrual", "cumulative patients by month, per site and pooled (site_id 'all'), against targets",
+        level=AGGREGATE, suppress=Suppression({"n_enrolled": (), "cum_enrolled": ()}))
 def accrual_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
     per_site = data.query("accrual_monthly", snapshot, filters, scope, order_by=("site_id", "month"))
     columns = ["site_id", "site_name", "month", "n_enrolled", "cum_enrolled", "target_enrollment"]
@@ -67,7 +70,8 @@ group by grouping sets ((variable, value), (bclc_stage, variable, value))
 """
 
 
-@export("baseline-table", "Table 1: baseline characteristics overall and by BCLC stage (long form)")
+@export("baseline-table", "Table 1: baseline characteristics overall and by BCLC stage (long form)",
+        level=AGGREGATE, suppress=Suppression({"n_group": ("median", "q1", "q3", "text"), "n": ("pct", "text")}))
 def baseline_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
     """Table 1 as analytics.baseline.baseline_table computes it from every cohort column, with the
     categorical variables counted in DuckDB (overall and per stage) and only the numbers that need
@@ -96,7 +100,8 @@ order by part, time_days, is_event
 
 
 @export("followup-status", "follow-up status (alive on study, died, off study by reason) and median "
-                           "follow-up by reverse Kaplan-Meier")
+                           "follow-up by reverse Kaplan-Meier",
+        level=AGGREGATE, suppress=Suppression({"n": ("pct",)}))
 def followup_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
     """Follow-up status from patients counted by death, off-study and reason in DuckDB; the
     reverse Kaplan-Meier from patients counted per OS time and event (the estimate depends on

@@ -18,7 +18,7 @@ import numpy as np
 from dashboard import data
 from dashboard.analytics import response as resp
 from dashboard.data import ALL_SITES, Scope
-from dashboard.exports import Export, export, n_patients
+from dashboard.exports import AGGREGATE, PATIENT, Export, Suppression, export, n_patients
 from dashboard.filters import Filters
 from dashboard.grouping import check_by, group_sql
 
@@ -51,7 +51,8 @@ def _scoped(view: str, snapshot, filters, sites, response_scope, order: str):
 
 
 @export("waterfall", "per evaluable patient: best % change in the sum of viable target diameters (mRECIST), "
-                     "sorted as drawn, with BOR; n_not_evaluable", options=OPTIONS)
+                     "sorted as drawn, with BOR; n_not_evaluable", options=OPTIONS,
+        level=PATIENT)
 def waterfall_export(snapshot, filters=Filters(), sites=ALL_SITES, response_scope=None, **_):
     sites, response_scope = _scopes(sites, response_scope)
     best = data.execute(WATERFALL_SQL, snapshot, filters, sites, params=[response_scope])
@@ -156,8 +157,14 @@ group by all
 """
 
 
+# withheld with the count they divide by when it is 1-4
+SUMMARY_RATES = tuple(f"{r}{s}" for r in ("orr", "dcr") for s in ("", "_ci_lower", "_ci_upper"))
+EVALUABLE_RATES = tuple(f"{r}_evaluable{s}" for r in ("orr", "dcr") for s in ("", "_ci_lower", "_ci_upper"))
+
+
 @export("response-summary", "per group: BOR counts, ORR and DCR with exact 95% CIs over all patients and over "
-                            "evaluable patients", options=("scope", "by"))
+                            "evaluable patients", options=("scope", "by"),
+        level=AGGREGATE, suppress=Suppression({"n": SUMMARY_RATES, "n_evaluable": EVALUABLE_RATES, "cr": (), "pr": (), "sd": (), "pd": (), "ne": ()}))
 def response_summary_export(snapshot, filters=Filters(), sites=ALL_SITES, response_scope=None, by=None, **_):
     sites, response_scope = _scopes(sites, response_scope)
     by = check_by(by)
@@ -197,7 +204,8 @@ order by p.patient_id, p.imaging_date
 
 
 @export("spider", "per evaluable patient and imaging visit: % change from baseline over time (days from the "
-                  "first DEB-TACE), with BOR", options=OPTIONS)
+                  "first DEB-TACE), with BOR", options=OPTIONS,
+        level=PATIENT)
 def spider_export(snapshot, filters=Filters(), sites=ALL_SITES, response_scope=None, **_):
     sites, response_scope = _scopes(sites, response_scope)
     # thousands of lines are unreadable and slow: above the cap a fixed sample, and the CSV holds
@@ -236,7 +244,8 @@ order by {order}
 
 
 @export("swimmer", "per patient lane (first DEB-TACE to death or last contact): sessions, scans with their "
-                   "response, first PD, death; lanes longest first", options=OPTIONS)
+                   "response, first PD, death; lanes longest first", options=OPTIONS,
+        level=PATIENT)
 def swimmer_export(snapshot, filters=Filters(), sites=ALL_SITES, response_scope=None, **_):
     sites, response_scope = _scopes(sites, response_scope)
     events = _scoped("swimmer_events", snapshot, filters, sites, response_scope, SWIMMER_MARK_ORDER)
@@ -331,7 +340,8 @@ order by patient_id, imaging_date, visit
 
 
 @export("response-consistency", "scans whose recorded response disagrees with the target-lesion response "
-                                "implied by the measurements (mRECIST)", options=OPTIONS)
+                                "implied by the measurements (mRECIST)", options=OPTIONS,
+        level=PATIENT)
 def consistency_export(snapshot, filters=Filters(), sites=ALL_SITES, response_scope=None, **_):
     sites, response_scope = _scopes(sites, response_scope)
     rows = data.execute(CONSISTENCY_SQL, snapshot, filters, sites, params={"scope": response_scope})

@@ -20,7 +20,7 @@ import pandas as pd
 from dashboard import data
 from dashboard.analytics.safety import COLUMNS, check_level, incidence_from_counts
 from dashboard.data import ALL_SITES
-from dashboard.exports import Export, export
+from dashboard.exports import AGGREGATE, PATIENT, Export, Suppression, export
 from dashboard.filters import Filters
 from dashboard.grouping import ALL, check_by, group_sql, ordered_levels
 
@@ -245,10 +245,15 @@ def pooled(counts, groups):
     return out, groups
 
 
+AE_COUNTS = ("n_patients_any", "grade_1", "grade_2", "grade_3", "grade_4", "grade_5", "n_grade_3_4", "n_grade_5",
+             "n_serious", "n_related", "denominator", "n_patients_with_ae")
+
+
 @export("ae-incidence", "CTCAE adverse events: patients by worst grade per term or SOC (--level), per group (--by "
                         "site_id|bclc_stage|child_pugh_class|none), any grade, grade 3-4, grade 5, serious, related, "
                         "events per 100 sessions; --related-only, --serious-only, --within-days N",
-        options=("level", "by", "related_only", "serious_only", "within_days"))
+        options=("level", "by", "related_only", "serious_only", "within_days"),
+        level=AGGREGATE, suppress=Suppression({c: () for c in AE_COUNTS} | {"n_events": ("events_per_100_sessions",)}))
 def ae_incidence_export(snapshot, filters=Filters(), scope=ALL_SITES, level="term", by="none",
                         related_only=False, serious_only=False, within_days=None, **_):
     level, by = check_level(level), check_by(by)

@@ -12,7 +12,7 @@ import pandas as pd
 from dashboard import cache, data
 from dashboard.analytics import staging
 from dashboard.data import ALL_SITES
-from dashboard.exports import Export, export
+from dashboard.exports import AGGREGATE, PATIENT, Export, Suppression, export
 from dashboard.filters import Filters
 from dashboard.grouping import LEVEL_ORDER, check_by, group_sql, ordered_levels
 
@@ -82,7 +82,8 @@ def check_measure(measure: str | None) -> str:
 
 @export("staging-flow", "patients per link of the staging flow, baseline state -> best follow-up state or "
                         "'died before restaging' / 'not yet restaged' (--measure bclc|milan|resectable)",
-        options=("measure",))
+        options=("measure",),
+        level=AGGREGATE, suppress=Suppression({"n": ()}))
 def staging_flow_export(snapshot, filters=Filters(), scope=ALL_SITES, measure="bclc", **_):
     measure = check_measure(measure)
     counts = data.execute("select source, target, count(*) as n from staging_flow where measure = ? group by all",
@@ -93,7 +94,8 @@ def staging_flow_export(snapshot, filters=Filters(), scope=ALL_SITES, measure="b
 
 @export("downstaging-summary", "downstaged to within Milan and converted to resectable: eligible, achieved, "
                                "rate and exact 95% CI, overall (group 'all') and per group (--by FIELD|none)",
-        options=("by",))
+        options=("by",),
+        level=AGGREGATE, suppress=Suppression({"eligible": ("rate", "ci_lower", "ci_upper"), "achieved": ("rate", "ci_lower", "ci_upper")}))
 def downstaging_summary_export(snapshot, filters=Filters(), scope=ALL_SITES, by=None, **_):
     by = check_by(by)
     counts = staging_counts(snapshot, filters, scope, by)
@@ -106,7 +108,8 @@ def downstaging_summary_export(snapshot, filters=Filters(), scope=ALL_SITES, by=
 @export("downstaging-cif", "cumulative incidence of downstaging to within Milan (Aalen-Johansen, death "
                            "competing) among patients outside Milan at baseline, per group "
                            "(--by FIELD|none, --ci log|log-log|plain)",
-        options=("by", "ci"))
+        options=("by", "ci"),
+        level=AGGREGATE, suppress=Suppression({c: () for c in ("n_risk", "n_event", "n_competing", "n_censor", "n_eligible", "n_downstaged", "n_died_first", "n_censored")}))
 def downstaging_cif_export(snapshot, filters=Filters(), scope=ALL_SITES, by=None, ci="log", **_):
     by = check_by(by)
     counts = staging_counts(snapshot, filters, scope, by)
@@ -129,7 +132,8 @@ def downstaging_cif_export(snapshot, filters=Filters(), scope=ALL_SITES, by=None
 
 @export("downsizing", "best percent change of the index lesion's viable diameter (the largest target lesion at "
                       "baseline), one row per evaluable patient (--by FIELD|none)",
-        options=("by",))
+        options=("by",),
+        level=PATIENT)
 def downsizing_export(snapshot, filters=Filters(), scope=ALL_SITES, by=None, **_):
     by = check_by(by)
     # every patient of the filter (the rows of downsizing: downsizing_all joined to cohort), in the

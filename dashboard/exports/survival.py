@@ -20,7 +20,7 @@ import pandas as pd
 from dashboard import data
 from dashboard.analytics import survival as sv
 from dashboard.data import ALL_SITES
-from dashboard.exports import Export, export
+from dashboard.exports import AGGREGATE, PATIENT, Export, Suppression, export
 from dashboard.filters import Filters
 from dashboard.grouping import check_by, group_sql, ordered_levels
 
@@ -232,9 +232,15 @@ OPTIONS = ("endpoint", "by", "ci")
 OPTIONS_HELP = "--endpoint os|ttp|pfs|local_ttp, --by FIELD|none, --ci log-log|log|plain"
 
 
+# withheld with a group's n when it is 1-4: every estimate of that group
+SUMMARY_ESTIMATES = ("median_days", "median_ci_lower_days", "median_ci_upper_days") + tuple(
+    f"surv_{t}{s}" for t in (182, 365, 730) for s in ("", "_ci_lower", "_ci_upper"))
+
+
 @export("km-summary", "Kaplan-Meier per group: n, events, median (95% CI) and S at 182/365/730 days (95% CI) "
                       "in days, log-rank test, median follow-up (reverse KM of OS); " + OPTIONS_HELP,
-        options=OPTIONS)
+        options=OPTIONS,
+        level=AGGREGATE, suppress=Suppression({"n": SUMMARY_ESTIMATES, "events": ()}))
 def km_summary_export(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os", by="bclc_stage",
                       ci="log-log", **_):
     a = survival_analysis(snapshot, filters, scope, endpoint, by, ci)
@@ -242,7 +248,8 @@ def km_summary_export(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os
 
 
 @export("km-curve", "Kaplan-Meier step functions per group (time in days, S, pointwise CI, n at risk, events, "
-                    "censored), from S(0) = 1; " + OPTIONS_HELP, options=OPTIONS)
+                    "censored), from S(0) = 1; " + OPTIONS_HELP, options=OPTIONS,
+        level=AGGREGATE, suppress=Suppression({"n_risk": (), "n_event": (), "n_censor": ()}))
 def km_curve_export(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os", by="bclc_stage",
                     ci="log-log", **_):
     a = survival_analysis(snapshot, filters, scope, endpoint, by, ci)
@@ -251,7 +258,8 @@ def km_curve_export(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os",
 
 @export("km-risk-table", "numbers under the Kaplan-Meier curves per group: at risk (time >= t), cumulative events "
                          "and censored (time <= t) at --times (days; default every 90); " + OPTIONS_HELP,
-        options=OPTIONS + ("times",))
+        options=OPTIONS + ("times",),
+        level=AGGREGATE, suppress=Suppression({"n_at_risk": (), "cum_events": (), "cum_censored": ()}))
 def km_risk_table_export(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os", by="bclc_stage",
                          ci="log-log", times=None, **_):
     a = survival_analysis(snapshot, filters, scope, endpoint, by, ci)
@@ -260,7 +268,8 @@ def km_risk_table_export(snapshot, filters=Filters(), scope=ALL_SITES, endpoint=
 
 
 @export("cox", "Cox proportional-hazards hazard ratio of each group against the first level (Efron ties, "
-               "Wald 95% CI and p); " + OPTIONS_HELP, options=OPTIONS)
+               "Wald 95% CI and p); " + OPTIONS_HELP, options=OPTIONS,
+        level=AGGREGATE, suppress=Suppression())
 def cox_export(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os", by="bclc_stage", ci="log-log", **_):
     a = survival_analysis(snapshot, filters, scope, endpoint, by, ci)
     return Export("cox", a.cox, a.n_patients,
