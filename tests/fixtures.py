@@ -23,7 +23,7 @@ def table_from_rows(name: str, rows: list[dict]) -> pa.Table:
 
 
 def write_snapshot(root: Path, snapshot_id: str, rows: dict[str, list[dict]], cutoff: str | None = None,
-                   source: str = "test") -> Path:
+                   source: str = "synthetic") -> Path:
     tables = {name: table_from_rows(name, rows.get(name, [])) for name in TABLES}
     return publish(Path(root), snapshot_id, D(cutoff or snapshot_id[:10]), tables, source,
                    created_at=dt.datetime(2025, 1, 1, tzinfo=dt.timezone.utc), replace=True)
