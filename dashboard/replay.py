@@ -143,11 +143,14 @@ def update_values(base_values: dict, snapshot_id: str, scenario: dict) -> tuple[
 class Session:
     """The app's callback map and a test client: everything needed to replay a page."""
 
-    def __init__(self, app=None):
+    def __init__(self, app=None, user=None):
         from dashboard import app as app_module
         from dashboard.app import create_app
+        from dashboard.auth import IN_PROCESS_USER
         self.app = app or create_app()
         self.client = self.app.server.test_client()
+        if user is not None:            # requests of this process, signed in as that user whatever the sign-in mode
+            self.client.environ_base[IN_PROCESS_USER] = user
         self.client.get("/")
         self.deps = self.client.get("/_dash-dependencies").get_json()
         self.shell_ids = set(layout_props(app_module.layout()))

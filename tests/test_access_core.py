@@ -180,3 +180,26 @@ def test_the_demo_over_http_serves_no_real_data_cut(tmp_path, monkeypatch, dash_
     for dep in callbacks:
         r = session.client.post("/_dash-update-component", json=callback_body(dep, page_values, "filter-state.data"))
         assert b"North Hospital" not in r.data and b"\"P1\"" not in r.data, dep["output"]
+
+
+def test_only_code_in_the_process_can_sign_a_request_in(dash_app, mini_root, monkeypatch, tmp_path):
+    """The warmer signs its requests in as the committee through the WSGI environ (a Python object);
+    a client sending a header or string of that name is not signed in."""
+    from access_support import signed_in
+    from dashboard.auth import IN_PROCESS_USER
+    monkeypatch.setenv("REGISTRY_DATA", str(mini_root))
+    with signed_in(monkeypatch, tmp_path):
+        client = dash_app.server.test_client()
+        assert client.get("/_dash-layout").status_code == 401
+        assert client.get("/_dash-layout", headers={IN_PROCESS_USER: "committee"}).status_code == 401
+        assert client.get("/_dash-layout", environ_base={IN_PROCESS_USER: "committee"}).status_code == 401
+        assert client.get("/_dash-layout", environ_base={IN_PROCESS_USER: COMMITTEE}).status_code == 200
+
+
+def test_the_warmer_fills_the_committees_views_when_sign_in_is_on(dash_app, mini_root, monkeypatch, tmp_path):
+    from access_support import signed_in
+    from dashboard.warm import warm
+    monkeypatch.setenv("REGISTRY_DATA", str(mini_root))
+    with signed_in(monkeypatch, tmp_path):
+        timings = warm("latest", pages=["/enrollment"], app=dash_app)
+    assert list(timings) == ["Enrollment"]

@@ -18,10 +18,13 @@ import os
 import flask
 from markupsafe import escape
 
-from dashboard.access import DEMO_USER
+from dashboard.access import DEMO_USER, User
 from dashboard.auth import users as users_file
 
 MODES = ("local", "oidc", "header", "none")
+# WSGI environ key of a user set by code in this process (the cache warmer's test client): a Python
+# object, which no HTTP request can put in the environ (headers arrive as HTTP_* strings)
+IN_PROCESS_USER = "dashboard.in_process_user"
 DEFAULT_USER_HEADER = "X-Remote-User"
 
 log = logging.getLogger(__name__)
@@ -99,6 +102,10 @@ def install(app) -> None:
     @server.before_request
     def _user():
         flask.g.user = None
+        in_process = flask.request.environ.get(IN_PROCESS_USER)
+        if isinstance(in_process, User):
+            flask.g.user = in_process
+            return None
         m = mode()
         if m == "none":
             flask.g.user = DEMO_USER
