@@ -30,6 +30,10 @@ per group). Checks, each failing the run (exit 1):
   - the latest cut: loads from --grace after the publication get the new cut;
   - each of these saw at least one answer (a check with nothing to judge fails, never passes).
 
+--sign-in runs the server with sign-in on (the trusted-proxy header sign-in, every request signed
+in as a committee member, whose numbers are the export command's): the faults must be survived
+with sign-in as without it.
+
 Prints a table and writes benchmarks/faultrun.json. Loopback only; bounded (users start nothing
 after --seconds, answers are awaited 10 s more, a request times out after 30 s); the server and
 every process it started are stopped on exit.
@@ -95,11 +99,14 @@ class Exchange:
 
 
 # --- HTTP --------------------------------------------------------------------------------------
+SIGN_IN: dict[str, str] = {}       # headers of every request (--sign-in: the proxy's user header)
+
+
 def http(url: str, body: dict | None = None) -> tuple[int | None, bytes, str | None]:
     """(status, payload, connection error) of one request; never raises."""
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET",
-                                 headers={"Content-Type": "application/json"} if body is not None else {})
+    headers = {**SIGN_IN, **({"Content-Type": "application/json"} if body is not None else {})}
+    req = urllib.request.Request(url, data=data, method="POST" if body is not None else "GET", headers=headers)
     try:
         with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
             return r.status, r.read(), None
@@ -596,6 +603,7 @@ def main(argv=None) -> int:
                    "answer must follow them (default: 2 s for 60 s, scaled)")
     p.add_argument("--warm", choices=["on", "off"], default="on", help="the server's background cache "
                    "warmer (on: as gunicorn.conf.py deploys it)")
+    p.add_argument("--sign-in", action="store_true", help="serve with sign-in on (header sign-in, as the committee)")
     p.add_argument("--output", default=str(HERE / "faultrun.json"))
     p.add_argument("--truth-worker", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -630,6 +638,11 @@ def fault_run(args, times: dict, tmp: Path) -> dict:
     env = {"REGISTRY_CACHE": str(cache), "TMPDIR": str(tmp)}
     if args.warm == "on":
         env["REGISTRY_WARM"] = "on"
+    if args.sign_in:
+        users = tmp / "users.json"
+        users.write_text(json.dumps({"users": {"chair": {"role": "committee", "sites": []}}}))
+        env.update(DASHBOARD_AUTH="header", DASHBOARD_TRUSTED_PROXIES="127.0.0.1", DASHBOARD_USERS=str(users))
+        SIGN_IN["X-Remote-User"] = "chair"
     truth_tmp = tmp / "truth"
     truth_tmp.mkdir(mode=0o700)
     truth_procs = [truth_process(truth_tmp, i) for i in range(TRUTH_PROCESSES)]
@@ -653,7 +666,7 @@ def judged_run(args, times: dict, source: Path, root: Path, env: dict, log: Path
     t = time.monotonic()
     with serve(root, workers=args.workers, env=env, log=log) as server:
         phases["server_start_s"] = round(time.monotonic() - t, 1)
-        deps = json.loads(urllib.request.urlopen(server.url + "/_dash-dependencies", timeout=TIMEOUT).read())
+        deps = json.loads(http(server.url + "/_dash-dependencies")[1])
         shell_ids = set(layout_props(app_module.layout()))
         plans = {path: page_plan(deps, path, shell_ids) for path, _ in PAGES}
         sync = next(iter(plans.values()))[1]

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.error
 import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -58,6 +59,8 @@ def serve(root: Path, workers: int = 2, env: dict | None = None, log: Path | Non
         while True:
             try:
                 urllib.request.urlopen(url + "/_dash-layout", timeout=2)
+                break
+            except urllib.error.HTTPError:      # an HTTP answer (401 with sign-in on): serving
                 break
             except OSError:
                 if proc.poll() is not None or time.time() - t0 > start_timeout:

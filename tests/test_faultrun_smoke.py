@@ -6,7 +6,9 @@ The judging tests give judge() recorded exchanges whose verdict is stated in the
 claims, and the changed cut must not be served after the change. The smoke run is short (4 users,
 20 s, the faults at the same fractions of the run as in 60 s) and never judged on time; on a busy
 host a fresh worker's first answers can take that long, and the run then fails with "no banner was
-checked" rather than pass unverified.
+checked" rather than pass unverified. The smoke run serves with sign-in on (issue 15: the fault
+tests still pass with sign-in on), every request signed in as a committee member through the
+trusted-proxy header.
 """
 import json
 import subprocess
@@ -94,7 +96,7 @@ def test_the_banner_is_read_from_the_callback_json():
 def smoke(tmp_path_factory):
     out = tmp_path_factory.mktemp("faultrun") / "faultrun.json"
     proc = subprocess.run([sys.executable, "-m", "benchmarks.faultrun", "--users", "4", "--seconds", "20",
-                           "--output", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+                           "--sign-in", "--output", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
     print(proc.stdout)          # the table, in the test log
     assert proc.returncode in (0, 1), proc.stderr[-3000:]
     result = json.loads(out.read_text())
