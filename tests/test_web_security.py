@@ -243,3 +243,18 @@ def test_an_open_tab_on_a_deleted_or_rejected_cut_gets_a_clear_notice(tmp_path, 
             text = r.get_data(as_text=True)
             assert "Something went wrong" not in text and "Traceback" not in text
             assert f"Data cut {cut} is no longer available" in text and "reload" in text, text[:400]
+
+
+def test_security_headers_with_sign_in_on_and_on_refusals(session, monkeypatch, tmp_path):
+    """Issue 15: the security headers hold with sign-in on, on signed-in pages and on refusals."""
+    from access_support import signed_in
+    with signed_in(monkeypatch, tmp_path) as as_user:
+        answers = [session.client.get("/survival", headers=as_user("sponsor")),            # signed in
+                   session.client.get("/survival"),                                        # no user: 401
+                   session.client.get("/survival", headers=as_user("nobody")),             # unknown: 403
+                   session.client.post("/_dash-update-component", json={})]               # 401
+    assert [r.status_code for r in answers] == [200, 401, 403, 401]
+    for r in answers:
+        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
+        assert r.headers["X-Frame-Options"] == "DENY" and r.headers["X-Content-Type-Options"] == "nosniff"
+    assert b"Traceback" not in answers[1].data and b"S01" not in answers[1].data
