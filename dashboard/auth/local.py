@@ -69,8 +69,8 @@ def guard():
     if request.method in ("GET", "HEAD") and not request.path.startswith("/_"):
         target = request.path + ("?" + request.query_string.decode("latin-1") if request.query_string else "")
         return flask.redirect(SIGN_IN + "?" + urlencode({"next": target}), 302)
-    from dashboard.auth import refuse
-    return refuse(401, "Not signed in (or the session ended): sign in again at /sign-in.")
+    return flask.Response("Not signed in (or the session ended): sign in again at /sign-in.\n", status=401,
+                          mimetype="text/plain")
 
 
 def safe_next(value) -> str:
