@@ -647,3 +647,17 @@ def test_gunicorn_workers_share_the_key_the_sign_outs_and_the_failures(served, t
     assert statuses == [401, 401, 401, 401, 429, 429], statuses
     events = [json.loads(x)["event"] for x in (tmp_path / "audit.log").read_text().splitlines()]
     assert events.count("locked-out") == 1 and events.count("sign-out") == 1
+
+
+# --- docs -------------------------------------------------------------------------------------------
+def test_every_sign_in_setting_is_documented():
+    """docs/sign-in.md names every DASHBOARD_* variable the sign-in code and app.py read, and every
+    flag of app.py and of `users add`."""
+    code = "".join(p.read_text() for p in [*(ROOT / "dashboard" / "auth").glob("*.py"), ROOT / "app.py"])
+    doc = (ROOT / "docs" / "sign-in.md").read_text()
+    variables = set(re.findall(r"DASHBOARD_[A-Z_]+", code))
+    assert len(variables) >= 10 and {v for v in variables if f"`{v}`" not in doc} == set()
+    flags = set(re.findall(r'add_argument\("(--[a-z-]+)"', (ROOT / "app.py").read_text()))
+    users_flags = set(re.findall(r'add\.add_argument\("(--[a-z-]+)"', (ROOT / "dashboard" / "__main__.py").read_text()))
+    assert {"--auth", "--users", "--trusted-proxy", "--user-header"} <= flags
+    assert {f for f in flags | users_flags if f not in doc} <= {"--port", "--host", "--data"}

@@ -115,16 +115,16 @@ def sign_in():
     if not sessions.csrf_ok(request.form.get("csrf")):
         return _page(400, EXPIRED, name=name, next_=next_)
     address = request.remote_addr or ""
-    why = lockout.blocked(name, address)
-    if why:
-        _record("sign-in-failed", name, reason="locked")
-        return _page(429, why, name=name, next_=next_)
+    refused = lockout.blocked(name, address)
+    if refused:
+        _record("sign-in-failed", name, reason="locked" if refused[0] == "locked" else "address slowed down")
+        return _page(429, refused[1], name=name, next_=next_)
     user = users_file.verify(name, password)
     if user is None:
         known = users_file.find(name) is not None
         if lockout.failed(name, address):
             _record("locked-out", name, minutes=round(lockout.window_seconds() / 60, 2))
-            return _page(429, lockout.blocked(name, address) or WRONG, name=name, next_=next_)
+            return _page(429, (lockout.blocked(name, address) or ("", WRONG))[1], name=name, next_=next_)
         _record("sign-in-failed", name, reason="wrong password" if known else "unknown user")
         return _page(401, WRONG, name=name, next_=next_)
     lockout.succeeded(name)

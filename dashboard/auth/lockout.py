@@ -74,16 +74,16 @@ def _minutes(seconds: float) -> str:
     return f"{minutes} minute{'s' if minutes != 1 else ''}"
 
 
-def blocked(name: str, address: str) -> str | None:
-    """Why a sign-in attempt is refused before its password is looked at, or None."""
+def blocked(name: str, address: str) -> tuple[str, str] | None:
+    """(reason, message) when a sign-in attempt is refused before its password is looked at."""
     state, now, window = _read(), time.time(), window_seconds()
     until = state["locked"].get(name)
     if isinstance(until, (int, float)) and until > now:
-        return (f"Too many failed sign-ins for this user name: sign-in is paused for it. "
+        return "locked", (f"Too many failed sign-ins for this user name: sign-in is paused for it. "
                 f"Try again in {_minutes(until - now)}.")
     recent = _recent(state["addresses"].get(address), now, window)
     if len(recent) >= address_limit():
-        return (f"Too many failed sign-ins from your address. "
+        return "address", (f"Too many failed sign-ins from your address. "
                 f"Try again in {_minutes(min(recent) + window - now)}.")
     return None
 
