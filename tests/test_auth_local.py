@@ -167,6 +167,8 @@ def test_a_wrong_password_and_an_unknown_user_get_the_same_answer(local):
     assert cookie(c) is None or "user" not in session_of(local, c)
     reasons = {e["user"]: e["reason"] for e in local.events("sign-in-failed")}
     assert reasons == {"carol": "wrong password", "nobody": "unknown user"}
+    echoed = sign_in(c, '"><script>alert(1)</script>', "a wrong password").get_data(as_text=True)
+    assert "<script" not in echoed and "&lt;script&gt;" in echoed          # the name is shown escaped
 
 
 def test_an_unknown_user_costs_an_argon2_verification_too(local):
