@@ -1,9 +1,10 @@
-"""Command line: python -m dashboard {validate,generate,export,warm} ...
+"""Command line: python -m dashboard {validate,generate,export,warm,users} ...
 
   validate  check snapshots against the contract (exit 0 valid, 1 not)
   generate  write the synthetic registry's quarterly cuts
   export    print the rows behind a figure as JSON or CSV
   warm      compute every page's unfiltered view of a cut into the result cache
+  users     add, list or remove the accounts of sign-in 'local' (and roles for 'header')
 """
 from __future__ import annotations
 
@@ -106,6 +107,55 @@ def cmd_warm(args) -> int:
     return 0
 
 
+def cmd_users(args) -> int:
+    from dashboard.auth import users
+    try:
+        return users_action(args, users)
+    except users.UsersFileError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def users_action(args, users) -> int:
+    path = Path(args.users).expanduser() if args.users else users.default_path()
+    if args.action == "list":
+        accounts = users.read(path)
+        for name in sorted(accounts):
+            entry = accounts[name]
+            sign_in = "password" if entry.get("password") else "no password"
+            print(f"{name}\t{entry.get('role')}\t{','.join(entry.get('sites') or []) or '-'}\t{sign_in}")
+        if not accounts:
+            print(f"no user in {path}", file=sys.stderr)
+        return 0
+    if args.action == "remove":
+        users.remove(path, args.name)
+        print(f"removed {args.name} from {path}")
+        return 0
+    from dashboard.access import User
+    User(args.name, args.role, tuple(args.site or ()))          # a bad name, role or site before the password prompt
+    if args.name in users.read(path) and not args.replace:
+        raise ValueError(f"user {args.name!r} already exists in {path} (--replace to set role, sites and password)")
+    password = None if args.no_password else read_password(args.password_stdin)
+    user = users.add(path, args.name, args.role, args.site or (), password, replace=args.replace)
+    print(f"{'replaced' if args.replace else 'added'} {user.name} ({user.role}"
+          f"{', sites ' + ','.join(user.sites) if user.sites else ''}) in {path}")
+    return 0
+
+
+def read_password(from_stdin: bool) -> str:
+    """The new password: one line of standard input, or typed twice without echo."""
+    from dashboard.auth.users import check_password
+    if from_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    else:
+        import getpass
+        password = getpass.getpass("Password: ")
+        if getpass.getpass("Password again: ") != password:
+            raise ValueError("the two passwords differ")
+    check_password(password)
+    return password
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m dashboard", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -148,6 +198,25 @@ def parser() -> argparse.ArgumentParser:
     w.add_argument("--snapshot", default="latest", help="snapshot id or 'latest'")
     w.add_argument("--quiet", action="store_true", help="no progress lines")
     w.set_defaults(func=cmd_warm)
+
+    u = sub.add_parser("users", help="add, list or remove sign-in accounts (the users file)")
+    users_help = "users file (default: $DASHBOARD_USERS or ~/.config/hcc-registry/users.json)"
+    actions = u.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="add an account (password typed twice, or --password-stdin)")
+    add.add_argument("name")
+    add.add_argument("--role", required=True, help="committee, investigator or sponsor")
+    add.add_argument("--site", action="append", metavar="SITE", help="an investigator's own site, repeatable")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from one line of stdin")
+    add.add_argument("--no-password", action="store_true",
+                     help="no password: the account signs in through the proxy (header) or OpenID Connect")
+    add.add_argument("--replace", action="store_true", help="replace an existing account of that name")
+    add.add_argument("--users", help=users_help)
+    lst = actions.add_parser("list", help="name, role, sites (never password hashes)")
+    lst.add_argument("--users", help=users_help)
+    rm = actions.add_parser("remove", help="remove an account (its sessions end at once)")
+    rm.add_argument("name")
+    rm.add_argument("--users", help=users_help)
+    u.set_defaults(func=cmd_users)
     return p
 
 

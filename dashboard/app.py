@@ -74,7 +74,29 @@ def navbar():
     return dbc.Navbar(dbc.Container([
         dbc.NavbarBrand("HCC DEB-TACE Registry", href="/", className="fw-semibold"),
         dbc.Nav(links, navbar=True, className="me-auto"),
+        user_menu(),
     ], fluid=True), color="dark", dark=True, className="mb-0 py-1")
+
+
+def user_menu():
+    """The navbar's right end: "demo: no sign-in" without sign-in; else the user's name, role and
+    sites, and a sign-out button when the sign-in has a session (a form posting its CSRF token)."""
+    import flask
+    user = flask.g.get("user") if flask.has_request_context() else None
+    if user is None:
+        return None
+    if user.demo:
+        return dbc.Badge("demo: no sign-in", color="warning", text_color="dark", className="demo-badge",
+                         title="Anyone who reaches this address sees this demo; only synthetic data is served.")
+    sites = f" ({', '.join(user.sites)})" if user.sites else ""
+    parts = [html.Span(f"{user.name} · {user.role}{sites}", className="navbar-text text-light small me-2 navbar-user")]
+    token = flask.session.get("csrf") if flask.session.get("sid") else None
+    if isinstance(token, str):
+        parts.append(html.Form([
+            dcc.Input(type="hidden", name="csrf", value=token),
+            html.Button("Sign out", type="submit", className="btn btn-outline-light btn-sm sign-out"),
+        ], action="/sign-out", method="POST", className="d-inline m-0"))
+    return html.Div(parts, className="d-flex align-items-center")
 
 
 def banner():

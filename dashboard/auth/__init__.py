@@ -1,6 +1,7 @@
 """Sign-in: who the user of a request is (a dashboard.access.User on flask.g.user).
 
 Chosen at start by DASHBOARD_AUTH (python app.py --auth sets it): local | oidc | header | none.
+- local: accounts of the users file, a sign-in form and signed-cookie sessions (local.py).
 - none: the README's demo. Every request is the demo user (committee level, synthetic data cuts
   only, "demo: no sign-in" on every page).
 - header: behind an authenticating reverse proxy. The user's name comes in a header
@@ -63,6 +64,12 @@ def check_config() -> None:
             users_file.load()
         except users_file.UsersFileError as e:
             raise AuthConfigError(str(e)) from None
+    if m == "local":
+        from dashboard.auth import local
+        try:
+            local.check_config()
+        except (users_file.UsersFileError, ValueError) as e:
+            raise AuthConfigError(str(e)) from None
 
 
 def refuse(status: int, text: str) -> flask.Response:
@@ -98,6 +105,9 @@ def _header_user():
 def install(app) -> None:
     """Put the request's user on flask.g before anything else runs, or refuse the request."""
     server = app.server
+    from dashboard.auth import local, sessions
+    sessions.install(server)
+    local.install(app)
 
     @server.before_request
     def _user():
@@ -112,4 +122,6 @@ def install(app) -> None:
             return None
         if m == "header":
             return _header_user()
+        if m == "local":
+            return local.guard()
         return refuse(503, f"Sign-in mode {m!r} is not available in this version.")

@@ -1,0 +1,89 @@
+"""Sign-in 'local' in headless Chromium (Playwright) against `python app.py --auth local`: a person
+signs in through the form, sees the Overview with their name in the navbar, signs out and is back
+at the sign-in page; no Content-Security-Policy violation and no console error on the way.
+A screenshot of the sign-in page lands in test-artifacts/sign-in.png."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+from argon2 import PasswordHasher
+
+from browser_helpers import ARTIFACTS
+from conftest import ROOT, free_port
+
+pytestmark = pytest.mark.browser
+PASSWORD = "carol's long passphrase"
+
+LISTEN = """
+window.__csp = [];
+document.addEventListener('securitypolicyviolation', e => window.__csp.push(e.violatedDirective + ' ' + e.blockedURI));
+"""
+
+
+@pytest.fixture
+def local_server(tmp_path, synthetic_root):
+    users = tmp_path / "users.json"
+    users.write_text(json.dumps({"users": {"carol": {"role": "committee", "sites": [],
+                                                     "password": PasswordHasher().hash(PASSWORD)}}}))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASHBOARD_")}
+    env.update(DASHBOARD_AUDIT_LOG=str(tmp_path / "audit.log"))
+    log = open(tmp_path / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data", str(synthetic_root),
+                             "--auth", "local", "--users", str(users)],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(240):
+        try:
+            urllib.request.urlopen(url + "/assets/registry.css", timeout=1)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("the dashboard exited: " + (tmp_path / "server.log").read_text())
+            time.sleep(0.25)
+    yield url
+    os.killpg(proc.pid, signal.SIGTERM)
+    proc.wait(30)
+
+
+def test_sign_in_see_the_overview_sign_out(page, local_server):
+    page.add_init_script(LISTEN)
+    failed = []
+    page.on("response", lambda r: r.status >= 400 and failed.append((r.status, r.url)))
+    page.goto(local_server + "/survival")
+    page.wait_for_url("**/sign-in?next=%2Fsurvival")
+    page.wait_for_selector("#sign-in-form")
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "sign-in.png"))
+    assert page.evaluate("getComputedStyle(document.querySelector('.btn-primary')).backgroundColor") \
+        == "rgb(13, 110, 253)"                           # Bootstrap's CSS from assets/ applied
+
+    page.fill("#sign-in-name", "carol")
+    page.fill("#sign-in-password", "not the password")
+    page.click("button[type=submit]")
+    page.wait_for_selector("#sign-in-message")
+    assert page.inner_text("#sign-in-message") == "Wrong user name or password."
+
+    page.fill("#sign-in-password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(local_server + "/survival")
+    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60000)
+    page.click("a.nav-link[href='/']")
+    page.wait_for_selector("#overview-patients", timeout=60000)
+    assert page.inner_text(".navbar-user") == "carol · committee"
+    page.screenshot(path=str(ARTIFACTS / "sign-in-overview.png"))
+
+    page.click("button.sign-out")
+    page.wait_for_url("**/sign-in?signed_out=1")
+    assert page.inner_text("#sign-in-message") == "You are signed out."
+    page.goto(local_server + "/")                       # the pages are closed again
+    page.wait_for_url("**/sign-in?next=%2F")
+    assert page.evaluate("window.__csp") == []
+    # the one failed load: the wrong password's answer (401, which the browser reports as an error)
+    assert failed == [(401, local_server + "/sign-in")]
+    assert page.console_errors == ["Failed to load resource: the server responded with a status of 401 (UNAUTHORIZED)"]
