@@ -7,6 +7,8 @@ Chosen at start by DASHBOARD_AUTH (python app.py --auth sets it): local | oidc |
   (DASHBOARD_USER_HEADER, default X-Remote-User), accepted only from the proxy's addresses
   (DASHBOARD_TRUSTED_PROXIES, comma-separated addresses or networks); role and sites come from
   the users file. A request from any other address is refused, header or not.
+- oidc: the hospital's or sponsor's OpenID Connect provider (dashboard/auth/oidc.py, docs/oidc.md):
+  /sign-in, /auth/callback, /sign-out; role and sites from the ID token's claims by a mapping file.
 A request without a user is refused before any page, layout or callback runs.
 """
 from __future__ import annotations
@@ -55,6 +57,9 @@ def check_config() -> None:
     if m == "header" and not trusted_proxies():
         raise AuthConfigError("--auth header needs the proxy's addresses in DASHBOARD_TRUSTED_PROXIES "
                               "(--trusted-proxy): a user header from anyone else would be believed")
+    if m == "oidc":
+        from dashboard.auth import oidc
+        oidc.settings()
     if m in ("header", "local"):
         try:
             users_file.load()
@@ -95,6 +100,9 @@ def _header_user():
 def install(app) -> None:
     """Put the request's user on flask.g before anything else runs, or refuse the request."""
     server = app.server
+    if mode() == "oidc":
+        from dashboard.auth import oidc
+        oidc.install(server, oidc.settings())   # the sign-in routes and the provider, read once at start
 
     @server.before_request
     def _user():
@@ -105,4 +113,7 @@ def install(app) -> None:
             return None
         if m == "header":
             return _header_user()
+        if m == "oidc":
+            from dashboard.auth import oidc
+            return oidc.request_user()
         return refuse(503, f"Sign-in mode {m!r} is not available in this version.")
