@@ -53,7 +53,7 @@ class Provider:
     def __init__(self):
         self.app = oidc_provider_mock.app(require_nonce=True)
         self.seen: list[dict] = []
-        self.forge = None           # (claims, header) -> (claims, joserfc key to sign with)
+        self.forge = None           # (claims, own key) -> (claims, key to sign with), or None: no ID token
         self.app.before_request(self._record)
         self.app.after_request(self._reissue)
         self.server = werkzeug.serving.make_server("127.0.0.1", 0, self.app, threaded=True)
@@ -71,8 +71,11 @@ class Provider:
         own_key = RSAKey.import_key(flask.g.oidc_provider_mock_storage.jwk.as_dict(is_private=True))
         body = json.loads(response.get_data())
         token = jwt.decode(body["id_token"], own_key)
-        claims, key = self.forge(dict(token.claims), own_key)
-        body["id_token"] = jwt.encode(dict(token.header), claims, key)
+        forged = self.forge(dict(token.claims), own_key)
+        if forged is None:
+            del body["id_token"]
+        else:
+            body["id_token"] = jwt.encode(dict(token.header), forged[0], forged[1])
         response.set_data(json.dumps(body))
         self.forge = None
         return response
@@ -230,6 +233,7 @@ def test_callbacks_refused_before_sign_in_and_served_after(dashboard, provider):
     client = dashboard.server.test_client()
     before = client.post(UPDATE, json=banner_body())
     assert before.status_code == 401 and "Not signed in" in before.get_data(as_text=True)
+    assert client.get("/sign-out").status_code == 302       # only POST /sign-out is reached without a session
     page = client.get("/survival?bclc=C")
     assert page.status_code == 302 and page.headers["Location"] == "/sign-in?" + urlencode({"next": "/survival?bclc=C"})
 
@@ -322,6 +326,10 @@ def test_id_token_signed_by_another_key_is_refused(dashboard, provider, audit_lo
     refused(dashboard.server.test_client(), provider, audit_log,
             lambda claims, key: (claims, RSAKey.import_key({**stranger.as_dict(private=True), "kid": key.kid})),
             "Signature")
+
+
+def test_token_response_without_id_token_is_refused(dashboard, provider, audit_log):
+    refused(dashboard.server.test_client(), provider, audit_log, lambda claims, key: None, "no ID token")
 
 
 def test_tampered_state_is_refused_before_the_code_is_used(dashboard, provider, audit_log):
@@ -460,3 +468,22 @@ def test_unreachable_provider_is_a_page_not_a_traceback(monkeypatch, tmp_path, p
     oidc_env(monkeypatch, tmp_path, provider, DASHBOARD_OIDC_ISSUER=f"http://127.0.0.1:{free_port()}")
     answer = make_app().server.test_client().get("/sign-in")
     assert answer.status_code == 502 and "could not be reached" in answer.get_data(as_text=True)
+
+
+# --- docs/oidc.md ---------------------------------------------------------------------------------------
+def test_docs_name_every_setting_and_their_mapping_examples_work():
+    import re
+    from pathlib import Path
+    root = Path(__file__).resolve().parent.parent
+    docs = (root / "docs" / "oidc.md").read_text(encoding="utf-8")
+    read = set(re.findall(r'"(DASHBOARD_OIDC_[A-Z_]+)"', (root / "dashboard" / "auth" / "oidc.py").read_text()))
+    assert len(read) >= 8 and all(f"`{name}`" in docs for name in read), read
+    examples = [json.loads(block) for block in re.findall(r"```json\n(\{\n.*?\n\})\n```", docs, flags=re.S)]
+    keycloak, entra = (Mapping.from_json(e) for e in examples)
+    assert keycloak.user({"preferred_username": "inv.one", "groups": ["/registry/sites/S02", "/staff"],
+                          "realm_access": {"roles": ["registry-investigator", "default-roles-registry"]}}) \
+        == User("inv.one", "investigator", ("S02",))
+    assert entra.user({"preferred_username": "sp@pharma.example", "roles": ["Registry.Sponsor"]}) \
+        == User("sp@pharma.example", "sponsor")
+    with pytest.raises(NoRole, match="no precedence"):
+        entra.user({"preferred_username": "x@h.example", "roles": ["Registry.Sponsor", "Registry.Committee"]})
