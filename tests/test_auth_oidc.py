@@ -487,3 +487,28 @@ def test_docs_name_every_setting_and_their_mapping_examples_work():
         == User("sp@pharma.example", "sponsor")
     with pytest.raises(NoRole, match="no precedence"):
         entra.user({"preferred_username": "x@h.example", "roles": ["Registry.Sponsor", "Registry.Committee"]})
+
+
+def test_over_http_a_browser_session_signs_in_and_out(dashboard, provider, audit_log):
+    """The same flow over real HTTP with cookies, the dashboard served by Werkzeug like `python app.py`."""
+    provider.set_user("sub-inv", INVESTIGATOR)
+    server = werkzeug.serving.make_server("127.0.0.1", 0, dashboard.server, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}"
+    try:
+        browser = requests.Session()
+        form = browser.get(base + "/survival", timeout=30)      # -> /sign-in -> the provider's form
+        assert form.status_code == 200 and form.url.startswith(provider.url + "/oauth2/authorize?")
+        assert parse_qs(urlsplit(form.url).query)["redirect_uri"] == [base + "/auth/callback"]
+        page = browser.post(form.url, data={"sub": "sub-inv"}, timeout=30)     # -> callback -> /survival
+        assert page.status_code == 200 and page.url == base + "/survival"
+        cookie = next(c for c in browser.cookies if c.name == dashboard.server.config["SESSION_COOKIE_NAME"])
+        assert cookie.has_nonstandard_attr("HttpOnly") and cookie.domain.endswith("127.0.0.1")
+        assert browser.post(base + UPDATE, json=banner_body(), timeout=30).status_code == 200
+        assert browser.post(base + "/sign-out", timeout=30).status_code == 200
+        assert browser.post(base + UPDATE, json=banner_body(), timeout=30).status_code == 401
+    finally:
+        server.shutdown()
+        thread.join(5)
+    assert [e["event"] for e in audit_log() if e["event"].startswith("sign")] == ["sign-in", "sign-out"]

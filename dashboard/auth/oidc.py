@@ -29,7 +29,7 @@ from markupsafe import escape
 
 from dashboard import audit
 from dashboard.access import ROLES, SITE_ID, USER_NAME, User
-from dashboard.auth import AuthConfigError, sessions
+from dashboard.auth import AuthConfigError, refuse, sessions
 
 CLIENT_NAME = "provider"
 DISCOVERY_PATH = "/.well-known/openid-configuration"
@@ -264,7 +264,6 @@ def safe_next(value: str | None) -> str:
 def request_user():
     """The before_request step in oidc mode: the session's user on flask.g, the sign-in routes
     let through, anything else refused (a page GET is sent to sign in first)."""
-    from dashboard.auth import refuse
     request = flask.request
     if request.endpoint in ENDPOINTS:       # matched by path and method: GET /sign-out is not one
         return None
