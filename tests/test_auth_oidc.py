@@ -269,6 +269,7 @@ def test_next_leaving_the_site_returns_home(dashboard, provider):
     ("/survival?bclc=C", "/survival?bclc=C"), ("/", "/"), (None, "/"), ("", "/"),
     ("//evil.example", "/"), ("https://evil.example/", "/"), ("/\\evil.example", "/"),
     ("evil.example", "/"), ("/a\r\nSet-Cookie: x=1", "/"), ("javascript:alert(1)", "/"),
+    ("/sign-in?next=/sign-in", "/"), ("/auth/callback?code=x", "/"),
 ])
 def test_safe_next(value, expected):
     assert safe_next(value) == expected

@@ -36,6 +36,7 @@ DISCOVERY_PATH = "/.well-known/openid-configuration"
 DEFAULT_SCOPE = "openid profile email"
 HTTP_TIMEOUT = 10                   # seconds for each call to the provider (discovery, token, JWKS)
 CLOCK_LEEWAY = 60                   # seconds of clock difference allowed on exp, iat and nbf
+ROUTES = ("/sign-in", "/auth/callback", "/sign-out")                # never a `next` to return to
 ENDPOINTS = ("oidc_sign_in", "oidc_callback", "oidc_sign_out")     # reached without a session
 NEXT_KEY = "oidc_next"
 MODE = "oidc"
@@ -251,12 +252,12 @@ def page(status: int, title: str, text: str, link: tuple[str, str] | None = None
 
 def safe_next(value: str | None) -> str:
     """A path on this site to return to after sign-in; anything else (another host, a scheme, '//'
-    or a backslash that browsers read as one) is the home page."""
+    or a backslash that browsers read as one, the sign-in routes themselves) is the home page."""
     if (not isinstance(value, str) or not value.startswith("/") or value.startswith("//")
             or "\\" in value or len(value) > 2048 or any(ord(c) < 0x20 or ord(c) == 0x7f for c in value)):
         return "/"
     parts = urlsplit(value)
-    if parts.scheme or parts.netloc:
+    if parts.scheme or parts.netloc or parts.path in ROUTES:
         return "/"
     return value
 
