@@ -8,6 +8,8 @@ Chosen at start by DASHBOARD_AUTH (python app.py --auth sets it): local | oidc |
   (DASHBOARD_USER_HEADER, default X-Remote-User), accepted only from the proxy's addresses
   (DASHBOARD_TRUSTED_PROXIES, comma-separated addresses or networks); role and sites come from
   the users file. A request from any other address is refused, header or not.
+- oidc: the hospital's or sponsor's OpenID Connect provider (dashboard/auth/oidc.py, docs/oidc.md):
+  /sign-in, /auth/callback, /sign-out; role and sites from the ID token's claims by a mapping file.
 A request without a user is refused before any page, layout or callback runs.
 """
 from __future__ import annotations
@@ -59,6 +61,9 @@ def check_config() -> None:
     if m == "header" and not trusted_proxies():
         raise AuthConfigError("--auth header needs the proxy's addresses in DASHBOARD_TRUSTED_PROXIES "
                               "(--trusted-proxy): a user header from anyone else would be believed")
+    if m == "oidc":
+        from dashboard.auth import oidc
+        oidc.settings()
     if m in ("header", "local"):
         try:
             users_file.load()
@@ -107,6 +112,11 @@ def install(app) -> None:
     server = app.server
     from dashboard.auth import local, sessions
     sessions.install(server)
+    if mode() == "oidc":
+        # the sign-in routes and the provider, read once at start; registered before local's routes,
+        # which share their paths (and answer 404 outside mode local), so these are the ones matched
+        from dashboard.auth import oidc
+        oidc.install(server, oidc.settings())
     local.install(app)
 
     @server.before_request
@@ -124,4 +134,7 @@ def install(app) -> None:
             return _header_user()
         if m == "local":
             return local.guard()
+        if m == "oidc":
+            from dashboard.auth import oidc
+            return oidc.request_user()
         return refuse(503, f"Sign-in mode {m!r} is not available in this version.")
