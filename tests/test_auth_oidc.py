@@ -31,6 +31,7 @@ oidc_provider_mock = pytest.importorskip("oidc_provider_mock")
 from dashboard.access import User  # noqa: E402
 from dashboard.auth import AuthConfigError, check_config  # noqa: E402
 from dashboard.auth.oidc import Mapping, NoRole, safe_next  # noqa: E402
+from dashboard.auth import sessions  # noqa: E402
 
 CLIENT_ID = "registry-dashboard"
 UPDATE = "/_dash-update-component"
@@ -125,12 +126,9 @@ def oidc_env(monkeypatch, tmp_path, provider, mapping=MAPPING, **extra) -> None:
 
 
 def make_app():
-    """The dashboard as started with --auth oidc; the session key until sessions.py reads its own."""
-    import os
+    """The dashboard as started with --auth oidc (its session key from DASHBOARD_SECRET_KEY)."""
     from dashboard.app import create_app
-    app = create_app()
-    app.server.secret_key = os.environ["DASHBOARD_SECRET_KEY"]
-    return app
+    return create_app()
 
 
 @pytest.fixture
@@ -504,7 +502,7 @@ def test_over_http_a_browser_session_signs_in_and_out(dashboard, provider, audit
         assert parse_qs(urlsplit(form.url).query)["redirect_uri"] == [base + "/auth/callback"]
         page = browser.post(form.url, data={"sub": "sub-inv"}, timeout=30)     # -> callback -> /survival
         assert page.status_code == 200 and page.url == base + "/survival"
-        cookie = next(c for c in browser.cookies if c.name == dashboard.server.config["SESSION_COOKIE_NAME"])
+        cookie = next(c for c in browser.cookies if c.name == sessions.COOKIE)
         assert cookie.has_nonstandard_attr("HttpOnly") and cookie.domain.endswith("127.0.0.1")
         assert browser.post(base + UPDATE, json=banner_body(), timeout=30).status_code == 200
         assert browser.post(base + "/sign-out", timeout=30).status_code == 200
