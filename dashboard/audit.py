@@ -13,7 +13,8 @@ export-refused.
 
 Each line is one write() on a descriptor opened for appending and reopened for every event, so the
 lines of several threads and gunicorn workers never interleave and a log rotated by renaming is
-followed at the next event. Values are JSON-escaped with every non-ASCII character as \\uXXXX, so
+followed at the next event. A line is at most MAX_LINE bytes (long values are clipped, and a line
+still too long carries its fields as one clipped text, "clipped"). Values are JSON-escaped with every non-ASCII character as \\uXXXX, so
 no value (a filter, a figure id, a path) can end its line or start another.
 
 A line that cannot be written (disk full, permissions) is never lost silently: it is logged as an
@@ -105,10 +106,12 @@ def line(event: str, user, **fields) -> str:
         doc["role"] = user.role
     doc.update({k: _plain(v) for k, v in fields.items()})
     text = _encode(doc)
-    if len(text) > MAX_LINE:        # many long fields: each long one becomes a clipped text of itself
-        doc = {k: (v if k in RESERVED or len(_encode({k: v})) <= 200 else _encode(v)[:200] + "...")
-               for k, v in doc.items()}
-        text = _encode(doc)
+    if len(text) > MAX_LINE:        # too long even clipped: the fields as one clipped text
+        head = {k: v for k, v in doc.items() if k in RESERVED or k == "role"}
+        clipped = _encode({k: v for k, v in doc.items() if k not in head})
+        while len(text) > MAX_LINE:         # escaping the text lengthens it: cut by what is over, again
+            clipped = clipped[:max(0, len(clipped) - (len(text) - MAX_LINE) - 8)]
+            text = _encode({**head, "clipped": clipped + "..."})
     return text + "\n"
 
 
