@@ -124,8 +124,8 @@ def _sync(search, snapshot_value, *rest):
         # under it): list the folders again and choose afresh, which falls back to a good cut
         data.forget_listing()
         out = sync_state(ctx.triggered_id, search, snapshot_value, values, age, start, end, chip_clicks, current)
-    if ctx.triggered_id is not None and isinstance(out[1], dict) and out[1] != current:
-        record_filter_change(pathname, out[1])      # a page's load or navigation is recorded by _route
+    if isinstance(current, dict) and isinstance(out[1], dict) and out[1] != current:
+        record_filter_change(pathname, out[1])      # a page's load (no state yet) is recorded by _route
     return out
 
 
