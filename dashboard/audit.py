@@ -154,8 +154,8 @@ def _attempt(event: str, user, fields: dict) -> str | None:
     try:
         _write(text)
         return None
-    except OSError as e:
-        reason = e.strerror or str(e)
+    except (OSError, ValueError, AttributeError) as e:     # ValueError, AttributeError: a closed or absent console
+        reason = getattr(e, "strerror", None) or str(e)
     log.error("audit log %s cannot be written (%s); the event: %s", target(), reason, text.rstrip("\n"))
     return reason
 

@@ -324,3 +324,17 @@ def test_a_crafted_path_cannot_forge_a_page_view_line(session, log_file, monkeyp
     assert r.status_code == 200
     (e,) = lines(log_file)
     assert (e["event"], e["user"], e["path"]) == ("page-view", "sponsor", path)
+
+
+def test_a_closed_console_is_logged_not_raised(monkeypatch, caplog):
+    """A server whose standard output was closed (a collector gone away) keeps serving."""
+    monkeypatch.delenv("DASHBOARD_AUDIT_LOG", raising=False)
+    closed = open(os.devnull, "w")
+    closed.close()
+    monkeypatch.setattr(sys, "stdout", closed)
+    with caplog.at_level(logging.ERROR, logger="dashboard.audit"):
+        assert audit.record("sign-out", "ana") is False
+    monkeypatch.setattr(sys, "stdout", None)
+    with caplog.at_level(logging.ERROR, logger="dashboard.audit"):
+        assert audit.record("sign-out", "ana") is False
+    assert len([r for r in caplog.records if '"event": "sign-out"' in r.getMessage()]) == 2
