@@ -11,11 +11,12 @@ snapshot, filters), download (figure, export, rows, snapshot, filters), export (
 export, rows, snapshot, filters, the operating-system user), and the refusals download-refused and
 export-refused.
 
-Each line is one write() on a descriptor opened for appending and reopened for every event, so the
-lines of several threads and gunicorn workers never interleave and a log rotated by renaming is
-followed at the next event. A line is at most MAX_LINE bytes (long values are clipped, and a line
-still too long carries its fields as one clipped text, "clipped"). Values are JSON-escaped with every non-ASCII character as \\uXXXX, so
-no value (a filter, a figure id, a path) can end its line or start another.
+Each line is one write() on a descriptor opened for appending (a file is opened again for every
+event), so the lines of several threads and gunicorn workers never interleave and a log rotated by
+renaming is followed at the next event. Values are JSON-escaped with every non-ASCII character as
+\\uXXXX, so no value (a filter, a figure id, a path) can end its line or start another; a line is
+at most MAX_LINE bytes (long values clipped; a line still too long carries its fields as one
+clipped text, "clipped").
 
 A line that cannot be written (disk full, permissions) is never lost silently: it is logged as an
 error through `logging` (the server's standard error) with the whole event. `record` then lets the
@@ -46,7 +47,8 @@ _console = {"stream": "stdout"}
 
 
 class AuditError(Exception):
-    """An event that had to be recorded could not be written; the message says where and why."""
+    """An event that had to be recorded could not be written; the message says why (the log's path
+    is in the error logged with it, not in a message a browser may show)."""
 
 
 @contextlib.contextmanager
@@ -95,14 +97,14 @@ def _encode(doc: dict) -> str:
 
 def line(event: str, user, **fields) -> str:
     """The event's JSON line (ending in a newline). `user`: a User (name and role), a name, or None."""
-    clash = [k for k in fields if k in RESERVED or (isinstance(user, User) and k == "role")]
+    clash = [k for k in fields if k in RESERVED]
     if clash:
         raise ValueError(f"audit field(s) {clash} would overwrite the line's own")
     now = dt.datetime.now(dt.timezone.utc)
     doc = {"time": now.strftime("%Y-%m-%dT%H:%M:%S.") + f"{now.microsecond // 1000:03d}Z",
            "event": _plain(str(event)),
            "user": user.name if isinstance(user, User) else _plain(user)}
-    if isinstance(user, User):
+    if isinstance(user, User) and "role" not in fields:
         doc["role"] = user.role
     doc.update({k: _plain(v) for k, v in fields.items()})
     text = _encode(doc)
