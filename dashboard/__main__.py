@@ -78,8 +78,59 @@ EXPORT_OPTIONS = {
 }
 
 
+EXIT_REFUSED = 3        # export --as-user: the user's role may not have this export (2: a usage error)
+
+
+class CommandError(ValueError):
+    """A command that cannot run as given (main prints the one line and exits 2)."""
+
+
+def export_user(args):
+    """The user the export runs as: --as-user looked up in the users file (--users, else the
+    default one), or None (the operator, with the operating system's permissions). Raises
+    CommandError for an unknown user or a missing users file."""
+    from dashboard.auth import users as users_file
+    if args.users and not args.as_user:
+        raise CommandError("--users names the file --as-user looks the user up in; give --as-user NAME too")
+    if not args.as_user:
+        return None
+    path = Path(args.users).expanduser() if args.users else users_file.default_path()
+    if not path.is_file():
+        raise CommandError(f"--as-user {args.as_user!r}: no users file at {path} (give --users FILE)")
+    try:
+        user = users_file.find(args.as_user, path)
+    except users_file.UsersFileError as e:
+        raise CommandError(str(e)) from None
+    if user is None:
+        raise CommandError(f"--as-user {args.as_user!r}: no such user in {path}")
+    return user
+
+
+def os_user() -> str:
+    """The operating-system account running the command, for the audit line."""
+    import getpass
+    import os
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return f"uid {os.getuid()}"
+
+
 def cmd_export(args) -> int:
-    from dashboard import data, exports
+    from dashboard import access, audit
+    user = export_user(args)
+    before = access.current_user()
+    access.set_process_user(user)
+    try:
+        with audit.console_on_stderr():         # standard output is the export itself
+            return run_export_command(args, user)
+    finally:
+        access.set_process_user(before)
+
+
+def run_export_command(args, user) -> int:
+    """The export as `user` (None: every site), recorded in the audit log before it is printed."""
+    from dashboard import access, audit, data, exports
     root = data_root(args.data)
     snapshot = data.resolve(args.snapshot, root)
     filters = Filters.from_cli(args.filter, known_sites=data.site_ids(snapshot))
@@ -89,8 +140,20 @@ def cmd_export(args) -> int:
     for flag in ("related_only", "serious_only"):
         if getattr(args, flag):
             options[flag] = True
-    exp = exports.run_export(args.name, snapshot, filters, **options)
+    facts = dict(export=args.name, snapshot=snapshot.snapshot_id, filters=filters.to_dict(), options=options,
+                 os_user=os_user())
+    try:
+        exp = exports.run_export(args.name, snapshot, filters, access.scope_for(user, filters.site), **options)
+    except access.AccessDenied as e:
+        audit.record("export-refused", user, **facts)
+        print(f"refused: {e}", file=sys.stderr)
+        return EXIT_REFUSED
     text = exports.to_json(exp, snapshot, filters) if args.format == "json" else exports.to_csv(exp)
+    try:
+        audit.record_required("export", user, **facts, rows=len(exp.rows))
+    except audit.AuditError as e:
+        print(f"error: nothing exported: {e}", file=sys.stderr)
+        return 1
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
 
@@ -191,6 +254,10 @@ def parser() -> argparse.ArgumentParser:
         e.add_argument(f"--{name.replace('_', '-')}", dest=name, **kw)
     e.add_argument("--related-only", action="store_true", help="treatment-related AEs only")
     e.add_argument("--serious-only", action="store_true", help="serious AEs only")
+    e.add_argument("--as-user", metavar="NAME",
+                   help="run with that account's role and sites (exit 3 when its role may not have the export)")
+    e.add_argument("--users", metavar="FILE", help="the users file --as-user looks NAME up in "
+                                                   "(default: $DASHBOARD_USERS or ~/.config/hcc-registry/users.json)")
     e.set_defaults(func=cmd_export)
 
     w = sub.add_parser("warm", help="compute every page's unfiltered view of a cut into the result cache")

@@ -11,9 +11,10 @@ import logging
 from urllib.parse import parse_qsl
 
 from dash.exceptions import PreventUpdate
-from dash import MATCH, ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, no_update
+from dash import MATCH, ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, no_update, set_props
 
-from dashboard import exports, ids
+from dashboard import access, audit, exports, ids
+from dashboard.access import AccessDenied
 from dashboard.callbacks import downstaging, enrollment, response, safety, survival
 from dashboard.state import state_context
 from dashboard.components import file_name
@@ -53,7 +54,14 @@ def csv_download(figure: str, search: str | None, state: dict | None):
         log.warning("CSV download of an unknown figure %.80r refused", figure)
         return no_update
     page, name, options, snapshot, filters, scope = chosen
-    exp = exports.run_export(name, snapshot, filters, scope, **options)
+    user = access.current_user()
+    facts = dict(figure=figure, export=name, snapshot=snapshot.snapshot_id, filters=filters.to_dict(), options=options)
+    try:
+        exp = exports.run_export(name, snapshot, filters, scope, **options)
+    except AccessDenied:
+        audit.record("download-refused", user, **facts)
+        raise
+    audit.record_required("download", user, **facts, rows=len(exp.rows))    # nothing leaves unrecorded
     return dcc.send_string(exports.to_csv(exp), file_name(page, figure, snapshot.snapshot_id) + ".csv")
 
 
@@ -66,7 +74,12 @@ def csv_download(figure: str, search: str | None, state: dict | None):
 )
 def _csv(n_clicks, search, state):
     figure = ctx.inputs_list[0]["id"].get("figure")      # the clicked button's own id (checked by dashboard.security)
-    payload = csv_download(figure, search, state) if n_clicks and isinstance(figure, str) else no_update
+    try:
+        payload = csv_download(figure, search, state) if n_clicks and isinstance(figure, str) else no_update
+    except audit.AuditError as e:
+        set_props(ids.ERROR_NOTICE, {"children": f"Download refused: {e}; the error was logged.",
+                                     "is_open": True, "color": "danger"})
+        return no_update            # the notice above is the response's only update
     if payload is no_update:
         raise PreventUpdate         # 204: nothing to send
     return payload

@@ -13,7 +13,7 @@ import dash
 import dash_bootstrap_components as dbc
 from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, html, no_update
 
-from dashboard import access, data, exports, ids, state as request_state
+from dashboard import access, audit, data, exports, ids, state as request_state
 from dashboard.components import iter_components
 from dashboard.filters import LABELS, NON_FILTER_PARAMS, Filters
 from dashboard.snapshots import SnapshotError
@@ -111,18 +111,39 @@ def message_alert(messages: list[str], heading: str = "Some filters in this link
     Input({"type": "filter-chip", "key": ALL, "value": ALL}, "n_clicks"),
     Input(ids.CLEAR_ALL, "n_clicks"),
     State(ids.STATE, "data"),
+    State(ids.URL, "pathname"),
 )
 def _sync(search, snapshot_value, *rest):
     n = len(CONTROL_KEYS)
     values = dict(zip(CONTROL_KEYS, rest[:n]))
-    age, start, end, chip_clicks, _, current = rest[n:]
+    age, start, end, chip_clicks, _, current, pathname = rest[n:]
     try:
-        return sync_state(ctx.triggered_id, search, snapshot_value, values, age, start, end, chip_clicks, current)
+        out = sync_state(ctx.triggered_id, search, snapshot_value, values, age, start, end, chip_clicks, current)
     except SnapshotError:
         # the cut chosen at the start of this request was rejected while it ran (a file changed
         # under it): list the folders again and choose afresh, which falls back to a good cut
         data.forget_listing()
-        return sync_state(ctx.triggered_id, search, snapshot_value, values, age, start, end, chip_clicks, current)
+        out = sync_state(ctx.triggered_id, search, snapshot_value, values, age, start, end, chip_clicks, current)
+    if isinstance(current, dict) and isinstance(out[1], dict) and out[1] != current:
+        record_filter_change(pathname, out[1])      # a page's load (no state yet) is recorded by _route
+    return out
+
+
+def record_filter_change(path, state: dict) -> None:
+    """The audit line of a filter change: one per change, not one per card it updates."""
+    filters, _ = Filters.from_query(state.get("query", ""))
+    audit.record("page-view", access.current_user(), path=path, snapshot=state.get("snapshot"),
+                 filters=filters.to_dict())
+
+
+def record_page_view(path, search) -> None:
+    """The audit line of a page's load or navigation: its path, data cut and filters."""
+    try:
+        snapshot, filters, _ = parse_search(search)
+        cut = snapshot.snapshot_id
+    except SnapshotError:
+        cut, filters = None, Filters.from_query(search or "")[0]
+    audit.record("page-view", access.current_user(), path=path, snapshot=cut, filters=filters.to_dict())
 
 
 def sync_state(trigger, search, snapshot_value, values, age, start, end, chip_clicks=None, current=None):
@@ -253,6 +274,7 @@ def render_page(pathname: str | None, search: str | None):
 def _route(pathname, search):
     layout, title = render_page(pathname, search)
     defaults = page_option_defaults(render_page(pathname, "")[0]) if page_for(pathname) else {}
+    record_page_view(pathname, search)
     return layout, title, defaults
 
 

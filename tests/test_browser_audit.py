@@ -1,0 +1,89 @@
+"""The audit log as a real browser fills it (headless Chromium, `python app.py` with
+DASHBOARD_AUDIT_LOG set): one page-view line per page load, navigation and filter change, whatever
+the number of card callbacks behind it; one download line per CSV, with the rows the file has."""
+import json
+import re
+import subprocess
+import sys
+import time
+import urllib.request
+
+import pytest
+
+from browser_helpers import ROOT, pick, wait_idle
+from conftest import free_port
+
+
+@pytest.fixture(scope="module")
+def audited_server(synthetic_root, tmp_path_factory):
+    log = tmp_path_factory.mktemp("audit") / "audit.log"
+    port = free_port()
+    env = {**__import__("os").environ, "DASHBOARD_AUDIT_LOG": str(log), "DASHBOARD_AUTH": "none"}
+    out = open(log.with_name("server.log"), "w")
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data", str(synthetic_root)],
+                            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(url + "/", timeout=1)
+            break
+        except OSError:
+            if proc.poll() is not None:
+                raise RuntimeError("the dashboard exited: " + log.with_name("server.log").read_text())
+            time.sleep(0.25)
+    yield url, log
+    proc.terminate()
+    proc.wait(10)
+
+
+def audit_lines(log, event):
+    return [json.loads(line) for line in log.read_text().splitlines() if json.loads(line)["event"] == event]
+
+
+def settle(page):
+    page.wait_for_function("() => !document.querySelector('[data-dash-is-loading=\"true\"]') && "
+                           "!document.querySelector('._dash-loading-callback')", timeout=60000)
+    wait_idle(page)
+
+
+def test_page_views_and_downloads_from_a_browser(page, audited_server):
+    url, log = audited_server
+    requests = []
+    page.on("request", lambda r: "/_dash-update-component" in r.url and requests.append(r))
+    page.goto(url + "/response?bclc=B")
+    settle(page)
+    views = audit_lines(log, "page-view")
+    assert [(v["user"], v["path"], v["filters"]) for v in views] == [("demo", "/response", {"bclc": ["B"]})]
+    assert len(requests) > 3, "the page's cards ran callbacks of their own, which wrote no line"
+
+    pick(page, "f-bclc", "C")
+    page.wait_for_url(re.compile(r"bclc=B(%2C|,)C"))
+    settle(page)
+    views = audit_lines(log, "page-view")
+    assert [(v["path"], v["filters"]) for v in views[1:]] == [("/response", {"bclc": ["B", "C"]})]
+
+    page.click("a.nav-link:has-text('Survival')")
+    page.wait_for_url(re.compile(r"/survival\?.*bclc=B"))
+    settle(page)
+    views = audit_lines(log, "page-view")
+    assert [(v["path"], v["filters"]) for v in views[2:]] == [("/survival", {"bclc": ["B", "C"]})]
+
+    with page.expect_download(timeout=30000) as info:
+        page.click("#card-km-summary button:has-text('Download data (CSV)')")
+    text = open(info.value.path(), encoding="utf-8").read()
+    (download,) = audit_lines(log, "download")
+    assert (download["figure"], download["export"], download["filters"]) == ("km-summary", "km-summary",
+                                                                             {"bclc": ["B", "C"]})
+    assert download["rows"] == len(text.strip().splitlines()) - 1
+    assert len(audit_lines(log, "page-view")) == 3
+
+    page.go_back()                  # the page before, same filters: the router's line
+    page.wait_for_url(re.compile(r"/response\?bclc=B(%2C|,)C$"))
+    settle(page)
+    page.go_back()                  # the same page, the filter before: the sync's line
+    page.wait_for_url(re.compile(r"/response\?bclc=B$"))
+    settle(page)
+    views = audit_lines(log, "page-view")
+    assert [(v["path"], v["filters"]) for v in views[3:]] == [("/response", {"bclc": ["B", "C"]}),
+                                                              ("/response", {"bclc": ["B"]})]
+    assert page.console_errors == []
