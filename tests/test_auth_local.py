@@ -653,10 +653,10 @@ def test_gunicorn_workers_share_the_key_the_sign_outs_and_the_failures(served, t
 
 # --- docs -------------------------------------------------------------------------------------------
 def test_every_sign_in_setting_is_documented():
-    """docs/sign-in.md names every DASHBOARD_* variable the sign-in code and app.py read, and every
+    """docs/sign-in.md (and docs/oidc.md for OpenID Connect) name every DASHBOARD_* variable the sign-in code and app.py read, and every
     flag of app.py and of `users add`."""
     code = "".join(p.read_text() for p in [*(ROOT / "dashboard" / "auth").glob("*.py"), ROOT / "app.py"])
-    doc = (ROOT / "docs" / "sign-in.md").read_text()
+    doc = (ROOT / "docs" / "sign-in.md").read_text() + (ROOT / "docs" / "oidc.md").read_text()
     variables = set(re.findall(r"DASHBOARD_[A-Z_]+", code))
     assert len(variables) >= 10 and {v for v in variables if f"`{v}`" not in doc} == set()
     flags = set(re.findall(r'add_argument\("(--[a-z-]+)"', (ROOT / "app.py").read_text()))
