@@ -490,3 +490,18 @@ def test_a_rejected_cut_s_error_keeps_its_keys_for_the_committee_only():
     for role in ("investigator", "sponsor"):
         text = finding_text(error, scope_for(USERS[role], ("S01",)))
         assert text == "ERROR patients.patient_id: duplicate key (<5 rows)"
+
+
+def test_overview_export_by_role(snapshot, patients):
+    """The Overview's facts: the committee's from the parquet file; the sponsor's and an
+    investigator's pooled over every site (not their own only), small counts "<5"."""
+    committee = exports.compute_export("overview", snapshot, Filters(), scope_for(USERS["committee"])).rows.iloc[0]
+    assert (committee.n_patients, committee.n_deaths) == (len(patients), patients.death_date.notna().sum())
+    assert (committee.n_sites, committee.n_sites_enrolling) == (N_SITES, patients.site_id.nunique())
+    for role in ("investigator", "sponsor"):
+        pooled = exports.compute_export("overview", snapshot, Filters(), scope_for(USERS[role])).rows.iloc[0]
+        assert pooled.to_dict() == committee.to_dict()
+        few = filters_of(SCENARIOS["S06,C"])
+        rows = exports.compute_export("overview", snapshot, few, scope_for(USERS[role], few.site)).rows
+        assert rows.to_dict("records") == [{"n_patients": SUPPRESSED, "n_deaths": SUPPRESSED, "n_sites": 1,
+                                            "n_sites_enrolling": 1}]

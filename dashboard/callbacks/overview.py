@@ -24,20 +24,17 @@ def shown(n) -> str:
 
 
 def overview_cards(state):
-    """The snapshot's facts for the filter, every count from the pooled exports as the user's scope
-    may see them (counts 1-4 "<5" when it suppresses): patients and deaths from follow-up status,
-    sites from enrollment per site."""
+    """The snapshot's facts for the filter, from the overview export as the user's scope may see
+    them (pooled over every site, counts 1-4 "<5" when the scope suppresses)."""
     snapshot, filters, scope = state_context(state)
-    status = exports.run_export("followup-status", snapshot, filters, scope)
-    died = status.rows.loc[status.rows["status"] == "died", "n"]
-    sites = exports.run_export("enrollment", snapshot, filters, scope).rows
-    active = int(sites["n_enrolled"].map(lambda n: isinstance(n, str) or n > 0).sum())     # "<5" is enrolling
+    facts = exports.run_export("overview", snapshot, filters, scope).rows.iloc[0]
     report = data.report_for(snapshot)
     cards = [
         stat_card("Data cut", snapshot.snapshot_id, f"cut-off {snapshot.cutoff_date:%d %b %Y}", "overview-snapshot"),
-        stat_card("Patients", shown(status.n_patients), "in the current filter", "overview-patients"),
-        stat_card("Sites", f"{active} of {len(sites)}", "enrolling in the current filter", "overview-sites"),
-        stat_card("Deaths", shown(died.iloc[0] if len(died) else 0), "OS events", "overview-deaths"),
+        stat_card("Patients", shown(facts["n_patients"]), "in the current filter", "overview-patients"),
+        stat_card("Sites", f"{facts['n_sites_enrolling']} of {facts['n_sites']}", "enrolling in the current filter",
+                  "overview-sites"),
+        stat_card("Deaths", shown(facts["n_deaths"]), "OS events", "overview-deaths"),
         stat_card("Data quality", f"{len(report.warnings)} warning(s)", f"source: {snapshot.source}"),
     ]
     return dbc.Row([dbc.Col(c, xs=12, sm=6, lg=True, className="mb-3") for c in cards])

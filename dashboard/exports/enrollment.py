@@ -1,4 +1,4 @@
-"""Enrollment exports: patients, enrollment per site, accrual, Table 1, follow-up status.
+"""Enrollment exports: patients, the Overview's facts, enrollment per site, accrual, Table 1, follow-up status.
 
 Under small-cell suppression (dashboard/access.py; docs in each export's declaration): counts
 from 1 to 4 are "<5" with their percentages withheld, the sites' first and last enrollment dates
@@ -24,6 +24,21 @@ FEW_FOR_FOLLOWUP = f"fewer than {MIN_GROUP} patients: not shown for your role"
 def patients_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
     rows = data.query("patient_summary", snapshot, filters, scope, order_by=("patient_id",))
     return Export("patients", rows, len(rows))
+
+
+OVERVIEW_SQL = """
+select (select count(*) from cohort) as n_patients,
+       (select count(death_date) from cohort) as n_deaths,
+       (select count(*) from sites_in_scope) as n_sites,
+       (select count(distinct site_id) from cohort) as n_sites_enrolling
+"""
+
+
+@export("overview", "the Overview's facts: patients, deaths (OS events), sites and sites enrolling in the filter",
+        level=AGGREGATE, suppress=Suppression({"n_patients": (), "n_deaths": ()}))
+def overview_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
+    rows = data.execute(OVERVIEW_SQL, snapshot, filters, scope)
+    return Export("overview", rows, int(rows["n_patients"].iloc[0]))
 
 
 # Suppressed: the first and last enrollment dates are patients' dates and are dropped. An
