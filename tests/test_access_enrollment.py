@@ -283,7 +283,7 @@ def test_sponsor_sees_no_small_count_no_patient_id_and_no_patient_date(pages, sc
 def test_committee_sees_the_unsuppressed_numbers_of_the_exports(pages, snapshot):
     for name in ("none", "S06,C", "F,C"):
         filters = filters_of(SCENARIOS[name])
-        out, raw = pages.page("committee", "/enrollment", SCENARIOS[name])
+        out, _ = pages.page("committee", "/enrollment", SCENARIOS[name])
         home, _ = pages.page("committee", "/", SCENARIOS[name])
         shown = dict(((w, v) for _, w, v in displays({**out, **home})))
         enrollment = exports.run_export("enrollment", snapshot, filters).rows.sort_values("site_id")
@@ -294,7 +294,7 @@ def test_committee_sees_the_unsuppressed_numbers_of_the_exports(pages, snapshot)
         accrual = exports.run_export("accrual", snapshot, filters).rows
         line = out[key("accrual", "figure") + ".figure"]["data"][0]
         assert line["y"] == accrual[accrual.site_id == "all"].cum_enrolled.tolist()
-        groups, rows = baseline_wide_rows(exports.run_export("baseline-table", snapshot, filters).rows)
+        _, rows = baseline_wide_rows(exports.run_export("baseline-table", snapshot, filters).rows)
         cells = [v for k, w, v in displays(out) if w.startswith("Table 1 ") and w != "Table 1 head"]
         expected = [t or "" for var, _, _, ts in rows if var != "n" for t in ts]
         assert cells == expected
