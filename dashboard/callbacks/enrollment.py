@@ -3,7 +3,9 @@ import dash_bootstrap_components as dbc
 from dash import Input, callback, html
 
 from dashboard import exports, ids
+from dashboard.access import MIN_GROUP
 from dashboard.analytics.baseline import baseline_wide_rows
+from dashboard.exports.enrollment import FEW_FOR_MEDIAN
 from dashboard.state import state_context
 from dashboard.components import card_outputs, empty_message, export_spec, graph_config
 from dashboard.figures import enrollment as figs
@@ -18,14 +20,24 @@ DOWNLOADS = {figure: (lambda params, *context, name=name: (name, {})) for figure
     ("followup-status", "followup-status"))}
 
 
+SUPPRESSED_NOTE = "For your role, counts from 1 to 4 are shown as <5, without their percentage."
+
+
+def shown_n(n) -> str:
+    """An export's n_patients (a number, or "<5" when suppressed) for a sentence."""
+    return n if isinstance(n, str) else f"{n:,}"
+
+
 def accrual_card(state, mode="pooled"):
     snapshot, filters, scope = state_context(state)
     exp = exports.run_export("accrual", snapshot, filters, scope)
     spec = export_spec(PAGE, "accrual", "accrual", snapshot.snapshot_id)
     target = exp.rows.loc[exp.rows.site_id == "all", "target_enrollment"].max()
     note = (f"Enrolled = first DEB-TACE on or before the cut-off {snapshot.cutoff_date}. "
-            f"{exp.n_patients} patients in the current filter; target {0 if target != target else int(target)} "
+            f"{shown_n(exp.n_patients)} patients in the current filter; target {0 if target != target else int(target)} "
             "(sum of the selected sites' targets; dotted lines: each site's own target).")
+    if scope.suppress:
+        note += " " + SUPPRESSED_NOTE + " Months whose cumulative count is under 5 are not drawn."
     return figs.accrual_figure(exp.rows, per_site=mode == "site"), graph_config("accrual", spec["filename"]), spec, note
 
 
@@ -34,6 +46,8 @@ def enrollment_card(state, sort="site"):
     exp = exports.run_export("enrollment", snapshot, filters, scope)
     spec = export_spec(PAGE, "enrollment-by-site", "enrollment", snapshot.snapshot_id)
     note = "Outline: the site's target enrollment; bar: patients enrolled in the current filter (% of target)."
+    if scope.suppress:
+        note += " " + SUPPRESSED_NOTE
     return (figs.enrollment_bars(exp.rows, sort), graph_config("enrollment-by-site", spec["filename"]), spec, note)
 
 
@@ -43,6 +57,9 @@ def baseline_card(state):
     spec = export_spec(PAGE, "baseline-table", "baseline-table", snapshot.snapshot_id)
     note = ("n (%) of the column's patients; continuous: median (IQR, quartiles as R's quantile type 7). "
             "Missing values are counted in their own rows.")
+    if scope.suppress:
+        note += (f" {SUPPRESSED_NOTE} A median (IQR) of fewer than {MIN_GROUP} patients is not shown "
+                 f"({FEW_FOR_MEDIAN}).")
     if exp.n_patients == 0:
         return empty_message(NO_PATIENTS), spec, note
     return table_one(exp.rows), spec, note
@@ -84,11 +101,13 @@ def followup_card(state):
     med, lo, hi = (exp.extra[k] for k in ("median_followup_days", "median_followup_ci_lower_days",
                                           "median_followup_ci_upper_days"))
     fmt = lambda d: "NR" if d is None else f"{d / 30.4375:.1f}"
-    median = ("Median follow-up (reverse Kaplan-Meier): not estimable" if med is None else
+    withheld = exp.extra.get("median_followup_note")
+    median = (f"Median follow-up (reverse Kaplan-Meier): {withheld}" if withheld else
+              "Median follow-up (reverse Kaplan-Meier): not estimable" if med is None else
               f"Median follow-up (reverse Kaplan-Meier): {fmt(med)} months (95% CI {fmt(lo)}-{fmt(hi)}).")
     note = [html.Strong(median, id="median-followup"), html.Br(),
             "Died: death date known by the cut-off; off study: off-study date recorded, alive. "
-            "Months = days / 30.4375."]
+            "Months = days / 30.4375." + (" " + SUPPRESSED_NOTE if scope.suppress else "")]
     return figs.followup_figure(exp.rows), graph_config("followup-status", spec["filename"]), spec, note
 
 

@@ -1,11 +1,22 @@
-"""Enrollment exports: patients, enrollment per site, accrual, Table 1, follow-up status."""
+"""Enrollment exports: patients, the Overview's facts, enrollment per site, accrual, Table 1, follow-up status.
+
+Under small-cell suppression (dashboard/access.py; docs in each export's declaration): counts
+from 1 to 4 are "<5" with their percentages withheld, the sites' first and last enrollment dates
+(patients' dates) are dropped, and a median, IQR or reverse Kaplan-Meier median follow-up of
+fewer than MIN_GROUP patients is withheld, as a box plot or a curve of such a group is not drawn.
+"""
 import numpy as np
 import pandas as pd
 
 from dashboard import data
+from dashboard.access import MIN_GROUP, SUPPRESSED
 from dashboard.data import ALL_SITES
-from dashboard.exports import AGGREGATE, PATIENT, Export, Suppression, export
+from dashboard.exports import AGGREGATE, PATIENT, Export, Suppression, export, suppress_counts
 from dashboard.filters import Filters
+
+# the text of a withheld median (IQR) in Table 1, and the reason a withheld median follow-up gives
+FEW_FOR_MEDIAN = f"n < {MIN_GROUP}"
+FEW_FOR_FOLLOWUP = f"fewer than {MIN_GROUP} patients: not shown for your role"
 
 
 @export("patients", "the filtered patients with baseline fields and derived endpoints",
@@ -15,6 +26,23 @@ def patients_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
     return Export("patients", rows, len(rows))
 
 
+OVERVIEW_SQL = """
+select (select count(*) from cohort) as n_patients,
+       (select count(death_date) from cohort) as n_deaths,
+       (select count(*) from sites_in_scope) as n_sites,
+       (select count(distinct site_id) from cohort) as n_sites_enrolling
+"""
+
+
+@export("overview", "the Overview's facts: patients, deaths (OS events), sites and sites enrolling in the filter",
+        level=AGGREGATE, suppress=Suppression({"n_patients": (), "n_deaths": ()}))
+def overview_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
+    rows = data.execute(OVERVIEW_SQL, snapshot, filters, scope)
+    return Export("overview", rows, int(rows["n_patients"].iloc[0]))
+
+
+# Suppressed: the first and last enrollment dates are patients' dates and are dropped. An
+# investigator whose site filter keeps only their own sites is not suppressed and keeps them.
 @export("enrollment", "per site: patients enrolled in the filter against the target",
         level=AGGREGATE, suppress=Suppression({"n_enrolled": ()}, drop=("first_enrollment_date", "last_enrollment_date")))
 def enrollment_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
@@ -70,8 +98,24 @@ group by grouping sets ((variable, value), (bclc_stage, variable, value))
 """
 
 
+def suppress_baseline(exp: Export, scope) -> Export:
+    """Table 1 for a suppressing scope: a count (a group's patients, a level's patients, the values
+    behind a median) from 1 to 4 is "<5" with its percentage withheld, and its text says "<5"; a
+    median (IQR) of fewer than MIN_GROUP values is withheld (text "n < 10"): a median or quartile
+    of a few patients is one patient's value, and a box plot of such a group is not drawn either."""
+    out = suppress_counts(exp, {"n_group": (), "n": ("pct",)})
+    rows = out.rows
+    continuous = (rows["level"] == "median (IQR)").to_numpy()
+    few = continuous & rows["n"].map(lambda n: isinstance(n, str) or 0 < n < MIN_GROUP).to_numpy()
+    for column in ("median", "q1", "q3"):
+        rows[column] = rows[column].astype(object).where(~few, None)
+    small = (rows["n"].map(lambda n: n == SUPPRESSED).to_numpy() & ~continuous)
+    rows["text"] = np.where(few, FEW_FOR_MEDIAN, np.where(small, SUPPRESSED, rows["text"].to_numpy(dtype=object)))
+    return out
+
+
 @export("baseline-table", "Table 1: baseline characteristics overall and by BCLC stage (long form)",
-        level=AGGREGATE, suppress=Suppression({"n_group": ("median", "q1", "q3", "text"), "n": ("pct", "text")}))
+        level=AGGREGATE, suppress=suppress_baseline)
 def baseline_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
     """Table 1 as analytics.baseline.baseline_table computes it from every cohort column, with the
     categorical variables counted in DuckDB (overall and per stage) and only the numbers that need
@@ -99,9 +143,21 @@ order by part, time_days, is_event
 """
 
 
+def suppress_followup(exp: Export, scope) -> Export:
+    """Follow-up status for a suppressing scope: counts from 1 to 4 "<5" without their percentage;
+    the reverse Kaplan-Meier median of fewer than MIN_GROUP patients withheld, as such a curve is
+    not drawn (extra["median_followup_note"] says why)."""
+    out = suppress_counts(exp, {"n": ("pct",)})
+    if isinstance(out.n_patients, str) or 0 < out.n_patients < MIN_GROUP:
+        for key in ("median_followup_days", "median_followup_ci_lower_days", "median_followup_ci_upper_days"):
+            out.extra[key] = None
+        out.extra["median_followup_note"] = FEW_FOR_FOLLOWUP
+    return out
+
+
 @export("followup-status", "follow-up status (alive on study, died, off study by reason) and median "
                            "follow-up by reverse Kaplan-Meier",
-        level=AGGREGATE, suppress=Suppression({"n": ("pct",)}))
+        level=AGGREGATE, suppress=suppress_followup)
 def followup_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
     """Follow-up status from patients counted by death, off-study and reason in DuckDB; the
     reverse Kaplan-Meier from patients counted per OS time and event (the estimate depends on

@@ -1,24 +1,43 @@
 """Enrollment figures: cumulative accrual against targets, enrolled versus target per site,
-follow-up status."""
+follow-up status.
+
+Counts may arrive suppressed (the string "<5", dashboard/access.py) with their percentages None:
+a suppressed count is labelled "<5" and not drawn to scale (no bar, no point), so its value is
+nowhere in the figure's data."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 
+from dashboard.access import SMALL_CELL
 from dashboard.figures.builder import Bar, Figure
 from dashboard.figures.common import NO_PATIENTS, QUALITATIVE, base_layout, empty_figure
 
 
+def drawn(counts: pd.Series) -> pd.Series:
+    """Counts as numbers to draw: a suppressed count ("<5") is NaN, not drawn."""
+    return pd.to_numeric(counts, errors="coerce")
+
+
+def has_patients(counts: pd.Series) -> bool:
+    """True when some count is a patient or more (a suppressed "<5" is at least one)."""
+    return bool((drawn(counts).fillna(1) > 0).any())
+
+
 def accrual_figure(accrual: pd.DataFrame, per_site: bool = False) -> Figure:
     """Cumulative patients by month: pooled (with the summed target) or one line per site (with
-    each site's target as a dotted line in the same colour). Input: rows of accrual export."""
-    if accrual.empty or accrual["n_enrolled"].sum() == 0:
+    each site's target as a dotted line in the same colour). Input: rows of accrual export; a
+    suppressed cumulative count ("<5") leaves its month out of the line, a suppressed monthly count
+    is "<5" in the hover."""
+    if accrual.empty or not has_patients(accrual["n_enrolled"]):
         return empty_figure(NO_PATIENTS)
     fig = Figure()
     if per_site:
         for i, (site, g) in enumerate(accrual[accrual.site_id != "all"].groupby("site_id", sort=True)):
             colour = QUALITATIVE[i % len(QUALITATIVE)]
             name = f"{site} {g.site_name.iloc[0]}"
-            fig.add_scatter(x=g.month, y=g.cum_enrolled, mode="lines", name=site, line=dict(color=colour, width=2),
+            fig.add_scatter(x=g.month, y=drawn(g.cum_enrolled), mode="lines", name=site,
+                            line=dict(color=colour, width=2),
                             legendgroup=site, customdata=g[["n_enrolled", "target_enrollment"]],
                             hovertemplate=f"<b>{name}</b><br>%{{x|%b %Y}}<br>cumulative %{{y}} of target "
                                           "%{customdata[1]}<br>this month %{customdata[0]}<extra></extra>")
@@ -26,7 +45,8 @@ def accrual_figure(accrual: pd.DataFrame, per_site: bool = False) -> Figure:
                             line=dict(color=colour, width=1, dash="dot"), hoverinfo="skip")
     else:
         pooled = accrual[accrual.site_id == "all"]
-        fig.add_scatter(x=pooled.month, y=pooled.cum_enrolled, mode="lines+markers", name="Enrolled (cumulative)",
+        fig.add_scatter(x=pooled.month, y=drawn(pooled.cum_enrolled), mode="lines+markers",
+                        name="Enrolled (cumulative)",
                         line=dict(color="#332288", width=3), marker=dict(size=5),
                         customdata=pooled[["n_enrolled", "target_enrollment"]],
                         hovertemplate="%{x|%b %Y}<br>cumulative %{y} of target %{customdata[1]}"
@@ -39,44 +59,55 @@ def accrual_figure(accrual: pd.DataFrame, per_site: bool = False) -> Figure:
     return base_layout(fig)
 
 
-SORTS = {"site": ("site_id", True), "enrolled": ("n_enrolled", False), "pct_target": ("pct_target", False)}
+SORTS = {"site": ("site_id", True), "enrolled": ("enrolled_key", False), "pct_target": ("pct_key", False)}
+SMALL_KEY = 2.5         # where a suppressed count sorts: after 5 and more, before 0
 
 
 def enrollment_bars(enrollment: pd.DataFrame, sort: str = "site") -> Figure:
-    """Enrolled versus target per site, as horizontal bars; sort by site, enrolled or % of target."""
+    """Enrolled versus target per site, as horizontal bars; sort by site, enrolled or % of target.
+    A suppressed count ("<5") has no bar and no percentage, its label says "<5", and it sorts
+    between 0 and 5, after the sites of the same key by site id (so the order tells nothing more)."""
     if enrollment.empty:
         return empty_figure("No site in the current filter.")
     df = enrollment.copy()
-    df["pct_target"] = 100.0 * df.n_enrolled / df.target_enrollment.where(df.target_enrollment > 0)
+    enrolled = drawn(df.n_enrolled)
+    df["pct_target"] = 100.0 * enrolled / df.target_enrollment.where(df.target_enrollment > 0)
+    df["enrolled_key"] = enrolled.fillna(SMALL_KEY)
+    df["pct_key"] = df.pct_target.where(enrolled.notna(), -1.0)
     col, ascending = SORTS.get(sort, SORTS["site"])
     df = df.sort_values([col, "site_id"], ascending=[ascending, True])
+    shown = df.n_enrolled.astype(object).tolist()
     # short labels leave the bars room on a laptop; the full name is in the hover
     labels = df.site_id + " " + df.site_name.map(lambda n: n if len(n) <= 18 else n[:17].rstrip() + "…")
     fig = Figure()
     fig.add_bar(y=labels, x=df.target_enrollment, orientation="h", name="Target",
                 marker=dict(color="rgba(0,0,0,0)", line=dict(color="#6c757d", width=1.5)),
                 hovertemplate="%{y}<br>target %{x}<extra></extra>")
-    fig.add_bar(y=labels, x=df.n_enrolled, orientation="h", name="Enrolled", marker_color="#332288",
-                customdata=df[["target_enrollment", "pct_target"]],
-                text=[f"{n} ({p:.0f}%)" if pd.notna(p) else f"{n}" for n, p in zip(df.n_enrolled, df.pct_target)],
-                textposition="outside", cliponaxis=False,
+    texts = [f"{n} ({p:.0f}%)" if pd.notna(p) else f"{n}" for n, p in zip(shown, df.pct_target)]
+    fig.add_bar(y=labels, x=drawn(df.n_enrolled).fillna(0), orientation="h", name="Enrolled", marker_color="#332288",
+                customdata=np.column_stack([df.target_enrollment.astype(object), texts]),
+                text=texts, textposition="outside", cliponaxis=False,
                 hovertext=df.site_id + " " + df.site_name, hoverinfo="text",
-                hovertemplate="%{hovertext}<br>enrolled %{x} of target %{customdata[0]} (%{customdata[1]:.0f}%)<extra></extra>")
+                hovertemplate="%{hovertext}<br>enrolled %{customdata[1]} of target %{customdata[0]}<extra></extra>")
     fig.update_layout(barmode="overlay", bargap=0.25)
     fig.update_yaxes(autorange="reversed", title=None)
-    top = float(max(df.n_enrolled.max(), df.target_enrollment.max(), 1))
+    top = float(max(enrolled.fillna(0).max(), df.target_enrollment.max(), 1))
     fig.update_xaxes(title="Patients", range=[0, top * 1.45])    # room for the "n (%)" labels
     return base_layout(fig, height=max(300, 60 + 28 * len(df)))
 
 
 def followup_figure(status: pd.DataFrame) -> Figure:
-    """Follow-up status as horizontal bars of n (%)."""
-    if status.empty or status.n.sum() == 0:
+    """Follow-up status as horizontal bars of n (%); a suppressed count is labelled "<5", no bar."""
+    if status.empty or not has_patients(status.n):
         return empty_figure(NO_PATIENTS)
+    n = drawn(status.n)
+    shown = status.n.astype(object).tolist()
     fig = Figure(Bar(
-        y=status.status, x=status.n, orientation="h", marker_color="#44AA99",
-        text=[f"{n} ({p:.1f}%)" for n, p in zip(status.n, status.pct)], textposition="outside", cliponaxis=False,
-        hovertemplate="%{y}: %{x} patients<extra></extra>"))
+        y=status.status, x=n.fillna(0), orientation="h", marker_color="#44AA99",
+        text=[f"{c} ({p:.1f}%)" if pd.notna(p) else f"{c}" for c, p in zip(shown, status.pct)],
+        textposition="outside", cliponaxis=False, customdata=shown,
+        hovertemplate="%{y}: %{customdata} patients<extra></extra>"))
     fig.update_yaxes(autorange="reversed")
-    fig.update_xaxes(title="Patients", range=[0, float(status.n.max()) * 1.35])
+    top = float(n.max()) if (n > 0).any() else float(SMALL_CELL)      # every count suppressed: room for "<5"
+    fig.update_xaxes(title="Patients", range=[0, top * 1.35])
     return base_layout(fig, height=max(240, 60 + 34 * len(status)))
