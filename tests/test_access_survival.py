@@ -134,6 +134,9 @@ class Page:
         out = response.get_json()["response"]
         assert "sideUpdate" not in response.get_json(), response.get_json().get("sideUpdate")
         get = lambda kind, fig, prop: out[json.dumps({"figure": fig, "type": kind}, separators=(",", ":"))][prop]
+        for card in ("km-curve", "km-summary", "cox"):           # React renders no list inside a list
+            children = get("footnote", card, "children")
+            assert not any(isinstance(c, list) for c in children or []), (card, children)
         self.figure = get("figure", "km-curve", "figure")
         self.traces = self.figure["data"]
         self.curve_note = text(get("footnote", "km-curve", "children"))
@@ -528,3 +531,67 @@ def test_every_export_and_grouping_under_suppression(registry, query):
                     pd.testing.assert_series_equal(compare[column].astype(object), kept[column].astype(object),
                                                    check_names=False)
     assert seen_small and seen_few
+
+
+# --- in a browser --------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def header_server(registry, tmp_path_factory):
+    """`python app.py` behind the header sign-in (trusting 127.0.0.1) on the test registry."""
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+    from access_support import write_users
+    from conftest import ROOT, free_port
+    users = tmp_path_factory.mktemp("users") / "users.json"
+    write_users(users)
+    port = free_port()
+    env = {**__import__("os").environ, "DASHBOARD_AUTH": "header", "DASHBOARD_TRUSTED_PROXIES": "127.0.0.1",
+           "DASHBOARD_USERS": str(users)}
+    log = open(registry / "server.log", "w")
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data", str(registry)],
+                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(160):
+            try:
+                urllib.request.urlopen(urllib.request.Request(url + "/", headers={"X-Remote-User": "sponsor"}),
+                                       timeout=1)
+                break
+            except OSError:
+                assert proc.poll() is None, (registry / "server.log").read_text()
+                time.sleep(0.25)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("role", ["sponsor", "investigator"])
+def test_in_a_browser_a_small_group_is_not_drawn_and_its_counts_read_under_five(browser, header_server, role):
+    """What the person sees: BCLC A (3 patients) is not among the curves, the note says why, its row
+    reads <5 and –, and the page logs no error."""
+    from browser_helpers import ARTIFACTS, graph_data, wait_idle
+    context = browser.new_context(viewport={"width": 1366, "height": 1400}, extra_http_headers={"X-Remote-User": role})
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda m: m.type == "error" and errors.append(m.text))
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    try:
+        page.goto(header_server + "/survival?by=bclc_stage")
+        page.wait_for_selector("#survival-summary-table", timeout=30000)
+        page.wait_for_selector("#card-km-curve .js-plotly-plot", timeout=30000)
+        wait_idle(page)
+        curves = [t["name"] for t in graph_data(page, "km-curve") if (t["name"] or "").endswith(")")]
+        assert curves == ["B (n = 136)", "C (n = 101)"]
+        assert "BCLC stage A: fewer than 10 patients, not drawn for your role." in page.inner_text("#card-km-curve")
+        row = page.evaluate("() => Array.from(document.querySelectorAll('#survival-summary-table tbody tr'))"
+                            ".map(tr => Array.from(tr.cells).map(td => td.innerText.trim()))")
+        assert row[0] == ["A", "<5", "<5", "–", "–", "–", "–"]
+        assert "the reference group, BCLC stage A, has fewer than 10" in page.inner_text("#card-cox")
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / f"access-survival-{role}.png"), full_page=True)
+        assert errors == []
+    finally:
+        context.close()

@@ -224,14 +224,14 @@ def small_note(exp: exports.Export):
                                "drawn, but the estimates are unstable.", className="text-danger"))
     if exp.extra.get("note"):
         notes.append(html.Span(" " + exp.extra["note"], className="text-warning-emphasis access-note"))
-    return notes or None
+    return notes
 
 
 def curve_note(curve: exports.Export):
     endpoint, ci = curve.extra["endpoint"], curve.extra["ci"]
     return [f"Kaplan-Meier estimates. {km.ENDPOINT_DEFINITIONS[endpoint]} Vertical ticks: censored "
             "patients. Under the curves at each tick: at risk (time ≥ t), cumulative events and censored (time ≤ "
-            f"t). Months = days / 30.4375. {ci_note(ci)}", small_note(curve)]
+            f"t). Months = days / 30.4375. {ci_note(ci)}", *small_note(curve)]
 
 
 def summary_note(summary: exports.Export):
@@ -240,13 +240,13 @@ def summary_note(summary: exports.Export):
             "estimable (no patient of the group followed that long); CI —: no interval from the transform (R's NA, "
             "e.g. log-log where S is 1 or 0). 6 months, 1 year, 2 years = S at 182, 365, "
             "730 days. Median follow-up counts every patient in the filter. p-values are descriptive "
-            "(observational registry, no adjustment).", small_note(summary)]
+            "(observational registry, no adjustment).", *small_note(summary)]
 
 
 def cox_note(cox: exports.Export):
     return [f"Cox proportional hazards, {GROUPINGS[cox.extra['by']]} as a factor, reference = the first level "
             f"({cox.extra['reference']}); Efron ties; Wald 95% CI and p. Not estimable: a group without events. "
-            "p-values are descriptive.", small_note(cox)]
+            "p-values are descriptive.", *small_note(cox)]
 
 
 # --- the callback ------------------------------------------------------------------------------

@@ -295,7 +295,7 @@ class SmallGroups:
     summary:  the log-rank test and median follow-up in `extra` follow their rules too.
     reference: no row at all when the reference group is under MIN_GROUP (hazard ratios).
     `extra` gains not_drawn (the groups under MIN_GROUP), withheld (what else is not shown: logrank,
-    median_followup, hazard_ratios) and note (one sentence per rule that applied, or None)."""
+    median_followup, hazard_ratios) and note (the sentence naming the groups not shown, or None)."""
     counts: tuple[str, ...]
     rows: str
     what: str
@@ -316,27 +316,23 @@ class SmallGroups:
                 rows[column] = rows[column].astype(object).where(~hidden, None)
         present = set(exp.rows["group"].astype(str))
         named = [g for g in small if g in present]          # cox without a grouping has no rows to name
-        notes = [f"{few_text(by, named)}, {self.what} for your role."] if named else []
+        note = f"{few_text(by, named)}, {self.what} for your role." if named else None
         withheld, extra = [], dict(exp.extra)
         if self.summary:
             if extra.get("logrank") is not None and sum(n >= MIN_GROUP for n in sizes.values()) < 2:
                 extra["logrank"] = None
                 withheld.append("logrank")
-                notes.append(f"Log-rank test: not shown for your role (fewer than two groups of {MIN_GROUP} "
-                             "or more patients).")
             if 0 < exp.n_patients < MIN_GROUP:
                 extra.update(dict.fromkeys(FOLLOWUP))
                 withheld.append("median_followup")
-                notes.append(f"Median follow-up: not shown for your role (fewer than {MIN_GROUP} patients "
-                             "in the filter).")
         if self.reference and extra.get("reference") in small:
             rows = rows.iloc[0:0]
             withheld.append("hazard_ratios")
-            notes = [f"Hazard ratios: not shown for your role (the reference group, "
-                     f"{groups_text(by, [extra['reference']])}, has fewer than {MIN_GROUP} patients)."]
+            note = (f"Hazard ratios: not shown for your role (the reference group, "
+                    f"{groups_text(by, [extra['reference']])}, has fewer than {MIN_GROUP} patients).")
         out = suppress_counts(Export(exp.name, rows, exp.n_patients, extra), {c: () for c in self.counts})
         out.extra.update(group_n={g: shown_count(n, scope) for g, n in sizes.items()}, not_drawn=small,
-                         min_group=MIN_GROUP, withheld=withheld, note=" ".join(notes) or None)
+                         min_group=MIN_GROUP, withheld=withheld, note=note)
         return out
 
 
