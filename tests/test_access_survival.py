@@ -16,16 +16,23 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
+import subprocess
+import sys
+import time
+import urllib.request
 
 import pandas as pd
 import pytest
 
-from access_support import signed_in
+from access_support import signed_in, write_users
+from browser_helpers import ARTIFACTS, graph_data, wait_idle
+from conftest import ROOT, free_port
 from dashboard import app as app_module
 from dashboard import data, exports
 from dashboard.access import MIN_GROUP, SUPPRESSED, Scope
-from dashboard.callbacks.survival import fmt_median, times_option
+from dashboard.callbacks.survival import fmt_median, risk_times, times_option
 from dashboard.data import ALL_SITES
 from dashboard.exports import survival as km
 from dashboard.figures.survival import tick_days
@@ -198,31 +205,29 @@ def table_rows(table) -> dict[str, list[str]]:
     return rows
 
 
-def committee_exports(registry, scenario, opts) -> dict[str, exports.Export]:
-    """The four exports with no scope, at the page's risk-table times."""
-    from dashboard import data
-    snapshot = data.resolve("latest", registry)
-    filters = Filters.parse_pairs([(k, ",".join(v)) for k, v in scenario.items()])[0]
-    o = {"endpoint": "os", "by": "bclc_stage", "ci": "log-log", **opts}
-    curve = exports.compute_export("km-curve", snapshot, filters, ALL_SITES, **o)
-    from dashboard.callbacks.survival import risk_times
-    return {"km-curve": curve, "km-summary": exports.compute_export("km-summary", snapshot, filters, ALL_SITES, **o),
-            "km-risk-table": exports.compute_export("km-risk-table", snapshot, filters, ALL_SITES, **o,
-                                                    times=risk_times(curve)),
-            "cox": exports.compute_export("cox", snapshot, filters, ALL_SITES, **o)}
-
-
-def risk_rows(registry, scenario, opts, times) -> pd.DataFrame:
-    """km-risk-table with no scope at those times."""
-    from dashboard import data
-    filters = Filters.parse_pairs([(k, ",".join(v)) for k, v in scenario.items()])[0]
-    o = {"endpoint": "os", "by": "bclc_stage", "ci": "log-log", **opts}
-    return exports.compute_export("km-risk-table", data.resolve("latest", registry), filters, ALL_SITES, **o,
-                                  times=times).rows
-
-
 def page_opts(opts: dict) -> dict:
+    """The page's options: the scenario's over the defaults."""
     return {"endpoint": "os", "by": "bclc_stage", "ci": "log-log", **opts}
+
+
+def filters_of(scenario: dict) -> Filters:
+    return Filters.parse_pairs([(k, ",".join(v)) for k, v in scenario.items()])[0]
+
+
+def committee_exports(registry, scenario, opts) -> dict[str, exports.Export]:
+    """The four exports with no scope, the risk table at the ticks of every group's curves."""
+    snapshot, filters, o = data.resolve("latest", registry), filters_of(scenario), page_opts(opts)
+    out = {name: exports.compute_export(name, snapshot, filters, ALL_SITES, **o) for name in ("km-curve", "km-summary",
+                                                                                          "cox")}
+    out["km-risk-table"] = risk_rows(registry, scenario, opts, risk_times(out["km-curve"]), rows=False)
+    return out
+
+
+def risk_rows(registry, scenario, opts, times, rows=True):
+    """km-risk-table with no scope at those times (its rows, or the export)."""
+    exp = exports.compute_export("km-risk-table", data.resolve("latest", registry), filters_of(scenario), ALL_SITES,
+                                 **page_opts(opts), times=times)
+    return exp.rows if rows else exp
 
 
 def shown(n) -> str:
@@ -372,12 +377,7 @@ def test_the_committee_sees_every_number(web, registry):
         for g in sizes:
             assert page.trace(f"{g} events")["text"] == [str(v) for v in risk[risk.group == g].cum_events]
         assert "for your role" not in page.raw
-        assert page.risk_spec["options"]["times"] == km_times(truth)
-
-
-def km_times(truth) -> str:
-    from dashboard.callbacks.survival import risk_times
-    return risk_times(truth["km-curve"])
+        assert page.risk_spec["options"]["times"] == risk_times(truth["km-curve"])
 
 
 # --- downloads ---------------------------------------------------------------------------------
@@ -397,8 +397,7 @@ def test_downloads_follow_the_same_rules(web, registry, name):
         if figure == "km-risk-table":           # at the ticks of the curves drawn for the role
             curve = truth["km-curve"].rows
             times = times_option(tick_days(curve[~curve.group.isin(small)].time_days.max()))
-            suppressed = exports.compute_export("km-risk-table", data.resolve("latest", registry),
-                                                Filters.from_query(query)[0], ALL_SITES, **page_opts(opts), times=times)
+            suppressed = risk_rows(registry, scenario, opts, times, rows=False)
         expected = expected_csv(suppressed, figure, sizes)
         for role in ("sponsor", "investigator"):
             csv = sent_csv(web.post(role, download_body(web, figure, opts, query)), figure)
@@ -494,7 +493,6 @@ def test_every_export_and_grouping_under_suppression(registry, query):
     """For each grouping and export, the sponsor's rows against the rows with no scope: no count 1-4,
     no row of a group under 10 in curves, numbers at risk and hazard ratios, no estimate of one in
     the summary, everything else unchanged."""
-    from dashboard import data
     snapshot = data.resolve("latest", registry)
     filters = Filters.from_query(query)[0]
     seen_small = seen_few = 0
@@ -537,16 +535,10 @@ def test_every_export_and_grouping_under_suppression(registry, query):
 @pytest.fixture(scope="module")
 def header_server(registry, tmp_path_factory):
     """`python app.py` behind the header sign-in (trusting 127.0.0.1) on the test registry."""
-    import subprocess
-    import sys
-    import time
-    import urllib.request
-    from access_support import write_users
-    from conftest import ROOT, free_port
     users = tmp_path_factory.mktemp("users") / "users.json"
     write_users(users)
     port = free_port()
-    env = {**__import__("os").environ, "DASHBOARD_AUTH": "header", "DASHBOARD_TRUSTED_PROXIES": "127.0.0.1",
+    env = {**os.environ, "DASHBOARD_AUTH": "header", "DASHBOARD_TRUSTED_PROXIES": "127.0.0.1",
            "DASHBOARD_USERS": str(users)}
     log = open(registry / "server.log", "w")
     proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data", str(registry)],
@@ -572,7 +564,6 @@ def header_server(registry, tmp_path_factory):
 def test_in_a_browser_a_small_group_is_not_drawn_and_its_counts_read_under_five(browser, header_server, role):
     """What the person sees: BCLC A (3 patients) is not among the curves, the note says why, its row
     reads <5 and –, and the page logs no error."""
-    from browser_helpers import ARTIFACTS, graph_data, wait_idle
     context = browser.new_context(viewport={"width": 1366, "height": 1400}, extra_http_headers={"X-Remote-User": role})
     page = context.new_page()
     errors = []

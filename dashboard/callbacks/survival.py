@@ -9,12 +9,12 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, clientside_callback, html
 
 from dashboard import exports, ids
+from dashboard.access import MIN_GROUP
 from dashboard.state import state_context
 from dashboard.components import card_outputs, empty_message, export_spec, fid, graph_config
 from dashboard.exports import survival as km
 from dashboard.figures import survival as figs
 from dashboard.figures.common import NO_PATIENTS, empty_figure
-from dashboard.access import MIN_GROUP
 from dashboard.grouping import GROUPINGS
 from dashboard.state import cached_view
 
