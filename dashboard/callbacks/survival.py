@@ -1,12 +1,15 @@
-"""Survival page callbacks: state + page options -> one SurvivalAnalysis (one Kaplan-Meier fit
-per group) -> the curve figure, the summary table and the hazard ratios, whose CSVs are the
-km-curve, km-risk-table, km-summary and cox exports of the same options."""
+"""Survival page callbacks: state + page options -> the km-summary, km-curve, km-risk-table and cox
+exports as the user's scope may see them (one SurvivalAnalysis per request underneath) -> the
+curve figure, the summary table and the hazard ratios. Every number on the page is read from those
+export rows, so a small cell hidden in an export is hidden on the card too (dashboard/exports/
+survival.py says which)."""
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, clientside_callback, html
 
-from dashboard import ids
+from dashboard import exports, ids
+from dashboard.access import MIN_GROUP
 from dashboard.state import state_context
 from dashboard.components import card_outputs, empty_message, export_spec, fid, graph_config
 from dashboard.exports import survival as km
@@ -50,6 +53,11 @@ def fmt_p(p) -> str:
     return "< 0.0001" if p < 0.0001 else f"{p:.2g}" if p < 0.1 else f"{p:.2f}"
 
 
+def fmt_count(n) -> str:
+    """A count as its export row gives it: the number, or "<5"."""
+    return str(n)
+
+
 def fmt_hr(hr, lower, upper) -> str:
     if hr is None or hr != hr:
         return "not estimable"
@@ -68,10 +76,20 @@ def options(endpoint, by, ci) -> dict:
             "ci": ci if ci in km.CI_TYPES else "log-log"}
 
 
-def risk_options(opts: dict, analysis: km.SurvivalAnalysis) -> dict:
-    """The km-risk-table export's options: the page's options at the figure's x ticks (computed
-    here from the fit, never taken from a client)."""
-    return {**opts, "times": times_option(figs.tick_days(analysis.max_days()))}
+def risk_times(curve: exports.Export) -> str:
+    """The risk table's times: the figure's x ticks, up to the last time of the curves drawn
+    (the same for the page and its CSV; computed from the server's rows, never taken from a client)."""
+    rows = curve.rows
+    return times_option(figs.tick_days(float(rows["time_days"].max()) if len(rows) else 0.0))
+
+
+def page_exports(snapshot, filters, scope, opts: dict) -> dict[str, exports.Export]:
+    """The page's four exports as the scope may see them, the risk table at the figure's ticks."""
+    def run(name, **more):
+        return exports.run_export(name, snapshot, filters, scope, **opts, **more)
+    curve = run("km-curve")
+    return {"km-summary": run("km-summary"), "km-curve": curve,
+            "km-risk-table": run("km-risk-table", times=risk_times(curve)), "cox": run("cox")}
 
 
 def _page_options(params: dict) -> dict:
@@ -80,7 +98,8 @@ def _page_options(params: dict) -> dict:
 
 def _risk_download(params, snapshot, filters, scope):
     opts = _page_options(params)
-    return "km-risk-table", risk_options(opts, km.survival_analysis(snapshot, filters, scope, **opts))
+    return "km-risk-table", {**opts, "times": risk_times(exports.run_export("km-curve", snapshot, filters, scope,
+                                                                            **opts))}
 
 
 # figure -> (export, options) of its CSV download from the page options (dashboard/callbacks/downloads.py)
@@ -89,13 +108,20 @@ DOWNLOADS = {**{figure: (lambda params, *context, figure=figure: (figure, _page_
              "km-risk-table": _risk_download}
 
 
-def group_labels(analysis: km.SurvivalAnalysis) -> dict:
+def group_labels(summary: exports.Export) -> dict:
     """Legend text per group: level (n = ...), with a dagger under SMALL_GROUP patients."""
+    by = summary.extra["by"]
     out = {}
-    for level, fit in analysis.fits.items():
-        name = "All patients" if analysis.by == "none" else str(level)
-        out[level] = f"{name} (n = {fit.n})" + (f" {DAGGER}" if fit.n < km.SMALL_GROUP else "")
+    for r in summary.rows.to_dict("records"):
+        name = "All patients" if by == "none" else str(r["group"])
+        out[r["group"]] = f"{name} (n = {fmt_count(r['n'])})" + (f" {DAGGER}" if few(r["n"]) else "")
     return out
+
+
+def few(n) -> bool:
+    """A group drawn although under SMALL_GROUP patients (never so under suppression, where n is
+    "<5" and the group is not drawn)."""
+    return not isinstance(n, str) and n < km.SMALL_GROUP
 
 
 # --- tables ------------------------------------------------------------------------------------
@@ -107,10 +133,14 @@ def swatch(colour):
 
 def group_cell(level, by, colour, n):
     name = "All patients" if by == "none" else str(level)
-    return html.Td([swatch(colour), name, html.Sup(DAGGER) if n < km.SMALL_GROUP else None], className="text-nowrap")
+    return html.Td([swatch(colour), name, html.Sup(DAGGER) if few(n) else None], className="text-nowrap")
 
 
-def summary_table(summary, by, colours):
+WITHHELD = "–"      # an estimate not shown for the user's role (the note says why)
+
+
+def summary_table(summary, by, colours, not_shown=()):
+    """One row per group; the estimates of a group in `not_shown` are WITHHELD."""
     head = html.Thead(html.Tr([html.Th(GROUPINGS[by] if by != "none" else "Group"), html.Th("n", className="text-end"),
                                html.Th("Events", className="text-end"),
                                html.Th("Median, months (95% CI)", className="text-end")] +
@@ -118,20 +148,31 @@ def summary_table(summary, by, colours):
                                for label in ("6-month, %", "1-year, %", "2-year, %")]))
     body = []
     for r in summary.to_dict("records"):
+        hidden = r["group"] in not_shown
         body.append(html.Tr([
             group_cell(r["group"], by, colours[r["group"]], r["n"]),
-            html.Td(r["n"], className="text-end"), html.Td(r["events"], className="text-end"),
-            html.Td(fmt_median(r["median_days"], r["median_ci_lower_days"], r["median_ci_upper_days"]),
+            html.Td(fmt_count(r["n"]), className="text-end"), html.Td(fmt_count(r["events"]), className="text-end"),
+            html.Td(WITHHELD if hidden else fmt_median(r["median_days"], r["median_ci_lower_days"],
+                                                       r["median_ci_upper_days"]),
                     className="text-end text-nowrap"),
-            *[html.Td(fmt_surv(r[f"surv_{t}"], r[f"surv_{t}_ci_lower"], r[f"surv_{t}_ci_upper"]),
+            *[html.Td(WITHHELD if hidden else fmt_surv(r[f"surv_{t}"], r[f"surv_{t}_ci_lower"],
+                                                       r[f"surv_{t}_ci_upper"]),
                       className="text-end text-nowrap") for t in km.FIXED_TIMES],
         ], **{"data-group": str(r["group"])}))
     return dbc.Table([head, html.Tbody(body)], size="sm", hover=True, className="mb-2 small survival-table",
                      id="survival-summary-table")
 
 
-def logrank_text(analysis) -> str:
-    lr = analysis.logrank_dict()
+def withheld(exp: exports.Export, what: str) -> bool:
+    """True when the export's rules for the user's role withheld `what` (SmallGroups' `withheld`)."""
+    return what in exp.extra.get("withheld", ())
+
+
+def logrank_text(summary: exports.Export) -> str:
+    """The log-rank line from the km-summary export's `logrank`."""
+    lr = summary.extra["logrank"]
+    if withheld(summary, "logrank"):
+        return f"Log-rank test: not shown for your role (fewer than two groups of {MIN_GROUP} or more patients)."
     if lr is None:
         return "Log-rank test: needs two or more groups."
     if lr["df"] < 1:        # analysis plan: no event, or fewer than two groups with expected > 0
@@ -140,23 +181,28 @@ def logrank_text(analysis) -> str:
         "p = <", "p <") + " (descriptive)."
 
 
-def followup_text(analysis) -> str:
-    med, lo, hi = analysis.median_followup
+def followup_text(summary: exports.Export) -> str:
+    if withheld(summary, "median_followup"):
+        return (f"Median follow-up (reverse Kaplan-Meier of OS): not shown for your role (fewer than {MIN_GROUP} "
+                "patients in the filter).")
+    med, lo, hi = (summary.extra[k] for k in km.FOLLOWUP)
     if med is None:
         return "Median follow-up (reverse Kaplan-Meier of OS): not estimable."
     return f"Median follow-up (reverse Kaplan-Meier of OS): {fmt_median(med, lo, hi)} months."
 
 
-def cox_table(cox, by, colours, analysis):
+def cox_table(cox: exports.Export, colours):
+    """The cox export's rows; the reference level reads '1 (reference)'."""
+    by, reference, sizes = cox.extra["by"], cox.extra["reference"], cox.extra["group_n"]
     head = html.Thead(html.Tr([html.Th(GROUPINGS[by]), html.Th("HR (95% CI)", className="text-end"),
                                html.Th("p", className="text-end")]))
     body = []
-    for i, r in enumerate(cox.to_dict("records")):
-        n = analysis.fits[r["group"]].n
-        hr = "1 (reference)" if i == 0 else fmt_hr(r["hazard_ratio"], r["ci_lower"], r["ci_upper"])
-        body.append(html.Tr([group_cell(r["group"], by, colours[r["group"]], n),
+    for r in cox.rows.to_dict("records"):
+        ref = r["group"] == reference
+        hr = "1 (reference)" if ref else fmt_hr(r["hazard_ratio"], r["ci_lower"], r["ci_upper"])
+        body.append(html.Tr([group_cell(r["group"], by, colours[r["group"]], sizes[r["group"]]),
                              html.Td(hr, className="text-end text-nowrap"),
-                             html.Td("" if i == 0 else fmt_p(r["p_value"]), className="text-end")],
+                             html.Td("" if ref else fmt_p(r["p_value"]), className="text-end")],
                             **{"data-group": str(r["group"])}))
     return dbc.Table([head, html.Tbody(body)], size="sm", hover=True, className="mb-2 small survival-table",
                      id="survival-cox-table")
@@ -168,63 +214,78 @@ def ci_note(ci) -> str:
             "by Brookmeyer-Crowley (where the bands cross 50%), as R's survival package computes it.")
 
 
-def small_note(analysis):
-    small = analysis.small_groups()
-    if not small:
-        return None
-    return html.Span(f" {DAGGER} Fewer than {km.SMALL_GROUP} patients ({', '.join(map(str, small))}): drawn, "
-                     "but the estimates are unstable.", className="text-danger")
+def small_note(exp: exports.Export):
+    """The notes on small groups: drawn under SMALL_GROUP patients (a role that sees every number),
+    or, for a role with small-cell suppression, what its rules left out (the export's note)."""
+    small = [g for g, n in exp.extra["group_n"].items() if few(n)]
+    notes = []
+    if small:
+        notes.append(html.Span(f" {DAGGER} Fewer than {km.SMALL_GROUP} patients ({', '.join(map(str, small))}): "
+                               "drawn, but the estimates are unstable.", className="text-danger"))
+    if exp.extra.get("note"):
+        notes.append(html.Span(" " + exp.extra["note"], className="text-warning-emphasis access-note"))
+    return notes
 
 
-def curve_note(analysis):
-    return [f"Kaplan-Meier estimates. {km.ENDPOINT_DEFINITIONS[analysis.endpoint]} Vertical ticks: censored "
+def curve_note(curve: exports.Export):
+    endpoint, ci = curve.extra["endpoint"], curve.extra["ci"]
+    return [f"Kaplan-Meier estimates. {km.ENDPOINT_DEFINITIONS[endpoint]} Vertical ticks: censored "
             "patients. Under the curves at each tick: at risk (time ≥ t), cumulative events and censored (time ≤ "
-            f"t). Months = days / 30.4375. {ci_note(analysis.ci)}", small_note(analysis)]
+            f"t). Months = days / 30.4375. {ci_note(ci)}", *small_note(curve)]
 
 
-def summary_note(analysis):
-    return [f"{km.ENDPOINT_DEFINITIONS[analysis.endpoint]} {ci_note(analysis.ci)} NR: not reached. —: not "
+def summary_note(summary: exports.Export):
+    endpoint, ci = summary.extra["endpoint"], summary.extra["ci"]
+    return [f"{km.ENDPOINT_DEFINITIONS[endpoint]} {ci_note(ci)} NR: not reached. —: not "
             "estimable (no patient of the group followed that long); CI —: no interval from the transform (R's NA, "
             "e.g. log-log where S is 1 or 0). 6 months, 1 year, 2 years = S at 182, 365, "
             "730 days. Median follow-up counts every patient in the filter. p-values are descriptive "
-            "(observational registry, no adjustment).", small_note(analysis)]
+            "(observational registry, no adjustment).", *small_note(summary)]
 
 
-def cox_note(analysis):
-    return (f"Cox proportional hazards, {GROUPINGS[analysis.by]} as a factor, reference = the first level "
-            f"({analysis.levels[0]}); Efron ties; Wald 95% CI and p. Not estimable: a group without events. "
-            "p-values are descriptive.")
+def cox_note(cox: exports.Export):
+    return [f"Cox proportional hazards, {GROUPINGS[cox.extra['by']]} as a factor, reference = the first level "
+            f"({cox.extra['reference']}); Efron ties; Wald 95% CI and p. Not estimable: a group without events. "
+            "p-values are descriptive.", *small_note(cox)]
 
 
 # --- the callback ------------------------------------------------------------------------------
 def survival_view(state, endpoint="os", by="bclc_stage", ci="log-log", bands=None):
-    """Every output of the page from one SurvivalAnalysis: (figure, config, curve spec, curve note,
+    """Every output of the page from the four exports: (figure, config, curve spec, curve note,
     summary table, summary spec, summary note, cox table, cox spec, cox note, risk spec)."""
     snapshot, filters, scope = state_context(state)
     opts = options(endpoint, by, ci)
-    a = km.survival_analysis(snapshot, filters, scope, **opts)
+    ex = page_exports(snapshot, filters, scope, opts)
+    summary, curve, risk, cox = (ex[name] for name in ("km-summary", "km-curve", "km-risk-table", "cox"))
     sid = snapshot.snapshot_id
-    ticks = figs.tick_days(a.max_days())
-    specs = {name: export_spec(PAGE, figure, name, sid, opts) for figure, name in
-             (("km-curve", "km-curve"), ("km-summary", "km-summary"), ("cox", "cox"))}
-    risk_spec = export_spec(PAGE, "km-risk-table", "km-risk-table", sid, risk_options(opts, a))
-    if a.n_patients == 0:
+    specs = {name: export_spec(PAGE, name, name, sid, opts) for name in ("km-curve", "km-summary", "cox")}
+    risk_spec = export_spec(PAGE, "km-risk-table", "km-risk-table", sid, {**opts, "times": risk_times(curve)})
+    config = graph_config("km-curve", specs["km-curve"]["filename"])
+    if summary.n_patients == 0:
         none = empty_message(NO_PATIENTS)
-        return (empty_figure(NO_PATIENTS), graph_config("km-curve", specs["km-curve"]["filename"]),
-                specs["km-curve"], None, none, specs["km-summary"], None, none, specs["cox"], None, risk_spec)
-    colours = figs.group_colours(a.by, a.levels)
-    title = km.ENDPOINTS[a.endpoint] + ("" if a.by == "none" else f" by {GROUPINGS[a.by]}")
-    fig = figs.km_figure(a.curve(), a.risk_table(ticks), a.levels, colours, group_labels(a),
-                         show_ci=bool(bands), title=title, y_title=Y_TITLES[a.endpoint],
-                         ticks=[t / figs.DAYS_PER_MONTH for t in ticks])
-    summary = html.Div([summary_table(a.summary(), a.by, colours),
-                        html.Div(logrank_text(a), id="survival-logrank", className="small"),
-                        html.Div(followup_text(a), id="survival-followup", className="small")])
-    cox = (empty_message("Hazard ratios need a grouping: choose one under 'Group by'.") if a.by == "none"
-           else cox_table(a.cox, a.by, colours, a))
-    return (fig, graph_config("km-curve", specs["km-curve"]["filename"]), specs["km-curve"], curve_note(a),
-            summary, specs["km-summary"], summary_note(a), cox, specs["cox"],
-            None if a.by == "none" else cox_note(a), risk_spec)
+        return (empty_figure(NO_PATIENTS), config, specs["km-curve"], None, none, specs["km-summary"], None, none,
+                specs["cox"], None, risk_spec)
+    levels = list(summary.rows["group"])
+    colours = figs.group_colours(opts["by"], levels)     # every group's colour, drawn or not: the same for every role
+    drawn = [lv for lv in levels if lv not in curve.extra.get("not_drawn", ())]
+    title = km.ENDPOINTS[opts["endpoint"]] + ("" if opts["by"] == "none" else f" by {GROUPINGS[opts['by']]}")
+    if drawn:
+        fig = figs.km_figure(curve.rows, risk.rows, drawn, colours, group_labels(summary),
+                             show_ci=bool(bands), title=title, y_title=Y_TITLES[opts["endpoint"]],
+                             ticks=[t / figs.DAYS_PER_MONTH for t in risk.extra["times"]])
+    else:
+        fig = empty_figure(curve.extra["note"])
+    tables = html.Div([summary_table(summary.rows, opts["by"], colours, summary.extra.get("not_drawn", ())),
+                       html.Div(logrank_text(summary), id="survival-logrank", className="small"),
+                       html.Div(followup_text(summary), id="survival-followup", className="small")])
+    if opts["by"] == "none":
+        hazards, hazards_note = empty_message("Hazard ratios need a grouping: choose one under 'Group by'."), None
+    elif cox.rows.empty:
+        hazards, hazards_note = empty_message(cox.extra.get("note") or "No hazard ratio to show."), None
+    else:
+        hazards, hazards_note = cox_table(cox, colours), cox_note(cox)
+    return (fig, config, specs["km-curve"], curve_note(curve), tables, specs["km-summary"], summary_note(summary),
+            hazards, specs["cox"], hazards_note, risk_spec)
 
 
 @callback(

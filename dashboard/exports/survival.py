@@ -7,6 +7,24 @@ object once per callback and draws every card from it, so the page and
 `python -m dashboard export km-summary|km-curve|km-risk-table|cox` print the same numbers.
 Definitions: docs/analysis.md ("Time-to-event endpoints"); the estimators are
 dashboard/analytics/survival.py, checked against R's survival package.
+
+For a scope that suppresses small cells (dashboard/access.py) the numbers are computed over every
+site in the filter as for the committee, then (`SmallGroups`, the exports' `suppress`):
+- a group of fewer than MIN_GROUP (10) patients is not drawn: its rows leave km-curve and
+  km-risk-table, its median, S(t) and their CIs are withheld in km-summary (its n and events stay,
+  as counts), and it has no hazard-ratio row in cox; `extra["note"]` names such groups;
+- every count from 1 to 4 (n, events, at risk, cumulative events and censored, events and censored
+  at a step, each group's n in `group_n`, the export's n_patients) is shown as "<5";
+- the log-rank test is still over every group (the model the committee sees), but shown only when
+  at least two groups have MIN_GROUP patients or more: a test between groups the reader cannot see
+  is not readable, and over a handful of patients its statistic is a fingerprint of their times;
+- the Cox model is still fitted over every group, with the same reference level; the hazard ratio
+  of a group under MIN_GROUP is not shown, and none is when the reference group is under MIN_GROUP
+  (every ratio and CI is relative to it, so their widths would reveal its number of events);
+- median follow-up (reverse Kaplan-Meier of OS, every group pooled) is withheld when the filter
+  holds fewer than MIN_GROUP patients.
+So a group of 1-4 patients shows "<5" for its n and for its events when it has any, and no other
+number of its own. The other numbers are the committee's, unchanged.
 """
 from __future__ import annotations
 
@@ -18,11 +36,12 @@ import numpy as np
 import pandas as pd
 
 from dashboard import data
+from dashboard.access import MIN_GROUP, Scope, request_memo, shown_count
 from dashboard.analytics import survival as sv
 from dashboard.data import ALL_SITES
-from dashboard.exports import AGGREGATE, PATIENT, Export, Suppression, export
+from dashboard.exports import AGGREGATE, Export, export, suppress_counts
 from dashboard.filters import Filters
-from dashboard.grouping import check_by, group_sql, ordered_levels
+from dashboard.grouping import GROUPINGS, check_by, group_sql, ordered_levels
 
 ENDPOINTS = {"os": "Overall survival", "ttp": "Time to progression", "pfs": "Progression-free survival",
              "local_ttp": "Local time to progression"}
@@ -209,8 +228,20 @@ class SurvivalAnalysis:
 
 def survival_analysis(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os", by="bclc_stage",
                       ci="log-log") -> SurvivalAnalysis:
-    """The endpoint's times and events for the patients in the filter, grouped by `by`."""
+    """The endpoint's times and events for the patients in the filter, grouped by `by`. Computed
+    once per request: the page's four exports of the same options share it."""
     endpoint, by, ci = check_endpoint(endpoint), check_by(by), check_ci(ci)
+    memo = request_memo("survival_analysis")
+    key = (str(snapshot.path), snapshot.fingerprint, filters.to_query(), scope, endpoint, by, ci)
+    if memo is not None and key in memo:
+        return memo[key]
+    analysis = _survival_analysis(snapshot, filters, scope, endpoint, by, ci)
+    if memo is not None:
+        memo[key] = analysis
+    return analysis
+
+
+def _survival_analysis(snapshot, filters, scope, endpoint, by, ci) -> SurvivalAnalysis:
     rows = data.execute(ENDPOINT_SQL, snapshot, filters, scope, params={"endpoint": endpoint, "by": by})
     rows["is_event"] = rows["is_event"].astype(int)
     rows["time_days"] = rows["time_days"].astype(float)
@@ -221,26 +252,94 @@ def survival_analysis(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os
     return SurvivalAnalysis(endpoint, by, ci, patients, os_rows, levels)
 
 
+def group_n(analysis: SurvivalAnalysis) -> dict:
+    """Patients per group, in level order: what the small-group rules of `SmallGroups` read."""
+    return {str(level): fit.n for level, fit in analysis.fits.items()}
+
+
 def summary_extra(analysis: SurvivalAnalysis) -> dict:
     med, lo, hi = analysis.median_followup
     return {**analysis.options(), "logrank": analysis.logrank_dict(), "median_followup_days": med,
             "median_followup_ci_lower_days": lo, "median_followup_ci_upper_days": hi,
-            "small_group_threshold": SMALL_GROUP}
+            "small_group_threshold": SMALL_GROUP, "group_n": group_n(analysis)}
 
 
 OPTIONS = ("endpoint", "by", "ci")
 OPTIONS_HELP = "--endpoint os|ttp|pfs|local_ttp, --by FIELD|none, --ci log-log|log|plain"
 
 
-# withheld with a group's n when it is 1-4: every estimate of that group
+# withheld for a group of fewer than MIN_GROUP patients: every estimate of that group
 SUMMARY_ESTIMATES = ("median_days", "median_ci_lower_days", "median_ci_upper_days") + tuple(
-    f"surv_{t}{s}" for t in (182, 365, 730) for s in ("", "_ci_lower", "_ci_upper"))
+    f"surv_{t}{s}" for t in FIXED_TIMES for s in ("", "_ci_lower", "_ci_upper"))
+FOLLOWUP = ("median_followup_days", "median_followup_ci_lower_days", "median_followup_ci_upper_days")
+
+
+def groups_text(by: str, groups) -> str:
+    """'BCLC stage A, D' (the whole filter's one group: 'All patients')."""
+    return "All patients" if by == "none" else f"{GROUPINGS.get(by, by)} {', '.join(map(str, groups))}"
+
+
+def few_text(by: str, groups) -> str:
+    """'BCLC stage A, D: fewer than 10 patients each'."""
+    return f"{groups_text(by, groups)}: fewer than {MIN_GROUP} patients" + (" each" if len(groups) > 1 else "")
+
+
+@dataclass(frozen=True)
+class SmallGroups:
+    """The small-cell rules of one survival export for a suppressing scope (module docstring).
+
+    counts:   count columns shown as "<5" when 1-4.
+    rows:     "drop": the rows of a group under MIN_GROUP are removed (curves, numbers at risk,
+              hazard ratios); "estimates": they stay with SUMMARY_ESTIMATES withheld (summary).
+    what:     what the note says happens to such a group.
+    summary:  the log-rank test and median follow-up in `extra` follow their rules too.
+    reference: no row at all when the reference group is under MIN_GROUP (hazard ratios).
+    `extra` gains not_drawn (the groups under MIN_GROUP), withheld (what else is not shown: logrank,
+    median_followup, hazard_ratios) and note (the sentence naming the groups not shown, or None)."""
+    counts: tuple[str, ...]
+    rows: str
+    what: str
+    summary: bool = False
+    reference: bool = False
+
+    def __call__(self, exp: Export, scope: Scope) -> Export:
+        sizes = exp.extra.get("group_n", {})
+        small = [g for g, n in sizes.items() if n < MIN_GROUP]
+        by = exp.extra.get("by", "none")
+        rows = exp.rows
+        hidden = rows["group"].astype(str).isin(small)
+        if self.rows == "drop":
+            rows = rows[~hidden].reset_index(drop=True)
+        elif hidden.any():
+            rows = rows.copy()
+            for column in SUMMARY_ESTIMATES:
+                rows[column] = rows[column].astype(object).where(~hidden, None)
+        present = set(exp.rows["group"].astype(str))
+        named = [g for g in small if g in present]          # cox without a grouping has no rows to name
+        note = f"{few_text(by, named)}, {self.what} for your role." if named else None
+        withheld, extra = [], dict(exp.extra)
+        if self.summary:
+            if extra.get("logrank") is not None and sum(n >= MIN_GROUP for n in sizes.values()) < 2:
+                extra["logrank"] = None
+                withheld.append("logrank")
+            if 0 < exp.n_patients < MIN_GROUP:
+                extra.update(dict.fromkeys(FOLLOWUP))
+                withheld.append("median_followup")
+        if self.reference and extra.get("reference") in small:
+            rows = rows.iloc[0:0]
+            withheld.append("hazard_ratios")
+            note = (f"Hazard ratios: not shown for your role (the reference group, "
+                    f"{groups_text(by, [extra['reference']])}, has fewer than {MIN_GROUP} patients).")
+        out = suppress_counts(Export(exp.name, rows, exp.n_patients, extra), {c: () for c in self.counts})
+        out.extra.update(group_n={g: shown_count(n, scope) for g, n in sizes.items()}, not_drawn=small,
+                         min_group=MIN_GROUP, withheld=withheld, note=note)
+        return out
 
 
 @export("km-summary", "Kaplan-Meier per group: n, events, median (95% CI) and S at 182/365/730 days (95% CI) "
                       "in days, log-rank test, median follow-up (reverse KM of OS); " + OPTIONS_HELP,
         options=OPTIONS,
-        level=AGGREGATE, suppress=Suppression({"n": SUMMARY_ESTIMATES, "events": ()}))
+        level=AGGREGATE, suppress=SmallGroups(("n", "events"), "estimates", "estimates not shown", summary=True))
 def km_summary_export(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os", by="bclc_stage",
                       ci="log-log", **_):
     a = survival_analysis(snapshot, filters, scope, endpoint, by, ci)
@@ -249,28 +348,29 @@ def km_summary_export(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os
 
 @export("km-curve", "Kaplan-Meier step functions per group (time in days, S, pointwise CI, n at risk, events, "
                     "censored), from S(0) = 1; " + OPTIONS_HELP, options=OPTIONS,
-        level=AGGREGATE, suppress=Suppression({"n_risk": (), "n_event": (), "n_censor": ()}))
+        level=AGGREGATE, suppress=SmallGroups(("n_risk", "n_event", "n_censor"), "drop", "not drawn"))
 def km_curve_export(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os", by="bclc_stage",
                     ci="log-log", **_):
     a = survival_analysis(snapshot, filters, scope, endpoint, by, ci)
-    return Export("km-curve", a.curve(), a.n_patients, a.options())
+    return Export("km-curve", a.curve(), a.n_patients, {**a.options(), "group_n": group_n(a)})
 
 
 @export("km-risk-table", "numbers under the Kaplan-Meier curves per group: at risk (time >= t), cumulative events "
                          "and censored (time <= t) at --times (days; default every 90); " + OPTIONS_HELP,
         options=OPTIONS + ("times",),
-        level=AGGREGATE, suppress=Suppression({"n_at_risk": (), "cum_events": (), "cum_censored": ()}))
+        level=AGGREGATE, suppress=SmallGroups(("n_at_risk", "cum_events", "cum_censored"), "drop", "not shown"))
 def km_risk_table_export(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os", by="bclc_stage",
                          ci="log-log", times=None, **_):
     a = survival_analysis(snapshot, filters, scope, endpoint, by, ci)
     grid = parse_times(times) if times is not None else default_times(a.max_days())
-    return Export("km-risk-table", a.risk_table(grid), a.n_patients, {**a.options(), "times": grid})
+    return Export("km-risk-table", a.risk_table(grid), a.n_patients,
+                  {**a.options(), "times": grid, "group_n": group_n(a)})
 
 
 @export("cox", "Cox proportional-hazards hazard ratio of each group against the first level (Efron ties, "
                "Wald 95% CI and p); " + OPTIONS_HELP, options=OPTIONS,
-        level=AGGREGATE, suppress=Suppression())
+        level=AGGREGATE, suppress=SmallGroups((), "drop", "no hazard ratio", reference=True))
 def cox_export(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os", by="bclc_stage", ci="log-log", **_):
     a = survival_analysis(snapshot, filters, scope, endpoint, by, ci)
-    return Export("cox", a.cox, a.n_patients,
-                  {**a.options(), "reference": a.levels[0] if a.levels and by != "none" else None})
+    return Export("cox", a.cox, a.n_patients, {**a.options(), "group_n": group_n(a),
+                                                "reference": a.levels[0] if a.levels and by != "none" else None})

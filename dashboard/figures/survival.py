@@ -1,6 +1,8 @@
 """Survival figures: Kaplan-Meier curves with the numbers at risk under them (KMunicate style).
 
 Pure functions of the survival exports' rows (`km-curve`, `km-risk-table`): no Dash, no DuckDB.
+Counts arrive as numbers or, for a role with small-cell suppression, as the text "<5"; they are
+shown as they arrive, never computed with.
 The x axis is in months (days / 30.4375) with a tick every 6 months (3 for short follow-up); the
 table under the curves shares that axis and sits at exactly those ticks.
 """
@@ -96,6 +98,17 @@ def km_figure(curve: pd.DataFrame, risk: pd.DataFrame, levels, colours: dict | N
     return fig
 
 
+def count_labels(counts: pd.Series) -> list[str]:
+    """Counts as text: '12', or '<5' as a suppressed count arrives; '' where missing."""
+    return ["" if v is None or (isinstance(v, float) and v != v) else v if isinstance(v, str) else f"{int(v)}"
+            for v in counts]
+
+
+def _any(counts: pd.Series) -> pd.Series:
+    """Counts above 0 ("<5" is 1 to 4)."""
+    return pd.to_numeric(counts, errors="coerce").fillna(1) > 0
+
+
 def _add_group(fig, g: pd.DataFrame, level, colour: str, label: str, show_ci: bool):
     x = months(g["time_days"])
     band = g[np.isfinite(g["ci_lower"]) & np.isfinite(g["ci_upper"])]
@@ -106,20 +119,20 @@ def _add_group(fig, g: pd.DataFrame, level, colour: str, label: str, show_ci: bo
         fig.add_scatter(x=bx, y=band["ci_lower"], name=f"{label} lower CI", **common, row=1, col=1)
         fig.add_scatter(x=bx, y=band["ci_upper"], name=f"{label} upper CI", fill="tonexty",
                         fillcolor=_rgba(colour, 0.16), **common, row=1, col=1)
-    custom = np.column_stack([g["time_days"], g["ci_lower"], g["ci_upper"], g["n_risk"]])
+    custom = np.column_stack([g["time_days"], g["ci_lower"], g["ci_upper"]])
     fig.add_scatter(x=x, y=g["surv"], mode="lines", name=label, legendgroup=str(level), meta="km",
-                    line=dict(color=colour, width=2.5, shape="hv"), customdata=custom,
+                    line=dict(color=colour, width=2.5, shape="hv"), customdata=custom, text=count_labels(g["n_risk"]),
                     hovertemplate=f"<b>{label}</b><br>%{{x:.1f}} months (day %{{customdata[0]:.0f}})"
                                   "<br>S = %{y:.1%} (95% CI %{customdata[1]:.1%} to %{customdata[2]:.1%})"
-                                  "<br>at risk %{customdata[3]:.0f}<extra></extra>", row=1, col=1)
-    cens = g[g["n_censor"] > 0]
+                                  "<br>at risk %{text}<extra></extra>", row=1, col=1)
+    cens = g[_any(g["n_censor"])]
     if len(cens):
         fig.add_scatter(x=months(cens["time_days"]), y=cens["surv"], mode="markers", name=f"{label} censoring",
                         legendgroup=str(level), showlegend=False, meta="censor",
                         marker=dict(symbol="line-ns-open", size=9, color=colour, line=dict(width=1.5)),
-                        customdata=np.column_stack([cens["time_days"], cens["n_censor"]]),
-                        hovertemplate=f"<b>{label}</b><br>%{{customdata[1]:.0f}} censored at day "
-                                      "%{customdata[0]:.0f}<extra></extra>", row=1, col=1)
+                        customdata=cens["time_days"].to_numpy(float), text=count_labels(cens["n_censor"]),
+                        hovertemplate=f"<b>{label}</b><br>%{{text}} censored at day "
+                                      "%{customdata:.0f}<extra></extra>", row=1, col=1)
 
 
 def readable(hex_colour: str) -> str:
@@ -142,9 +155,9 @@ def _add_risk_table(fig, risk: pd.DataFrame, levels, colours: dict, ticks):
         rows = risk[risk["group"] == level].sort_values("time_days")
         for column, what in RISK_ROWS:
             size = 12 if what == "at risk" else 11
-            values = rows[column].to_numpy() if len(rows) == len(tick_x) else np.full(len(tick_x), np.nan)
+            values = rows[column] if len(rows) == len(tick_x) else pd.Series([None] * len(tick_x))
             fig.add_scatter(x=tick_x, y=[-line] * len(tick_x), mode="text", meta="risk-table",
-                            name=f"{level} {what}", text=["" if pd.isna(v) else f"{int(v)}" for v in values],
+                            name=f"{level} {what}", text=count_labels(values),
                             textfont=dict(color=colour, size=size),
                             textposition="middle center", cliponaxis=False, hoverinfo="skip",
                             showlegend=False, row=2, col=1)
