@@ -14,6 +14,7 @@ from dash.exceptions import PreventUpdate
 from dash import MATCH, ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, no_update
 
 from dashboard import exports, ids
+from dashboard.access import AccessDenied
 from dashboard.callbacks import downstaging, enrollment, response, safety, survival
 from dashboard.state import state_context
 from dashboard.components import file_name
@@ -47,13 +48,17 @@ def export_for(figure: str, search: str | None, state: dict | None):
 
 def csv_download(figure: str, search: str | None, state: dict | None):
     """The dcc.Download payload: the figure's export as CSV, named page_figure_snapshot_date.csv;
-    no_update for an unknown figure."""
+    no_update for an unknown figure or an export the user's role may not have (no file: a 204)."""
     chosen = export_for(figure, search, state)
     if chosen is None:
         log.warning("CSV download of an unknown figure %.80r refused", figure)
         return no_update
     page, name, options, snapshot, filters, scope = chosen
-    exp = exports.run_export(name, snapshot, filters, scope, **options)
+    try:
+        exp = exports.run_export(name, snapshot, filters, scope, **options)
+    except AccessDenied as refused:
+        log.warning("CSV download refused: %s", refused)
+        return no_update
     return dcc.send_string(exports.to_csv(exp), file_name(page, figure, snapshot.snapshot_id) + ".csv")
 
 

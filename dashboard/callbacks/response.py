@@ -7,9 +7,10 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, ctx, html, no_update
 
 from dashboard import exports, ids
+from dashboard.access import SUPPRESSED
 from dashboard.analytics import response as resp
 from dashboard.exports import response as response_exports
-from dashboard.state import state_context
+from dashboard.state import request_scope, state_context
 from dashboard.components import card_outputs, empty_message, export_spec, fid, graph_config
 from dashboard.figures import response as figs
 from dashboard.figures.common import NO_PATIENTS, empty_figure
@@ -35,6 +36,8 @@ DEFAULT_SIZE = 50
 BOR_NOTE = ("BOR = best recorded response at post-baseline scans up to and including the first PD, ranked "
             "CR > PR > SD > PD > NE; no post-baseline scan: NE. No confirmation of response is required "
             "(registry practice).")
+NOT_FOR_ROLE = "Patient-level view: not available for the sponsor role."
+SUPPRESSED_NOTE = f"Counts from 1 to 4 are shown as {SUPPRESSED} and their percentages withheld. "
 EVALUABLE_NOTE = ("Evaluable = the patient has a best percent change (a waterfall bar): a baseline sum > 0 and at "
                   "least one fully measured post-baseline scan up to the first PD.")
 
@@ -78,8 +81,9 @@ def _n_word(n: int, word="patient") -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def not_evaluable_text(n_not_evaluable: int, reasons: dict, n: int) -> str:
-    """'30 of 600 patients not evaluable (no bar): 28 with no follow-up scan, 2 with no baseline sum.'"""
+def not_evaluable_text(n_not_evaluable, reasons: dict, n) -> str:
+    """'30 of 600 patients not evaluable (no bar): 28 with no follow-up scan, 2 with no baseline sum.'
+    Counts may be "<5" (a suppressing scope's)."""
     if n_not_evaluable == 0:
         return f"All {_n_word(n)} evaluable (every patient has a bar)."
     parts = ", ".join(f"{v} with {k}" for k, v in reasons.items() if v)
@@ -90,10 +94,13 @@ def not_evaluable_text(n_not_evaluable: int, reasons: dict, n: int) -> str:
 def waterfall_card(state, scope="overall", highlight=None):
     """The waterfall's outputs. The counts and the bars drawn come from waterfall_bars, not from the
     `waterfall` export (every evaluable patient's row: the CSV download's): the same numbers and
-    bars (tests/test_response_fast.py checks the card against the one drawn from the export)."""
+    bars (tests/test_response_fast.py checks the card against the one drawn from the export). For
+    a role without patient-level access the bars are de-identified, or not drawn (with a note) when
+    fewer than access.MIN_GROUP patients are evaluable (tests/test_access_response.py)."""
     snapshot, filters, sites = state_context(state)
     scope = _scope(scope)
-    bars = response_exports.waterfall_bars(snapshot, filters, sites, scope, highlight)
+    patient_level = sites.patient_level
+    bars = response_exports.waterfall_bars(snapshot, filters, sites, scope, highlight if patient_level else None)
     spec = _spec(WATERFALL, "waterfall", snapshot, {"response_scope": scope})
     if bars["n_patients"] == 0:
         return empty_figure(NO_PATIENTS), graph_config(WATERFALL, spec["filename"]), spec, NO_PATIENTS
@@ -103,7 +110,12 @@ def waterfall_card(state, scope="overall", highlight=None):
             f"post-baseline scans up to and including the first PD; a CR (all target lesions 0 mm) is −100%. "
             f"Bars above +{figs.CAP:.0f}% are cut at +{figs.CAP:.0f}% (▲, true value printed). Dashed lines: +20% "
             "(a guide only: mRECIST PD is measured from the nadir) and −30% (PR). ", scope_note(scope), " ",
-            BOR_NOTE, " Click a bar to follow that patient in the spider and swimmer plots."]
+            BOR_NOTE, " Click a bar to follow that patient in the spider and swimmer plots." if patient_level else
+            " Bars are de-identified: no patient, site or date."]
+    if bars["withheld"]:
+        withheld = response_exports.not_drawn_note(bars["n_evaluable"])
+        note.insert(0, html.Strong(withheld + " ", id="response-waterfall-not-drawn"))
+        return empty_figure(withheld), graph_config(WATERFALL, spec["filename"]), spec, note
     n = bars["n_evaluable"]
     if n > figs.MAX_BARS:
         note.append(f" {n:,} evaluable patients: {figs.MAX_BARS:,} evenly spaced bars of the sorted order "
@@ -128,8 +140,13 @@ def bor_card(state, scope="overall", by="bclc_stage", summary=None):
     spec = _spec(BOR, "response-summary", snapshot, options)
     note = [f"% of every patient in the group (intention to treat), by {GROUPINGS[by]}. NE = no post-baseline "
             f"scan, or only NE recorded. † fewer than {resp.SMALL_GROUP} patients: drawn, interpret with care. ",
-            scope_note(scope), " BOR definition: see the waterfall."]
+            *_suppressed_note(exp.rows), scope_note(scope), " BOR definition: see the waterfall."]
     return figs.bor_figure(exp.rows), graph_config(BOR, spec["filename"]), spec, note
+
+
+def _suppressed_note(rows) -> list[str]:
+    """SUPPRESSED_NOTE when some cell of the rows is suppressed, else nothing."""
+    return [SUPPRESSED_NOTE] if (rows.astype(object) == SUPPRESSED).to_numpy().any() else []
 
 
 def _rate(est, lo, hi, x: int | None, n: int):
@@ -158,22 +175,23 @@ def summary_table(rows):
     for r in rows.to_dict("records"):
         key = str(r["group"])
         label = ("All patients" if key == "all" else key) + (" †" if r["is_small_group"] else "")
-        n_ev = r["n_evaluable"]
-        # the evaluable numerators, back from the rates (x = rate * n, exactly)
-        ev = {k: None if r[k] is None or r[k] != r[k] else round(r[k] * n_ev) for k in ("orr_evaluable",
-                                                                                    "dcr_evaluable")}
+        n, n_ev = r["n"], r["n_evaluable"]
+        # the numerators, back from the rates (x = rate * n, exactly): a rate is shown only with its
+        # counts (a suppressed count, "<5", comes with its rate withheld)
+        x = {k: None if r[k] is None or r[k] != r[k] else round(r[k] * (n_ev if "evaluable" in k else n))
+             for k in ("orr", "dcr", "orr_evaluable", "dcr_evaluable")}
         body.append(Element("Tr", [
             Element("Td", label, "fw-semibold" if key == "all" else None),
-            Element("Td", r["n"], right),
-            Element("Td", _rate(r["orr"], r["orr_ci_lower"], r["orr_ci_upper"], r["cr"] + r["pr"], r["n"]),
+            Element("Td", n, right),
+            Element("Td", _rate(r["orr"], r["orr_ci_lower"], r["orr_ci_upper"], x["orr"], n),
                     right, id=f"response-orr-{key}"),
-            Element("Td", _rate(r["dcr"], r["dcr_ci_lower"], r["dcr_ci_upper"], r["cr"] + r["pr"] + r["sd"], r["n"]),
+            Element("Td", _rate(r["dcr"], r["dcr_ci_lower"], r["dcr_ci_upper"], x["dcr"], n),
                     right, id=f"response-dcr-{key}"),
             Element("Td", n_ev, right),
             Element("Td", _rate(r["orr_evaluable"], r["orr_evaluable_ci_lower"], r["orr_evaluable_ci_upper"],
-                                ev["orr_evaluable"], n_ev), right, id=f"response-orr-evaluable-{key}"),
+                                x["orr_evaluable"], n_ev), right, id=f"response-orr-evaluable-{key}"),
             Element("Td", _rate(r["dcr_evaluable"], r["dcr_evaluable_ci_lower"], r["dcr_evaluable_ci_upper"],
-                                ev["dcr_evaluable"], n_ev), right, id=f"response-dcr-evaluable-{key}"),
+                                x["dcr_evaluable"], n_ev), right, id=f"response-dcr-evaluable-{key}"),
         ], "table-light" if key == "all" else None))
     return dbc.Table([head, html.Tbody(body)], bordered=False, hover=True, size="sm", className="mb-0",
                      style={"fontSize": "0.85rem"}, id="response-summary-grid")
@@ -187,15 +205,24 @@ def summary_card(state, scope="overall", by="bclc_stage", summary=None):
     note = ["ORR = (CR + PR) / N and DCR = (CR + PR + SD) / N: % and x/N over the exact (Clopper-Pearson) 95% CI. "
             "'All patients': N = every patient in the group and filter (intention to treat). 'Evaluable': N = "
             "the group's evaluable patients, x = their responses. ", EVALUABLE_NOTE,
-            f" † fewer than {resp.SMALL_GROUP} patients: interpret with care. ", scope_note(scope), " ", BOR_NOTE]
+            f" † fewer than {resp.SMALL_GROUP} patients: interpret with care. ", *_suppressed_note(exp.rows),
+            scope_note(scope), " ", BOR_NOTE]
     if exp.n_patients == 0:
         return empty_message(NO_PATIENTS), spec, note
     return summary_table(exp.rows), spec, note
 
 
+def not_for_role(figure: str):
+    """A patient-level card's (figure, config, spec, footnote) for a role without patient-level
+    access: one sentence, no axes, no export spec (the CSV download is refused on the server)."""
+    return empty_figure(NOT_FOR_ROLE, height=120), graph_config(figure), None, ""
+
+
 def spider_card(state, scope="overall", highlight=None):
     snapshot, filters, sites = state_context(state)
     scope = _scope(scope)
+    if not sites.patient_level:
+        return not_for_role(SPIDER)
     # computed for the card, not stored: the card's view is cached, and pickling the points (2.5 ms
     # at 600 patients, on the page's slowest card) cost about what reading them back saves
     exp = exports.compute_export("spider", snapshot, filters, sites, response_scope=scope)
@@ -219,6 +246,8 @@ def swimmer_card(state, scope="overall", sort="time_desc", page=1, size=DEFAULT_
     text. With follow_highlight, the page turns to the highlighted patient's lane."""
     snapshot, filters, sites = state_context(state)
     scope = _scope(scope)
+    if not sites.patient_level:
+        return (*not_for_role(SWIMMER), 1, 1, "")
     sort = sort if sort in resp.SWIMMER_SORTS else "time_desc"
     size = int(size) if size and int(size) in SIZES else DEFAULT_SIZE
     spec = _spec(SWIMMER, "swimmer", snapshot, {"response_scope": scope})
@@ -295,6 +324,8 @@ def consistency_table(rows, max_rows: int | None = None):
 def consistency_card(state, scope="overall"):
     snapshot, filters, sites = state_context(state)
     scope = _scope(scope)
+    if not sites.patient_level:
+        return empty_message(NOT_FOR_ROLE), None, ""
     # computed for the card, not stored (the view is cached; at 100,000 patients the export's 9,000
     # disagreeing scans took 6 ms to pickle and 8 to read back)
     exp = exports.compute_export("response-consistency", snapshot, filters, sites, response_scope=scope)
@@ -389,7 +420,9 @@ def _consistency(state, scope):
           Input(fid("figure", SPIDER), "clickData"), Input(fid("figure", SWIMMER), "clickData"),
           Input(HIGHLIGHT_CLEAR, "n_clicks"), State(HIGHLIGHT, "data"), prevent_initial_call=True)
 def _highlight(waterfall_click, spider_click, swimmer_click, _clear, current):
-    new = highlighted(ctx.triggered_id, current, waterfall_click, spider_click, swimmer_click)
+    # a de-identified waterfall's bar is a number, not a patient: nothing to follow
+    new = highlighted(ctx.triggered_id, current, waterfall_click, spider_click, swimmer_click) \
+        if request_scope().patient_level else None
     return no_update if new == current else new
 
 
