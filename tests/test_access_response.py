@@ -44,6 +44,7 @@ SCENARIOS = {
     "BCLC A": {"bclc": ["A"]},
     "own site S01": {"site": ["S01"]},
     "S02, BCLC C, women": {"site": ["S02"], "bclc": ["C"], "sex": ["F"]},
+    "BCLC D (nobody)": {"bclc": ["D"]},
 }
 CARDS = {"waterfall": cb.WATERFALL, "bor-summary": cb.BOR, "spider": cb.SPIDER, "swimmer": cb.SWIMMER,
          "consistency": cb.CONSISTENCY}
@@ -130,7 +131,9 @@ def texts(node) -> list[str]:
 
 
 def table_rows(table) -> list[list[str]]:
-    """The body rows of the ORR/DCR table, each cell's text joined."""
+    """The body rows of the ORR/DCR table, each cell's text joined (none for a message)."""
+    if table.get("type") != "Table":
+        return []
     body = table["props"]["children"][1]
     rows = body["props"]["children"]
     return [["".join(texts(td)) for td in tr["props"]["children"]] for tr in rows]
@@ -169,6 +172,7 @@ def test_the_registry_has_small_cells(registry):
     assert is_small(row["cr"] + row["pr"]) and row["n"] >= 5       # a rate over n >= 5 whose responders are 1-4
     sites = set(run("waterfall", snapshot, {}).rows["site_id"])
     assert {"S01", "S02"} <= sites
+    assert run("waterfall", snapshot, SCENARIOS["BCLC D (nobody)"]).n_patients == 0
 
 
 # --- sponsor ----------------------------------------------------------------------------------------
@@ -273,7 +277,7 @@ def test_sponsor_summary_and_bor_bars_suppress_counts_1_to_4_and_keep_the_rest(p
                 assert x is None and pct == "% withheld"
             else:
                 assert x == pytest.approx(100 * e[bor] / e["n"])
-    labels = fig["data"][0]["y"]
+    labels = fig["data"][0]["y"] if fig["data"] else []
     assert not any(re.search(r"\(n=[1-4]\)", label) for label in labels)
     if label == "every patient" and by == "bclc_stage":
         assert n_suppressed > 0 and any("(n=<5)" in y for y in labels)     # the rule did something here

@@ -229,12 +229,14 @@ def suppress_summary(exp: Export, scope: Scope) -> Export:
     its numerator (responders, controlled patients) or its denominator is 1-4, and every count
     from 1 to 4 is shown as "<5" (SUMMARY_COUNTS)."""
     rows = exp.rows.copy()
-    numerators = {"orr": rows["cr"] + rows["pr"], "dcr": rows["cr"] + rows["pr"] + rows["sd"],
+    value = {c: rows[c].to_numpy(dtype=float) for c in ("cr", "pr", "sd", "n_evaluable", "orr_evaluable",
+                                                         "dcr_evaluable")}
+    numerators = {"orr": value["cr"] + value["pr"], "dcr": value["cr"] + value["pr"] + value["sd"],
                   # the evaluable patients' responses are not a column: back from the rate, exactly
-                  "orr_evaluable": (rows["orr_evaluable"] * rows["n_evaluable"]).round(),
-                  "dcr_evaluable": (rows["dcr_evaluable"] * rows["n_evaluable"]).round()}
+                  "orr_evaluable": np.round(value["orr_evaluable"] * value["n_evaluable"]),
+                  "dcr_evaluable": np.round(value["dcr_evaluable"] * value["n_evaluable"])}
     for rate, x in numerators.items():
-        small = x.map(is_small).to_numpy(dtype=bool)
+        small = np.array([is_small(v) for v in x.tolist()], dtype=bool)
         if small.any():
             for column in (rate, f"{rate}_ci_lower", f"{rate}_ci_upper"):
                 rows[column] = rows[column].astype(object).where(~small, None)
