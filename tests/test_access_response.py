@@ -32,7 +32,7 @@ from dashboard.access import MIN_GROUP, SUPPRESSED, AccessDenied, Scope, User, i
 from dashboard.callbacks import response as cb
 from dashboard.exports import response as rx
 from dashboard.filters import Filters
-from dashboard.replay import Session, callback_body, parse_id, split_output, update_values
+from dashboard.replay import Session, callback_body, parse_id, update_values
 
 PATIENT_ID = re.compile(r"S\d{2}-\d{4}")
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
@@ -193,7 +193,8 @@ def test_sponsor_gets_no_patient_id_date_or_patient_view(page, label):
     for figure in (cb.SPIDER, cb.SWIMMER):
         _, _, out = page.card("sponsor", figure.split("-", 1)[1], scenario)
         fig = prop(out, figure, "figure", "figure")
-        assert fig["data"] == [] and [a["text"] for a in fig["layout"]["annotations"]] == [cb.NOT_FOR_ROLE]
+        assert fig["data"] == []
+        assert [a["text"].replace("<br>", " ") for a in fig["layout"]["annotations"]] == [cb.NOT_FOR_ROLE]
         assert fig["layout"]["xaxis"]["visible"] is False
         assert prop(out, figure, "figure-export", "data") is None
     _, _, out = page.card("sponsor", "consistency", scenario)
@@ -294,6 +295,8 @@ def test_investigator_sees_own_site_rows_only(page, label):
         others = {i for i in PATIENT_ID.findall(text) if not i.startswith("S01-")}
         assert not others, (name, sorted(others)[:5])
     _, _, out = page.card("investigator", "waterfall", scenario)
+    if own.n_patients:
+        assert "Patients of your site (S01) only." in "".join(texts(prop(out, cb.WATERFALL, "footnote", "children")))
     fig = prop(out, cb.WATERFALL, "figure", "figure")
     drawn = [x for b in fig["data"] if b["type"] == "bar" for x in b["x"]]
     assert sorted(drawn) == sorted(own.rows["patient_id"])      # every own-site bar, and no other
@@ -415,6 +418,10 @@ def test_sponsor_click_on_a_bar_follows_no_one(page):
     assert r.status_code == 200 and r.get_json()["response"]["response-highlight"]["data"] is None
     r = page.post("committee", body)
     assert r.get_json()["response"]["response-highlight"]["data"] == "3"
+    label = next(d for d in page.deps if d["output"].startswith("..response-highlight-label.children"))
+    body = callback_body(label, {"response-highlight.data": "3"}, changed="response-highlight.data")
+    assert page.post("sponsor", body).get_json()["response"]["response-highlight-label"]["children"] == ""
+    assert "Following" in page.post("committee", body).get_data(as_text=True)
 
 
 def test_an_unknown_download_figure_gives_no_file(page):

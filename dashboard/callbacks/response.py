@@ -81,13 +81,22 @@ def _n_word(n: int, word="patient") -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def not_evaluable_text(n_not_evaluable, reasons: dict, n) -> str:
+def not_evaluable_text(n_not_evaluable, reasons: dict, n, drawn: bool = True) -> str:
     """'30 of 600 patients not evaluable (no bar): 28 with no follow-up scan, 2 with no baseline sum.'
-    Counts may be "<5" (a suppressing scope's)."""
+    Counts may be "<5" (a suppressing scope's); `drawn` False: the bars are not drawn, so no word of them."""
     if n_not_evaluable == 0:
-        return f"All {_n_word(n)} evaluable (every patient has a bar)."
+        return f"All {_n_word(n)} evaluable" + (" (every patient has a bar)." if drawn else ".")
     parts = ", ".join(f"{v} with {k}" for k, v in reasons.items() if v)
-    return f"{n_not_evaluable} of {_n_word(n)} not evaluable (no bar): {parts}."
+    return f"{n_not_evaluable} of {_n_word(n)} not evaluable{' (no bar)' if drawn else ''}: {parts}."
+
+
+def own_sites_note(scope) -> list[str]:
+    """For a scope whose patient-level rows are those of some sites only (an investigator's): which
+    (a note's first part; none for every site)."""
+    sites = scope.patient_sites
+    if not sites:
+        return []
+    return [f"Patients of your site{'s' if len(sites) > 1 else ''} ({', '.join(sites)}) only. "]
 
 
 # --- cards ------------------------------------------------------------------------------------
@@ -105,7 +114,8 @@ def waterfall_card(state, scope="overall", highlight=None):
     if bars["n_patients"] == 0:
         return empty_figure(NO_PATIENTS), graph_config(WATERFALL, spec["filename"]), spec, NO_PATIENTS
     note = [html.Strong(not_evaluable_text(bars["n_not_evaluable"], bars["not_evaluable_reasons"],
-                                           bars["n_patients"]), id=NOT_EVALUABLE), " ",
+                                           bars["n_patients"], drawn=not bars["withheld"]), id=NOT_EVALUABLE), " ",
+            *own_sites_note(sites),
             f"Bar = best (lowest) % change from baseline in the sum of viable target diameters (mRECIST) over "
             f"post-baseline scans up to and including the first PD; a CR (all target lesions 0 mm) is −100%. "
             f"Bars above +{figs.CAP:.0f}% are cut at +{figs.CAP:.0f}% (▲, true value printed). Dashed lines: +20% "
@@ -115,7 +125,7 @@ def waterfall_card(state, scope="overall", highlight=None):
     if bars["withheld"]:
         withheld = response_exports.not_drawn_note(bars["n_evaluable"])
         note.insert(0, html.Strong(withheld + " ", id="response-waterfall-not-drawn"))
-        return empty_figure(withheld), graph_config(WATERFALL, spec["filename"]), spec, note
+        return empty_figure(withheld.replace(": ", ":<br>")), graph_config(WATERFALL, spec["filename"]), spec, note
     n = bars["n_evaluable"]
     if n > figs.MAX_BARS:
         note.append(f" {n:,} evaluable patients: {figs.MAX_BARS:,} evenly spaced bars of the sorted order "
@@ -215,7 +225,7 @@ def summary_card(state, scope="overall", by="bclc_stage", summary=None):
 def not_for_role(figure: str):
     """A patient-level card's (figure, config, spec, footnote) for a role without patient-level
     access: one sentence, no axes, no export spec (the CSV download is refused on the server)."""
-    return empty_figure(NOT_FOR_ROLE, height=120), graph_config(figure), None, ""
+    return empty_figure(NOT_FOR_ROLE.replace(": ", ":<br>"), height=120), graph_config(figure), None, ""
 
 
 def spider_card(state, scope="overall", highlight=None):
@@ -233,7 +243,8 @@ def spider_card(state, scope="overall", highlight=None):
               "more lines would be unreadable; the CSV has the same rows)"
               if exp.extra["n_patients_evaluable"] > exp.extra["n_patients_drawn"] else
               " (the evaluable patients of the waterfall)")
-    note = [f"{exp.extra['n_patients_drawn']} of {_n_word(exp.n_patients)} drawn{sample}. Each line: % change from baseline in the sum of viable target diameters at every fully "
+    note = [*own_sites_note(sites),
+            f"{exp.extra['n_patients_drawn']} of {_n_word(exp.n_patients)} drawn{sample}. Each line: % change from baseline in the sum of viable target diameters at every fully "
             "measured scan, baseline included, over months since the first DEB-TACE (days / 30.4375); scans after "
             f"the first PD are drawn too. Colour = BOR. Points above +{figs.CAP:.0f}% are drawn at the cap (▲). ",
             scope_note(scope)]
@@ -261,7 +272,8 @@ def swimmer_card(state, scope="overall", sort="time_desc", page=1, size=DEFAULT_
     lanes = resp.page_slice(order, page, size)
     count = (f"Showing lanes {(page - 1) * size + 1}–{(page - 1) * size + len(lanes)} of {len(order)} patients "
              f"(sorted by {resp.SWIMMER_SORTS[sort]})" if order else NO_PATIENTS)
-    note = ("Lane: first DEB-TACE (day 0) to death or last contact (last known alive), coloured by BOR. Marks: "
+    note = "".join(own_sites_note(sites)) + (
+            "Lane: first DEB-TACE (day 0) to death or last contact (last known alive), coloured by BOR. Marks: "
             "| each DEB-TACE session; ● each post-baseline scan, coloured by the recorded "
             f"{RESPONSE_FIELD[scope]}; ◆ first progression (PD) of the scope; × death; ▶ alive at last contact "
             f"(off-study patients end without a mark). Months = days / 30.4375. {scope_note(scope)} The CSV "
@@ -337,8 +349,9 @@ def consistency_card(state, scope="overall"):
     exempt = (" A recorded PD explained by a new lesion or non-target progression, and a recorded PR with every "
               "target at 0 mm while a non-target lesion persists, are not disagreements (as the validator)."
               if scope == "overall" else " Local response ignores new and non-target lesions.")
-    note = [html.Strong(f"{flagged} of {_n_word(checked)} checked disagree at {_n_word(len(exp.rows), 'scan')}. ",
-                        id="response-consistency-count"), rule, exempt, " ", scope_note(scope)]
+    note = [*own_sites_note(sites), html.Strong(f"{flagged} of {_n_word(checked)} checked disagree at "
+                                               f"{_n_word(len(exp.rows), 'scan')}. ", id="response-consistency-count"),
+            rule, exempt, " ", scope_note(scope)]
     if exp.n_patients == 0:
         return empty_message(NO_PATIENTS), spec, note
     if exp.rows.empty:
@@ -428,4 +441,6 @@ def _highlight(waterfall_click, spider_click, swimmer_click, _clear, current):
 
 @callback(Output(HIGHLIGHT_LABEL, "children"), Output(HIGHLIGHT_CLEAR, "disabled"), Input(HIGHLIGHT, "data"))
 def _highlight_label(patient):
+    if not request_scope().patient_level:
+        return "", True             # a de-identified waterfall: no patient to follow
     return highlight_label(patient), not patient

@@ -154,8 +154,9 @@ def waterfall_bars(snapshot, filters: Filters = Filters(), sites: Scope = ALL_SI
 
 def _waterfall_bars(snapshot, filters: Filters, sites: Scope, response_scope: str, highlight: str | None,
                     max_bars: int | None) -> dict:
-    """The waterfall card's bars and counts over the scope's patients, without the `waterfall` export's row per patient (100,000 at
-    the stress scale, most of the card's time to load and to cache): n_patients, n_evaluable,
+    """The waterfall card's bars and counts over the scope's patients, without the `waterfall`
+    export's row per patient (100,000 at the stress scale, most of the card's time to load and to
+    cache): n_patients, n_evaluable,
     n_not_evaluable and not_evaluable_reasons (the export's n_patients, len(rows) and extra),
     bor_counts (evaluable patients per BOR) and rows, the bars the figure draws
     (figures.response.waterfall_bars_figure): the export's rows at the positions
