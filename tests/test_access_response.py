@@ -182,11 +182,14 @@ def assert_no_patient_data(text: str, snapshot):
     assert not dates, dates
 
 
+RESPONSE_SCOPE = '{"key":"scope","type":"page-option"}.value'
+
+
 @pytest.mark.parametrize("label", list(SCENARIOS))
 def test_sponsor_gets_no_patient_id_date_or_patient_view(page, label):
     scenario = SCENARIOS[label]
-    for name in CARDS:
-        status, text, out = page.card("sponsor", name, scenario)
+    for name, response_scope in [(name, s) for name in CARDS for s in ("overall", "local")]:
+        status, text, out = page.card("sponsor", name, scenario, **{RESPONSE_SCOPE: response_scope})
         assert status == 200, name
         assert_no_patient_data(text, page.snapshot)
         assert "Something went wrong" not in text and "Not available for your role:" not in text
@@ -289,8 +292,8 @@ def test_sponsor_summary_and_bor_bars_suppress_counts_1_to_4_and_keep_the_rest(p
 def test_investigator_sees_own_site_rows_only(page, label):
     scenario = SCENARIOS[label]
     own = run("waterfall", page.snapshot, scenario, Scope(sites=("S01",)))
-    for name in CARDS:
-        status, text, out = page.card("investigator", name, scenario)
+    for name, response_scope in [(name, s) for name in CARDS for s in ("overall", "local")]:
+        status, text, out = page.card("investigator", name, scenario, **{RESPONSE_SCOPE: response_scope})
         assert status == 200
         others = {i for i in PATIENT_ID.findall(text) if not i.startswith("S01-")}
         assert not others, (name, sorted(others)[:5])
