@@ -13,7 +13,15 @@ from urllib.parse import parse_qsl
 from dash.exceptions import PreventUpdate
 from dash import MATCH, ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, no_update, set_props
 
-from dashboard import access, audit, exports, ids
+    user = access.current_user()
+    facts = dict(figure=figure, export=name, snapshot=snapshot.snapshot_id, filters=filters.to_dict(), options=options)
+    try:
+        exp = exports.run_export(name, snapshot, filters, scope, **options)
+    except AccessDenied as refused:
+        log.warning("CSV download refused: %s", refused)
+        audit.record("download-refused", user, **facts)
+        return no_update
+    audit.record_required("download", user, **facts, rows=len(exp.rows))    # nothing leaves unrecorded
 from dashboard.access import AccessDenied
 from dashboard.callbacks import downstaging, enrollment, response, safety, survival
 from dashboard.state import state_context
@@ -48,7 +56,7 @@ def export_for(figure: str, search: str | None, state: dict | None):
 
 def csv_download(figure: str, search: str | None, state: dict | None):
     """The dcc.Download payload: the figure's export as CSV, named page_figure_snapshot_date.csv;
-    no_update for an unknown figure."""
+    no_update for an unknown figure or an export the user's role may not have (no file: a 204)."""
     chosen = export_for(figure, search, state)
     if chosen is None:
         log.warning("CSV download of an unknown figure %.80r refused", figure)
@@ -58,9 +66,10 @@ def csv_download(figure: str, search: str | None, state: dict | None):
     facts = dict(figure=figure, export=name, snapshot=snapshot.snapshot_id, filters=filters.to_dict(), options=options)
     try:
         exp = exports.run_export(name, snapshot, filters, scope, **options)
-    except AccessDenied:
+    except AccessDenied as refused:
+        log.warning("CSV download refused: %s", refused)
         audit.record("download-refused", user, **facts)
-        raise
+        return no_update
     audit.record_required("download", user, **facts, rows=len(exp.rows))    # nothing leaves unrecorded
     return dcc.send_string(exports.to_csv(exp), file_name(page, figure, snapshot.snapshot_id) + ".csv")
 

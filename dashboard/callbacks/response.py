@@ -7,9 +7,10 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, ctx, html, no_update
 
 from dashboard import exports, ids
+from dashboard.access import SUPPRESSED
 from dashboard.analytics import response as resp
 from dashboard.exports import response as response_exports
-from dashboard.state import state_context
+from dashboard.state import request_scope, state_context
 from dashboard.components import card_outputs, empty_message, export_spec, fid, graph_config
 from dashboard.figures import response as figs
 from dashboard.figures.common import NO_PATIENTS, empty_figure
@@ -35,6 +36,8 @@ DEFAULT_SIZE = 50
 BOR_NOTE = ("BOR = best recorded response at post-baseline scans up to and including the first PD, ranked "
             "CR > PR > SD > PD > NE; no post-baseline scan: NE. No confirmation of response is required "
             "(registry practice).")
+NOT_FOR_ROLE = "Patient-level view: not available for the sponsor role."
+SUPPRESSED_NOTE = f"Counts from 1 to 4 are shown as {SUPPRESSED} and their percentages withheld. "
 EVALUABLE_NOTE = ("Evaluable = the patient has a best percent change (a waterfall bar): a baseline sum > 0 and at "
                   "least one fully measured post-baseline scan up to the first PD.")
 
@@ -78,32 +81,51 @@ def _n_word(n: int, word="patient") -> str:
     return f"{n} {word}{'' if n == 1 else 's'}"
 
 
-def not_evaluable_text(n_not_evaluable: int, reasons: dict, n: int) -> str:
-    """'30 of 600 patients not evaluable (no bar): 28 with no follow-up scan, 2 with no baseline sum.'"""
+def not_evaluable_text(n_not_evaluable, reasons: dict, n, drawn: bool = True) -> str:
+    """'30 of 600 patients not evaluable (no bar): 28 with no follow-up scan, 2 with no baseline sum.'
+    Counts may be "<5" (a suppressing scope's); `drawn` False: the bars are not drawn, so no word of them."""
     if n_not_evaluable == 0:
-        return f"All {_n_word(n)} evaluable (every patient has a bar)."
+        return f"All {_n_word(n)} evaluable" + (" (every patient has a bar)." if drawn else ".")
     parts = ", ".join(f"{v} with {k}" for k, v in reasons.items() if v)
-    return f"{n_not_evaluable} of {_n_word(n)} not evaluable (no bar): {parts}."
+    return f"{n_not_evaluable} of {_n_word(n)} not evaluable{' (no bar)' if drawn else ''}: {parts}."
+
+
+def own_sites_note(scope) -> list[str]:
+    """For a scope whose patient-level rows are those of some sites only (an investigator's): which
+    (a note's first part; none for every site)."""
+    sites = scope.patient_sites
+    if not sites:
+        return []
+    return [f"Patients of your site{'s' if len(sites) > 1 else ''} ({', '.join(sites)}) only. "]
 
 
 # --- cards ------------------------------------------------------------------------------------
 def waterfall_card(state, scope="overall", highlight=None):
     """The waterfall's outputs. The counts and the bars drawn come from waterfall_bars, not from the
     `waterfall` export (every evaluable patient's row: the CSV download's): the same numbers and
-    bars (tests/test_response_fast.py checks the card against the one drawn from the export)."""
+    bars (tests/test_response_fast.py checks the card against the one drawn from the export). For
+    a role without patient-level access the bars are de-identified, or not drawn (with a note) when
+    fewer than access.MIN_GROUP patients are evaluable (tests/test_access_response.py)."""
     snapshot, filters, sites = state_context(state)
     scope = _scope(scope)
-    bars = response_exports.waterfall_bars(snapshot, filters, sites, scope, highlight)
+    patient_level = sites.patient_level
+    bars = response_exports.waterfall_bars(snapshot, filters, sites, scope, highlight if patient_level else None)
     spec = _spec(WATERFALL, "waterfall", snapshot, {"response_scope": scope})
     if bars["n_patients"] == 0:
         return empty_figure(NO_PATIENTS), graph_config(WATERFALL, spec["filename"]), spec, NO_PATIENTS
     note = [html.Strong(not_evaluable_text(bars["n_not_evaluable"], bars["not_evaluable_reasons"],
-                                           bars["n_patients"]), id=NOT_EVALUABLE), " ",
+                                           bars["n_patients"], drawn=not bars["withheld"]), id=NOT_EVALUABLE), " ",
+            *own_sites_note(sites),
             f"Bar = best (lowest) % change from baseline in the sum of viable target diameters (mRECIST) over "
             f"post-baseline scans up to and including the first PD; a CR (all target lesions 0 mm) is −100%. "
             f"Bars above +{figs.CAP:.0f}% are cut at +{figs.CAP:.0f}% (▲, true value printed). Dashed lines: +20% "
             "(a guide only: mRECIST PD is measured from the nadir) and −30% (PR). ", scope_note(scope), " ",
-            BOR_NOTE, " Click a bar to follow that patient in the spider and swimmer plots."]
+            BOR_NOTE, " Click a bar to follow that patient in the spider and swimmer plots." if patient_level else
+            " Bars are de-identified: no patient, site or date."]
+    if bars["withheld"]:
+        withheld = response_exports.not_drawn_note(bars["n_evaluable"])
+        note.insert(0, html.Strong(withheld + " ", id="response-waterfall-not-drawn"))
+        return empty_figure(withheld.replace(": ", ":<br>")), graph_config(WATERFALL, spec["filename"]), spec, note
     n = bars["n_evaluable"]
     if n > figs.MAX_BARS:
         note.append(f" {n:,} evaluable patients: {figs.MAX_BARS:,} evenly spaced bars of the sorted order "
@@ -128,8 +150,13 @@ def bor_card(state, scope="overall", by="bclc_stage", summary=None):
     spec = _spec(BOR, "response-summary", snapshot, options)
     note = [f"% of every patient in the group (intention to treat), by {GROUPINGS[by]}. NE = no post-baseline "
             f"scan, or only NE recorded. † fewer than {resp.SMALL_GROUP} patients: drawn, interpret with care. ",
-            scope_note(scope), " BOR definition: see the waterfall."]
+            *_suppressed_note(exp.rows), scope_note(scope), " BOR definition: see the waterfall."]
     return figs.bor_figure(exp.rows), graph_config(BOR, spec["filename"]), spec, note
+
+
+def _suppressed_note(rows) -> list[str]:
+    """SUPPRESSED_NOTE when some cell of the rows is suppressed, else nothing."""
+    return [SUPPRESSED_NOTE] if (rows.astype(object) == SUPPRESSED).to_numpy().any() else []
 
 
 def _rate(est, lo, hi, x: int | None, n: int):
@@ -158,22 +185,23 @@ def summary_table(rows):
     for r in rows.to_dict("records"):
         key = str(r["group"])
         label = ("All patients" if key == "all" else key) + (" †" if r["is_small_group"] else "")
-        n_ev = r["n_evaluable"]
-        # the evaluable numerators, back from the rates (x = rate * n, exactly)
-        ev = {k: None if r[k] is None or r[k] != r[k] else round(r[k] * n_ev) for k in ("orr_evaluable",
-                                                                                    "dcr_evaluable")}
+        n, n_ev = r["n"], r["n_evaluable"]
+        # the numerators, back from the rates (x = rate * n, exactly): a rate is shown only with its
+        # counts (a suppressed count, "<5", comes with its rate withheld)
+        x = {k: None if r[k] is None or r[k] != r[k] else round(r[k] * (n_ev if "evaluable" in k else n))
+             for k in ("orr", "dcr", "orr_evaluable", "dcr_evaluable")}
         body.append(Element("Tr", [
             Element("Td", label, "fw-semibold" if key == "all" else None),
-            Element("Td", r["n"], right),
-            Element("Td", _rate(r["orr"], r["orr_ci_lower"], r["orr_ci_upper"], r["cr"] + r["pr"], r["n"]),
+            Element("Td", n, right),
+            Element("Td", _rate(r["orr"], r["orr_ci_lower"], r["orr_ci_upper"], x["orr"], n),
                     right, id=f"response-orr-{key}"),
-            Element("Td", _rate(r["dcr"], r["dcr_ci_lower"], r["dcr_ci_upper"], r["cr"] + r["pr"] + r["sd"], r["n"]),
+            Element("Td", _rate(r["dcr"], r["dcr_ci_lower"], r["dcr_ci_upper"], x["dcr"], n),
                     right, id=f"response-dcr-{key}"),
             Element("Td", n_ev, right),
             Element("Td", _rate(r["orr_evaluable"], r["orr_evaluable_ci_lower"], r["orr_evaluable_ci_upper"],
-                                ev["orr_evaluable"], n_ev), right, id=f"response-orr-evaluable-{key}"),
+                                x["orr_evaluable"], n_ev), right, id=f"response-orr-evaluable-{key}"),
             Element("Td", _rate(r["dcr_evaluable"], r["dcr_evaluable_ci_lower"], r["dcr_evaluable_ci_upper"],
-                                ev["dcr_evaluable"], n_ev), right, id=f"response-dcr-evaluable-{key}"),
+                                x["dcr_evaluable"], n_ev), right, id=f"response-dcr-evaluable-{key}"),
         ], "table-light" if key == "all" else None))
     return dbc.Table([head, html.Tbody(body)], bordered=False, hover=True, size="sm", className="mb-0",
                      style={"fontSize": "0.85rem"}, id="response-summary-grid")
@@ -187,15 +215,24 @@ def summary_card(state, scope="overall", by="bclc_stage", summary=None):
     note = ["ORR = (CR + PR) / N and DCR = (CR + PR + SD) / N: % and x/N over the exact (Clopper-Pearson) 95% CI. "
             "'All patients': N = every patient in the group and filter (intention to treat). 'Evaluable': N = "
             "the group's evaluable patients, x = their responses. ", EVALUABLE_NOTE,
-            f" † fewer than {resp.SMALL_GROUP} patients: interpret with care. ", scope_note(scope), " ", BOR_NOTE]
+            f" † fewer than {resp.SMALL_GROUP} patients: interpret with care. ", *_suppressed_note(exp.rows),
+            scope_note(scope), " ", BOR_NOTE]
     if exp.n_patients == 0:
         return empty_message(NO_PATIENTS), spec, note
     return summary_table(exp.rows), spec, note
 
 
+def not_for_role(figure: str):
+    """A patient-level card's (figure, config, spec, footnote) for a role without patient-level
+    access: one sentence, no axes, no export spec (the CSV download is refused on the server)."""
+    return empty_figure(NOT_FOR_ROLE.replace(": ", ":<br>"), height=120), graph_config(figure), None, ""
+
+
 def spider_card(state, scope="overall", highlight=None):
     snapshot, filters, sites = state_context(state)
     scope = _scope(scope)
+    if not sites.patient_level:
+        return not_for_role(SPIDER)
     # computed for the card, not stored: the card's view is cached, and pickling the points (2.5 ms
     # at 600 patients, on the page's slowest card) cost about what reading them back saves
     exp = exports.compute_export("spider", snapshot, filters, sites, response_scope=scope)
@@ -206,7 +243,8 @@ def spider_card(state, scope="overall", highlight=None):
               "more lines would be unreadable; the CSV has the same rows)"
               if exp.extra["n_patients_evaluable"] > exp.extra["n_patients_drawn"] else
               " (the evaluable patients of the waterfall)")
-    note = [f"{exp.extra['n_patients_drawn']} of {_n_word(exp.n_patients)} drawn{sample}. Each line: % change from baseline in the sum of viable target diameters at every fully "
+    note = [*own_sites_note(sites),
+            f"{exp.extra['n_patients_drawn']} of {_n_word(exp.n_patients)} drawn{sample}. Each line: % change from baseline in the sum of viable target diameters at every fully "
             "measured scan, baseline included, over months since the first DEB-TACE (days / 30.4375); scans after "
             f"the first PD are drawn too. Colour = BOR. Points above +{figs.CAP:.0f}% are drawn at the cap (▲). ",
             scope_note(scope)]
@@ -219,6 +257,8 @@ def swimmer_card(state, scope="overall", sort="time_desc", page=1, size=DEFAULT_
     text. With follow_highlight, the page turns to the highlighted patient's lane."""
     snapshot, filters, sites = state_context(state)
     scope = _scope(scope)
+    if not sites.patient_level:
+        return (*not_for_role(SWIMMER), 1, 1, "")
     sort = sort if sort in resp.SWIMMER_SORTS else "time_desc"
     size = int(size) if size and int(size) in SIZES else DEFAULT_SIZE
     spec = _spec(SWIMMER, "swimmer", snapshot, {"response_scope": scope})
@@ -232,7 +272,8 @@ def swimmer_card(state, scope="overall", sort="time_desc", page=1, size=DEFAULT_
     lanes = resp.page_slice(order, page, size)
     count = (f"Showing lanes {(page - 1) * size + 1}–{(page - 1) * size + len(lanes)} of {len(order)} patients "
              f"(sorted by {resp.SWIMMER_SORTS[sort]})" if order else NO_PATIENTS)
-    note = ("Lane: first DEB-TACE (day 0) to death or last contact (last known alive), coloured by BOR. Marks: "
+    note = "".join(own_sites_note(sites)) + (
+            "Lane: first DEB-TACE (day 0) to death or last contact (last known alive), coloured by BOR. Marks: "
             "| each DEB-TACE session; ● each post-baseline scan, coloured by the recorded "
             f"{RESPONSE_FIELD[scope]}; ◆ first progression (PD) of the scope; × death; ▶ alive at last contact "
             f"(off-study patients end without a mark). Months = days / 30.4375. {scope_note(scope)} The CSV "
@@ -295,6 +336,8 @@ def consistency_table(rows, max_rows: int | None = None):
 def consistency_card(state, scope="overall"):
     snapshot, filters, sites = state_context(state)
     scope = _scope(scope)
+    if not sites.patient_level:
+        return empty_message(NOT_FOR_ROLE), None, ""
     # computed for the card, not stored (the view is cached; at 100,000 patients the export's 9,000
     # disagreeing scans took 6 ms to pickle and 8 to read back)
     exp = exports.compute_export("response-consistency", snapshot, filters, sites, response_scope=scope)
@@ -306,8 +349,9 @@ def consistency_card(state, scope="overall"):
     exempt = (" A recorded PD explained by a new lesion or non-target progression, and a recorded PR with every "
               "target at 0 mm while a non-target lesion persists, are not disagreements (as the validator)."
               if scope == "overall" else " Local response ignores new and non-target lesions.")
-    note = [html.Strong(f"{flagged} of {_n_word(checked)} checked disagree at {_n_word(len(exp.rows), 'scan')}. ",
-                        id="response-consistency-count"), rule, exempt, " ", scope_note(scope)]
+    note = [*own_sites_note(sites), html.Strong(f"{flagged} of {_n_word(checked)} checked disagree at "
+                                               f"{_n_word(len(exp.rows), 'scan')}. ", id="response-consistency-count"),
+            rule, exempt, " ", scope_note(scope)]
     if exp.n_patients == 0:
         return empty_message(NO_PATIENTS), spec, note
     if exp.rows.empty:
@@ -389,10 +433,14 @@ def _consistency(state, scope):
           Input(fid("figure", SPIDER), "clickData"), Input(fid("figure", SWIMMER), "clickData"),
           Input(HIGHLIGHT_CLEAR, "n_clicks"), State(HIGHLIGHT, "data"), prevent_initial_call=True)
 def _highlight(waterfall_click, spider_click, swimmer_click, _clear, current):
-    new = highlighted(ctx.triggered_id, current, waterfall_click, spider_click, swimmer_click)
+    # a de-identified waterfall's bar is a number, not a patient: nothing to follow
+    new = highlighted(ctx.triggered_id, current, waterfall_click, spider_click, swimmer_click) \
+        if request_scope().patient_level else None
     return no_update if new == current else new
 
 
 @callback(Output(HIGHLIGHT_LABEL, "children"), Output(HIGHLIGHT_CLEAR, "disabled"), Input(HIGHLIGHT, "data"))
 def _highlight_label(patient):
+    if not request_scope().patient_level:
+        return "", True             # a de-identified waterfall: no patient to follow
     return highlight_label(patient), not patient

@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from dashboard import data
+from dashboard.access import MIN_GROUP, AccessDenied, is_small, shown_count
 from dashboard.analytics import response as resp
 from dashboard.data import ALL_SITES, Scope
 from dashboard.exports import AGGREGATE, PATIENT, Export, Suppression, export, n_patients
@@ -28,6 +29,13 @@ OPTIONS = ("scope",)
 def _scopes(sites, response_scope) -> tuple[Scope, str]:
     """(site scope, response scope), each checked; no site scope means every site."""
     return sites if sites is not None else ALL_SITES, resp.check_scope(response_scope)
+
+
+def _patient_level(scope: Scope, name: str) -> None:
+    """Refuse a helper that reads patient rows outside an export to a scope without patient-level
+    access (the data seam would give it no row; this says why)."""
+    if not scope.patient_level:
+        raise AccessDenied(f"{name}: patient-level rows are not available to your role")
 
 
 def best_response(snapshot, filters: Filters, sites: Scope, response_scope: str):
@@ -50,9 +58,46 @@ def _scoped(view: str, snapshot, filters, sites, response_scope, order: str):
                         snapshot, filters, sites, params=[response_scope])
 
 
+# --- the waterfall for a role without patient-level access (a sponsor) -----------------------------
+# a bar's best change and BOR only: no patient id, site, stage or visit; bars in the order drawn
+DEIDENTIFIED_COLUMNS = ["best_pct_change", "bor"]
+
+
+def not_drawn_note(n_evaluable) -> str:
+    return (f"Fewer than {MIN_GROUP} evaluable patients ({n_evaluable}) in the current filter: "
+            "the waterfall is not drawn for your role.")
+
+
+def _deidentified_counts(bars: dict, scope: Scope) -> dict:
+    """A waterfall's counts as a suppressing scope may show them: 1-4 as "<5"."""
+    return {"n_patients": shown_count(bars["n_patients"], scope),
+            "n_evaluable": shown_count(bars["n_evaluable"], scope),
+            "n_not_evaluable": shown_count(bars["n_not_evaluable"], scope),
+            "not_evaluable_reasons": {k: shown_count(v, scope) for k, v in bars["not_evaluable_reasons"].items()},
+            "bor_counts": {k: shown_count(v, scope) for k, v in bars["bor_counts"].items()}}
+
+
+def waterfall_deidentified(exp: Export, scope: Scope) -> Export:
+    """The `waterfall` export a sponsor gets: the bars of every patient in the filter (the export
+    computed over the pooled cohort) as drawn, with best change and BOR only; no bar when fewer than
+    MIN_GROUP patients are evaluable; counts 1-4 shown as "<5"."""
+    rows = exp.rows
+    counts = _deidentified_counts({"n_patients": exp.n_patients, "n_evaluable": len(rows),
+                                   "n_not_evaluable": exp.extra["n_not_evaluable"],
+                                   "not_evaluable_reasons": exp.extra["not_evaluable_reasons"],
+                                   "bor_counts": {}}, scope)
+    drawn = len(rows) >= MIN_GROUP
+    extra = {"scope": exp.extra["scope"], "n_evaluable": counts["n_evaluable"],
+             "n_not_evaluable": counts["n_not_evaluable"], "not_evaluable_reasons": counts["not_evaluable_reasons"]}
+    if not drawn:
+        extra["not_drawn"] = not_drawn_note(counts["n_evaluable"])
+    rows = rows[DEIDENTIFIED_COLUMNS] if drawn else rows[DEIDENTIFIED_COLUMNS].iloc[0:0]
+    return Export("waterfall", rows.reset_index(drop=True), counts["n_patients"], extra)
+
+
 @export("waterfall", "per evaluable patient: best % change in the sum of viable target diameters (mRECIST), "
                      "sorted as drawn, with BOR; n_not_evaluable", options=OPTIONS,
-        level=PATIENT)
+        level=PATIENT, deidentified=waterfall_deidentified)
 def waterfall_export(snapshot, filters=Filters(), sites=ALL_SITES, response_scope=None, **_):
     sites, response_scope = _scopes(sites, response_scope)
     best = data.execute(WATERFALL_SQL, snapshot, filters, sites, params=[response_scope])
@@ -94,8 +139,24 @@ order by position
 
 def waterfall_bars(snapshot, filters: Filters = Filters(), sites: Scope = ALL_SITES, response_scope=None,
                    highlight: str | None = None, max_bars: int | None = None) -> dict:
-    """What the waterfall card shows, without the `waterfall` export's row per patient (100,000 at
-    the stress scale, most of the card's time to load and to cache): n_patients, n_evaluable,
+    """What the waterfall card shows the scope (`_waterfall_bars`). For a scope without patient-level
+    access (a sponsor), the bars of every patient in the filter de-identified as the `waterfall`
+    export's de-identified form: best change and BOR only, none when fewer than MIN_GROUP patients
+    are evaluable (`withheld` is then True), counts 1-4 as "<5"."""
+    sites, response_scope = _scopes(sites, response_scope)
+    if sites.patient_level:
+        return _waterfall_bars(snapshot, filters, sites, response_scope, highlight, max_bars)
+    bars = _waterfall_bars(snapshot, filters, sites.pooled(), response_scope, None, max_bars)
+    withheld = bars["n_evaluable"] < MIN_GROUP
+    rows = None if withheld or bars["rows"] is None else bars["rows"][DEIDENTIFIED_COLUMNS].reset_index(drop=True)
+    return {**_deidentified_counts(bars, sites), "rows": rows, "withheld": withheld}
+
+
+def _waterfall_bars(snapshot, filters: Filters, sites: Scope, response_scope: str, highlight: str | None,
+                    max_bars: int | None) -> dict:
+    """The waterfall card's bars and counts over the scope's patients, without the `waterfall`
+    export's row per patient (100,000 at the stress scale, most of the card's time to load and to
+    cache): n_patients, n_evaluable,
     n_not_evaluable and not_evaluable_reasons (the export's n_patients, len(rows) and extra),
     bor_counts (evaluable patients per BOR) and rows, the bars the figure draws
     (figures.response.waterfall_bars_figure): the export's rows at the positions
@@ -104,7 +165,6 @@ def waterfall_bars(snapshot, filters: Filters = Filters(), sites: Scope = ALL_SI
     cached per highlight); up to it every bar is loaded and the highlight changes nothing. With no
     more patients in the filter than max_bars, one query: the export's (every bar is drawn)."""
     from dashboard.figures.response import MAX_BARS
-    sites, response_scope = _scopes(sites, response_scope)
     max_bars = MAX_BARS if max_bars is None else max_bars
     if n_patients(snapshot, filters, sites) <= max_bars:
         # few patients (the count is cached, and the banner asks for it too): one query, the
@@ -113,7 +173,8 @@ def waterfall_bars(snapshot, filters: Filters = Filters(), sites: Scope = ALL_SI
         rows = resp.waterfall_rows(best)
         reasons = resp.not_evaluable_counts(best)
         return {"n_patients": len(best), "n_evaluable": len(rows), "n_not_evaluable": sum(reasons.values()),
-                "not_evaluable_reasons": reasons, "bor_counts": rows["bor"].value_counts().to_dict(), "rows": rows}
+                "not_evaluable_reasons": reasons, "bor_counts": rows["bor"].value_counts().to_dict(), "rows": rows,
+                "withheld": False}
     counts = data.execute(WATERFALL_COUNTS_SQL, snapshot, filters, sites, params=[response_scope])
     evaluable = counts["evaluable"].to_numpy(dtype=bool)
     n = counts["n"].to_numpy(dtype=np.int64)
@@ -141,7 +202,7 @@ def waterfall_bars(snapshot, filters: Filters = Filters(), sites: Scope = ALL_SI
                             params={"scope": response_scope, "positions": positions.tolist(),
                                     "highlight": highlight})
     return {"n_patients": int(n.sum()), "n_evaluable": n_evaluable, "n_not_evaluable": sum(reasons.values()),
-            "not_evaluable_reasons": reasons, "bor_counts": bor_counts, "rows": rows}
+            "not_evaluable_reasons": reasons, "bor_counts": bor_counts, "rows": rows, "withheld": False}
 
 
 # the patients of the filter counted per group (grouping.group_sql, the grouping bound as $by),
@@ -160,11 +221,32 @@ group by all
 # withheld with the count they divide by when it is 1-4
 SUMMARY_RATES = tuple(f"{r}{s}" for r in ("orr", "dcr") for s in ("", "_ci_lower", "_ci_upper"))
 EVALUABLE_RATES = tuple(f"{r}_evaluable{s}" for r in ("orr", "dcr") for s in ("", "_ci_lower", "_ci_upper"))
+SUMMARY_COUNTS = Suppression({"n": SUMMARY_RATES, "n_evaluable": EVALUABLE_RATES,
+                              "cr": (), "pr": (), "sd": (), "pd": (), "ne": ()})
+
+
+def suppress_summary(exp: Export, scope: Scope) -> Export:
+    """The response-summary rows a suppressing scope may see: a rate (with its CI) is withheld when
+    its numerator (responders, controlled patients) or its denominator is 1-4, and every count
+    from 1 to 4 is shown as "<5" (SUMMARY_COUNTS)."""
+    rows = exp.rows.copy()
+    value = {c: rows[c].to_numpy(dtype=float) for c in ("cr", "pr", "sd", "n_evaluable", "orr_evaluable",
+                                                         "dcr_evaluable")}
+    numerators = {"orr": value["cr"] + value["pr"], "dcr": value["cr"] + value["pr"] + value["sd"],
+                  # the evaluable patients' responses are not a column: back from the rate, exactly
+                  "orr_evaluable": np.round(value["orr_evaluable"] * value["n_evaluable"]),
+                  "dcr_evaluable": np.round(value["dcr_evaluable"] * value["n_evaluable"])}
+    for rate, x in numerators.items():
+        small = np.array([is_small(v) for v in x.tolist()], dtype=bool)
+        if small.any():
+            for column in (rate, f"{rate}_ci_lower", f"{rate}_ci_upper"):
+                rows[column] = rows[column].astype(object).where(~small, None)
+    return SUMMARY_COUNTS(Export(exp.name, rows, exp.n_patients, exp.extra), scope)
 
 
 @export("response-summary", "per group: BOR counts, ORR and DCR with exact 95% CIs over all patients and over "
                             "evaluable patients", options=("scope", "by"),
-        level=AGGREGATE, suppress=Suppression({"n": SUMMARY_RATES, "n_evaluable": EVALUABLE_RATES, "cr": (), "pr": (), "sd": (), "pd": (), "ne": ()}))
+        level=AGGREGATE, suppress=suppress_summary)
 def response_summary_export(snapshot, filters=Filters(), sites=ALL_SITES, response_scope=None, by=None, **_):
     sites, response_scope = _scopes(sites, response_scope)
     by = check_by(by)
@@ -261,6 +343,7 @@ def swimmer_lanes(snapshot, filters: Filters = Filters(), sites: Scope = ALL_SIT
     reads this list, never the marks of every lane."""
     from dashboard import cache
     sites, response_scope = _scopes(sites, response_scope)
+    _patient_level(sites, "swimmer")
     sort = sort if sort in resp.SWIMMER_SORTS else "time_desc"
 
     def compute():
@@ -288,9 +371,9 @@ def split_lanes(stored) -> list[str]:
     return stored.split(LANE_SEPARATOR) if stored else []
 
 
-# the marks of the given lanes: their rows of swimmer_events_all (the lanes are patients of `cohort`
-# already, so these are their rows of swimmer_events), the ids joined as a list (a hash semi-join:
-# list_contains over every mark of the snapshot was most of the query at 100,000 patients), in
+# the marks of the given lanes that are patients of `cohort` (so these are their rows of
+# swimmer_events: a lane of a site outside the scope gets no mark), the ids joined as a list (a hash
+# semi-join: list_contains over every mark of the snapshot was most of the query at 100,000 patients), in
 # the order resp.swimmer_rows gives the export's rows (lanes longest first, ties by patient id;
 # a lane's marks by day, then session < scan < first PD < lane end, then SWIMMER_MARK_ORDER's
 # session number and visit), so they need no sorting in Python
@@ -298,7 +381,8 @@ SWIMMER_KIND_SQL = "case event " + " ".join(f"when '{e}' then {k}" for e, k in r
 SWIMMER_PAGE_SQL = f"""
 select * exclude (scope)
 from swimmer_events_all
-where scope = ? and patient_id in (select unnest(?::varchar[]))
+where scope = ? and patient_id in (
+    select patient_id from cohort where patient_id in (select unnest(?::varchar[])))
 order by time_on_study_days desc nulls last, patient_id, day nulls last, {SWIMMER_KIND_SQL} nulls last,
     session_number, visit
 """
@@ -309,6 +393,7 @@ def swimmer_page_rows(snapshot, filters: Filters = Filters(), sites: Scope = ALL
     """The `swimmer` export's rows of the given lanes only (the lanes of one page), in the
     export's order: the marks of those lanes, fetched with the lane ids bound as a list."""
     sites, response_scope = _scopes(sites, response_scope)
+    _patient_level(sites, "swimmer")
     return data.execute(SWIMMER_PAGE_SQL, snapshot, filters, sites, params=[response_scope, [str(p) for p in lanes]])
 
 

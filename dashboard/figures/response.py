@@ -120,9 +120,12 @@ def waterfall_bars_figure(rows: pd.DataFrame, n: int, counts, highlight: str | N
     or the evenly spaced ones and the highlighted patient's), `n` the evaluable patients and
     `counts` their number per BOR (a dict or Series), for the legend and the axis title. The
     Tumour response card gets the drawn bars from SQL (exports.response.waterfall_bars) without
-    loading every patient's row."""
+    loading every patient's row. De-identified rows (no patient_id: a sponsor's) are drawn as
+    numbered bars whose hover shows the best change and BOR only; `counts` may hold "<5"."""
     if rows.empty:
         return empty_figure(NO_BAR)
+    if "patient_id" not in rows.columns:
+        return _deidentified_waterfall(rows, n, counts, cap)
     patient = _text(rows["patient_id"])
     best = rows["best_pct_change"].to_numpy(dtype=float)
     shown = np.minimum(best, cap)
@@ -142,7 +145,7 @@ def waterfall_bars_figure(rows: pd.DataFrame, n: int, counts, highlight: str | N
         # the highlighted patient's bar outlined; otherwise one width for the whole trace
         outline = np.where(ids == highlight, 3, 0) if highlight is not None and (ids == highlight).any() else 0
         fig.add_bar(
-            x=ids, y=shown[index], name=f"{BOR_NAMES.get(level, level)} ({int(counts.get(level, 0))})",
+            x=ids, y=shown[index], name=_legend_name(level, counts),
             marker=dict(color=BOR_COLOURS.get(level, "#888888"), line=dict(color=HIGHLIGHT, width=outline)),
             customdata=custom[index],
             hovertemplate="<b>%{x}</b><br>site %{customdata[0]} · BCLC %{customdata[1]}"
@@ -161,40 +164,89 @@ def waterfall_bars_figure(rows: pd.DataFrame, n: int, counts, highlight: str | N
     if len(hit):
         fig.add_annotation(x=highlight, y=max(float(shown[hit[0]]), 0), text=f"<b>{highlight}</b>", showarrow=True,
                            arrowhead=2, ax=0, ay=-36, font=dict(size=12), bgcolor="rgba(255,255,255,0.9)")
+    return _waterfall_layout(fig, patient, shown, n, len(over), show_ids=n <= 40)
+
+
+def _legend_name(level: str, counts) -> str:
+    """'PR (12)', or 'PR (<5)' where the count is suppressed."""
+    count = counts.get(level, 0)
+    return f"{BOR_NAMES.get(level, level)} ({count if isinstance(count, str) else int(count)})"
+
+
+def _deidentified_waterfall(rows: pd.DataFrame, n: int, counts, cap: float = CAP) -> Figure:
+    """The waterfall of de-identified rows (best_pct_change, bor: a sponsor's): bars numbered in the
+    order drawn, the hover saying the best change and BOR only (no patient, site, stage or visit)."""
+    best = rows["best_pct_change"].to_numpy(dtype=float)
+    shown = np.minimum(best, cap)
+    bor = rows["bor"].to_numpy(dtype=object)
+    bar = np.arange(1, len(rows) + 1).astype(str)
+    change = _number_text(best)
+    fig = Figure()
+    for level in BOR_ORDER + sorted(set(pd.unique(bor)) - set(BOR_ORDER)):
+        index = np.flatnonzero(bor == level)
+        if not len(index):
+            continue
+        fig.add_bar(x=bar[index], y=shown[index], name=_legend_name(level, counts),
+                    marker=dict(color=BOR_COLOURS.get(level, "#888888"), line=dict(width=0)),
+                    customdata=change[index][:, None],
+                    hovertemplate=f"best change %{{customdata[0]:+.1f}}%<br>best response {level}<extra></extra>")
+    over = np.flatnonzero(best > cap)
+    if len(over):
+        fig.add_scatter(
+            x=bar[over], y=np.full(len(over), cap), mode="markers+text", name=f"> +{cap:.0f}%",
+            marker=dict(symbol="triangle-up", size=11, color="#212529"),
+            text=[f"{v:+.0f}%" for v in best[over]], textposition="top center", textfont=dict(size=11),
+            cliponaxis=False, customdata=change[over][:, None],
+            hovertemplate=f"best change %{{customdata[0]:+.1f}}% (bar cut at +{cap:.0f}%)<extra></extra>")
+    return _waterfall_layout(fig, bar, shown, n, len(over), show_ids=False)
+
+
+def _waterfall_layout(fig: Figure, bars: np.ndarray, shown: np.ndarray, n: int, n_over: int,
+                      show_ids: bool) -> Figure:
+    """The waterfall's reference lines, axes and layout: `bars` the x categories in the order drawn,
+    `shown` their heights (capped), `n` the evaluable patients, `n_over` the bars cut at the cap."""
     _reference_lines(fig)
-    drawn = len(rows)
+    drawn = len(bars)
     title = (f"Patients (n = {n}), largest increase to largest decrease" if drawn == n else
              f"Patients (n = {n:,}; {drawn:,} evenly spaced bars drawn), largest increase to largest decrease")
     gap = 0 if drawn < n else 0.15 if drawn > 40 else 0.3       # sampled bars touch: no false stripes
     fig.update_layout(barmode="relative", bargap=gap, uirevision="waterfall")
-    fig.update_xaxes(type="category", categoryorder="array", categoryarray=patient,
-                     showticklabels=n <= 40, tickangle=-60, tickfont=dict(size=10), title=title)
-    top = max(25.0, float(np.nanmax(shown))) + (18 if len(over) else 8)
+    fig.update_xaxes(type="category", categoryorder="array", categoryarray=bars,
+                     showticklabels=show_ids, tickangle=-60, tickfont=dict(size=10), title=title)
+    top = max(25.0, float(np.nanmax(shown))) + (18 if n_over else 8)
     fig.update_yaxes(title="Best change from baseline", range=[-108, top],
                      zeroline=True, zerolinecolor="#adb5bd", ticksuffix="%")
     fig = base_layout(fig, height=440)
-    fig.update_layout(margin=dict(l=70, r=46, t=64, b=80 if n <= 40 else 50), legend=top_legend(440))
+    fig.update_layout(margin=dict(l=70, r=46, t=64, b=80 if show_ids else 50), legend=top_legend(440))
     return fig
+
+
+WITHHELD = "% withheld"
 
 
 def bor_figure(summary: pd.DataFrame) -> Figure:
     """Horizontal stacked bars of best overall response per group (the row 'all' last), as % of
     every patient in the group (intention to treat), with n in the hover. Input: rows of the
-    response-summary export."""
-    if summary.empty or summary["n"].sum() == 0:
+    response-summary export; a suppressed count ("<5") is shown as such and its percentage is
+    withheld (no segment)."""
+    n = pd.to_numeric(summary["n"], errors="coerce")            # "<5" -> NaN
+    if summary.empty or (summary["n"].astype(str) == "0").all():
         return empty_figure(NO_PATIENTS)
-    labels = [("All patients" if g == "all" else str(g)) + (" †" if small else "") + f" (n={n})"
-              for g, n, small in zip(summary["group"], summary["n"], summary["is_small_group"])]
+    labels = [("All patients" if g == "all" else str(g)) + (" †" if small else "") + f" (n={size})"
+              for g, size, small in zip(summary["group"], summary["n"], summary["is_small_group"])]
     fig = Figure()
     for bor in BOR_ORDER:
         count = summary[bor.lower()]
-        pct = 100.0 * count / summary["n"]
+        pct = (100.0 * pd.to_numeric(count, errors="coerce") / n).to_numpy(dtype=float)
+        pct_text = [WITHHELD if p != p else f"{p:.1f}%" for p in pct.tolist()]
         fig.add_bar(
             y=labels, x=pct, name=bor, orientation="h", marker_color=BOR_COLOURS[bor],
             text=[f"{p:.0f}%" if p >= 12 else "" for p in pct], textposition="inside", insidetextanchor="middle",
-            textangle=0, textfont=dict(size=12), customdata=np.column_stack([count, summary["n"], summary["group"]]),
+            textangle=0, textfont=dict(size=12),
+            customdata=np.column_stack([count.astype(str), summary["n"].astype(str), summary["group"].astype(str),
+                                        pct_text]),
             hovertemplate=f"<b>%{{customdata[2]}}</b><br>{bor}: %{{customdata[0]}} of %{{customdata[1]}} "
-                          "(%{x:.1f}%)<extra></extra>")
+                          "(%{customdata[3]})<extra></extra>")
     fig.update_layout(barmode="stack", bargap=0.3)
     fig.update_xaxes(title="Patients (%)", range=[0, 100.5], ticksuffix="%", dtick=20)
     fig.update_yaxes(title=None, type="category", autorange="reversed", automargin=True)
