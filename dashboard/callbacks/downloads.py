@@ -13,15 +13,7 @@ from urllib.parse import parse_qsl
 from dash.exceptions import PreventUpdate
 from dash import MATCH, ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, dcc, no_update, set_props
 
-    user = access.current_user()
-    facts = dict(figure=figure, export=name, snapshot=snapshot.snapshot_id, filters=filters.to_dict(), options=options)
-    try:
-        exp = exports.run_export(name, snapshot, filters, scope, **options)
-    except AccessDenied as refused:
-        log.warning("CSV download refused: %s", refused)
-        audit.record("download-refused", user, **facts)
-        return no_update
-    audit.record_required("download", user, **facts, rows=len(exp.rows))    # nothing leaves unrecorded
+from dashboard import access, audit, exports, ids
 from dashboard.access import AccessDenied
 from dashboard.callbacks import downstaging, enrollment, response, safety, survival
 from dashboard.state import state_context
