@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 from dashboard import cache, data
+from dashboard.access import MIN_GROUP, shown_count
 from dashboard.analytics import staging
 from dashboard.data import ALL_SITES
 from dashboard.exports import AGGREGATE, PATIENT, Export, Suppression, export
@@ -105,11 +106,28 @@ def downstaging_summary_export(snapshot, filters=Filters(), scope=ALL_SITES, by=
                   {"by": by, "ci_method": "Clopper-Pearson exact, 95%"})
 
 
+CIF_COUNTS = Suppression({c: () for c in ("n_risk", "n_event", "n_competing", "n_censor", "n_eligible",
+                                         "n_downstaged", "n_died_first", "n_censored")})
+
+
+def suppress_cif(exp: Export, scope) -> Export:
+    """downstaging-cif for a suppressing scope: the curves of groups of fewer than MIN_GROUP eligible
+    patients are not drawn (their rows dropped, the groups named in `not_drawn`), nor is the pooled
+    value at one year when all eligible patients are fewer; counts of 1-4 become "<5"."""
+    sizes = exp.rows.groupby("group", sort=False)["n_risk"].max()      # at risk at the first time: the group
+    small = [str(g) for g, n in sizes.items() if n < MIN_GROUP]
+    rows = exp.rows[~exp.rows["group"].isin(small)].reset_index(drop=True)
+    extra = dict(exp.extra, not_drawn=small)
+    if exp.extra["n_eligible"] < MIN_GROUP:
+        extra["all_at_one_year"] = None
+    return CIF_COUNTS(Export(exp.name, rows, exp.n_patients, extra), scope)
+
+
 @export("downstaging-cif", "cumulative incidence of downstaging to within Milan (Aalen-Johansen, death "
                            "competing) among patients outside Milan at baseline, per group "
                            "(--by FIELD|none, --ci log|log-log|plain)",
         options=("by", "ci"),
-        level=AGGREGATE, suppress=Suppression({c: () for c in ("n_risk", "n_event", "n_competing", "n_censor", "n_eligible", "n_downstaged", "n_died_first", "n_censored")}))
+        level=AGGREGATE, suppress=suppress_cif)
 def downstaging_cif_export(snapshot, filters=Filters(), scope=ALL_SITES, by=None, ci="log", **_):
     by = check_by(by)
     counts = staging_counts(snapshot, filters, scope, by)
@@ -130,10 +148,34 @@ def downstaging_cif_export(snapshot, filters=Filters(), scope=ALL_SITES, by=None
                    "n_censored": int(by_status.get(0, 0)), "all_at_one_year": at_one_year})
 
 
+IDENTIFYING = ("patient_id", "site_id")
+
+
+def downsizing_deidentified(exp: Export, scope) -> Export:
+    """The downsizing rows a role without patient-level access may see: no patient or site id (and no
+    date: the export has none), only groups of at least MIN_GROUP evaluable patients (the others named
+    in `not_drawn`), rows in the order they are drawn (group, best change, then the values: not the
+    patients' order), and every count of 1-4 as "<5"."""
+    rows = exp.rows.drop(columns=[c for c in exp.rows.columns
+                                  if c in IDENTIFYING or pd.api.types.is_datetime64_any_dtype(exp.rows[c])])
+    sizes = rows["group"].value_counts()
+    kept = [g for g in exp.extra["groups"] if sizes.get(g, 0) >= MIN_GROUP]
+    rank = {g: i for i, g in enumerate(kept)}
+    order = ["best_pct_change", "baseline_diameter_mm", "best_diameter_mm", "best_visit", "lesion_id"]
+    rows = (rows[rows["group"].isin(kept)].assign(_rank=lambda r: r["group"].map(rank))
+            .sort_values(["_rank", *order], kind="stable").drop(columns="_rank").reset_index(drop=True))
+    summary = [dict(s, n_30=shown_count(s["n_30"], scope)) for s in exp.extra["summary"] if s["group"] in rank]
+    return Export(exp.name, rows, shown_count(exp.n_patients, scope), {
+        "by": exp.extra["by"], "groups": kept, "summary": summary, "n_evaluable": len(rows),
+        "n_not_evaluable": shown_count(exp.extra["n_not_evaluable"], scope),
+        "not_evaluable": {k: shown_count(v, scope) for k, v in exp.extra["not_evaluable"].items()},
+        "not_drawn": [g for g in exp.extra["groups"] if 0 < sizes.get(g, 0) < MIN_GROUP]})
+
+
 @export("downsizing", "best percent change of the index lesion's viable diameter (the largest target lesion at "
                       "baseline), one row per evaluable patient (--by FIELD|none)",
         options=("by",),
-        level=PATIENT)
+        level=PATIENT, deidentified=downsizing_deidentified)
 def downsizing_export(snapshot, filters=Filters(), scope=ALL_SITES, by=None, **_):
     by = check_by(by)
     # every patient of the filter (the rows of downsizing: downsizing_all joined to cohort), in the
@@ -159,3 +201,4 @@ def downsizing_export(snapshot, filters=Filters(), scope=ALL_SITES, by=None, **_
                    "n_evaluable": len(evaluable),
                    "n_not_evaluable": int(reasons.sum()),
                    "not_evaluable": {str(k): int(v) for k, v in reasons.items()}})
+
