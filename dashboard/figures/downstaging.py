@@ -176,10 +176,8 @@ class NodeCount(NamedTuple):
         return NodeCount(self.exact, self.withheld + 1) if _withheld(n) else NodeCount(self.exact + n, self.withheld)
 
     def text(self) -> str:
-        """'37', '37 + <5', '<5', '37 + 2 × <5'."""
-        parts = ([str(self.exact)] if self.exact or not self.withheld else []) + (
-            [SUPPRESSED] if self.withheld == 1 else [f"{self.withheld} × {SUPPRESSED}"] if self.withheld else [])
-        return " + ".join(parts)
+        """'37', '37 + <5', '<5', '37 + <5 + <5'."""
+        return " + ".join(([str(self.exact)] if self.exact or not self.withheld else []) + [SUPPRESSED] * self.withheld)
 
 
 def flow_figure(links: pd.DataFrame, measure: str, height: int = 500) -> Figure:
@@ -222,7 +220,7 @@ def flow_figure(links: pd.DataFrame, measure: str, height: int = 500) -> Figure:
         source_count = out_count[r.source]
         share = ("" if _withheld(r.n) or source_count.withheld else
                  f" ({r.n / source_count.exact:.0%} of {r.source})")
-        withheld = "<br>fewer than 5 patients: not counted for your role" if _withheld(r.n) else ""
+        withheld = " (the number is not shown for your role)" if _withheld(r.n) else ""
         text = f"{r.source} → {r.target}{kind}<br>{r.n} patients{share}{withheld}"
         colour = KIND_COLOURS[r.kind]
         fig.add_scatter(x=np.concatenate([top_x, bot_x[::-1]]), y=np.concatenate([top_y, bot_y[::-1]]),
@@ -249,7 +247,7 @@ def flow_figure(links: pd.DataFrame, measure: str, height: int = 500) -> Figure:
             when = "at baseline" if side == "left" else ("" if s in (DIED, NOT_RESTAGED) else "best at follow-up")
             c = counts[s]
             of = (f" of {patients.exact} patients ({c.exact / patients.exact:.1%})" if not patients.withheld else
-                  " patients (a link of fewer than 5 patients is not counted for your role)" if c.withheld else
+                  " patients (links of fewer than 5 patients are not counted exactly for your role)" if c.withheld else
                   " patients")
             hover = f"{s} {when}".strip() + f"<br>{c.text()}{of}"
             fig.add_scatter(x=[xa, xb, xb, xa, xa], y=[bottom, bottom, top, top, bottom], fill="toself",
