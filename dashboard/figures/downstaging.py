@@ -176,8 +176,12 @@ class NodeCount(NamedTuple):
         return NodeCount(self.exact, self.withheld + 1) if _withheld(n) else NodeCount(self.exact + n, self.withheld)
 
     def text(self) -> str:
-        """'37', '37 + <5', '<5', '37 + <5 + <5'."""
-        return " + ".join(([str(self.exact)] if self.exact or not self.withheld else []) + [SUPPRESSED] * self.withheld)
+        """'37'; with withheld links, what they allow: '≥ 39' (37 and two of 1-4), '<5' (one), '< 10' (two)."""
+        if not self.withheld:
+            return f"= {self.exact}"
+        if self.exact:
+            return f"≥ {self.exact + self.withheld}"
+        return f"= {SUPPRESSED}" if self.withheld == 1 else f"< {5 * self.withheld}"
 
 
 def flow_figure(links: pd.DataFrame, measure: str, height: int = 500) -> Figure:
@@ -249,13 +253,13 @@ def flow_figure(links: pd.DataFrame, measure: str, height: int = 500) -> Figure:
             of = (f" of {patients.exact} patients ({c.exact / patients.exact:.1%})" if not patients.withheld else
                   " patients (links of fewer than 5 patients are not counted exactly for your role)" if c.withheld else
                   " patients")
-            hover = f"{s} {when}".strip() + f"<br>{c.text()}{of}"
+            hover = f"{s} {when}".strip() + f"<br>{c.exact if not c.withheld else 'n ' + c.text()}{of}"
             fig.add_scatter(x=[xa, xb, xb, xa, xa], y=[bottom, bottom, top, top, bottom], fill="toself",
                             mode="lines", line=dict(width=0), fillcolor=_state_colour(s), hoveron="fills",
                             hoverinfo="text", text=hover, showlegend=False)
             annotations.append(dict(
                 x=xa - 0.008 if side == "left" else xb + 0.008, y=ly, xanchor="right" if side == "left" else "left",
-                text=f"<b>{s[0].upper() + s[1:]}</b><br>n = {c.text()}", showarrow=False, font=dict(size=13),
+                text=f"<b>{s[0].upper() + s[1:]}</b><br>n {c.text()}", showarrow=False, font=dict(size=13),
                 align="right" if side == "left" else "left", name="node", hovertext=hover.replace("<br>", ": ")))
     for x, text, anchor in ((x0, FLOW_HEADERS[0], "right"), (x1, FLOW_HEADERS[1], "left")):
         annotations.append(dict(x=x, y=1, yref="paper", yanchor="bottom", xanchor=anchor, showarrow=False,
@@ -313,7 +317,7 @@ def rates_figure(rows: pd.DataFrame, by: str = "none") -> Figure:
         for g in sub.index[has & ~drawable]:
             r = sub.loc[g]
             fig.add_annotation(x=0, y=labels[g], xref=f"x{col if col > 1 else ''}", yref="y", xanchor="left",
-                               text=f"{r['achieved']}/{r['eligible']} · fewer than 5: rate not shown for your role",
+                               text=f"{r['achieved']}/{r['eligible']} · rate not shown",
                                showarrow=False, font=dict(size=12, color="#6c757d"))
         fig.update_xaxes(range=[-3, 103], ticksuffix="%", dtick=25, zeroline=False, row=1, col=col,
                          title="Patients (%), 95% CI")
@@ -341,6 +345,14 @@ def not_drawn_note(by: str, groups) -> str:
     return f"{', '.join(names)}: fewer than {MIN_GROUP} patients, not drawn for your role."
 
 
+def _not_drawn_annotation(fig: Figure, by: str, groups) -> int:
+    """The not-drawn note under the plot, wrapped to the card; returns the bottom margin it needs."""
+    lines = textwrap.wrap(not_drawn_note(by, groups), 70)
+    fig.add_annotation(x=0, y=-0.16, xref="paper", yref="paper", xanchor="left", yanchor="top", showarrow=False,
+                       text="<br>".join(lines), align="left", font=dict(size=12, color="#6c757d"), name="not-drawn")
+    return 50 + 18 * len(lines)
+
+
 def cif_figure(rows: pd.DataFrame, by: str = "none", not_drawn=()) -> Figure:
     """Cumulative incidence of downstaging to within Milan (Aalen-Johansen, death competing) per
     group, as step curves with their 95% pointwise CI band; the value at the last time labelled.
@@ -351,9 +363,7 @@ def cif_figure(rows: pd.DataFrame, by: str = "none", not_drawn=()) -> Figure:
     if rows.empty:
         return message_figure("No patient outside Milan at baseline in the current filter: nobody to downstage.")
     fig = Figure()
-    if not_drawn:
-        fig.add_annotation(x=0, y=-0.16, xref="paper", yref="paper", xanchor="left", yanchor="top", showarrow=False,
-                           text=not_drawn_note(by, not_drawn), font=dict(size=12, color="#6c757d"), name="not-drawn")
+    bottom = _not_drawn_annotation(fig, by, not_drawn) if not_drawn else 50
     group_col = rows["group"].to_numpy()
     groups = list(dict.fromkeys(group_col.tolist()))
     columns = {c: rows[c].to_numpy() for c in ("time_days", "cif", "ci_lower", "ci_upper", "n_risk", "n_event",
@@ -397,7 +407,7 @@ def cif_figure(rows: pd.DataFrame, by: str = "none", not_drawn=()) -> Figure:
     fig.update_yaxes(title="Downstaged to within Milan", tickformat=".0%", range=[0, ymax], rangemode="tozero")
     fig.update_xaxes(title="Months since first DEB-TACE", dtick=3, rangemode="tozero")
     base_layout(fig, height=420)
-    fig.update_layout(hovermode="closest", margin=dict(l=60, r=40, t=40, b=70 if not_drawn else 50))
+    fig.update_layout(hovermode="closest", margin=dict(l=60, r=40, t=40, b=bottom))
     return fig
 
 
@@ -504,9 +514,7 @@ def downsizing_figure(rows: pd.DataFrame, groups: list[str] | None = None, by: s
                      zeroline=False, hoverformat=".1f")
     fig.update_xaxes(type="category", tickangle=0, categoryorder="array", categoryarray=[tick(g) for g in groups],
                      tickfont=dict(size=11 if many else 13))
-    if not_drawn:
-        fig.add_annotation(x=0, y=-0.16, xref="paper", yref="paper", xanchor="left", yanchor="top", showarrow=False,
-                           text=not_drawn_note(by, not_drawn), font=dict(size=12, color="#6c757d"), name="not-drawn")
+    bottom = _not_drawn_annotation(fig, by, not_drawn) + 10 if not_drawn else 60
     base_layout(fig, height=420)
-    fig.update_layout(margin=dict(l=60, r=50, t=40, b=80 if not_drawn else 60), hovermode="closest")
+    fig.update_layout(margin=dict(l=60, r=50, t=40, b=bottom), hovermode="closest")
     return fig
