@@ -53,8 +53,9 @@ def flow_card(state, measure="bclc"):
             "'died before restaging' (death recorded) or 'not yet restaged'. Widths and numbers are patients "
             f"(N = {exp.n_patients} in the current filter); link colour: green better, grey-blue unchanged, "
             "red worse than at baseline." + (
-                " A link of fewer than 5 patients reads <5 and is drawn at a fixed width; a node's n then adds it as "
-                "+ <5 (the exact numbers are not shown for your role)." if scope.suppress else ""))
+                " A link of fewer than 5 patients reads <5 and is drawn at a fixed width; a node with such links "
+                "reads n ≥ its counted patients plus one per such link (the exact numbers are not shown for your "
+                "role)." if scope.suppress else ""))
     return figs.flow_figure(exp.rows, measure), graph_config(FLOW, spec["filename"]), spec, note
 
 

@@ -347,7 +347,7 @@ def not_drawn_note(by: str, groups) -> str:
 
 def _not_drawn_annotation(fig: Figure, by: str, groups) -> int:
     """The not-drawn note under the plot, wrapped to the card; returns the bottom margin it needs."""
-    lines = textwrap.wrap(not_drawn_note(by, groups), 70)
+    lines = textwrap.wrap(not_drawn_note(by, groups), 55)
     fig.add_annotation(x=0, y=-0.16, xref="paper", yref="paper", xanchor="left", yanchor="top", showarrow=False,
                        text="<br>".join(lines), align="left", font=dict(size=12, color="#6c757d"), name="not-drawn")
     return 50 + 18 * len(lines)
