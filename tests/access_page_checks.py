@@ -91,7 +91,8 @@ def figure_of(answers: dict, figure: str) -> dict:
 
 
 def footnote_of(answers: dict, figure: str) -> str:
-    return json.dumps(answers[json.dumps({"figure": figure, "type": "footnote"}, separators=(",", ":"))]["children"])
+    return json.dumps(answers[json.dumps({"figure": figure, "type": "footnote"}, separators=(",", ":"))]["children"],
+                      ensure_ascii=False)
 
 
 def csv_frame(text: str) -> pd.DataFrame:

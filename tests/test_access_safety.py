@@ -215,6 +215,7 @@ def test_downloads_per_role(env, scenario, search):
     from dashboard.callbacks.safety import DOWNLOADS
     page, as_user, snapshot = env
     state = page.state(scenario)
+    withheld_cells = needed = 0
     for figure in (GRADE_MAP, GROUP_MAP, TABLE):
         _, options = DOWNLOADS[figure](options_of(search))
         expected = truth(snapshot, scenario, **options)
@@ -229,10 +230,39 @@ def test_downloads_per_role(env, scenario, search):
             assert list(got.columns) == list(full.columns) and len(got) == len(full)
             for column in COUNTS:
                 for mine, theirs in zip(got[column], full[column]):
-                    assert mine == (SUPPRESSED if small(theirs) else theirs), (role, figure, column)
+                    # "<5" for 1-4; otherwise the committee's number, or withheld (empty) beside a "<5"
+                    assert mine == SUPPRESSED if small(theirs) else mine in (theirs, ""), (role, figure, column)
+                    assert mine != "" or int(theirs) >= 5, (role, figure, column)
+            assert not recoverable(got), (role, figure)
+            withheld_cells += int((got[COUNTS] == "").sum().sum())
             withheld = full["n_events"].map(small) | full["n_sessions"].map(small)
             assert (got.loc[withheld, "events_per_100_sessions"] == "").all()
             assert (got.loc[~withheld, "events_per_100_sessions"] == full.loc[~withheld, "events_per_100_sessions"]).all()
+        # without withholding, a "<5" of the committee's rows would be recoverable here
+        needed += len(recoverable(full.map(lambda v: SUPPRESSED if small(v) else v)))
+    assert (withheld_cells > 0) == (needed > 0)
+
+
+# a row's sums (analysis plan: each patient once per term at the worst grade): any grade = grades 1-5,
+# grade 3-4 = grades 3 and 4, grade >= 3 = grades 3, 4 and 5, grade 5 = grade 5
+ROW_SUMS = [("n_patients_any", ["grade_1", "grade_2", "grade_3", "grade_4", "grade_5"]),
+            ("n_grade_3_4", ["grade_3", "grade_4"]), ("n_grade_3_plus", ["grade_3", "grade_4", "grade_5"]),
+            ("n_grade_5", ["grade_5"])]
+
+
+def recoverable(rows) -> list:
+    """What a reader of the CSV can work out by subtraction: (row, column, value) for each sum of a row
+    with exactly one member not shown ("<5" or withheld)."""
+    found = []
+    for i, r in rows.iterrows():
+        for total, parts in ROW_SUMS:
+            members = [total, *parts]
+            hidden = [m for m in members if not r[m].isdigit()]
+            if len(hidden) == 1:
+                parts_shown = sum(int(r[m]) for m in parts if m not in hidden)
+                value = parts_shown if hidden[0] == total else int(r[total]) - parts_shown
+                found.append((i, hidden[0], value))
+    return found
 
 
 def test_an_investigator_s_own_site_download_is_exact(env):
@@ -291,3 +321,21 @@ def test_the_json_export_withholds_totals_of_1_to_4(root, monkeypatch):
                                                                                full.extra["n_sessions"])
     overall = next(r for r in doc["rows"] if r["soc"] == ANY_AE)
     assert overall["n_events"] == SUPPRESSED and overall["events_per_100_sessions"] is None
+
+
+def test_one_more_count_is_withheld_where_a_small_one_could_be_worked_out():
+    """By hand: site S02's overall row (39 patients: worst grade 1: 6, 2: 22, 3: 10, 4: one, 5: none;
+    grade 3-4: 11). Grade 4 shown as "<5" is 39 - 6 - 22 - 10 - 0 = 1 and 11 - 10 = 1; withholding
+    grade 3 (the smallest member of 7 or more in the any-grade sum) leaves grade 3 + grade 4 = 11 in
+    both sums: grade 4 could be 1 to 4."""
+    from dashboard.exports.complement import to_withhold
+    from dashboard.exports.safety import GRADE_SUMS
+    row = {"n_patients_any": 39, "grade_1": 6, "grade_2": 22, "grade_3": 10, "grade_4": SUPPRESSED, "grade_5": 0,
+           "n_grade_3_4": 11, "n_grade_5": 0, "n_grade_3_plus": 11}
+    assert to_withhold(row, GRADE_SUMS) == {"grade_3"}
+    # nothing to do when each sum already has two members not shown, or none
+    assert to_withhold(dict(row, grade_2=SUPPRESSED, grade_1=SUPPRESSED, n_grade_3_4=SUPPRESSED,
+                            n_grade_3_plus=SUPPRESSED, grade_3=SUPPRESSED), GRADE_SUMS) == set()
+    assert to_withhold(dict(row, grade_4=1), GRADE_SUMS) == set()
+    # a public total is relied on, never withheld: the other part goes
+    assert to_withhold({"t": 9, "a": SUPPRESSED, "b": 6}, [("t", ["a", "b"])], public={"t"}) == {"b"}

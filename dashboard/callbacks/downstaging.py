@@ -40,6 +40,11 @@ DOWNLOADS = {
 }
 
 
+def _n(count) -> str:
+    """A count of a note: '–' where withheld (None: dashboard/exports/complement.py)."""
+    return "–" if count is None else str(count)
+
+
 def _pct(p) -> str:
     return "–" if p is None or p != p else f"{100 * p:.1f}%"
 
@@ -68,7 +73,8 @@ def rates_card(state, by="bclc_stage"):
             "and resectable at any review; denominator = patients not resectable at baseline. Eligible patients "
             "without a review (died or not yet restaged) count as not achieved. Labels: achieved/eligible and "
             "rate; bars: exact 95% CI (Clopper-Pearson). Open circles: fewer than 5 eligible (descriptive)." + (
-                " <5: 1 to 4 patients; the number and its rate are not shown for your role." if scope.suppress else ""))
+                " <5: 1 to 4 patients; the number and its rate are not shown for your role; –: not shown so that a "
+                "<5 beside it cannot be worked out by subtraction." if scope.suppress else ""))
     if exp.n_patients == 0:
         return figs.message_figure(NO_PATIENTS), graph_config(RATES, spec["filename"]), spec, note
     return figs.rates_figure(exp.rows, exp.extra["by"]), graph_config(RATES, spec["filename"]), spec, note
@@ -83,8 +89,8 @@ def cif_card(state, by="bclc_stage"):
     compare = ("" if at is None else
                f" At 12 months, all eligible patients: {_pct(at['cif'])} (95% CI {_pct(at['ci_lower'])}–"
                f"{_pct(at['ci_upper'])}); 1 − KM would give {_pct(at['one_minus_km'])}.")
-    note = (f"Patients outside Milan at baseline (n = {x['n_eligible']}: {x['n_downstaged']} downstaged, "
-            f"{x['n_died_first']} died first, {x['n_censored']} censored). Time from the first DEB-TACE to the first "
+    note = (f"Patients outside Milan at baseline (n = {_n(x['n_eligible'])}: {_n(x['n_downstaged'])} downstaged, "
+            f"{_n(x['n_died_first'])} died first, {_n(x['n_censored'])} censored). Time from the first DEB-TACE to the first "
             "restaging review within Milan; death before that is a competing event; others are censored at their "
             "last review (day 0 without one). Cumulative incidence by Aalen-Johansen, not 1 − Kaplan-Meier: "
             "1 − KM counts the dead as if they could still be downstaged and so overstates the probability."

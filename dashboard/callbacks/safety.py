@@ -67,8 +67,8 @@ def small_note(n):
 
 def suppression_note(scope) -> str:
     """What "<5" means, for a scope whose counts of 1-4 patients are withheld."""
-    return (" <5: 1 to 4 patients; the number and its percentage are not shown for your role."
-            if scope.suppress else "")
+    return (" <5: 1 to 4 patients; the number and its percentage are not shown for your role; –: not shown so "
+            "that a <5 beside it cannot be worked out by subtraction." if scope.suppress else "")
 
 
 def grade_options(events="all", within_days=None) -> dict:
@@ -141,8 +141,10 @@ def incidence_card(state, events="all", within_days=None, level="term"):
 
 
 def n_pct(n, d) -> str:
-    """'12 (3.4%)'; a zero count is '0' (easier to scan than '0 (0.0%)'); a count withheld as "<5" is
-    shown so, without a percentage (nor one of a withheld denominator)."""
+    """'12 (3.4%)'; a zero count is '0' (easier to scan than '0 (0.0%)'); a count shown as "<5" is shown
+    so, without a percentage (nor one of a "<5" denominator); a count withheld (None) is '–'."""
+    if n is None:
+        return "–"
     if n == 0 or isinstance(n, str) or isinstance(d, str) or not d:
         return str(n)
     return f"{n} ({100.0 * n / d:.1f}%)"

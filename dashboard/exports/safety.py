@@ -21,6 +21,7 @@ from dashboard import data
 from dashboard.analytics.safety import COLUMNS, check_level, incidence_from_counts
 from dashboard.data import ALL_SITES
 from dashboard.exports import AGGREGATE, PATIENT, Export, Suppression, export
+from dashboard.exports.complement import to_withhold
 from dashboard.filters import Filters
 from dashboard.grouping import ALL, check_by, group_sql, ordered_levels
 
@@ -255,13 +256,34 @@ AE_COUNTS = ("n_patients_any", "grade_1", "grade_2", "grade_3", "grade_4", "grad
 # rate per 100 sessions computed from them
 AE_SUPPRESSION = Suppression({c: () for c in AE_COUNTS} | {"n_events": ("events_per_100_sessions",),
                                                            "n_sessions": ("events_per_100_sessions",)})
+# the sums within a row: any grade = grades 1-5, grade 3-4, grade >= 3, grade 5
+GRADE_SUMS = [("n_patients_any", ["grade_1", "grade_2", "grade_3", "grade_4", "grade_5"]),
+              ("n_grade_3_4", ["grade_3", "grade_4"]), (GRADE_3_PLUS, ["grade_3", "grade_4", "grade_5"]),
+              ("n_grade_5", ["grade_5"])]
+
+
+def suppress_incidence(exp: Export, scope) -> Export:
+    """ae-incidence for a suppressing scope: counts of 1-4 as "<5" (AE_SUPPRESSION), then in each row
+    one more count of a sum withheld (None) wherever a "<5" could be worked out from the others
+    (dashboard/exports/complement.py)."""
+    exp = AE_SUPPRESSION(exp, scope)
+    rows = exp.rows
+    columns = list(dict.fromkeys(c for total, parts in GRADE_SUMS for c in (total, *parts)))
+    hidden: dict[str, list] = {}
+    for label, values in zip(rows.index, rows[columns].to_dict("records")):
+        for column in to_withhold(values, GRADE_SUMS):
+            hidden.setdefault(column, []).append(label)
+    for column, labels in hidden.items():
+        rows[column] = rows[column].astype(object)
+        rows.loc[labels, column] = None
+    return exp
 
 
 @export("ae-incidence", "CTCAE adverse events: patients by worst grade per term or SOC (--level), per group (--by "
                         "site_id|bclc_stage|child_pugh_class|none), any grade, grade 3-4, grade 5, serious, related, "
                         "events per 100 sessions; --related-only, --serious-only, --within-days N",
         options=("level", "by", "related_only", "serious_only", "within_days"),
-        level=AGGREGATE, suppress=AE_SUPPRESSION)
+        level=AGGREGATE, suppress=suppress_incidence)
 def ae_incidence_export(snapshot, filters=Filters(), scope=ALL_SITES, level="term", by="none",
                         related_only=False, serious_only=False, within_days=None, **_):
     level, by = check_level(level), check_by(by)

@@ -14,6 +14,7 @@ from dashboard.access import MIN_GROUP, shown_count
 from dashboard.analytics import staging
 from dashboard.data import ALL_SITES
 from dashboard.exports import AGGREGATE, PATIENT, Export, Suppression, export
+from dashboard.exports.complement import to_withhold
 from dashboard.filters import Filters
 from dashboard.grouping import LEVEL_ORDER, check_by, group_sql, ordered_levels
 
@@ -81,10 +82,38 @@ def check_measure(measure: str | None) -> str:
     return measure
 
 
+def _withhold(rows: pd.DataFrame, cells, derived=()) -> pd.DataFrame:
+    """rows with the (index, column) cells set to None, and the `derived` columns of their rows."""
+    rows = rows.copy()
+    for label, column in cells:
+        for c in (column, *derived):
+            rows[c] = rows[c].astype(object)
+            rows.at[label, c] = None
+    return rows
+
+
+FLOW_COUNTS = Suppression({"n": ()})
+
+
+def suppress_flow(exp: Export, scope) -> Export:
+    """staging-flow for a suppressing scope: links of 1-4 patients as "<5", and one more link withheld
+    (None) wherever a "<5" would be the patients of the filter (the banner's n) or of a baseline state
+    (the banner's n under that filter) minus the links shown."""
+    raw = exp.rows
+    totals = {("total",): shown_count(exp.n_patients, scope)} | {
+        ("from", s): shown_count(int(n), scope) for s, n in raw.groupby("source", sort=False)["n"].sum().items()}
+    out = FLOW_COUNTS(exp, scope)
+    values = dict(zip(out.rows.index, out.rows["n"])) | totals
+    sums = [(("total",), list(out.rows.index))] + [
+        (("from", s), list(out.rows.index[out.rows["source"] == s])) for s in raw["source"].unique()]
+    hidden = to_withhold(values, sums, public=set(totals))
+    return Export(out.name, _withhold(out.rows, [(label, "n") for label in hidden]), out.n_patients, out.extra)
+
+
 @export("staging-flow", "patients per link of the staging flow, baseline state -> best follow-up state or "
                         "'died before restaging' / 'not yet restaged' (--measure bclc|milan|resectable)",
         options=("measure",),
-        level=AGGREGATE, suppress=Suppression({"n": ()}))
+        level=AGGREGATE, suppress=suppress_flow)
 def staging_flow_export(snapshot, filters=Filters(), scope=ALL_SITES, measure="bclc", **_):
     measure = check_measure(measure)
     counts = data.execute("select source, target, count(*) as n from staging_flow where measure = ? group by all",
@@ -93,10 +122,32 @@ def staging_flow_export(snapshot, filters=Filters(), scope=ALL_SITES, measure="b
                   {"measure": measure})
 
 
+RATE_DERIVED = ("rate", "ci_lower", "ci_upper")
+RATE_COUNTS = Suppression({"eligible": RATE_DERIVED, "achieved": RATE_DERIVED})
+
+
+def suppress_rates(exp: Export, scope) -> Export:
+    """downstaging-summary for a suppressing scope: eligible and achieved of 1-4 as "<5" with their rate
+    and CI withheld, then per measure one more group's count withheld wherever a "<5" would be the
+    'all' row minus the other groups."""
+    out = RATE_COUNTS(exp, scope)
+    rows, cells = out.rows, []
+    for measure in rows["measure"].unique():
+        at = rows.index[rows["measure"] == measure]
+        overall = [i for i in at if rows.at[i, "group"] == "all"]
+        groups = [i for i in at if rows.at[i, "group"] != "all"]
+        if not overall or not groups:
+            continue
+        for column in ("eligible", "achieved"):
+            values = {i: rows.at[i, column] for i in at}
+            cells += [(i, column) for i in to_withhold(values, [(overall[0], groups)])]
+    return Export(out.name, _withhold(rows, cells, RATE_DERIVED), out.n_patients, out.extra)
+
+
 @export("downstaging-summary", "downstaged to within Milan and converted to resectable: eligible, achieved, "
                                "rate and exact 95% CI, overall (group 'all') and per group (--by FIELD|none)",
         options=("by",),
-        level=AGGREGATE, suppress=Suppression({"eligible": ("rate", "ci_lower", "ci_upper"), "achieved": ("rate", "ci_lower", "ci_upper")}))
+        level=AGGREGATE, suppress=suppress_rates)
 def downstaging_summary_export(snapshot, filters=Filters(), scope=ALL_SITES, by=None, **_):
     by = check_by(by)
     counts = staging_counts(snapshot, filters, scope, by)
@@ -120,7 +171,12 @@ def suppress_cif(exp: Export, scope) -> Export:
     extra = dict(exp.extra, not_drawn=small)
     if exp.extra["n_eligible"] < MIN_GROUP:
         extra["all_at_one_year"] = None
-    return CIF_COUNTS(Export(exp.name, rows, exp.n_patients, extra), scope)
+    out = CIF_COUNTS(Export(exp.name, rows, exp.n_patients, extra), scope)
+    # eligible = downstaged + died first + censored; the first two are the rates card's (public there)
+    for key in to_withhold(out.extra, [("n_eligible", ["n_downstaged", "n_died_first", "n_censored"])],
+                           public={"n_eligible", "n_downstaged"}):
+        out.extra[key] = None
+    return out
 
 
 @export("downstaging-cif", "cumulative incidence of downstaging to within Milan (Aalen-Johansen, death "

@@ -162,26 +162,40 @@ class FlowLink(NamedTuple):
 
 
 def _withheld(n) -> bool:
-    """A count the export withheld ("<5": 1 to 4 patients)."""
-    return isinstance(n, str)
+    """A count the export does not show: "<5" (1 to 4 patients) or None (withheld so that a "<5" beside
+    it cannot be worked out by subtraction: dashboard/exports/complement.py)."""
+    return n is None or isinstance(n, str)
+
+
+def _count(n) -> str:
+    return "–" if n is None else str(n)
 
 
 class NodeCount(NamedTuple):
-    """The patients of a flow node as its links show them: the sum of the counted links and how many
-    links were withheld as "<5" (so the node's exact count is not printed: it would give theirs away)."""
+    """The patients of a flow node as its links show them: the sum of the counted links, how many links
+    read "<5" and how many were withheld (5 or more each), so that the node's exact count, which would
+    give theirs away, is not printed."""
     exact: int = 0
-    withheld: int = 0
+    small: int = 0
+    hidden: int = 0
+
+    @property
+    def withheld(self) -> int:
+        return self.small + self.hidden
 
     def add(self, n) -> "NodeCount":
-        return NodeCount(self.exact, self.withheld + 1) if _withheld(n) else NodeCount(self.exact + n, self.withheld)
+        if n is None:
+            return self._replace(hidden=self.hidden + 1)
+        return self._replace(small=self.small + 1) if _withheld(n) else self._replace(exact=self.exact + n)
 
     def text(self) -> str:
-        """'37'; with withheld links, what they allow: '≥ 39' (37 and two of 1-4), '<5' (one), '< 10' (two)."""
+        """'= 37'; with links not shown, what they allow: '≥ 39' (37 and two of 1-4), '= <5' (one of
+        1-4 alone), '< 10' (two of 1-4)."""
         if not self.withheld:
             return f"= {self.exact}"
-        if self.exact:
-            return f"≥ {self.exact + self.withheld}"
-        return f"= {SUPPRESSED}" if self.withheld == 1 else f"< {5 * self.withheld}"
+        if self.exact or self.hidden:
+            return f"≥ {self.exact + self.small + 5 * self.hidden}"
+        return f"= {SUPPRESSED}" if self.small == 1 else f"< {5 * self.small}"
 
 
 def flow_figure(links: pd.DataFrame, measure: str, height: int = 500) -> Figure:
@@ -224,8 +238,9 @@ def flow_figure(links: pd.DataFrame, measure: str, height: int = 500) -> Figure:
         source_count = out_count[r.source]
         share = ("" if _withheld(r.n) or source_count.withheld else
                  f" ({r.n / source_count.exact:.0%} of {r.source})")
-        withheld = " (the number is not shown for your role)" if _withheld(r.n) else ""
-        text = f"{r.source} → {r.target}{kind}<br>{r.n} patients{share}{withheld}"
+        withheld = (" (not shown for your role, so that a number under 5 cannot be worked out)" if r.n is None else
+                    " (the number is not shown for your role)" if _withheld(r.n) else "")
+        text = f"{r.source} → {r.target}{kind}<br>{_count(r.n)} patients{share}{withheld}"
         colour = KIND_COLOURS[r.kind]
         fig.add_scatter(x=np.concatenate([top_x, bot_x[::-1]]), y=np.concatenate([top_y, bot_y[::-1]]),
                         fill="toself", mode="lines", line=dict(width=0.5, color=_rgba(colour, 0.7)),
@@ -236,7 +251,7 @@ def flow_figure(links: pd.DataFrame, measure: str, height: int = 500) -> Figure:
         spot = _label_spot(x0, (ys0 + ys1) / 2, x1, (yt0 + yt1) / 2,
                            (7.5 * len(str(r.n)) + 10) / ASSUMED_WIDTH_PX, 20 / plot_h, placed)
         placed.append(spot)
-        annotations.append(dict(x=spot[0], y=spot[1], text=f"<b>{r.n}</b>", showarrow=False, name="link",
+        annotations.append(dict(x=spot[0], y=spot[1], text=f"<b>{_count(r.n)}</b>", showarrow=False, name="link",
                                 font=dict(size=12, color="#212529"), bgcolor="rgba(255,255,255,0.9)",
                                 bordercolor=colour, borderwidth=1, borderpad=1, hovertext=text.replace("<br>", ": ")))
 
@@ -317,7 +332,7 @@ def rates_figure(rows: pd.DataFrame, by: str = "none") -> Figure:
         for g in sub.index[has & ~drawable]:
             r = sub.loc[g]
             fig.add_annotation(x=0, y=labels[g], xref=f"x{col if col > 1 else ''}", yref="y", xanchor="left",
-                               text=f"{r['achieved']}/{r['eligible']} · rate not shown",
+                               text=f"{_count(r['achieved'])}/{_count(r['eligible'])} · rate not shown",
                                showarrow=False, font=dict(size=12, color="#6c757d"))
         fig.update_xaxes(range=[-3, 103], ticksuffix="%", dtick=25, zeroline=False, row=1, col=col,
                          title="Patients (%), 95% CI")

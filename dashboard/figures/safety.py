@@ -22,8 +22,13 @@ SUPPRESSED_COLOUR = "#dee2e6"      # cells of 1-4 patients for a suppressing rol
 
 
 def _suppressed(n) -> bool:
-    """A count the export withheld (dashboard/exports: "<5" for 1-4 patients)."""
-    return isinstance(n, str)
+    """A count the export does not show: "<5" (1-4 patients) or None (withheld so that a "<5" beside it
+    cannot be worked out by subtraction: dashboard/exports/complement.py)."""
+    return n is None or isinstance(n, str)
+
+
+def _shown(n) -> str:
+    return "–" if n is None else str(n)
 
 
 def _pct(n, d) -> float | None:
@@ -36,7 +41,7 @@ def _pct(n, d) -> float | None:
 def _n_pct(n, d) -> str:
     """'3 of 40 patients (7.5%)'; '<5 of 40 patients' for a withheld count (no %)."""
     p = _pct(n, d)
-    return f"{n} of {d} patients" + ("" if p is None else f" ({p:.1f}%)")
+    return f"{_shown(n)} of {d} patients" + ("" if p is None else f" ({p:.1f}%)")
 
 
 def _any(values) -> bool:
@@ -73,9 +78,9 @@ def _heatmap(rows: list[dict], column_labels: list[str], z, text, hover, x_title
     from the figure's left edge across the row, like a section header of a table, so the label margin
     only needs the width of the terms. The colour bar lies flat under the cells.
 
-    withheld: per cell, the hover of a count the export withheld ("<5"), else None. Those cells are gaps
-    of the coloured trace (z None) and cells of a grey trace of their own reading "<5", so no value sent
-    to the browser carries their count."""
+    withheld: per cell, (text, hover) of a count the export does not show ("<5" or withheld: "–"), else
+    None. Those cells are gaps of the coloured trace (z None) and cells of a grey trace of their own, so
+    no value sent to the browser carries their count."""
     n = len(rows)
     labels = ["" if r["kind"] == "header" else r["label"] for r in rows]
     left = _label_px(labels)
@@ -91,8 +96,8 @@ def _heatmap(rows: list[dict], column_labels: list[str], z, text, hover, x_title
     if withheld is not None and any(h is not None for line in withheld for h in line):
         fig.add_trace(Heatmap(
             z=[[None if h is None else 0 for h in line] for line in withheld], x=columns, y=lines,
-            text=[["" if h is None else SUPPRESSED for h in line] for line in withheld], texttemplate="%{text}",
-            textfont=dict(size=13, color="#495057"), customdata=[["" if h is None else h for h in line]
+            text=[["" if h is None else h[0] for h in line] for line in withheld], texttemplate="%{text}",
+            textfont=dict(size=13, color="#495057"), customdata=[["" if h is None else h[1] for h in line]
                                                                  for line in withheld],
             hovertemplate="%{customdata}<extra></extra>", hoverongaps=False, showscale=False, zmin=0, zmax=1,
             colorscale=[[0.0, SUPPRESSED_COLOUR], [1.0, SUPPRESSED_COLOUR]], xgap=2, ygap=2, name="fewer than 5"))
@@ -124,6 +129,12 @@ def _pct_text(p: float, decimals: int) -> str:
 
 
 WITHHELD = "fewer than 5 patients: number and % not shown for your role"
+COMPLEMENT = "not shown for your role, so that a number under 5 in this row cannot be worked out"
+
+
+def _withheld_cell(n, hover: str):
+    """(text, hover) of the grey cell of a count not shown."""
+    return (SUPPRESSED, f"{hover}<br>{WITHHELD}") if isinstance(n, str) else ("–", f"{hover}<br>{COMPLEMENT}")
 
 
 def grade_heatmap(rows: pd.DataFrame) -> Figure:
@@ -148,12 +159,12 @@ def grade_heatmap(rows: pd.DataFrame) -> Figure:
         counts = [getattr(r, f"grade_{g}") for g in GRADES]
         pcts = [_pct(n, r.denominator) for n in counts]
         any_p = _pct(r.n_patients_any, r.denominator)
-        any_grade = f"<br>any grade: {r.n_patients_any}" + ("" if any_p is None else f" ({any_p:.1f}%)")
+        any_grade = f"<br>any grade: {_shown(r.n_patients_any)}" + ("" if any_p is None else f" ({any_p:.1f}%)")
         cells = [f"{name}<br>worst grade {g}: {_n_pct(n, r.denominator)}{any_grade}" for g, n in zip(GRADES, counts)]
         z.append([None if _suppressed(n) else (p or 0.0) for n, p in zip(counts, pcts)])
         text.append(["" if _suppressed(n) else _pct_text(p, 1) for n, p in zip(counts, pcts)])
         hover.append(["" if _suppressed(n) else h for n, h in zip(counts, cells)])
-        withheld.append([f"{h}<br>{WITHHELD}" if _suppressed(n) else None for n, h in zip(counts, cells)])
+        withheld.append([_withheld_cell(n, h) if _suppressed(n) else None for n, h in zip(counts, cells)])
     return _heatmap(display, [str(g) for g in GRADES], z, text, hover, x_title="Worst CTCAE grade", top_px=52,
                     withheld=withheld)
 
@@ -201,7 +212,7 @@ def group_heatmap(rows: pd.DataFrame, measure: str = "any", group_label: str = "
             zr.append(None if hidden else p)
             tr.append("" if hidden else _pct_text(p, 0))
             hr.append("" if hidden else h)
-            wr.append(f"{h}<br>{WITHHELD}" if hidden else None)
+            wr.append(_withheld_cell(r.n_measure, h) if hidden else None)
         z.append(zr), text.append(tr), hover.append(hr), withheld.append(wr)
     labels = [f"{g}{'†' if _small_group(denominators[g]) else ''}<br><span style='font-size:11px'>"
               f"n={denominators[g]}</span>" for g in groups]
