@@ -326,7 +326,7 @@ def test_the_json_export_withholds_totals_of_1_to_4(root, monkeypatch):
 def test_one_more_count_is_withheld_where_a_small_one_could_be_worked_out():
     """By hand: site S02's overall row (39 patients: worst grade 1: 6, 2: 22, 3: 10, 4: one, 5: none;
     grade 3-4: 11). Grade 4 shown as "<5" is 39 - 6 - 22 - 10 - 0 = 1 and 11 - 10 = 1; withholding
-    grade 3 (the smallest member of 7 or more in the any-grade sum) leaves grade 3 + grade 4 = 11 in
+    grade 3 (the smallest part of 6 or more in the any-grade sum) leaves grade 3 + grade 4 = 11 in
     both sums: grade 4 could be 1 to 4."""
     from dashboard.exports.complement import to_withhold
     from dashboard.exports.safety import GRADE_SUMS

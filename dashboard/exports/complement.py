@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-ROOMY = 7           # a withheld member of 7 or more leaves the "<5" beside it at least two possible values
+ROOMY = 6           # a withheld member of 6 or more leaves the "<5" beside it at least two possible values
 
 
 def unknown(value) -> bool:
@@ -20,25 +20,22 @@ def unknown(value) -> bool:
 
 def to_withhold(values: dict, sums, public=()) -> set:
     """The keys of `values` (key -> count, "<5" or None) to withhold so that no sum (total key, part
-    keys) has exactly one member not shown. Greedy: the smallest shown member of 7 or more, else the
-    smallest shown non-zero member (a withheld count is known to be 0 or at least 5, so a small one
-    would pin the "<5" beside it); keys in `public` are shown elsewhere and never withheld."""
+    keys) has exactly one member not shown. Greedy, one member at a time, from the sums at risk (one
+    member not shown): a member of 6 or more (a withheld count is known to be 0 or at least 5, so a
+    smaller one could pin the "<5" beside it), in the most sums at risk, a part before a total, the
+    smallest; keys in `public` are shown elsewhere and never withheld."""
     hidden: set = set()
+    sums = [(total, [total, *parts]) for total, parts in sums]
 
     def unseen(key) -> bool:
         return key in hidden or unknown(values[key])
 
-    changed = True
-    while changed:
-        changed = False
-        for total, parts in sums:
-            members = [total, *parts]
-            if sum(map(unseen, members)) != 1:
-                continue
-            shown = [k for k in members if not unseen(k) and k not in public and values[k] > 0]
-            roomy = [k for k in shown if values[k] >= ROOMY]
-            pick = min(roomy or shown, key=lambda k: values[k], default=None)
-            if pick is not None:
-                hidden.add(pick)
-                changed = True
-    return hidden
+    while True:
+        at_risk = [(total, members) for total, members in sums if sum(map(unseen, members)) == 1]
+        candidates = {k for _, members in at_risk for k in members
+                      if not unseen(k) and k not in public and values[k] > 0}
+        if not candidates:
+            return hidden
+        risk = {k: sum(k in members for _, members in at_risk) for k in candidates}
+        totals = {total for total, _ in at_risk}
+        hidden.add(min(candidates, key=lambda k: (values[k] < ROOMY, -risk[k], k in totals, values[k], str(k))))
