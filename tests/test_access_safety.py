@@ -18,11 +18,12 @@ import pytest
 from access_page_checks import PATIENT_ID, Page, csv_frame, dates_in, figure_of, filters_of, footnote_of, small
 from access_support import signed_in
 from dashboard import data, exports, wire
-from dashboard.access import ALL_SITES, SUPPRESSED
+from dashboard.access import ALL_SITES, SUPPRESSED, Scope
 from dashboard.analytics.safety import ANY_AE
 from dashboard.figures import safety as figs
 from dashboard.generate import generate_registry
 
+SPONSOR = Scope(patient_sites=(), suppress=True)
 GRADE_MAP, GROUP_MAP, TABLE = "ae-grade-heatmap", "ae-group-heatmap", "ae-incidence-table"
 COUNTS = ["n_patients_any", "grade_1", "grade_2", "grade_3", "grade_4", "grade_5", "n_grade_3_4", "n_grade_5",
           "n_grade_3_plus", "n_serious", "n_related", "denominator", "n_events", "n_sessions"]
@@ -152,6 +153,12 @@ def test_a_sponsor_gets_no_count_from_1_to_4_and_no_patient_data(env, scenario, 
     shown = grade.rows.drop_duplicates(["soc", "term"])
     expected = small_cells(shown, ["grade_1", "grade_2", "grade_3", "grade_4", "grade_5"])
     assert sum(t == SUPPRESSED for line in overlay for t in line) == expected
+    # a cell withheld beside a "<5" (dashboard/exports/complement.py) is grey too: no % of it in z
+    sponsor = exports.run_export("ae-incidence", snapshot, filters_of(scenario), SPONSOR, **specs[GRADE_MAP]).rows
+    grades = ["grade_1", "grade_2", "grade_3", "grade_4", "grade_5"]
+    assert sum(t == "–" for line in overlay for t in line) == int(sponsor[grades].isna().sum().sum())
+    assert sum(v is not None for line in z for v in line) == int(sponsor[grades].map(
+        lambda v: not (v is None or isinstance(v, str))).sum().sum())
 
     # the group heatmap: the same, with each column's own denominator (the committee's)
     group = truth(snapshot, scenario, **specs[GROUP_MAP])
