@@ -90,9 +90,9 @@ def cif_card(state, by="bclc_stage"):
                f" At 12 months, all eligible patients: {_pct(at['cif'])} (95% CI {_pct(at['ci_lower'])}–"
                f"{_pct(at['ci_upper'])}); 1 − KM would give {_pct(at['one_minus_km'])}.")
     note = (f"Patients outside Milan at baseline (n = {_n(x['n_eligible'])}: {_n(x['n_downstaged'])} downstaged, "
-            f"{_n(x['n_died_first'])} died first, {_n(x['n_censored'])} censored). Time from the first DEB-TACE to the first "
-            "restaging review within Milan; death before that is a competing event; others are censored at their "
-            "last review (day 0 without one). Cumulative incidence by Aalen-Johansen, not 1 − Kaplan-Meier: "
+            f"{_n(x['n_died_first'])} died first, {_n(x['n_censored'])} censored). Time from the first DEB-TACE to "
+            "the first restaging review within Milan; death before that is a competing event; others are censored "
+            "at their last review (day 0 without one). Cumulative incidence by Aalen-Johansen, not 1 − Kaplan-Meier: "
             "1 − KM counts the dead as if they could still be downstaged and so overstates the probability."
             f"{compare} Band (drawn for up to {figs.MAX_BANDS} groups; hover shows it always): 95% pointwise CI, "
             "log transform of the infinitesimal-jackknife SE (R survival's multi-state default). "
