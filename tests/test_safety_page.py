@@ -161,8 +161,11 @@ def test_episode_variables_do_not_linger_on_the_cursor(snap):
 # --- the export: counting as the analysis plan --------------------------------------------------
 def test_export_columns_are_the_issue_columns_then_exposure(snap):
     exp = exports.run_export("ae-incidence", snap)
-    assert list(exp.rows.columns) == SPEC_COLUMNS + ["n_events", "n_sessions", "events_per_100_sessions"]
+    assert list(exp.rows.columns) == SPEC_COLUMNS + ["n_events", "n_sessions", "events_per_100_sessions",
+                                                     "n_grade_3_plus"]
     assert exp.n_patients == 6
+    # worst grade 3, 4 or 5 (the group heatmap's grade >= 3, one cell under suppression): overall P1, P2, P3, P6
+    assert row(exp.rows, an.ANY_AE)["n_grade_3_plus"] == 4
     assert exp.extra == {"level": "term", "by": "none", "related_only": False, "serious_only": False,
                          "within_days": None, "n_patients_with_ae": 4, "n_events": 10, "n_sessions": 8}
 
@@ -274,7 +277,7 @@ def test_cli_export_as_a_user_runs_it(safety_root):
                           "--level", "soc", "--by", "site_id", "--related-only", "--format", "csv"],
                          capture_output=True, text=True, check=True, cwd=ROOT)
     csv = pd.read_csv(pd.io.common.StringIO(out.stdout))
-    assert list(csv.columns) == SPEC_COLUMNS + ["n_events", "n_sessions", "events_per_100_sessions"]
+    assert list(csv.columns) == SPEC_COLUMNS + ["n_events", "n_sessions", "events_per_100_sessions", "n_grade_3_plus"]
     assert csv.term.isna().all()
     s02 = csv[(csv.soc == an.ANY_AE) & (csv.group == "S02")].iloc[0]
     assert (s02.n_patients_any, s02.grade_1, s02.grade_5, s02.denominator) == (2, 1, 1, 3)   # P3 G1, P6 G5

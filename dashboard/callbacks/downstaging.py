@@ -40,6 +40,11 @@ DOWNLOADS = {
 }
 
 
+def _n(count) -> str:
+    """A count of a note: '–' where withheld (None: dashboard/exports/complement.py)."""
+    return "–" if count is None else str(count)
+
+
 def _pct(p) -> str:
     return "–" if p is None or p != p else f"{100 * p:.1f}%"
 
@@ -52,7 +57,10 @@ def flow_card(state, measure="bclc"):
     note = (f"Left: the baseline state (patients table). {FLOW_NOTES[measure]} Patients without any review: "
             "'died before restaging' (death recorded) or 'not yet restaged'. Widths and numbers are patients "
             f"(N = {exp.n_patients} in the current filter); link colour: green better, grey-blue unchanged, "
-            "red worse than at baseline.")
+            "red worse than at baseline." + (
+                " A link of fewer than 5 patients reads <5 and is drawn at a fixed width; a node with such links "
+                "reads n ≥ its counted patients plus one per such link (the exact numbers are not shown for your "
+                "role)." if scope.suppress else ""))
     return figs.flow_figure(exp.rows, measure), graph_config(FLOW, spec["filename"]), spec, note
 
 
@@ -64,7 +72,9 @@ def rates_card(state, by="bclc_stage"):
             "denominator = patients outside Milan at baseline. Converted to resectable: not resectable at baseline "
             "and resectable at any review; denominator = patients not resectable at baseline. Eligible patients "
             "without a review (died or not yet restaged) count as not achieved. Labels: achieved/eligible and "
-            "rate; bars: exact 95% CI (Clopper-Pearson). Open circles: fewer than 5 eligible (descriptive).")
+            "rate; bars: exact 95% CI (Clopper-Pearson). Open circles: fewer than 5 eligible (descriptive)." + (
+                " <5: 1 to 4 patients; the number and its rate are not shown for your role; –: not shown so that a "
+                "<5 beside it cannot be worked out by subtraction." if scope.suppress else ""))
     if exp.n_patients == 0:
         return figs.message_figure(NO_PATIENTS), graph_config(RATES, spec["filename"]), spec, note
     return figs.rates_figure(exp.rows, exp.extra["by"]), graph_config(RATES, spec["filename"]), spec, note
@@ -79,17 +89,20 @@ def cif_card(state, by="bclc_stage"):
     compare = ("" if at is None else
                f" At 12 months, all eligible patients: {_pct(at['cif'])} (95% CI {_pct(at['ci_lower'])}–"
                f"{_pct(at['ci_upper'])}); 1 − KM would give {_pct(at['one_minus_km'])}.")
-    note = (f"Patients outside Milan at baseline (n = {x['n_eligible']}: {x['n_downstaged']} downstaged, "
-            f"{x['n_died_first']} died first, {x['n_censored']} censored). Time from the first DEB-TACE to the first "
-            "restaging review within Milan; death before that is a competing event; others are censored at their "
-            "last review (day 0 without one). Cumulative incidence by Aalen-Johansen, not 1 − Kaplan-Meier: "
+    note = (f"Patients outside Milan at baseline (n = {_n(x['n_eligible'])}: {_n(x['n_downstaged'])} downstaged, "
+            f"{_n(x['n_died_first'])} died first, {_n(x['n_censored'])} censored). Time from the first DEB-TACE to "
+            "the first restaging review within Milan; death before that is a competing event; others are censored "
+            "at their last review (day 0 without one). Cumulative incidence by Aalen-Johansen, not 1 − Kaplan-Meier: "
             "1 − KM counts the dead as if they could still be downstaged and so overstates the probability."
             f"{compare} Band (drawn for up to {figs.MAX_BANDS} groups; hover shows it always): 95% pointwise CI, "
             "log transform of the infinitesimal-jackknife SE (R survival's multi-state default). "
             "Months = days / 30.4375.")
     if exp.n_patients == 0:
         return figs.message_figure(NO_PATIENTS), graph_config(CIF, spec["filename"]), spec, note
-    return figs.cif_figure(exp.rows, x["by"]), graph_config(CIF, spec["filename"]), spec, note
+    not_drawn = x.get("not_drawn", [])
+    if not_drawn:
+        note += " " + figs.not_drawn_note(x["by"], not_drawn)
+    return figs.cif_figure(exp.rows, x["by"], not_drawn), graph_config(CIF, spec["filename"]), spec, note
 
 
 def downsizing_card(state, by="bclc_stage"):
@@ -110,9 +123,18 @@ def downsizing_card(state, by="bclc_stage"):
             "up to and including the first PD (the waterfall's window); −100% = no viable tumour left. "
             f"Box: median and quartiles; {points}. Not shown, not "
             f"evaluable: {exp.extra['n_not_evaluable']}" + (f" ({reasons})." if reasons else "."))
+    not_drawn = exp.extra.get("not_drawn", [])
+    if not_drawn:
+        note += " Patient ids and dates are not shown for your role. " + figs.not_drawn_note(exp.extra["by"],
+                                                                                                   not_drawn)
+    elif "patient_id" not in exp.rows.columns:
+        note += " Patient ids and dates are not shown for your role."
+    if scope.patient_sites:
+        note += (f" Patients of your site{'s' if len(scope.patient_sites) > 1 else ''} only "
+                 f"({', '.join(scope.patient_sites)}): other sites' patients are not shown for your role.")
     if exp.n_patients == 0:
         return figs.message_figure(NO_PATIENTS), graph_config(DOWNSIZING, spec["filename"]), spec, note
-    fig = figs.downsizing_figure(exp.rows, exp.extra["groups"], exp.extra["by"])
+    fig = figs.downsizing_figure(exp.rows, exp.extra["groups"], exp.extra["by"], not_drawn)
     return fig, graph_config(DOWNSIZING, spec["filename"]), spec, note
 
 

@@ -57,9 +57,18 @@ def episodes_note(options: dict) -> str:
     return f"Counted: {kind}{when}."
 
 
-def small_note(n: int):
+def small_note(n):
+    """A warning for a filter of fewer than SMALL_GROUP patients (n: a count, or "<5" as the export shows it)."""
+    if isinstance(n, str):
+        return html.Strong(" Fewer than 5 patients in the filter: percentages are unstable. ", className="text-danger")
     return html.Strong(f" Only {n} patient{'s' if n != 1 else ''} in the filter: percentages are unstable. ",
                        className="text-danger") if 0 < n < SMALL_GROUP else ""
+
+
+def suppression_note(scope) -> str:
+    """What "<5" means, for a scope whose counts of 1-4 patients are withheld."""
+    return (" <5: 1 to 4 patients; the number and its percentage are not shown for your role; –: not shown so "
+            "that a <5 beside it cannot be worked out by subtraction." if scope.suppress else "")
 
 
 def grade_options(events="all", within_days=None) -> dict:
@@ -91,7 +100,7 @@ def grade_heatmap_card(state, events="all", within_days=None):
     note = [small_note(exp.n_patients),
             f"Cell = patients whose worst grade for the term is that grade / N = {exp.n_patients} patients in the "
             f"filter (patients without any AE included). {COUNTING} Rows: terms grouped by system organ class, "
-            f"classes and terms ordered by any-grade incidence. {episodes_note(options)}"]
+            f"classes and terms ordered by any-grade incidence. {episodes_note(options)}{suppression_note(scope)}"]
     return figs.grade_heatmap(exp.rows), graph_config(GRADE_MAP, spec["filename"]), spec, note
 
 
@@ -107,7 +116,7 @@ def group_heatmap_card(state, events="all", within_days=None, by="site_id", meas
             f"Cell = patients of the column with the term {what} / patients of the column (n under each label; "
             f"patients without any AE included). {COUNTING} † fewer than {SMALL_GROUP} patients: unstable. "
             + ("Terms with no patient at grade ≥ 3 are not shown. " if measure != "any" else "")
-            + episodes_note(options)]
+            + episodes_note(options) + suppression_note(scope)]
     fig = figs.group_heatmap(exp.rows, measure, SAFETY_BY[by])
     return fig, graph_config(GROUP_MAP, spec["filename"]), spec, note
 
@@ -121,7 +130,8 @@ def incidence_card(state, events="all", within_days=None, level="term"):
             f"n (%) of the N = {exp.n_patients} patients in the filter, patients without any AE included. {COUNTING} "
             "Grade 3-4: worst grade 3 or 4; grade 5: death related to the AE. Serious / treatment-related: at least "
             "one counted episode was. Events: every counted episode; per 100 sessions = events / the "
-            f"{exp.extra['n_sessions']} DEB-TACE sessions of these patients × 100. {episodes_note(options)}"]
+            f"{exp.extra['n_sessions']} DEB-TACE sessions of these patients × 100. {episodes_note(options)}"
+            f"{suppression_note(scope)}"]
     if exp.n_patients == 0:
         return empty_message(NO_PATIENTS), spec, note
     if exp.extra["n_events"] == 0:
@@ -130,9 +140,21 @@ def incidence_card(state, events="all", within_days=None, level="term"):
     return incidence_table(exp.rows, exp.n_patients), spec, note
 
 
-def n_pct(n: int, d: int) -> str:
-    """'12 (3.4%)'; a zero count is '0' (easier to scan than '0 (0.0%)')."""
-    return "0" if n == 0 else f"{n} ({100.0 * n / d:.1f}%)" if d else str(n)
+def n_pct(n, d) -> str:
+    """'12 (3.4%)'; a zero count is '0' (easier to scan than '0 (0.0%)'); a count shown as "<5" is shown
+    so, without a percentage (nor one of a "<5" denominator); a count withheld (None) is '–'."""
+    if n is None:
+        return "–"
+    if n == 0 or isinstance(n, str) or isinstance(d, str) or not d:
+        return str(n)
+    return f"{n} ({100.0 * n / d:.1f}%)"
+
+
+def rate_text(rate) -> str:
+    """Events per 100 sessions: '' without sessions (NaN), '–' when withheld (None: events or sessions <5)."""
+    if rate is None:
+        return "–"
+    return "" if rate != rate else f"{rate:.1f}"
 
 
 COLUMNS = [("n_patients_any", ["Any grade"]), ("n_grade_3_4", ["Grade 3-4"]), ("n_grade_5", ["Grade 5"]),
@@ -160,7 +182,7 @@ def incidence_table(rows, n: int):
             [html.Td(term or r["soc"], className=label_class)] +
             [html.Td(n_pct(r[c], r["denominator"]), className="text-end") for c, _ in COLUMNS] +
             [html.Td(r["n_events"], className="text-end"),
-             html.Td("" if rate != rate else f"{rate:.1f}", className="text-end")]))
+             html.Td(rate_text(rate), className="text-end")]))
     return dbc.Table([head, html.Tbody(body)], bordered=False, hover=True, size="sm", className="table-one mb-0",
                      id="safety-incidence-grid")
 

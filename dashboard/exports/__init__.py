@@ -92,7 +92,7 @@ def suppress_counts(exp: "Export", counts: dict, drop: tuple[str, ...] = ()) -> 
                 for d in derived:
                     if d in rows.columns:
                         rows[d] = rows[d].astype(object).where(~small, None)
-        elif column in extra and is_small(extra[column]):
+        if column in extra and is_small(extra[column]):      # a column and an extra key may share a name
             extra[column] = SUPPRESSED
             for d in derived:
                 if d in extra:

@@ -21,6 +21,7 @@ from dashboard import data
 from dashboard.analytics.safety import COLUMNS, check_level, incidence_from_counts
 from dashboard.data import ALL_SITES
 from dashboard.exports import AGGREGATE, PATIENT, Export, Suppression, export
+from dashboard.exports.complement import to_withhold
 from dashboard.filters import Filters
 from dashboard.grouping import ALL, check_by, group_sql, ordered_levels
 
@@ -245,15 +246,44 @@ def pooled(counts, groups):
     return out, groups
 
 
+# patients by worst grade 3, 4 or 5: the group heatmap's "grade >= 3" measure, counted here so that a
+# suppressing scope gets it as one cell ("<5" or the count), not as a sum of two suppressed cells
+GRADE_3_PLUS = "n_grade_3_plus"
+ROW_COLUMNS = COLUMNS + [GRADE_3_PLUS]
 AE_COUNTS = ("n_patients_any", "grade_1", "grade_2", "grade_3", "grade_4", "grade_5", "n_grade_3_4", "n_grade_5",
-             "n_serious", "n_related", "denominator", "n_patients_with_ae")
+             GRADE_3_PLUS, "n_serious", "n_related", "denominator", "n_patients_with_ae")
+# a suppressing scope: every patient count of 1-4 is "<5"; events and sessions of 1-4 too, with the
+# rate per 100 sessions computed from them
+AE_SUPPRESSION = Suppression({c: () for c in AE_COUNTS} | {"n_events": ("events_per_100_sessions",),
+                                                           "n_sessions": ("events_per_100_sessions",)})
+# the sums within a row: any grade = grades 1-5, grade 3-4, grade >= 3, grade 5
+GRADE_SUMS = [("n_patients_any", ["grade_1", "grade_2", "grade_3", "grade_4", "grade_5"]),
+              ("n_grade_3_4", ["grade_3", "grade_4"]), (GRADE_3_PLUS, ["grade_3", "grade_4", "grade_5"]),
+              ("n_grade_5", ["grade_5"])]
+
+
+def suppress_incidence(exp: Export, scope) -> Export:
+    """ae-incidence for a suppressing scope: counts of 1-4 as "<5" (AE_SUPPRESSION), then in each row
+    one more count of a sum withheld (None) wherever a "<5" could be worked out from the others
+    (dashboard/exports/complement.py)."""
+    exp = AE_SUPPRESSION(exp, scope)
+    rows = exp.rows
+    columns = list(dict.fromkeys(c for total, parts in GRADE_SUMS for c in (total, *parts)))
+    hidden: dict[str, list] = {}
+    for label, values in zip(rows.index, rows[columns].to_dict("records")):
+        for column in to_withhold(values, GRADE_SUMS):
+            hidden.setdefault(column, []).append(label)
+    for column, labels in hidden.items():
+        rows[column] = rows[column].astype(object)
+        rows.loc[labels, column] = None
+    return exp
 
 
 @export("ae-incidence", "CTCAE adverse events: patients by worst grade per term or SOC (--level), per group (--by "
                         "site_id|bclc_stage|child_pugh_class|none), any grade, grade 3-4, grade 5, serious, related, "
                         "events per 100 sessions; --related-only, --serious-only, --within-days N",
         options=("level", "by", "related_only", "serious_only", "within_days"),
-        level=AGGREGATE, suppress=Suppression({c: () for c in AE_COUNTS} | {"n_events": ("events_per_100_sessions",)}))
+        level=AGGREGATE, suppress=suppress_incidence)
 def ae_incidence_export(snapshot, filters=Filters(), scope=ALL_SITES, level="term", by="none",
                         related_only=False, serious_only=False, within_days=None, **_):
     level, by = check_level(level), check_by(by)
@@ -262,8 +292,9 @@ def ae_incidence_export(snapshot, filters=Filters(), scope=ALL_SITES, level="ter
     n_patients = int(groups["denominator"].sum())
     order = ordered_levels(by, groups["group"]) if n_patients else []
     rows = incidence_from_counts(counts, groups, level, order)
+    rows[GRADE_3_PLUS] = rows["n_grade_3_4"] + rows["n_grade_5"]
     overall = counts[counts["level"] == "overall"]
-    return Export("ae-incidence", rows[COLUMNS], n_patients, {
+    return Export("ae-incidence", rows[ROW_COLUMNS], n_patients, {
         "level": level, "by": by, "related_only": bool(related_only), "serious_only": bool(serious_only),
         "within_days": variables["ae_within_days"],
         "n_patients_with_ae": int(overall["n_patients_any"].sum()),

@@ -10,9 +10,11 @@ import numpy as np
 import pandas as pd
 
 from dashboard import cache, data
+from dashboard.access import MIN_GROUP, shown_count
 from dashboard.analytics import staging
 from dashboard.data import ALL_SITES
 from dashboard.exports import AGGREGATE, PATIENT, Export, Suppression, export
+from dashboard.exports.complement import to_withhold
 from dashboard.filters import Filters
 from dashboard.grouping import LEVEL_ORDER, check_by, group_sql, ordered_levels
 
@@ -80,10 +82,38 @@ def check_measure(measure: str | None) -> str:
     return measure
 
 
+def _withhold(rows: pd.DataFrame, cells, derived=()) -> pd.DataFrame:
+    """rows with the (index, column) cells set to None, and the `derived` columns of their rows."""
+    rows = rows.copy()
+    for label, column in cells:
+        for c in (column, *derived):
+            rows[c] = rows[c].astype(object)
+            rows.at[label, c] = None
+    return rows
+
+
+FLOW_COUNTS = Suppression({"n": ()})
+
+
+def suppress_flow(exp: Export, scope) -> Export:
+    """staging-flow for a suppressing scope: links of 1-4 patients as "<5", and one more link withheld
+    (None) wherever a "<5" would be the patients of the filter (the banner's n) or of a baseline state
+    (the banner's n under that filter) minus the links shown."""
+    raw = exp.rows
+    totals = {("total",): shown_count(exp.n_patients, scope)} | {
+        ("from", s): shown_count(int(n), scope) for s, n in raw.groupby("source", sort=False)["n"].sum().items()}
+    out = FLOW_COUNTS(exp, scope)
+    values = dict(zip(out.rows.index, out.rows["n"])) | totals
+    sums = [(("total",), list(out.rows.index))] + [
+        (("from", s), list(out.rows.index[out.rows["source"] == s])) for s in raw["source"].unique()]
+    hidden = to_withhold(values, sums, public=set(totals))
+    return Export(out.name, _withhold(out.rows, [(label, "n") for label in hidden]), out.n_patients, out.extra)
+
+
 @export("staging-flow", "patients per link of the staging flow, baseline state -> best follow-up state or "
                         "'died before restaging' / 'not yet restaged' (--measure bclc|milan|resectable)",
         options=("measure",),
-        level=AGGREGATE, suppress=Suppression({"n": ()}))
+        level=AGGREGATE, suppress=suppress_flow)
 def staging_flow_export(snapshot, filters=Filters(), scope=ALL_SITES, measure="bclc", **_):
     measure = check_measure(measure)
     counts = data.execute("select source, target, count(*) as n from staging_flow where measure = ? group by all",
@@ -92,10 +122,32 @@ def staging_flow_export(snapshot, filters=Filters(), scope=ALL_SITES, measure="b
                   {"measure": measure})
 
 
+RATE_DERIVED = ("rate", "ci_lower", "ci_upper")
+RATE_COUNTS = Suppression({"eligible": RATE_DERIVED, "achieved": RATE_DERIVED})
+
+
+def suppress_rates(exp: Export, scope) -> Export:
+    """downstaging-summary for a suppressing scope: eligible and achieved of 1-4 as "<5" with their rate
+    and CI withheld, then per measure one more group's count withheld wherever a "<5" would be the
+    'all' row minus the other groups."""
+    out = RATE_COUNTS(exp, scope)
+    rows, cells = out.rows, []
+    for measure in rows["measure"].unique():
+        at = rows.index[rows["measure"] == measure]
+        overall = [i for i in at if rows.at[i, "group"] == "all"]
+        groups = [i for i in at if rows.at[i, "group"] != "all"]
+        if not overall or not groups:
+            continue
+        for column in ("eligible", "achieved"):
+            values = {i: rows.at[i, column] for i in at}
+            cells += [(i, column) for i in to_withhold(values, [(overall[0], groups)])]
+    return Export(out.name, _withhold(rows, cells, RATE_DERIVED), out.n_patients, out.extra)
+
+
 @export("downstaging-summary", "downstaged to within Milan and converted to resectable: eligible, achieved, "
                                "rate and exact 95% CI, overall (group 'all') and per group (--by FIELD|none)",
         options=("by",),
-        level=AGGREGATE, suppress=Suppression({"eligible": ("rate", "ci_lower", "ci_upper"), "achieved": ("rate", "ci_lower", "ci_upper")}))
+        level=AGGREGATE, suppress=suppress_rates)
 def downstaging_summary_export(snapshot, filters=Filters(), scope=ALL_SITES, by=None, **_):
     by = check_by(by)
     counts = staging_counts(snapshot, filters, scope, by)
@@ -105,11 +157,33 @@ def downstaging_summary_export(snapshot, filters=Filters(), scope=ALL_SITES, by=
                   {"by": by, "ci_method": "Clopper-Pearson exact, 95%"})
 
 
+CIF_COUNTS = Suppression({c: () for c in ("n_risk", "n_event", "n_competing", "n_censor", "n_eligible",
+                                         "n_downstaged", "n_died_first", "n_censored")})
+
+
+def suppress_cif(exp: Export, scope) -> Export:
+    """downstaging-cif for a suppressing scope: the curves of groups of fewer than MIN_GROUP eligible
+    patients are not drawn (their rows dropped, the groups named in `not_drawn`), nor is the pooled
+    value at one year when all eligible patients are fewer; counts of 1-4 become "<5"."""
+    sizes = exp.rows.groupby("group", sort=False)["n_risk"].max()      # at risk at the first time: the group
+    small = [str(g) for g, n in sizes.items() if n < MIN_GROUP]
+    rows = exp.rows[~exp.rows["group"].isin(small)].reset_index(drop=True)
+    extra = dict(exp.extra, not_drawn=small)
+    if exp.extra["n_eligible"] < MIN_GROUP:
+        extra["all_at_one_year"] = None
+    out = CIF_COUNTS(Export(exp.name, rows, exp.n_patients, extra), scope)
+    # eligible = downstaged + died first + censored; the first two are the rates card's (public there)
+    for key in to_withhold(out.extra, [("n_eligible", ["n_downstaged", "n_died_first", "n_censored"])],
+                           public={"n_eligible", "n_downstaged"}):
+        out.extra[key] = None
+    return out
+
+
 @export("downstaging-cif", "cumulative incidence of downstaging to within Milan (Aalen-Johansen, death "
                            "competing) among patients outside Milan at baseline, per group "
                            "(--by FIELD|none, --ci log|log-log|plain)",
         options=("by", "ci"),
-        level=AGGREGATE, suppress=Suppression({c: () for c in ("n_risk", "n_event", "n_competing", "n_censor", "n_eligible", "n_downstaged", "n_died_first", "n_censored")}))
+        level=AGGREGATE, suppress=suppress_cif)
 def downstaging_cif_export(snapshot, filters=Filters(), scope=ALL_SITES, by=None, ci="log", **_):
     by = check_by(by)
     counts = staging_counts(snapshot, filters, scope, by)
@@ -130,10 +204,34 @@ def downstaging_cif_export(snapshot, filters=Filters(), scope=ALL_SITES, by=None
                    "n_censored": int(by_status.get(0, 0)), "all_at_one_year": at_one_year})
 
 
+IDENTIFYING = ("patient_id", "site_id")
+
+
+def downsizing_deidentified(exp: Export, scope) -> Export:
+    """The downsizing rows a role without patient-level access may see: no patient or site id (and no
+    date: the export has none), only groups of at least MIN_GROUP evaluable patients (the others named
+    in `not_drawn`), rows in the order they are drawn (group, best change, then the values: not the
+    patients' order), and every count of 1-4 as "<5"."""
+    rows = exp.rows.drop(columns=[c for c in exp.rows.columns
+                                  if c in IDENTIFYING or pd.api.types.is_datetime64_any_dtype(exp.rows[c])])
+    sizes = rows["group"].value_counts()
+    kept = [g for g in exp.extra["groups"] if sizes.get(g, 0) >= MIN_GROUP]
+    rank = {g: i for i, g in enumerate(kept)}
+    order = ["best_pct_change", "baseline_diameter_mm", "best_diameter_mm", "best_visit", "lesion_id"]
+    rows = (rows[rows["group"].isin(kept)].assign(_rank=lambda r: r["group"].map(rank))
+            .sort_values(["_rank", *order], kind="stable").drop(columns="_rank").reset_index(drop=True))
+    summary = [dict(s, n_30=shown_count(s["n_30"], scope)) for s in exp.extra["summary"] if s["group"] in rank]
+    return Export(exp.name, rows, shown_count(exp.n_patients, scope), {
+        "by": exp.extra["by"], "groups": kept, "summary": summary, "n_evaluable": len(rows),
+        "n_not_evaluable": shown_count(exp.extra["n_not_evaluable"], scope),
+        "not_evaluable": {k: shown_count(v, scope) for k, v in exp.extra["not_evaluable"].items()},
+        "not_drawn": [g for g in exp.extra["groups"] if 0 < sizes.get(g, 0) < MIN_GROUP]})
+
+
 @export("downsizing", "best percent change of the index lesion's viable diameter (the largest target lesion at "
                       "baseline), one row per evaluable patient (--by FIELD|none)",
         options=("by",),
-        level=PATIENT)
+        level=PATIENT, deidentified=downsizing_deidentified)
 def downsizing_export(snapshot, filters=Filters(), scope=ALL_SITES, by=None, **_):
     by = check_by(by)
     # every patient of the filter (the rows of downsizing: downsizing_all joined to cohort), in the
@@ -159,3 +257,4 @@ def downsizing_export(snapshot, filters=Filters(), scope=ALL_SITES, by=None, **_
                    "n_evaluable": len(evaluable),
                    "n_not_evaluable": int(reasons.sum()),
                    "not_evaluable": {str(k): int(v) for k, v in reasons.items()}})
+

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import numpy as np
 import pandas as pd
 
+from dashboard.access import MIN_GROUP, SUPPRESSED
 from dashboard.analytics.staging import (DIED, IMPROVED, LINK_KINDS, NOT_RESTAGED, UNCHANGED, WORSE, link_kind,
                                          state_order)
 from dashboard.figures.builder import Figure, Scatter, make_subplots
@@ -20,6 +21,7 @@ from dashboard.figures.common import BCLC_COLOURS, NO_PATIENTS, base_layout, col
 
 MONTH = 30.4375
 SMALL_GROUP = 5          # groups with fewer patients are drawn but flagged (analysis plan)
+NOMINAL_WIDTH = 2.5      # the drawn width, in patients, of a flow link withheld as "<5" (its count is not sent)
 MAX_BANDS = 4            # CI bands of more curves than this hide each other: drawn for up to 4 groups
 MAX_END_LABELS = 6
 
@@ -155,28 +157,70 @@ def _label_spot(x0, y0, x1, y1, width, height, placed) -> tuple:
 class FlowLink(NamedTuple):
     source: str
     target: str
-    n: int
+    n: int | str            # patients, or "<5" where the export withheld the count
     kind: str
+
+
+def _withheld(n) -> bool:
+    """A count the export does not show: "<5" (1 to 4 patients) or None (withheld so that a "<5" beside
+    it cannot be worked out by subtraction: dashboard/exports/complement.py)."""
+    return n is None or isinstance(n, str)
+
+
+def _count(n) -> str:
+    return "–" if n is None else str(n)
+
+
+class NodeCount(NamedTuple):
+    """The patients of a flow node as its links show them: the sum of the counted links, how many links
+    read "<5" and how many were withheld (5 or more each), so that the node's exact count, which would
+    give theirs away, is not printed."""
+    exact: int = 0
+    small: int = 0
+    hidden: int = 0
+
+    @property
+    def withheld(self) -> int:
+        return self.small + self.hidden
+
+    def add(self, n) -> "NodeCount":
+        if n is None:
+            return self._replace(hidden=self.hidden + 1)
+        return self._replace(small=self.small + 1) if _withheld(n) else self._replace(exact=self.exact + n)
+
+    def text(self) -> str:
+        """'= 37'; with links not shown, what they allow: '≥ 39' (37 and two of 1-4), '= <5' (one of
+        1-4 alone), '< 10' (two of 1-4)."""
+        if not self.withheld:
+            return f"= {self.exact}"
+        if self.exact or self.hidden:
+            return f"≥ {self.exact + self.small + 5 * self.hidden}"
+        return f"= {SUPPRESSED}" if self.small == 1 else f"< {5 * self.small}"
 
 
 def flow_figure(links: pd.DataFrame, measure: str, height: int = 500) -> Figure:
     """The staging flow: baseline state (left) -> best follow-up state or terminal state (right),
     node and link widths proportional to patients, every node and link labelled with its count.
     Input: rows of the staging-flow export (source, target, n)."""
-    if links.empty or links["n"].sum() == 0:
+    if links.empty or not any(_withheld(n) or n > 0 for n in links["n"]):
         return message_figure(NO_PATIENTS)
     order = state_order(measure)
     records = [(s, t, n) for s, t, n in zip(links["source"].tolist(), links["target"].tolist(), links["n"].tolist())
-               if n > 0]
-    total = sum(n for _, _, n in records)
-    out_n, in_n = {}, {}
-    for s, t, n in records:
-        out_n[s] = out_n.get(s, 0) + n
-        in_n[t] = in_n.get(t, 0) + n
+               if _withheld(n) or n > 0]
+    # geometry: a withheld link is drawn at a nominal width, so no coordinate carries its count
+    drawn = [(s, t, NOMINAL_WIDTH if _withheld(n) else n) for s, t, n in records]
+    total = sum(w for _, _, w in drawn)
+    out_n, in_n, out_count, in_count = {}, {}, {}, {}
+    for (s, t, n), (_, _, w) in zip(records, drawn):
+        out_n[s], in_n[t] = out_n.get(s, 0) + w, in_n.get(t, 0) + w
+        out_count[s], in_count[t] = out_count.get(s, NodeCount()).add(n), in_count.get(t, NodeCount()).add(n)
+    patients = NodeCount()
+    for _, _, n in records:
+        patients = patients.add(n)
     lefts, rights = [s for s in order if s in out_n], [s for s in order if s in in_n]
     scale = min((1 - FLOW_GAP * (len(col) - 1)) / total for col in (lefts, rights))
     left_pos, right_pos = _stack(lefts, out_n, scale), _stack(rights, in_n, scale)
-    bands = _link_bands(records, order, left_pos, right_pos, scale)
+    bands = _link_bands(drawn, order, left_pos, right_pos, scale)
     margin = dict(l=8, r=8, t=40, b=56)
     plot_h = height - margin["t"] - margin["b"]
     kind_names = KIND_LABELS[measure] | {DIED: "Died before restaging", NOT_RESTAGED: "Not yet restaged"}
@@ -184,13 +228,19 @@ def flow_figure(links: pd.DataFrame, measure: str, height: int = 500) -> Figure:
     fig, annotations, placed, shown = Figure(), [], [], set()
     x0, x1 = FLOW_X["left"][1], FLOW_X["right"][0]
     links = [FlowLink(s, t, n, link_kind(measure, s, t)) for s, t, n in records]
-    for r in sorted(links, key=lambda r: -r.n):                   # big links first: they get the best places
+    widths = {(s, t): w for s, t, w in drawn}
+    for r in sorted(links, key=lambda r: -widths[(r.source, r.target)]):   # big links first: the best places
         ys0, ys1, yt0, yt1 = bands[(r.source, r.target)]
         top_x, top_y = _bezier(x0, ys0, x1, yt0)
         bot_x, bot_y = _bezier(x0, ys1, x1, yt1)
         word = kind_names[r.kind].split(" (")[0]
         kind = "" if r.kind in (DIED, NOT_RESTAGED) else f" ({word[0].lower() + word[1:]})"
-        text = f"{r.source} → {r.target}{kind}<br>{r.n} patients ({r.n / out_n[r.source]:.0%} of {r.source})"
+        source_count = out_count[r.source]
+        share = ("" if _withheld(r.n) or source_count.withheld else
+                 f" ({r.n / source_count.exact:.0%} of {r.source})")
+        withheld = (" (not shown for your role, so that a number under 5 cannot be worked out)" if r.n is None else
+                    " (the number is not shown for your role)" if _withheld(r.n) else "")
+        text = f"{r.source} → {r.target}{kind}<br>{_count(r.n)} patients{share}{withheld}"
         colour = KIND_COLOURS[r.kind]
         fig.add_scatter(x=np.concatenate([top_x, bot_x[::-1]]), y=np.concatenate([top_y, bot_y[::-1]]),
                         fill="toself", mode="lines", line=dict(width=0.5, color=_rgba(colour, 0.7)),
@@ -201,11 +251,11 @@ def flow_figure(links: pd.DataFrame, measure: str, height: int = 500) -> Figure:
         spot = _label_spot(x0, (ys0 + ys1) / 2, x1, (yt0 + yt1) / 2,
                            (7.5 * len(str(r.n)) + 10) / ASSUMED_WIDTH_PX, 20 / plot_h, placed)
         placed.append(spot)
-        annotations.append(dict(x=spot[0], y=spot[1], text=f"<b>{r.n}</b>", showarrow=False, name="link",
+        annotations.append(dict(x=spot[0], y=spot[1], text=f"<b>{_count(r.n)}</b>", showarrow=False, name="link",
                                 font=dict(size=12, color="#212529"), bgcolor="rgba(255,255,255,0.9)",
                                 bordercolor=colour, borderwidth=1, borderpad=1, hovertext=text.replace("<br>", ": ")))
 
-    for side, states, pos, counts in (("left", lefts, left_pos, out_n), ("right", rights, right_pos, in_n)):
+    for side, states, pos, counts in (("left", lefts, left_pos, out_count), ("right", rights, right_pos, in_count)):
         xa, xb = FLOW_X[side]
         label_ys = _spread([(pos[s][0] + pos[s][1]) / 2 for s in states], 38 / plot_h)
         for s, ly in zip(states, label_ys):
@@ -214,13 +264,17 @@ def flow_figure(links: pd.DataFrame, measure: str, height: int = 500) -> Figure:
                 mid = (top + bottom) / 2
                 top, bottom = mid + MIN_NODE / 2, mid - MIN_NODE / 2
             when = "at baseline" if side == "left" else ("" if s in (DIED, NOT_RESTAGED) else "best at follow-up")
-            hover = f"{s} {when}".strip() + f"<br>{counts[s]} of {total} patients ({counts[s] / total:.1%})"
+            c = counts[s]
+            of = (f" of {patients.exact} patients ({c.exact / patients.exact:.1%})" if not patients.withheld else
+                  " patients (links of fewer than 5 patients are not counted exactly for your role)" if c.withheld else
+                  " patients")
+            hover = f"{s} {when}".strip() + f"<br>{c.exact if not c.withheld else 'n ' + c.text()}{of}"
             fig.add_scatter(x=[xa, xb, xb, xa, xa], y=[bottom, bottom, top, top, bottom], fill="toself",
                             mode="lines", line=dict(width=0), fillcolor=_state_colour(s), hoveron="fills",
                             hoverinfo="text", text=hover, showlegend=False)
             annotations.append(dict(
                 x=xa - 0.008 if side == "left" else xb + 0.008, y=ly, xanchor="right" if side == "left" else "left",
-                text=f"<b>{s[0].upper() + s[1:]}</b><br>n = {counts[s]}", showarrow=False, font=dict(size=13),
+                text=f"<b>{s[0].upper() + s[1:]}</b><br>n {c.text()}", showarrow=False, font=dict(size=13),
                 align="right" if side == "left" else "left", name="node", hovertext=hover.replace("<br>", ": ")))
     for x, text, anchor in ((x0, FLOW_HEADERS[0], "right"), (x1, FLOW_HEADERS[1], "left")):
         annotations.append(dict(x=x, y=1, yref="paper", yanchor="bottom", xanchor=anchor, showarrow=False,
@@ -241,7 +295,7 @@ def rates_figure(rows: pd.DataFrame, by: str = "none") -> Figure:
     group ('All patients' on top). Input: rows of the downstaging-summary export."""
     if rows.empty:
         return message_figure(NO_PATIENTS)
-    if rows["eligible"].sum() == 0:
+    if not any(_withheld(n) or n > 0 for n in rows["eligible"]):
         return message_figure("No eligible patient: everyone in the filter was within Milan and resectable "
                               "at baseline.")
     groups = list(dict.fromkeys(rows["group"]))
@@ -251,8 +305,10 @@ def rates_figure(rows: pd.DataFrame, by: str = "none") -> Figure:
                         subplot_titles=[RATE_TITLES[m] for m in measures])
     for col, measure in enumerate(measures, start=1):
         sub = rows[rows.measure == measure].set_index("group").reindex(groups)
-        has = sub["eligible"] > 0
-        d = sub[has]
+        has = sub["eligible"].map(lambda n: _withheld(n) or n > 0)
+        # a rate withheld with its count ("<5": None) is written, not drawn
+        drawable = has & sub["rate"].notna()
+        d = sub[drawable].astype({c: float for c in ("eligible", "achieved", "rate", "ci_lower", "ci_upper")})
         colour = RATE_COLOURS[measure]
         small = d["eligible"] < SMALL_GROUP
         text = [f"{int(x)}/{int(n)} · {100 * p:.1f}%" + (" (n<5)" if n < SMALL_GROUP else "")
@@ -273,6 +329,11 @@ def rates_figure(rows: pd.DataFrame, by: str = "none") -> Figure:
         for g in sub.index[~has]:
             fig.add_annotation(x=0, y=labels[g], xref=f"x{col if col > 1 else ''}", yref="y", xanchor="left",
                                text="no eligible patient", showarrow=False, font=dict(size=12, color="#6c757d"))
+        for g in sub.index[has & ~drawable]:
+            r = sub.loc[g]
+            fig.add_annotation(x=0, y=labels[g], xref=f"x{col if col > 1 else ''}", yref="y", xanchor="left",
+                               text=f"{_count(r['achieved'])}/{_count(r['eligible'])} · rate not shown",
+                               showarrow=False, font=dict(size=12, color="#6c757d"))
         fig.update_xaxes(range=[-3, 103], ticksuffix="%", dtick=25, zeroline=False, row=1, col=col,
                          title="Patients (%), 95% CI")
     # headroom above the top row for its label
@@ -291,13 +352,33 @@ def _nan_to_zero(values: np.ndarray) -> np.ndarray:
     return np.where(np.isnan(values), 0.0, values)
 
 
-def cif_figure(rows: pd.DataFrame, by: str = "none") -> Figure:
+def not_drawn_note(by: str, groups) -> str:
+    """'BCLC D: fewer than 10 patients, not drawn for your role.' (groups a suppressing scope does not see)."""
+    names = [group_label(by, g) for g in groups]
+    if not names:
+        return ""
+    return f"{', '.join(names)}: fewer than {MIN_GROUP} patients, not drawn for your role."
+
+
+def _not_drawn_annotation(fig: Figure, by: str, groups) -> int:
+    """The not-drawn note under the plot, wrapped to the card; returns the bottom margin it needs."""
+    lines = textwrap.wrap(not_drawn_note(by, groups), 55)
+    fig.add_annotation(x=0, y=-0.16, xref="paper", yref="paper", xanchor="left", yanchor="top", showarrow=False,
+                       text="<br>".join(lines), align="left", font=dict(size=12, color="#6c757d"), name="not-drawn")
+    return 50 + 18 * len(lines)
+
+
+def cif_figure(rows: pd.DataFrame, by: str = "none", not_drawn=()) -> Figure:
     """Cumulative incidence of downstaging to within Milan (Aalen-Johansen, death competing) per
     group, as step curves with their 95% pointwise CI band; the value at the last time labelled.
-    Input: rows of the downstaging-cif export."""
+    Input: rows of the downstaging-cif export; `not_drawn`: its groups left out for the user's role
+    (said under the plot)."""
+    if rows.empty and not_drawn:
+        return message_figure(not_drawn_note(by, not_drawn))
     if rows.empty:
         return message_figure("No patient outside Milan at baseline in the current filter: nobody to downstage.")
     fig = Figure()
+    bottom = _not_drawn_annotation(fig, by, not_drawn) if not_drawn else 50
     group_col = rows["group"].to_numpy()
     groups = list(dict.fromkeys(group_col.tolist()))
     columns = {c: rows[c].to_numpy() for c in ("time_days", "cif", "ci_lower", "ci_upper", "n_risk", "n_event",
@@ -341,7 +422,7 @@ def cif_figure(rows: pd.DataFrame, by: str = "none") -> Figure:
     fig.update_yaxes(title="Downstaged to within Milan", tickformat=".0%", range=[0, ymax], rangemode="tozero")
     fig.update_xaxes(title="Months since first DEB-TACE", dtick=3, rangemode="tozero")
     base_layout(fig, height=420)
-    fig.update_layout(hovermode="closest", margin=dict(l=60, r=40, t=40, b=50))
+    fig.update_layout(hovermode="closest", margin=dict(l=60, r=40, t=40, b=bottom))
     return fig
 
 
@@ -377,7 +458,7 @@ def box_stats(values: np.ndarray) -> dict:
                 upperfence=[float(values[values <= q3 + 1.5 * iqr].max())])
 
 
-def downsizing_figure(rows: pd.DataFrame, groups: list[str] | None = None, by: str = "none") -> Figure:
+def downsizing_figure(rows: pd.DataFrame, groups: list[str] | None = None, by: str = "none", not_drawn=()) -> Figure:
     """Best percent change of the index lesion's viable diameter per group: a box (median,
     quartiles) with every patient as a point; dashed line at -30%. Input: rows of the
     downsizing export.
@@ -385,9 +466,21 @@ def downsizing_figure(rows: pd.DataFrame, groups: list[str] | None = None, by: s
     A group with more patients than points_per_group(groups) (100,000 patients: thousands per
     box, megabytes of figure) is drawn as a box computed from all its patients (the quartiles
     of the export's summary) and, as points, a fixed sample of that many (point_sample); the
-    export keeps every patient."""
+    export keeps every patient.
+
+    De-identified rows (no patient_id: the export's form for a role without patient-level access)
+    get a hover without an id; `not_drawn`: groups left out for the user's role (said under the plot)."""
+    if rows.empty and not_drawn:
+        return message_figure(not_drawn_note(by, not_drawn))
     if rows.empty:
         return message_figure("No patient in the current filter has an index lesion measured after baseline.")
+    identified = "patient_id" in rows.columns
+    hover_columns = (["patient_id"] if identified else []) + ["lesion_id", "baseline_diameter_mm", "best_diameter_mm",
+                                                              "best_visit"]
+    at = 1 if identified else 0           # customdata index of the lesion
+    hover = ("<b>%{customdata[0]}</b> " if identified else "") + (
+        f"lesion %{{customdata[{at}]}}<br>%{{customdata[{at + 1}]:.0f}} mm at baseline → "
+        f"%{{customdata[{at + 2}]:.0f}} mm at %{{customdata[{at + 3}]}}<br>best change %{{y:.1f}}%<extra></extra>")
     present = set(rows["group"])
     groups = [g for g in (groups or list(dict.fromkeys(rows["group"]))) if g in present]
     by_group = dict(tuple(rows.groupby("group", sort=False)))
@@ -409,9 +502,7 @@ def downsizing_figure(rows: pd.DataFrame, groups: list[str] | None = None, by: s
         box = dict(name=group_label(by, g), line=dict(color=colour, width=2), fillcolor=_rgba(colour, 0.12),
                    showlegend=False, boxmean=False)
         points = dict(boxpoints="all", jitter=0.45, pointpos=0, marker=dict(color=colour, size=5, opacity=0.55),
-                      hovertemplate="<b>%{customdata[0]}</b> lesion %{customdata[1]}<br>%{customdata[2]:.0f} mm at "
-                                    "baseline → %{customdata[3]:.0f} mm at %{customdata[4]}<br>best change %{y:.1f}%"
-                                    "<extra></extra>")
+                      hovertemplate=hover)
         if sampled:
             # the box of every patient (no points), then the sample's points over it (no box)
             fig.add_box(x=[label], **box_stats(values), boxpoints=False, hoveron="boxes", **box)
@@ -423,8 +514,7 @@ def downsizing_figure(rows: pd.DataFrame, groups: list[str] | None = None, by: s
             points = dict(points, hoveron="points+boxes")
         fig.add_box(
             y=d["best_pct_change"], x=[label] * len(d), **box, **points,
-            customdata=np.column_stack([d["patient_id"], d["lesion_id"], d["baseline_diameter_mm"],
-                                        d["best_diameter_mm"], d["best_visit"]]))
+            customdata=np.column_stack([d[c] for c in hover_columns]))
         med = float(np.median(values))
         fig.add_annotation(x=label, y=1, yref="paper", yanchor="bottom", showarrow=False, name="median",
                            text=f"{med:+.0f}%".replace("-", "−"), font=dict(size=12, color=colour),
@@ -439,6 +529,7 @@ def downsizing_figure(rows: pd.DataFrame, groups: list[str] | None = None, by: s
                      zeroline=False, hoverformat=".1f")
     fig.update_xaxes(type="category", tickangle=0, categoryorder="array", categoryarray=[tick(g) for g in groups],
                      tickfont=dict(size=11 if many else 13))
+    bottom = _not_drawn_annotation(fig, by, not_drawn) + 10 if not_drawn else 60
     base_layout(fig, height=420)
-    fig.update_layout(margin=dict(l=60, r=50, t=40, b=60), hovermode="closest")
+    fig.update_layout(margin=dict(l=60, r=50, t=40, b=bottom), hovermode="closest")
     return fig

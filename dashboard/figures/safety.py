@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from dashboard.access import SUPPRESSED
 from dashboard.analytics.safety import ANY_AE, GRADES, SMALL_GROUP
 from dashboard.figures.builder import Figure, Heatmap
 from dashboard.figures.common import NO_PATIENTS, base_layout, empty_figure
@@ -17,6 +18,35 @@ from dashboard.figures.common import NO_PATIENTS, base_layout, empty_figure
 BLUES = [[0.0, "#f7fbff"], [0.125, "#deebf7"], [0.25, "#c6dbef"], [0.375, "#9ecae1"], [0.5, "#6baed6"],
          [0.625, "#4292c6"], [0.75, "#2171b5"], [0.875, "#08519c"], [1.0, "#08306b"]]
 ROW_PX = 26
+SUPPRESSED_COLOUR = "#dee2e6"      # cells of 1-4 patients for a suppressing role: grey, no % (not on the scale)
+
+
+def _suppressed(n) -> bool:
+    """A count the export does not show: "<5" (1-4 patients) or None (withheld so that a "<5" beside it
+    cannot be worked out by subtraction: dashboard/exports/complement.py)."""
+    return n is None or isinstance(n, str)
+
+
+def _shown(n) -> str:
+    return "–" if n is None else str(n)
+
+
+def _pct(n, d) -> float | None:
+    """100 n / d; None when either count was withheld or there is no patient."""
+    if _suppressed(n) or _suppressed(d) or not d:
+        return None
+    return 100.0 * n / d
+
+
+def _n_pct(n, d) -> str:
+    """'3 of 40 patients (7.5%)'; '<5 of 40 patients' for a withheld count (no %)."""
+    p = _pct(n, d)
+    return f"{_shown(n)} of {d} patients" + ("" if p is None else f" ({p:.1f}%)")
+
+
+def _any(values) -> bool:
+    """Some patient among these counts ("<5" is at least one)."""
+    return any(_suppressed(v) or v > 0 for v in values)
 
 
 def _layout_rows(items: pd.DataFrame) -> list[dict]:
@@ -43,21 +73,34 @@ def _label_px(labels: list[str], size: int = 13) -> int:
 
 
 def _heatmap(rows: list[dict], column_labels: list[str], z, text, hover, x_title: str | None = None,
-             top_px: int = 45):
+             top_px: int = 45, withheld=None):
     """The shared heatmap: one line per display row. A SOC header row has no cells; its name is written
     from the figure's left edge across the row, like a section header of a table, so the label margin
-    only needs the width of the terms. The colour bar lies flat under the cells."""
+    only needs the width of the terms. The colour bar lies flat under the cells.
+
+    withheld: per cell, (text, hover) of a count the export does not show ("<5" or withheld: "–"), else
+    None. Those cells are gaps of the coloured trace (z None) and cells of a grey trace of their own, so
+    no value sent to the browser carries their count."""
     n = len(rows)
     labels = ["" if r["kind"] == "header" else r["label"] for r in rows]
     left = _label_px(labels)
+    columns, lines = list(range(len(column_labels))), list(range(n))
     fig = Figure(Heatmap(
-        z=z, x=list(range(len(column_labels))), y=list(range(n)), text=text, texttemplate="%{text}",
+        z=z, x=columns, y=lines, text=text, texttemplate="%{text}",
         textfont=dict(size=13), customdata=hover, hovertemplate="%{customdata}<extra></extra>",
         hoverongaps=False, colorscale=BLUES, zmin=0, zmax=max(10.0, _max(z)), xgap=2, ygap=2,
         colorbar=dict(orientation="h", x=0, xanchor="left", y=-8 / (ROW_PX * n), yanchor="top", lenmode="pixels",
                       len=260, thickness=10, ticksuffix="%", outlinewidth=0,
                       title=dict(text="% of patients", side="right", font=dict(size=13))),
     ))
+    if withheld is not None and any(h is not None for line in withheld for h in line):
+        fig.add_trace(Heatmap(
+            z=[[None if h is None else 0 for h in line] for line in withheld], x=columns, y=lines,
+            text=[["" if h is None else h[0] for h in line] for line in withheld], texttemplate="%{text}",
+            textfont=dict(size=13, color="#495057"), customdata=[["" if h is None else h[1] for h in line]
+                                                                 for line in withheld],
+            hovertemplate="%{customdata}<extra></extra>", hoverongaps=False, showscale=False, zmin=0, zmax=1,
+            colorscale=[[0.0, SUPPRESSED_COLOUR], [1.0, SUPPRESSED_COLOUR]], xgap=2, ygap=2, name="fewer than 5"))
     for i, r in enumerate(rows):
         if r["kind"] == "header":
             fig.add_annotation(x=0, xref="paper", y=i, yref="y", xanchor="left", xshift=-(left - 4),
@@ -85,67 +128,92 @@ def _pct_text(p: float, decimals: int) -> str:
     return text if float(text) > 0 else "<" + f"{10 ** -decimals:.{decimals}f}"
 
 
+WITHHELD = "fewer than 5 patients: number and % not shown for your role"
+COMPLEMENT = "not shown for your role, so that a number under 5 in this row cannot be worked out"
+
+
+def _withheld_cell(n, hover: str):
+    """(text, hover) of the grey cell of a count not shown."""
+    return (SUPPRESSED, f"{hover}<br>{WITHHELD}") if isinstance(n, str) else ("–", f"{hover}<br>{COMPLEMENT}")
+
+
 def grade_heatmap(rows: pd.DataFrame) -> Figure:
     """Term (grouped by SOC) x worst grade 1-5: the % of patients whose worst grade for the term is
-    that grade; hover gives n, % and the denominator. Input: ae-incidence rows with --by none."""
-    if rows.empty or rows["denominator"].max() == 0:
+    that grade; hover gives n, % and the denominator. Input: ae-incidence rows with --by none; a
+    count withheld as "<5" is a grey cell reading "<5", without a %."""
+    denominator = rows["denominator"].iloc[0] if len(rows) else 0
+    if rows.empty or denominator == 0:
         return empty_figure(NO_PATIENTS)
-    if rows.loc[rows.soc == ANY_AE, "n_patients_any"].sum() == 0:
-        return empty_figure(f"No adverse event counted among the {int(rows.denominator.max())} patients "
+    if not _any(rows.loc[rows.soc == ANY_AE, "n_patients_any"]):
+        return empty_figure(f"No adverse event counted among the {denominator} patients "
                             "in the current filter and switches.")
     display = _layout_rows(rows[["soc", "term"]].drop_duplicates())
     by_item = {(r.soc, r.term if isinstance(r.term, str) else None): r for r in rows.itertuples()}
-    z, text, hover = [], [], []
+    z, text, hover, withheld = [], [], [], []
     for d in display:
         if d["kind"] == "header":
-            z.append([None] * 5), text.append([""] * 5), hover.append([""] * 5)
+            z.append([None] * 5), text.append([""] * 5), hover.append([""] * 5), withheld.append([None] * 5)
             continue
         r = by_item[(d["soc"], d["term"])]
-        name = d["term"] or d["soc"]
-        pcts = [100.0 * getattr(r, f"grade_{g}") / r.denominator for g in GRADES]
-        z.append(pcts)
-        text.append([_pct_text(p, 1) for p in pcts])
-        hover.append([f"<b>{name}</b>" + (f"<br>{d['soc']}" if d["term"] else "") +
-                      f"<br>worst grade {g}: {getattr(r, f'grade_{g}')} of {r.denominator} patients ({p:.1f}%)"
-                      f"<br>any grade: {r.n_patients_any} ({100.0 * r.n_patients_any / r.denominator:.1f}%)"
-                      for g, p in zip(GRADES, pcts)])
-    return _heatmap(display, [str(g) for g in GRADES], z, text, hover, x_title="Worst CTCAE grade", top_px=52)
+        name = f"<b>{d['term'] or d['soc']}</b>" + (f"<br>{d['soc']}" if d["term"] else "")
+        counts = [getattr(r, f"grade_{g}") for g in GRADES]
+        pcts = [_pct(n, r.denominator) for n in counts]
+        any_p = _pct(r.n_patients_any, r.denominator)
+        any_grade = f"<br>any grade: {_shown(r.n_patients_any)}" + ("" if any_p is None else f" ({any_p:.1f}%)")
+        cells = [f"{name}<br>worst grade {g}: {_n_pct(n, r.denominator)}{any_grade}" for g, n in zip(GRADES, counts)]
+        z.append([None if _suppressed(n) else (p or 0.0) for n, p in zip(counts, pcts)])
+        text.append(["" if _suppressed(n) else _pct_text(p, 1) for n, p in zip(counts, pcts)])
+        hover.append(["" if _suppressed(n) else h for n, h in zip(counts, cells)])
+        withheld.append([_withheld_cell(n, h) if _suppressed(n) else None for n, h in zip(counts, cells)])
+    return _heatmap(display, [str(g) for g in GRADES], z, text, hover, x_title="Worst CTCAE grade", top_px=52,
+                    withheld=withheld)
 
 
 MEASURES = {"any": "any grade", "grade3": "grade ≥ 3"}
 
 
+def _small_group(d) -> bool:
+    return _suppressed(d) or d < SMALL_GROUP
+
+
 def group_heatmap(rows: pd.DataFrame, measure: str = "any", group_label: str = "Site") -> Figure:
     """Term (grouped by SOC) x group (site, BCLC stage, Child-Pugh class): the % of the group's
     patients with the term at any grade, or at grade 3 or more. Columns with fewer than 5 patients
-    are marked with a dagger. Input: ae-incidence rows with --by a grouping."""
-    if rows.empty or rows["denominator"].max() == 0:
+    are marked with a dagger. Input: ae-incidence rows with --by a grouping; a count withheld as
+    "<5" is a grey cell reading "<5", without a %."""
+    if rows.empty or not _any(rows["denominator"]):
         return empty_figure(NO_PATIENTS)
-    rows = rows.assign(n_measure=rows.n_patients_any if measure == "any" else rows.n_grade_3_4 + rows.n_grade_5)
-    if rows.loc[rows.soc == ANY_AE, "n_measure"].sum() == 0:
+    rows = rows.assign(n_measure=rows.n_patients_any if measure == "any" else rows.n_grade_3_plus)
+    if not _any(rows.loc[rows.soc == ANY_AE, "n_measure"]):
         return empty_figure(f"No patient with an adverse event at {MEASURES.get(measure, measure)} "
                             "in the current filter and switches.")
     groups = list(dict.fromkeys(rows["group"]))
     denominators = rows.drop_duplicates("group").set_index("group")["denominator"]
-    shown = rows.groupby(["soc", "term"], dropna=False, sort=False)["n_measure"].transform("sum") > 0
-    items = rows.loc[shown | (rows.soc == ANY_AE), ["soc", "term"]].drop_duplicates()
+    with_patient = {item for item, n in zip(zip(rows.soc, rows.term.where(rows.term.notna(), None)), rows.n_measure)
+                    if _suppressed(n) or n > 0}
+    shown = [(s, t) in with_patient or s == ANY_AE for s, t in zip(rows.soc, rows.term.where(rows.term.notna(), None))]
+    items = rows.loc[shown, ["soc", "term"]].drop_duplicates()
     display = _layout_rows(items)
     cells = {(r.soc, r.term if isinstance(r.term, str) else None, r.group): r for r in rows.itertuples()}
-    z, text, hover = [], [], []
+    z, text, hover, withheld = [], [], [], []
     for d in display:
         if d["kind"] == "header":
-            z.append([None] * len(groups)), text.append([""] * len(groups)), hover.append([""] * len(groups))
+            blank = [None] * len(groups)
+            z.append(blank), text.append([""] * len(groups)), hover.append([""] * len(groups)), withheld.append(blank)
             continue
-        zr, tr, hr = [], [], []
+        zr, tr, hr, wr = [], [], [], []
         for g in groups:
             r = cells[(d["soc"], d["term"], g)]
-            p = 100.0 * r.n_measure / r.denominator if r.denominator else None
-            zr.append(p)
-            tr.append(_pct_text(p, 0))
-            hr.append(f"<b>{d['term'] or d['soc']}</b><br>{group_label} {g}: {r.n_measure} of {r.denominator} "
-                      f"patients ({p:.1f}%) at {MEASURES.get(measure, measure)}" +
-                      ("<br>fewer than 5 patients: unstable" if r.denominator < SMALL_GROUP else ""))
-        z.append(zr), text.append(tr), hover.append(hr)
-    labels = [f"{g}{'†' if denominators[g] < SMALL_GROUP else ''}<br><span style='font-size:11px'>"
+            p = _pct(r.n_measure, r.denominator)
+            h = (f"<b>{d['term'] or d['soc']}</b><br>{group_label} {g}: {_n_pct(r.n_measure, r.denominator)} "
+                 f"at {MEASURES.get(measure, measure)}" +
+                 ("<br>fewer than 5 patients: unstable" if _small_group(r.denominator) else ""))
+            hidden = _suppressed(r.n_measure)
+            zr.append(None if hidden else p)
+            tr.append("" if hidden else _pct_text(p, 0))
+            hr.append("" if hidden else h)
+            wr.append(_withheld_cell(r.n_measure, h) if hidden else None)
+        z.append(zr), text.append(tr), hover.append(hr), withheld.append(wr)
+    labels = [f"{g}{'†' if _small_group(denominators[g]) else ''}<br><span style='font-size:11px'>"
               f"n={denominators[g]}</span>" for g in groups]
-    return _heatmap(display, labels, z, text, hover, top_px=55)
+    return _heatmap(display, labels, z, text, hover, top_px=55, withheld=withheld)
