@@ -14,12 +14,12 @@ import re
 
 import pandas as pd
 
+from test_downloads import download_body
 from dashboard.filters import Filters
-from dashboard.replay import callback_body, page_plan, parse_id, update_values
+from dashboard.replay import callback_body, page_plan, update_values
 
 PATIENT_ID = re.compile(r"S\d{2}-\d{4}")             # the synthetic registry's patient ids
 ISO_DATE = re.compile(r"(?<!\d)\d{4}-\d{2}-\d{2}(?!\d)")
-DOWNLOAD_OUTPUT = '{"figure":["MATCH"],"type":"download"}.data'
 
 
 def option_key(key: str) -> str:
@@ -62,21 +62,7 @@ class Page:
 
     def download(self, headers: dict, figure: str, state: dict, search: str = "", store=None):
         """(status, raw body, CSV text or None) of a click on the figure's "Download data (CSV)"."""
-        dep = next(d for d in self.deps if d["output"] == DOWNLOAD_OUTPUT)
-        values = {"url.search": search, "filter-state.data": state,
-                  '{"figure":["MATCH"],"type":"figure-export"}.data': store}
-        button = {"type": "download-csv", "figure": figure}
-        states = []
-        for item in dep["state"]:
-            ident = parse_id(item["id"])
-            if isinstance(ident, dict):
-                ident = {k: (figure if v == ["MATCH"] else v) for k, v in ident.items()}
-            states.append({"id": ident, "property": item["property"],
-                           "value": values[f"{item['id']}.{item['property']}"]})
-        body = {"output": DOWNLOAD_OUTPUT, "outputs": {"id": {"type": "download", "figure": figure},
-                                                         "property": "data"},
-                "inputs": [{"id": button, "property": "n_clicks", "value": 1}], "state": states,
-                "changedPropIds": [json.dumps(button, sort_keys=True, separators=(",", ":")) + ".n_clicks"]}
+        body = download_body(self, figure, search, state, store)
         r = self.client.post("/_dash-update-component", json=body, headers=headers)
         csv = None
         if r.status_code == 200:

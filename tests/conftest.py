@@ -1,8 +1,12 @@
 """Shared fixtures. Tests run real DuckDB over real parquet files written into tmp folders."""
+import contextlib
+import os
+import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -60,25 +64,38 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@contextlib.contextmanager
+def running_app(root, log_path, *args, env=None):
+    """`python app.py --data root *args` started as a user starts it, on a free port, with `env`
+    replacing the environment when given; yields its URL once it answers (any HTTP status: with
+    sign-in on, a page answers 302 or 401) and stops it, and every process it started, on exit."""
+    port = free_port()
+    log = open(log_path, "w")
+    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data", str(root), *args],
+                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(240):
+            try:
+                urllib.request.urlopen(url + "/assets/registry.css", timeout=1)
+                break
+            except urllib.error.HTTPError:
+                break
+            except OSError:
+                if proc.poll() is not None:
+                    raise RuntimeError("the dashboard exited: " + Path(log_path).read_text())
+                time.sleep(0.25)
+        yield url
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+
+
 @pytest.fixture(scope="session")
 def live_server(synthetic_root):
     """The dashboard started as a user starts it (python app.py) on the synthetic registry."""
-    port = free_port()
-    log = open(synthetic_root / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data", str(synthetic_root)],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(url + "/", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError("the dashboard exited: " + (synthetic_root / "server.log").read_text())
-            time.sleep(0.25)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with running_app(synthetic_root, synthetic_root / "server.log") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -18,11 +18,12 @@ import pandas as pd
 import pytest
 
 from access_support import signed_in
+from test_downloads import download_body
 from dashboard import access, data, exports
 from dashboard.access import MIN_GROUP, SUPPRESSED, AccessDenied, User, scope_for
 from dashboard.analytics.baseline import baseline_wide_rows
 from dashboard.filters import Filters
-from dashboard.replay import callback_body, layout_props, page_plan, parse_id, update_values
+from dashboard.replay import callback_body, layout_props, page_plan, update_values
 
 N_PATIENTS, N_SITES, SEED = 150, 6, 3
 CUTOFF = "2025-12-31"
@@ -37,7 +38,6 @@ SCENARIOS = {
 }
 PATIENT_ID = re.compile(r"\bS\d{2}-\d{4}\b")
 ISO_DATE = re.compile(r"\b(\d{4}-\d{2}-\d{2})")
-DOWNLOAD_OUTPUT = '{"figure":["MATCH"],"type":"download"}.data'
 FIGURES = {"accrual": "accrual", "enrollment-by-site": "enrollment", "baseline-table": "baseline-table",
            "followup-status": "followup-status"}
 USERS = {"committee": User("committee", "committee"), "investigator": User("investigator", "investigator", ("S01",)),
@@ -101,20 +101,7 @@ class Pages:
 
     def download(self, role, figure, query="", search=""):
         """The CSV a click on the figure's "Download data (CSV)" sends (None: nothing sent)."""
-        dep = next(d for d in self.deps if d["output"] == DOWNLOAD_OUTPUT)
-        values = {"url.search": search, "filter-state.data": {"snapshot": CUTOFF, "query": query},
-                  '{"figure":["MATCH"],"type":"figure-export"}.data': None}
-        states = []
-        for item in dep["state"]:
-            ident = parse_id(item["id"])
-            if isinstance(ident, dict):
-                ident = {k: (figure if v == ["MATCH"] else v) for k, v in ident.items()}
-            states.append({"id": ident, "property": item["property"],
-                           "value": values[f"{item['id']}.{item['property']}"]})
-        button = {"type": "download-csv", "figure": figure}
-        body = {"output": DOWNLOAD_OUTPUT, "outputs": {"id": {"type": "download", "figure": figure}, "property": "data"},
-                "inputs": [{"id": button, "property": "n_clicks", "value": 1}], "state": states,
-                "changedPropIds": [json.dumps(button, sort_keys=True, separators=(",", ":")) + ".n_clicks"]}
+        body = download_body(self, figure, search, {"snapshot": CUTOFF, "query": query})
         r = self.post(role, body)
         assert r.status_code in (200, 204), r.data[:300]
         if r.status_code == 204:

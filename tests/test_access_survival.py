@@ -29,6 +29,7 @@ import pytest
 from access_support import signed_in, write_users
 from browser_helpers import ARTIFACTS, graph_data, wait_idle
 from conftest import ROOT, free_port
+from test_downloads import download_body as browser_download_body
 from dashboard import app as app_module
 from dashboard import data, exports
 from dashboard.access import MIN_GROUP, SUPPRESSED, Scope
@@ -39,14 +40,13 @@ from dashboard.figures.survival import tick_days
 from dashboard.filters import Filters
 from dashboard.generate import generate_registry
 from dashboard.grouping import GROUPINGS
-from dashboard.replay import callback_body, layout_props, page_plan, parse_id, update_values
+from dashboard.replay import callback_body, layout_props, page_plan, update_values
 
 CUT = "2025-12-31"
 PATIENT_ID = re.compile(r"S\d{2}-\d{4}")
 ISO_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
 SMALL = {1, 2, 3, 4}
 SPONSOR = Scope(patient_sites=(), suppress=True)
-DOWNLOAD_OUTPUT = '{"figure":["MATCH"],"type":"download"}.data'
 FIGURES = ("km-curve", "km-summary", "km-risk-table", "cox")
 COUNTS = {"km-summary": ("n", "events"), "km-curve": ("n_risk", "n_event", "n_censor"),
           "km-risk-table": ("n_at_risk", "cum_events", "cum_censored"), "cox": ()}
@@ -103,20 +103,8 @@ def page_body(web, scenario: dict, opts: dict, query: str | None = None) -> dict
 
 def download_body(web, figure: str, opts: dict, query: str, search_extra: str = "") -> dict:
     """The browser's POST for a click on a card's "Download data (CSV)"."""
-    dep = next(d for d in web.deps if d["output"] == DOWNLOAD_OUTPUT)
     search = "?" + "&".join(f"{k}={v}" for k, v in opts.items()) + search_extra
-    values = {"url.search": search, "filter-state.data": {"snapshot": CUT, "query": query},
-              '{"figure":["MATCH"],"type":"figure-export"}.data': None}
-    states = []
-    for item in dep["state"]:
-        ident = parse_id(item["id"])
-        if isinstance(ident, dict):
-            ident = {k: (figure if v == ["MATCH"] else v) for k, v in ident.items()}
-        states.append({"id": ident, "property": item["property"], "value": values[f"{item['id']}.{item['property']}"]})
-    button = {"type": "download-csv", "figure": figure}
-    return {"output": DOWNLOAD_OUTPUT, "outputs": {"id": {"type": "download", "figure": figure}, "property": "data"},
-            "inputs": [{"id": button, "property": "n_clicks", "value": 1}], "state": states,
-            "changedPropIds": [json.dumps(button, sort_keys=True, separators=(",", ":")) + ".n_clicks"]}
+    return browser_download_body(web, figure, search, {"snapshot": CUT, "query": query})
 
 
 def sent_csv(response, figure: str) -> str | None:

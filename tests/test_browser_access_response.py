@@ -5,19 +5,14 @@ patient-level cards. Screenshots land in test-artifacts/access-response-*.png.
 
 Expected values: the exports run in this process with no user (every site, nothing suppressed)."""
 import os
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
 from access_support import write_users
-from browser_helpers import ARTIFACTS, ROOT, wait_idle
-from conftest import free_port
+from browser_helpers import ARTIFACTS, wait_idle
+from conftest import running_app
 from dashboard import data, exports
 from dashboard.access import SUPPRESSED, Scope
-from dashboard.callbacks import response as cb
 from dashboard.filters import Filters
 
 pytestmark = pytest.mark.browser
@@ -37,25 +32,10 @@ def signed_in_server(registry, tmp_path_factory):
     """`python app.py` with the header sign-in, trusting this host as its proxy."""
     users = tmp_path_factory.mktemp("users") / "users.json"
     write_users(users)
-    port = free_port()
-    log = open(registry / "server.log", "w")
     env = {**os.environ, "DASHBOARD_AUTH": "header", "DASHBOARD_TRUSTED_PROXIES": "127.0.0.1",
            "DASHBOARD_USERS": str(users)}
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data", str(registry)],
-                            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(urllib.request.Request(url + "/", headers={"X-Remote-User": "committee"}),
-                                   timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError("the dashboard exited: " + (registry / "server.log").read_text())
-            time.sleep(0.25)
-    yield url
-    proc.terminate()
-    proc.wait(10)
+    with running_app(registry, registry / "server.log", env=env) as url:
+        yield url
 
 
 def open_as(browser, url: str, user: str):

@@ -2,38 +2,21 @@
 DASHBOARD_AUDIT_LOG set): one page-view line per page load, navigation and filter change, whatever
 the number of card callbacks behind it; one download line per CSV, with the rows the file has."""
 import json
+import os
 import re
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
-from browser_helpers import ROOT, pick, wait_idle
-from conftest import free_port
+from browser_helpers import pick, wait_idle
+from conftest import running_app
 
 
 @pytest.fixture(scope="module")
 def audited_server(synthetic_root, tmp_path_factory):
     log = tmp_path_factory.mktemp("audit") / "audit.log"
-    port = free_port()
-    env = {**__import__("os").environ, "DASHBOARD_AUDIT_LOG": str(log), "DASHBOARD_AUTH": "none"}
-    out = open(log.with_name("server.log"), "w")
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data", str(synthetic_root)],
-                            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(120):
-        try:
-            urllib.request.urlopen(url + "/", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError("the dashboard exited: " + log.with_name("server.log").read_text())
-            time.sleep(0.25)
-    yield url, log
-    proc.terminate()
-    proc.wait(10)
+    env = {**os.environ, "DASHBOARD_AUDIT_LOG": str(log), "DASHBOARD_AUTH": "none"}
+    with running_app(synthetic_root, log.with_name("server.log"), env=env) as url:
+        yield url, log
 
 
 def audit_lines(log, event):

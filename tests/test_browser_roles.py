@@ -5,17 +5,12 @@ counts 1 to 4 patients in. Screenshots land in test-artifacts/roles-*.png."""
 import collections
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 from argon2 import PasswordHasher
 
 from browser_helpers import ARTIFACTS, export, wait_idle
-from conftest import ROOT, free_port
+from conftest import running_app
 
 pytestmark = pytest.mark.browser
 PASSWORD = "a long enough passphrase"
@@ -37,25 +32,11 @@ def server(tmp_path_factory, small_root):
     (tmp / "users.json").write_text(json.dumps({"users": {
         "lin": {"role": "investigator", "sites": ["S01"], "password": hashed},
         "acme": {"role": "sponsor", "sites": [], "password": hashed}}}))
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DASHBOARD_")}
     env.update(DASHBOARD_AUDIT_LOG=str(tmp / "audit.log"))
-    log = open(tmp / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data", str(small_root),
-                             "--auth", "local", "--users", str(tmp / "users.json")],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        try:
-            urllib.request.urlopen(url + "/assets/registry.css", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError("the dashboard exited: " + (tmp / "server.log").read_text())
-            time.sleep(0.25)
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(30)
+    with running_app(small_root, tmp / "server.log", "--auth", "local", "--users", str(tmp / "users.json"),
+                     env=env) as url:
+        yield url
 
 
 def sign_in(page, url, name, path):

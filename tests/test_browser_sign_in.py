@@ -4,17 +4,12 @@ at the sign-in page; no Content-Security-Policy violation and no console error o
 A screenshot of the sign-in page lands in test-artifacts/sign-in.png."""
 import json
 import os
-import signal
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 from argon2 import PasswordHasher
 
 from browser_helpers import ARTIFACTS
-from conftest import ROOT, free_port
+from conftest import running_app
 
 pytestmark = pytest.mark.browser
 PASSWORD = "carol's long passphrase"
@@ -30,25 +25,11 @@ def local_server(tmp_path, synthetic_root):
     users = tmp_path / "users.json"
     users.write_text(json.dumps({"users": {"carol": {"role": "committee", "sites": [],
                                                      "password": PasswordHasher().hash(PASSWORD)}}}))
-    port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DASHBOARD_")}
     env.update(DASHBOARD_AUDIT_LOG=str(tmp_path / "audit.log"))
-    log = open(tmp_path / "server.log", "w")
-    proc = subprocess.Popen([sys.executable, "app.py", "--port", str(port), "--data", str(synthetic_root),
-                             "--auth", "local", "--users", str(users)],
-                            cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(240):
-        try:
-            urllib.request.urlopen(url + "/assets/registry.css", timeout=1)
-            break
-        except OSError:
-            if proc.poll() is not None:
-                raise RuntimeError("the dashboard exited: " + (tmp_path / "server.log").read_text())
-            time.sleep(0.25)
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(30)
+    with running_app(synthetic_root, tmp_path / "server.log", "--auth", "local", "--users", str(users),
+                     env=env) as url:
+        yield url
 
 
 def test_sign_in_see_the_overview_sign_out(page, local_server):

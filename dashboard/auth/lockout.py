@@ -19,32 +19,22 @@ import time
 from pathlib import Path
 
 from dashboard.auth import users as users_file
+from dashboard.auth.sessions import positive_setting
 
 STATE_FILE = "sign-in-failures.json"
 MAX_ENTRIES = 10000         # names or addresses kept; the oldest go first
 
 
-def _number(name: str, default: float) -> float:
-    text = os.environ.get(name, "").strip()
-    try:
-        value = float(text) if text else default
-    except ValueError:
-        raise ValueError(f"{name}={text!r}: a number expected") from None
-    if not value > 0:
-        raise ValueError(f"{name}={text!r}: a positive number expected")
-    return value
-
-
 def window_seconds() -> float:
-    return _number("DASHBOARD_LOCKOUT_MINUTES", 15) * 60
+    return positive_setting("DASHBOARD_LOCKOUT_MINUTES", 15) * 60
 
 
 def account_limit() -> int:
-    return int(_number("DASHBOARD_LOCKOUT_FAILURES", 5))
+    return int(positive_setting("DASHBOARD_LOCKOUT_FAILURES", 5))
 
 
 def address_limit() -> int:
-    return int(_number("DASHBOARD_ADDRESS_FAILURES", 20))
+    return int(positive_setting("DASHBOARD_ADDRESS_FAILURES", 20))
 
 
 def check_settings() -> None:

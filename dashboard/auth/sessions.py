@@ -48,7 +48,9 @@ class SessionConfigError(ValueError):
     """A session setting or the key file cannot work; the message names it."""
 
 
-def _positive(name: str, default: float) -> float:
+def positive_setting(name: str, default: float) -> float:
+    """A positive number from the environment variable `name` (default when unset); the sign-in
+    settings (sessions, lock-out) are read with it."""
     text = os.environ.get(name, "").strip()
     try:
         value = float(text) if text else default
@@ -60,11 +62,11 @@ def _positive(name: str, default: float) -> float:
 
 
 def idle_seconds() -> float:
-    return _positive("DASHBOARD_IDLE_MINUTES", 30) * 60
+    return positive_setting("DASHBOARD_IDLE_MINUTES", 30) * 60
 
 
 def lifetime_seconds() -> float:
-    return _positive("DASHBOARD_SESSION_HOURS", 12) * 3600
+    return positive_setting("DASHBOARD_SESSION_HOURS", 12) * 3600
 
 
 # --- the key --------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ import pandas as pd
 from dashboard import data
 from dashboard.analytics.safety import COLUMNS, check_level, incidence_from_counts
 from dashboard.data import ALL_SITES
-from dashboard.exports import AGGREGATE, PATIENT, Export, Suppression, export
+from dashboard.exports import AGGREGATE, Export, Suppression, export
 from dashboard.exports.complement import to_withhold
 from dashboard.filters import Filters
 from dashboard.grouping import ALL, check_by, group_sql, ordered_levels
