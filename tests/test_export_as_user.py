@@ -257,10 +257,9 @@ def test_as_user_reads_the_default_users_file(registry, monkeypatch):
 
 
 def test_a_refused_export_is_one_line_exit_3(registry):
-    """The waterfall is patient-level; while it has no de-identified form a sponsor is refused."""
-    if EXPORTS["waterfall"].deidentified is not None:
-        pytest.skip("the waterfall has a de-identified form for sponsors")
-    status, out, err = export_as(registry, "waterfall", "sponsor")
+    """The swimmer lanes are patient-level, with no de-identified form: a sponsor is refused."""
+    assert EXPORTS["swimmer"].level == "patient" and EXPORTS["swimmer"].deidentified is None
+    status, out, err = export_as(registry, "swimmer", "sponsor")
     assert (status, out) == (EXIT_REFUSED, "") and err.startswith("refused: ") and err.count("\n") == 1
 
 
