@@ -15,3 +15,24 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
     }
   }
 });
+
+// A session that ended while the page was open (idle timeout, sign-out in another tab) gets its
+// callbacks answered 401: load this view again, which the server sends through the sign-in form
+// (or the proxy's) and back here, instead of leaving stale cards. At most once every 10 s.
+(function () {
+  const fetchOriginal = window.fetch;
+  if (!fetchOriginal) { return; }
+  window.fetch = function (input) {
+    return fetchOriginal.apply(this, arguments).then(function (response) {
+      const url = typeof input === "string" ? input : (input && input.url) || "";
+      if (response.status === 401 && url.indexOf("_dash-update-component") !== -1) {
+        const last = Number(window.sessionStorage.getItem("registry-reloaded-at") || 0);
+        if (Date.now() - last > 10000) {
+          window.sessionStorage.setItem("registry-reloaded-at", String(Date.now()));
+          window.location.assign(window.location.pathname + window.location.search);
+        }
+      }
+      return response;
+    });
+  };
+})();

@@ -68,3 +68,26 @@ def test_sign_in_see_the_overview_sign_out(page, local_server):
     # the one failed load: the wrong password's answer (401, which the browser reports as an error)
     assert failed == [(401, local_server + "/sign-in")]
     assert page.console_errors == ["Failed to load resource: the server responded with a status of 401 (UNAUTHORIZED)"]
+
+
+def test_a_page_whose_session_ended_goes_to_sign_in_and_back(page, local_server):
+    """The session ends while the page is open (idle timeout, sign-out in another tab: here the
+    cookie is dropped); the next filter change is answered 401, and the page goes to the sign-in
+    form instead of leaving stale cards, then back to the same view after signing in."""
+    page.goto(local_server + "/survival?bclc=B")
+    page.fill("#sign-in-name", "carol")
+    page.fill("#sign-in-password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(local_server + "/survival?bclc=B")
+    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60000)
+    page.context.clear_cookies()
+    page.evaluate("() => { window.history.pushState(null, '', '/survival?bclc=C');"
+                  " window.dispatchEvent(new PopStateEvent('popstate')); }")
+    page.wait_for_url("**/sign-in?next=%2Fsurvival%3Fbclc%3DC", timeout=30000)
+    page.fill("#sign-in-name", "carol")
+    page.fill("#sign-in-password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(local_server + "/survival?bclc=C")
+    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60000)
+    # the 401s of the callbacks in flight when the session ended
+    page.console_errors[:] = [e for e in page.console_errors if "401 (UNAUTHORIZED)" not in e]
