@@ -4,6 +4,7 @@ the number of card callbacks behind it; one download line per CSV, with the rows
 import json
 import os
 import re
+import time
 
 import pytest
 
@@ -20,7 +21,19 @@ def audited_server(synthetic_root, tmp_path_factory):
 
 
 def audit_lines(log, event):
-    return [json.loads(line) for line in log.read_text().splitlines() if json.loads(line)["event"] == event]
+    text = log.read_text() if log.exists() else ""
+    return [json.loads(line) for line in text.splitlines() if json.loads(line)["event"] == event]
+
+
+def wait_lines(log, event, n, timeout_s=30):
+    """The log's lines of that event once there are n (the server writes them while the page's
+    callbacks run; a cold server's first ones can come after the page looks settled)."""
+    deadline = time.time() + timeout_s
+    lines = audit_lines(log, event)
+    while len(lines) < n and time.time() < deadline:
+        time.sleep(0.1)
+        lines = audit_lines(log, event)
+    return lines
 
 
 def settle(page):
@@ -35,26 +48,26 @@ def test_page_views_and_downloads_from_a_browser(page, audited_server):
     page.on("request", lambda r: "/_dash-update-component" in r.url and requests.append(r))
     page.goto(url + "/response?bclc=B")
     settle(page)
-    views = audit_lines(log, "page-view")
+    views = wait_lines(log, "page-view", 1)
     assert [(v["user"], v["path"], v["filters"]) for v in views] == [("demo", "/response", {"bclc": ["B"]})]
     assert len(requests) > 3, "the page's cards ran callbacks of their own, which wrote no line"
 
     pick(page, "f-bclc", "C")
     page.wait_for_url(re.compile(r"bclc=B(%2C|,)C"))
     settle(page)
-    views = audit_lines(log, "page-view")
+    views = wait_lines(log, "page-view", 2)
     assert [(v["path"], v["filters"]) for v in views[1:]] == [("/response", {"bclc": ["B", "C"]})]
 
     page.click("a.nav-link:has-text('Survival')")
     page.wait_for_url(re.compile(r"/survival\?.*bclc=B"))
     settle(page)
-    views = audit_lines(log, "page-view")
+    views = wait_lines(log, "page-view", 3)
     assert [(v["path"], v["filters"]) for v in views[2:]] == [("/survival", {"bclc": ["B", "C"]})]
 
     with page.expect_download(timeout=30000) as info:
         page.click("#card-km-summary button:has-text('Download data (CSV)')")
     text = open(info.value.path(), encoding="utf-8").read()
-    (download,) = audit_lines(log, "download")
+    (download,) = wait_lines(log, "download", 1)
     assert (download["figure"], download["export"], download["filters"]) == ("km-summary", "km-summary",
                                                                              {"bclc": ["B", "C"]})
     assert download["rows"] == len(text.strip().splitlines()) - 1
@@ -66,7 +79,7 @@ def test_page_views_and_downloads_from_a_browser(page, audited_server):
     page.go_back()                  # the same page, the filter before: the sync's line
     page.wait_for_url(re.compile(r"/response\?bclc=B$"))
     settle(page)
-    views = audit_lines(log, "page-view")
+    views = wait_lines(log, "page-view", 5)
     assert [(v["path"], v["filters"]) for v in views[3:]] == [("/response", {"bclc": ["B", "C"]}),
                                                               ("/response", {"bclc": ["B"]})]
     assert page.console_errors == []
