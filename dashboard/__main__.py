@@ -1,7 +1,8 @@
-"""Command line: python -m dashboard {validate,generate,export,warm,users} ...
+"""Command line: python -m dashboard {validate,generate,import,export,warm,users} ...
 
   validate  check snapshots against the contract (exit 0 valid, 1 not)
-  generate  write the synthetic registry's quarterly cuts
+  generate  write the synthetic registry's quarterly cuts (or, --format redcap, a REDCap export of it)
+  import    build a snapshot from a REDCap project or CDISC ADaM datasets (exit 2: bad input, nothing published)
   export    print the rows behind a figure as JSON or CSV
   warm      compute every page's unfiltered view of a cut into the result cache
   users     add, list or remove the accounts of sign-in 'local' (and roles for 'header')
@@ -58,6 +59,16 @@ def cmd_validate(args) -> int:
 
 
 def cmd_generate(args) -> int:
+    if args.format == "redcap":
+        if not args.out:
+            raise CommandError("--format redcap writes records.csv, dictionary.csv and sites.csv into --out DIR")
+        from dashboard.importers.redcap.export import write_synthetic_export
+        files = write_synthetic_export(Path(args.out), n_patients=args.patients, n_sites=args.sites,
+                                       seed=args.seed, progress=not args.quiet)
+        print(f"wrote {', '.join(p.name for p in files)} under {args.out}")
+        return 0
+    if args.out:
+        raise CommandError("--out is for --format redcap; snapshots go under --data")
     from dashboard.generate import generate_registry
     paths = generate_registry(data_root(args.data), n_patients=args.patients, n_sites=args.sites,
                               seed=args.seed, last_cut_only=args.last_cut_only, progress=not args.quiet)
@@ -158,6 +169,19 @@ def run_export_command(args, user) -> int:
     return 0
 
 
+def cmd_import(args) -> int:
+    from dashboard.importers import EXIT_BAD_INPUT, ImportFailed
+    if args.source == "redcap":
+        from dashboard.importers.redcap.command import run
+    else:
+        from dashboard.importers.adam import run
+    try:
+        return run(args)
+    except ImportFailed as e:
+        print(f"import {args.source}: nothing published:\n{e.text()}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
 def cmd_warm(args) -> int:
     import os
     from dashboard.warm import warm
@@ -237,7 +261,40 @@ def parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=1)
     g.add_argument("--last-cut-only", action="store_true", help="write only the final data cut")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
+    g.add_argument("--format", choices=["snapshots", "redcap"], default="snapshots",
+                   help="snapshots (default): the quarterly cuts under --data; redcap: the registry at its "
+                        "last cut as a records export of the shipped REDCap project, into --out")
+    g.add_argument("--out", metavar="DIR", help="folder for --format redcap")
     g.set_defaults(func=cmd_generate)
+
+    imp = sub.add_parser("import", help="build a snapshot from a REDCap project or CDISC ADaM datasets")
+    sources = imp.add_subparsers(dest="source", required=True)
+    r = sources.add_parser("redcap", help="a REDCap records export (file or API) of the shipped project",
+                           description="Reads a raw flat records export: a file (--records, --dictionary) or "
+                                       "the REDCap API (--url, --token-file). See docs/redcap.md.")
+    r.add_argument("--records", metavar="CSV", help="records export (CSV, raw or label headers and values)")
+    r.add_argument("--dictionary", metavar="CSV", help="the project's data dictionary (CSV)")
+    r.add_argument("--url", help="REDCap API URL, e.g. https://redcap.example.org/api/")
+    r.add_argument("--token-file", metavar="FILE", help="file holding the API token (never on the command line)")
+    r.add_argument("--sites", metavar="CSV", help="site list: site_id, site_name, activation_date, "
+                                                  "target_enrollment (default: sites.csv beside --records)")
+    kinds = {"redcap": r}
+    a = sources.add_parser("adam", help="CDISC ADaM datasets (parquet, SAS .xpt or CSV)",
+                           description="See docs/adam.md for what comes from where.")
+    a.add_argument("--adsl", required=True, metavar="FILE", help="subject level (required)")
+    for name, what in (("adtte", "time to event: OS, PFS, TTP"), ("adrs", "responses"),
+                       ("adtr", "tumour measurements (sums of diameters)"), ("adae", "adverse events")):
+        a.add_argument(f"--{name}", metavar="FILE", help=what)
+    a.add_argument("--map", metavar="FILE", help="JSON: ADSL column names for what ADaM lacks (docs/adam.md)")
+    a.add_argument("--sites", metavar="CSV", help="site list: site_id, site_name, activation_date, target_enrollment")
+    kinds["adam"] = a
+    for kind in kinds.values():
+        kind.add_argument("--cutoff", required=True, metavar="YYYY-MM-DD", help="clinical cut-off date")
+        kind.add_argument("--out", metavar="DATA_ROOT", help="data root to publish into (default: $REGISTRY_DATA or ./data)")
+        kind.add_argument("--snapshot-id", help="snapshot id (default: the cut-off date; a _suffix may follow it)")
+        kind.add_argument("--replace", action="store_true", help="replace a snapshot with the same id")
+        kind.add_argument("--quiet", action="store_true", help="no progress bar")
+    imp.set_defaults(func=cmd_import)
 
     from dashboard.exports import EXPORTS, _load_all
     _load_all()

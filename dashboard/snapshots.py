@@ -243,8 +243,11 @@ def get_snapshot(snapshot_id: str | None = "latest", root: Path | None = None) -
 
 
 def publish(root: Path, snapshot_id: str, cutoff_date: dt.date, tables: dict[str, pa.Table],
-            source: str, created_at: dt.datetime | None = None, replace: bool = False) -> Path:
-    """Write a snapshot atomically: build under a temporary name, manifest last, rename."""
+            source: str, created_at: dt.datetime | None = None, replace: bool = False,
+            check=None) -> Path:
+    """Write a snapshot atomically: build under a temporary name, manifest last, rename.
+    `check(folder)` runs on the complete temporary folder before the rename; whatever it raises
+    leaves nothing published (importers validate there)."""
     if not SNAPSHOT_ID.match(snapshot_id):
         raise ValueError(f"bad snapshot id {snapshot_id!r}")
     snapshots = Path(root) / "snapshots"
@@ -252,8 +255,10 @@ def publish(root: Path, snapshot_id: str, cutoff_date: dt.date, tables: dict[str
     final = snapshots / snapshot_id
     if final.exists() and not replace:
         raise FileExistsError(final)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{snapshot_id}.", dir=snapshots))
+    work = Path(tempfile.mkdtemp(prefix=f".{snapshot_id}.", dir=snapshots))
+    tmp = work / snapshot_id            # built under its own name, so a check sees the folder as published
     try:
+        tmp.mkdir()
         entries = {}
         for name in TABLE_NAMES:
             table = tables[name]
@@ -269,6 +274,8 @@ def publish(root: Path, snapshot_id: str, cutoff_date: dt.date, tables: dict[str
             "tables": entries,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+        if check is not None:
+            check(tmp)
         old = None
         if final.exists():      # replacing: move the old one aside first, so the gap is two renames
             old = snapshots / f".{snapshot_id}.old.{os.getpid()}"
@@ -276,9 +283,8 @@ def publish(root: Path, snapshot_id: str, cutoff_date: dt.date, tables: dict[str
         os.rename(tmp, final)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
     return final
 
 
