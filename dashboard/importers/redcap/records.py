@@ -368,7 +368,7 @@ class Records:
 
 
 _PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.float64(): pd.Float64Dtype(), pa.bool_(): pd.BooleanDtype(),
-                 pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype()}
+                 pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
 
 
 def _normal_label(text: str) -> str:
@@ -663,6 +663,9 @@ def _keys(r: _Reader, raw: pa.Table, names: list[str], typed: dict[str, pa.Array
 
 def _convert(r: _Reader, column: _Column, cells: pa.ChunkedArray) -> pa.Array:
     """One column typed; its bad cells reported."""
+    if column.field is None and not column.complete or column.field is not None and column.code is None \
+            and kind(column.field) == "text":
+        return cells.combine_chunks()       # free text is kept as written (blank is already null)
     values, index = _encode(cells)
     name = column.name
     if column.complete:
@@ -673,8 +676,6 @@ def _convert(r: _Reader, column: _Column, cells: pa.ChunkedArray) -> pa.Array:
         flags, bad = _checkbox(values, column.field.choices[column.code])
         converted = pa.array(flags, pa.bool_())
         message = "is not a checkbox value (0 or 1)"
-    elif column.field is None:      # DAG, survey identifier, survey timestamp: kept as text
-        return _take(pa.array(values, pa.string()), index)
     else:
         converted, bad, message = _typed(column.field, values)
     rows = np.flatnonzero(np.append(bad, False)[index])
@@ -720,7 +721,7 @@ def _typed(f: Field, values: np.ndarray) -> tuple[pa.Array, np.ndarray, str | np
     if k == "time":
         ok = np.array([bool(TIME.match(v)) for v in values], dtype=bool)
         return pa.array(values, pa.string()), ~ok, "is not a time HH:MM"
-    return pa.array(values, pa.string()), np.zeros(len(values), dtype=bool), ""
+    raise AssertionError(f"field {f.name} of kind {k} has no conversion")
 
 
 def _range(f: Field, converted: pa.Array, bad: np.ndarray, message: str, parsed) -> tuple[pa.Array, np.ndarray, str | np.ndarray]:
