@@ -623,9 +623,7 @@ def _keys(r: _Reader, raw: pa.Table, names: list[str], typed: dict[str, pa.Array
         values, index = _encode(raw.column(EVENT))
         unique = np.array([bool(re.match(r"^[a-z0-9_]+_arm_\d+$", v)) for v in values], dtype=bool)
         if not unique.all() and r.events:
-            by_label = {}
-            for name, label in r.events.items():
-                by_label.setdefault(label, name)
+            by_label = _event_labels(r.events)
             known = set(r.events)
             values = np.array([v if v in known else by_label.get(v, v) for v in values], dtype=object)
             unique = np.array([v in known for v in values], dtype=bool)
@@ -659,6 +657,21 @@ def _keys(r: _Reader, raw: pa.Table, names: list[str], typed: dict[str, pa.Array
         shown = instrument.to_numpy(zero_copy_only=False)
         r.report(np.flatnonzero(np.append(~ok, False)[index]), INSTRUMENT,
                  lambda row: f"repeat instrument {shown[row]!r} is not a form of the data dictionary")
+
+
+def _event_labels(events: dict[str, str]) -> dict[str, str]:
+    """Label -> unique event name; an event's bare name ("Enrollment" for "Enrollment (Arm 1: Drug A)")
+    too when only one arm has it."""
+    by_label: dict[str, str] = {}
+    bare: dict[str, list[str]] = {}
+    for name, label in events.items():
+        by_label.setdefault(label, name)
+        m = re.match(r"^(.*) \(Arm \d+:.*\)$", label)
+        bare.setdefault(m.group(1) if m else label, []).append(name)
+    for label, names in bare.items():
+        if len(names) == 1:
+            by_label.setdefault(label, names[0])
+    return by_label
 
 
 def _convert(r: _Reader, column: _Column, cells: pa.ChunkedArray) -> pa.Array:
@@ -781,8 +794,29 @@ def _structure(r: _Reader, columns: list[_Column], raw: pa.Table, typed: dict[st
             rows = np.flatnonzero(stray.to_numpy(zero_copy_only=False))
             r.report(rows, column.name, lambda row, form=column.form: (
                 f"a value of form {form} on a row of repeating instrument {forms_of_rows[row]}"))
+        _stray_repeating(r, columns, typed, repeating)
     _duplicates(r, typed)
     return repeating
+
+
+def _stray_repeating(r: _Reader, columns: list[_Column], typed: dict[str, pa.Array], repeating: set[str]) -> None:
+    """A repeating instrument's value on a row without a repeat instrument (in an event where that
+    form repeats) would be lost: report it."""
+    instrument = typed[INSTRUMENT]
+    plain = pc.is_null(instrument)
+    event = typed.get(EVENT)
+    for form in repeating:
+        where_plain = plain
+        if event is not None:
+            events = pc.unique(event.filter(pc.equal(instrument, form).fill_null(False)))
+            where_plain = pc.and_(plain, pc.is_in(event, value_set=events).fill_null(False))
+        for column in columns:
+            if column.form != form or column.name == r.dictionary.record_id:
+                continue
+            rows = np.flatnonzero(pc.and_(where_plain, pc.is_valid(typed[column.name]))
+                                  .to_numpy(zero_copy_only=False))
+            r.report(rows, column.name, lambda row, form=form: (
+                f"a value of repeating instrument {form} on a row without {INSTRUMENT}"))
 
 
 def _duplicates(r: _Reader, typed: dict[str, pa.Array]) -> None:
@@ -804,15 +838,25 @@ def _duplicates(r: _Reader, typed: dict[str, pa.Array]) -> None:
                                   + ", ".join(str(x + 1) for x in rows[:10])))
 
 
-def read_events(source: str | bytes | IO) -> dict[str, str]:
+def read_events(source: str | bytes | IO, arms: str | bytes | IO | None = None) -> dict[str, str]:
     """A longitudinal project's events CSV (REDCap's event export: event_name, arm_num,
-    unique_event_name, ...) as unique event name -> the label a labels export shows."""
-    where = f"events {_name(source)}"
+    unique_event_name, ...) as unique event name -> the label a labels export shows: the event's
+    name, followed by " (Arm 1: Drug A)" when the project has several arms (names from `arms`, the
+    arms export arm_num, name)."""
+    events = _dict_rows(source, "events", ("event_name", "arm_num", "unique_event_name"))
+    names = {r["arm_num"]: r["name"] for r in _dict_rows(arms, "arms", ("arm_num", "name"))} if arms else {}
+    several = len({r["arm_num"] for r in events}) > 1
+    return {r["unique_event_name"]: (f"{r['event_name']} (Arm {r['arm_num']}: {names.get(r['arm_num'], '')})"
+                                     if several else r["event_name"]) for r in events}
+
+
+def _dict_rows(source, what: str, needed: tuple[str, ...]) -> list[dict[str, str]]:
+    where = f"{what} {_name(source)}"
     try:
         with _open_text(source) as fh:
             rows = list(csv.DictReader(fh))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise ImportFailed(Problem(where, "", f"cannot be read: {e}")) from None
-    if not rows or "unique_event_name" not in rows[0] or "event_name" not in rows[0]:
-        raise ImportFailed(Problem(where, "", "is not a REDCap events export (event_name, unique_event_name)"))
-    return {row["unique_event_name"]: row["event_name"] for row in rows}
+    if not rows or any(n not in rows[0] for n in needed):
+        raise ImportFailed(Problem(where, "", f"is not a REDCap {what} export (columns {', '.join(needed)})"))
+    return rows
