@@ -424,15 +424,13 @@ def _map_header(header: list[str], dictionary: Dictionary, where: str) -> list[_
         if c.code is not None:      # a checkbox code also read as written (name___-99)
             by_name.setdefault(f"{c.field.name}___{c.code}", i)
     problems: list[Problem] = []
-    pos: list[int | None] = [None] * len(header)
-    options: list[list[int]] = [[] for _ in header]
-    for j, h in enumerate(header):
-        if h in by_name:
-            pos[j] = by_name[h]
-        else:
-            options[j] = labels.get(_normal_label(h), [])
-            if len(options[j]) == 1:
-                pos[j] = options[j][0]
+    options: list[list[int]] = []
+    for h in header:
+        found = [by_name[h]] if h in by_name else labels.get(_normal_label(h), [])
+        options.append(list(dict.fromkeys(found)))
+    pos: list[int | None] = [o[0] if len(o) == 1 else None for o in options]
+    if any(len(o) > 1 for o in options):
+        pos = _align(options) or pos
     for j, h in enumerate(header):
         if pos[j] is not None:
             continue
@@ -441,14 +439,8 @@ def _map_header(header: list[str], dictionary: Dictionary, where: str) -> list[_
             hint = f" (its checkbox columns are {', '.join(near)})" if near else ""
             problems.append(Problem(where, h, "is not in the data dictionary (a dictionary that does not "
                                     f"match the records?){hint}"))
-            continue
-        lo = max((p for p in pos[:j] if p is not None), default=-1)
-        hi = min((p for p in pos[j + 1:] if p is not None), default=len(columns))
-        fits = [p for p in options[j] if lo < p < hi]
-        if len(fits) == 1:
-            pos[j] = fits[0]
         else:
-            names = ", ".join(columns[p].name for p in (fits or options[j]))
+            names = ", ".join(columns[p].name for p in options[j])
             problems.append(Problem(where, h, f"header is ambiguous: it could be any of {names}"))
     seen: dict[int, str] = {}
     for j, p in enumerate(pos):
@@ -461,6 +453,24 @@ def _map_header(header: list[str], dictionary: Dictionary, where: str) -> list[_
     if problems:
         raise ImportFailed(problems)
     return [columns[p] for p in pos]
+
+
+def _align(options: list[list[int]]) -> list[int | None] | None:
+    """Positions for header cells whose candidate columns are `options`, increasing left to right as
+    REDCap writes them: a cell gets the one position that every increasing choice gives it (the
+    earliest and the latest choice agree), else None. None overall if no increasing choice exists."""
+    known = [j for j, o in enumerate(options) if o]
+    earliest, latest = {}, {}
+    before = -1
+    for j in known:
+        fits = [p for p in options[j] if p > before]
+        if not fits:
+            return None
+        earliest[j] = before = min(fits)
+    after = float("inf")
+    for j in reversed(known):
+        after = latest[j] = max(p for p in options[j] if p < after)
+    return [earliest[j] if j in earliest and earliest[j] == latest[j] else None for j in range(len(options))]
 
 
 def _read_table(source, where: str) -> tuple[list[str], pa.Table]:
@@ -480,9 +490,6 @@ def _read_table(source, where: str) -> tuple[list[str], pa.Table]:
     header = [h.strip().lstrip("\ufeff") for h in header]
     if not any(header):
         raise ImportFailed(Problem(where, "", "is empty (no header line)"))
-    dupes = sorted({h for h in header if header.count(h) > 1})
-    if dupes:
-        raise ImportFailed([Problem(where, h, "column appears more than once in the header") for h in dupes])
     names = [f"c{i}" for i in range(len(header))]
     try:
         table = pacsv.read_csv(
