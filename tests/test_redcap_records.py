@@ -545,3 +545,35 @@ def test_progress_bar_on_stderr(capsys):
     assert "reading REDCap records" in capsys.readouterr().err
     read_records(REDCAP / REPEAT / "data.csv", dictionary(REPEAT), progress=False)
     assert capsys.readouterr().err == ""
+
+
+def test_redcap_extra_columns_are_accepted(tmp_path):
+    """An export with REDCap's data access group, survey identifier and survey timestamp columns
+    (placed where REDCap puts them) reads the same forms, and the groups are exposed per record."""
+    header, rows = rows_of(REPEAT)
+    extra = ["redcap_data_access_group", "redcap_survey_identifier", "demographics_timestamp"]
+    new_header = header[:3] + extra + header[3:]
+    for row in rows:
+        plain = row["redcap_repeat_instrument"] == ""
+        row["redcap_data_access_group"] = {"1": "site_a", "2": "site_b"}[row["record_id"]]
+        row["demographics_timestamp"] = "2019-10-14 10:01:02" if plain else ""
+    d = dictionary(REPEAT)
+    records = read_records(write(tmp_path / "r.csv", new_header, rows), d)
+    plain = read_records(REDCAP / REPEAT / "data.csv", d)
+    for form in d.forms:
+        pd.testing.assert_frame_equal(records.form(form), plain.form(form), obj=form)
+    assert records.data_access_groups() == {"1": "site_a", "2": "site_b"}
+    assert plain.data_access_groups() == {}
+
+
+def test_a_calc_redcap_could_not_compute_is_null_and_long_numbers_are_refused(tmp_path):
+    header, rows = rows_of(LONG)
+    rows[0]["bmi"] = "NaN"
+    rows[6]["weight"] = "1234567890123456789012"
+    with pytest.raises(ImportFailed) as e:
+        read_records(write(tmp_path / "r.csv", header, rows), dictionary(LONG))
+    assert problems(e) == ["record 220, event enrollment_arm_1, field weight: "
+                           "'1234567890123456789012' is not a whole number"]
+    rows[6]["weight"] = "80"
+    demo = read_records(write(tmp_path / "r.csv", header, rows), dictionary(LONG)).form("demographics")
+    assert pd.isna(demo["bmi"].iloc[0]) and demo["weight"].iloc[1] == 80

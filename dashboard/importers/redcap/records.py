@@ -11,6 +11,12 @@ Float64; dropdown/radio -> string of the raw code; yesno/truefalse -> boolean; c
 boolean column per option `name___code`; everything else -> string; `<form>_complete` -> Int64
 (0 incomplete, 1 unverified, 2 complete). Blank is null.
 
+Codes or labels are decided per column: a column whose values are all raw codes is read as codes,
+one whose values are all labels as labels (turned into their codes); a mix is read the way more of
+its distinct values fit (codes win a tie) and the others are reported. The same goes for yes/no,
+checkbox (0/1, Unchecked/Checked, or the option's label), form status and the repeat instrument
+(a form's name or label); event labels need the project's events (`read_events`).
+
 How a column's cells are read: the whole file is read as text (pyarrow, blank = null), and each
 column is dictionary-encoded, so every check and conversion runs once per distinct value and is
 mapped back to the rows with one `take`; bad rows are found with vectorised masks.
@@ -360,6 +366,14 @@ class Records:
             keys.append(INSTANCE)
         frame = rows.select(keys + own).to_pandas(types_mapper=_PANDAS_TYPES.get)
         return frame.reset_index(drop=True)
+
+    def data_access_groups(self) -> dict[str, str]:
+        """Record id -> its data access group (the export's redcap_data_access_group), for records
+        that have one; empty when the export has no such column."""
+        if DAG not in self.columns:
+            return {}
+        pairs = self.table.select([self.dictionary.record_id, DAG]).filter(pc.is_valid(self.table.column(DAG)))
+        return dict(zip(pairs.column(0).to_pylist(), pairs.column(1).to_pylist()))
 
     def record_ids(self) -> list[str]:
         """Every record id in the export, in first-seen order."""
@@ -727,7 +741,7 @@ def _typed(f: Field, values: np.ndarray) -> tuple[pa.Array, np.ndarray, str | np
         what = "a date YYYY-MM-DD" if k == "date" else "a date and time YYYY-MM-DD HH:MM"
         return _range(f, converted, bad, f"is not {what}", parsed)
     if k == "integer":
-        ok = np.array([bool(INTEGER.match(v)) for v in values], dtype=bool)
+        ok = np.array([bool(INTEGER.match(v)) and len(v.lstrip("+-")) <= 18 for v in values], dtype=bool)
         numbers = pd.array([int(v) if good else None for v, good in zip(values, ok)], dtype="Int64")
         converted = pa.array(numbers, pa.int64(), from_pandas=True)
         return _range(f, converted, ~ok, "is not a whole number", numbers)
@@ -735,6 +749,10 @@ def _typed(f: Field, values: np.ndarray) -> tuple[pa.Array, np.ndarray, str | np
         text = np.array([v.replace(",", ".") for v in values], dtype=object) \
             if f.validation == "number_comma_decimal" else values
         ok = np.array([bool(NUMBER.match(v)) for v in text], dtype=bool)
+        if f.type == "calc":        # REDCap writes NaN for a calculation it could not do: not computed
+            not_computed = text == "NaN"
+            ok |= not_computed
+            text = np.where(not_computed, None, text)
         numbers = pd.to_numeric(pd.Series(np.where(ok, text, None)), errors="coerce").astype("Float64")
         converted = pa.array(numbers, pa.float64(), from_pandas=True)
         return _range(f, converted, ~ok, "is not a number", numbers)
