@@ -7,7 +7,6 @@ import csv
 import io
 import json
 import logging
-import os
 import socket
 import traceback
 from pathlib import Path

@@ -5,9 +5,7 @@ every kind of bad export. Expected values are read from the fixture CSV text wit
 from __future__ import annotations
 
 import csv
-import datetime as dt
 import io
-import re
 from pathlib import Path
 
 import pandas as pd
@@ -621,3 +619,57 @@ def test_a_large_export_reads_in_seconds(tmp_path):
     assert len(visits) == int(visit.sum()) and len(records.form("base")) == n - int(visit.sum())
     assert visits["v3"].tolist()[:5] == cols["v3"].filter(pa.array(visit))[:5].to_pylist()    # raw codes, text
     assert elapsed < 30, f"{elapsed:.1f} s"
+
+
+def longitudinal_with_repeats(keep_plain_220: bool = False) -> tuple[list[str], list[dict[str, str]]]:
+    """The longitudinal fixture with visit_lab_data repeating in event visit_1_arm_1 (records 100
+    and 220; 100 has a second instance with vld1 6.1) and event dose_1_arm_1 repeating for record
+    100 (a second instance with pmq1 3), the way REDCap exports both."""
+    header, rows = rows_of(LONG)
+    header = header[:2] + ["redcap_repeat_instrument", "redcap_repeat_instance"] + header[2:]
+    lab = ["vld1", "vld2", "vld3", "vld4", "vld5", "visit_lab_data_complete"]
+    out = []
+    for row in rows:
+        row.update(redcap_repeat_instrument="", redcap_repeat_instance="")
+        out.append(row)
+        key = (row["study_id"], row["redcap_event_name"])
+        if key[1] == "visit_1_arm_1" and not (keep_plain_220 and key[0] == "220"):
+            moved = {h: "" for h in header} | {"study_id": key[0], "redcap_event_name": key[1],
+                                               "redcap_repeat_instrument": "visit_lab_data",
+                                               "redcap_repeat_instance": "1"}
+            for c in lab:
+                moved[c], row[c] = row[c], ""
+            out.append(moved)
+            if key[0] == "100":
+                out.append(moved | {"redcap_repeat_instance": "2", "vld1": "6.1"})
+        if key == ("100", "dose_1_arm_1"):
+            row["redcap_repeat_instance"] = "1"
+            out.append(row | {"redcap_repeat_instance": "2", "pmq1": "3"})
+    return header, out
+
+
+def test_repeating_instruments_and_events_inside_a_longitudinal_project(tmp_path):
+    header, rows = longitudinal_with_repeats()
+    records = read_records(write(tmp_path / "r.csv", header, rows), dictionary(LONG))
+    lab = records.form("visit_lab_data")
+    assert list(lab.columns[:3]) == ["study_id", "redcap_event_name", "redcap_repeat_instance"]
+    got = [(r.study_id, r.redcap_event_name, None if pd.isna(r.redcap_repeat_instance) else r.redcap_repeat_instance,
+            r.vld1) for r in lab.itertuples()]
+    # vld1 of data.csv: 100 visit_1 5.6, 100 visit_2 .423, 220 visit_1 45.6, 220 visit_2 32.6.
+    assert got == [("100", "visit_1_arm_1", 1, 5.6), ("100", "visit_1_arm_1", 2, 6.1),
+                   ("100", "visit_2_arm_1", None, 0.423),
+                   ("220", "visit_1_arm_1", 1, 45.6), ("220", "visit_2_arm_1", None, 32.6)]
+    morale = records.form("patient_morale_questionnaire")
+    dose = morale[(morale.study_id == "100") & (morale.redcap_event_name == "dose_1_arm_1")]
+    assert dose["redcap_repeat_instance"].tolist() == [1, 2] and dose["pmq1"].tolist() == ["2", "3"]
+    assert len(morale) == 11 and morale["redcap_repeat_instance"].isna().sum() == 9
+
+
+def test_a_repeating_instruments_value_on_a_plain_row_of_its_event(tmp_path):
+    header, rows = longitudinal_with_repeats(keep_plain_220=True)
+    with pytest.raises(ImportFailed) as e:
+        read_records(write(tmp_path / "r.csv", header, rows), dictionary(LONG))
+    found = problems(e)
+    assert len(found) == 6          # vld1..vld5 and visit_lab_data_complete of that row
+    assert one(found, "field vld1") == ("record 220, event visit_1_arm_1, field vld1: a value of repeating "
+                                        "instrument visit_lab_data on a row without redcap_repeat_instrument")

@@ -343,8 +343,9 @@ class Records:
     repeating: set[str] = dc_field(default_factory=set)            # forms seen as repeat instruments
 
     def form(self, name: str) -> pd.DataFrame:
-        """The rows that hold instrument `name`: a repeating instrument's rows, or the rows without a
-        repeat instrument on which any of the form's fields (or its _complete) has a value. Columns:
+        """The rows that hold instrument `name`: its rows as a repeating instrument, and the rows without
+        a repeat instrument on which any of the form's fields (or its _complete) has a value (in a
+        longitudinal project a form can repeat in one event and not in another). Columns:
         the record id, redcap_event_name (longitudinal), redcap_repeat_instance (a repeating
         instrument, or a form on a repeating event), then the form's export columns present in the
         file, typed (see the module docstring)."""
@@ -353,13 +354,12 @@ class Records:
         rid = self.dictionary.record_id
         own = [c for c in self.dictionary.export_columns(name) if c in self.columns and c != rid]
         instrument = self.table.column(INSTRUMENT) if INSTRUMENT in self.columns else None
-        if name in self.repeating:
-            mask = pc.equal(instrument, name).fill_null(False)
-        else:
-            has = pa.array(np.zeros(self.table.num_rows, dtype=bool))
-            for c in own:
-                has = pc.or_(has, pc.is_valid(self.table.column(c)))
-            mask = pc.and_(has, pc.is_null(instrument)) if instrument is not None else has
+        has = pa.array(np.zeros(self.table.num_rows, dtype=bool))
+        for c in own:
+            has = pc.or_(has, pc.is_valid(self.table.column(c)))
+        mask = has
+        if instrument is not None:      # a form may repeat in one event and not in another
+            mask = pc.or_(pc.equal(instrument, name).fill_null(False), pc.and_(has, pc.is_null(instrument)))
         rows = self.table.filter(mask)
         keys = [rid] + ([EVENT] if self.longitudinal else [])
         if INSTANCE in self.columns and (name in self.repeating or rows.column(INSTANCE).null_count < rows.num_rows):
