@@ -673,3 +673,33 @@ def test_a_repeating_instruments_value_on_a_plain_row_of_its_event(tmp_path):
     assert len(found) == 6          # vld1..vld5 and visit_lab_data_complete of that row
     assert one(found, "field vld1") == ("record 220, event visit_1_arm_1, field vld1: a value of repeating "
                                         "instrument visit_lab_data on a row without redcap_repeat_instrument")
+
+
+def test_other_delimiters_decimal_commas_and_spreadsheet_blank_rows(tmp_path):
+    """REDCap exports with a chosen delimiter (here ';') and decimal character (','); a spreadsheet
+    adds rows of empty cells. The frames are those of the plain export; row numbers stay the file's."""
+    header, rows = rows_of(VIGNETTE)
+    text = ";".join(header) + "\n" + ";".join([""] * len(header)) + "\n"
+    text += "\n".join(";".join(r[h].replace(".", ",") if h in ("height", "weight", "bmi") else r[h]
+                               for h in header) for r in rows) + "\n"
+    (tmp_path / "r.csv").write_text(text)
+    d = dictionary(VIGNETTE)
+    records = read_records(tmp_path / "r.csv", d)
+    plain = read_records(REDCAP / VIGNETTE / "data.csv", d)
+    for form in d.forms:
+        pd.testing.assert_frame_equal(records.form(form), plain.form(form), obj=form)
+    (tmp_path / "r.csv").write_text(text.replace("\n1;image;2;", "\n1;image;1;"))
+    with pytest.raises(ImportFailed) as e:
+        read_records(tmp_path / "r.csv", d)
+    # data rows 8 and 9 of the file (the blank row is row 1).
+    assert problems(e) == ["record 1, instance 1: 2 rows have this record (repeat instrument image): rows 8, 9"]
+
+
+def test_a_row_with_a_stray_delimiter(tmp_path):
+    header, rows = rows_of(REPEAT)
+    text = (REDCAP / REPEAT / "data.csv").read_text().replace("1,bp,2,,", "1,bp,2,,,", 1)
+    (tmp_path / "r.csv").write_text(text)
+    with pytest.raises(ImportFailed) as e:
+        read_records(tmp_path / "r.csv", dictionary(REPEAT))
+    assert problems(e) == [f"records {tmp_path / 'r.csv'}, the row '1,bp,2,,,,,,,,,,2019-10-14,111,101,2': "
+                           "has 16 cells where the header has 15 (a stray ',' or a missing one?)"]

@@ -112,7 +112,7 @@ def kind(field: Field) -> str:
         return "date"
     if v.startswith("datetime_"):
         return "datetime"
-    if v in ("time", "time_hh_mm"):
+    if v in ("time", "time_hh_mm_ss"):
         return "time"
     if v == "integer":
         return "integer"
@@ -302,7 +302,7 @@ def _bound(field: Field, text: str):
         if pd.isna(parsed[0]):
             raise ValueError(text)
         return parsed[0]
-    value = float(text)
+    value = float(text.replace(",", ".") if k == "number" else text)
     if k == "integer" and not value.is_integer():
         raise ValueError(text)
     return value
@@ -487,29 +487,45 @@ def _align(options: list[list[int]]) -> list[int | None] | None:
     return [earliest[j] if j in earliest and earliest[j] == latest[j] else None for j in range(len(options))]
 
 
-def _read_table(source, where: str) -> tuple[list[str], pa.Table]:
-    """The file's header cells and its rows as text columns (blank = null)."""
+DELIMITERS = ",;\t|^"     # REDCap lets a user pick any of these for a CSV export
+
+
+def _read_table(source, where: str) -> tuple[list[str], pa.Table, np.ndarray]:
+    """The file's header cells, its rows as text columns (blank = null) and each row's number in the
+    file (1 = the first row under the header). The delimiter is the
+    one of DELIMITERS the header line holds most of; rows whose cells are all blank (a spreadsheet's
+    trailing ",,,," lines) are dropped; a row with more or fewer cells than the header is an error."""
     try:
         if isinstance(source, (str, Path)):
             with open(source, encoding="utf-8-sig", newline="") as fh:
-                header = next(csv.reader(fh), [])
+                first = fh.readline()
             data = source
         else:
             raw = source if isinstance(source, (bytes, str)) else source.read()
             raw = raw.encode("utf-8") if isinstance(raw, str) else raw
-            header = next(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")), [])
+            first = io.StringIO(raw.decode("utf-8-sig"), newline="").readline()
             data = io.BytesIO(raw)
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise ImportFailed(Problem(where, "", f"cannot be read: {e}")) from None
+    delimiter = max(DELIMITERS, key=first.count) if first.strip() else ","
+    header = next(csv.reader([first.rstrip("\r\n")], delimiter=delimiter), [])
     header = [h.strip().lstrip("\ufeff") for h in header]
     if not any(header):
         raise ImportFailed(Problem(where, "", "is empty (no header line)"))
     names = [f"c{i}" for i in range(len(header))]
+    bad_rows: list[Problem] = []
+
+    def bad_row(row) -> str:
+        text = row.text if len(row.text) <= 40 else row.text[:40] + "..."
+        bad_rows.append(Problem(f"the row {text!r}", "", f"has {row.actual_columns} cells where the header has "
+                                f"{row.expected_columns} (a stray {delimiter!r} or a missing one?)"))
+        return "skip"
     try:
         table = pacsv.read_csv(
             data,
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
+                                              invalid_row_handler=bad_row),
             convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
                                                  null_values=[""], strings_can_be_null=True,
                                                  quoted_strings_can_be_null=True))
@@ -517,8 +533,17 @@ def _read_table(source, where: str) -> tuple[list[str], pa.Table]:
         message = str(e)
         if "UTF8" in message or "utf8" in message.lower():
             message = "is not UTF-8 text (save it as 'CSV UTF-8')"
-        raise ImportFailed(Problem(where, "", f"cannot be read as CSV: {message}")) from None
-    return header, table
+        raise ImportFailed(Problem(where, "", f"cannot be read as CSV: {message[:300]}")) from None
+    if bad_rows:
+        raise ImportFailed([Problem(f"{where}, {p.where}", p.field, p.message) for p in bad_rows])
+    numbers = np.arange(1, table.num_rows + 1)
+    blank = None
+    for column in table.columns:
+        blank = pc.is_null(column) if blank is None else pc.and_(blank, pc.is_null(column))
+    if blank is not None and pc.any(blank).as_py():
+        keep = pc.invert(blank)
+        table, numbers = table.filter(keep), numbers[keep.to_numpy(zero_copy_only=False)]
+    return header, table, numbers
 
 
 def _encode(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -570,11 +595,12 @@ class _Reader:
         self.problems: list[Problem] = []
         self.n = raw.num_rows
         self.record = self.event = self.instrument = self.instance = None   # per-row key arrays
+        self.numbers = np.arange(1, self.n + 1)     # each row's number in the file
 
     def at(self, row: int) -> str:
         """'record 12, event baseline_arm_1, instance 2' for a row (the parts the export has)."""
         parts = [f"record {self.record[row]}"] if self.record is not None and self.record[row] is not None \
-            else [f"row {row + 1}"]
+            else [f"row {self.numbers[row]}"]
         if self.event is not None and self.event[row] is not None:
             parts.append(f"event {self.event[row]}")
         if self.instance is not None and self.instance[row] is not None:
@@ -595,7 +621,7 @@ def read_records(source: str | bytes | IO, dictionary: Dictionary, progress: boo
     label) are only needed to read a labels export whose event or repeat instrument cells are labels;
     without `instruments` a form's label is matched the way REDCap derives form names from labels."""
     where = f"records {_name(source)}"
-    header, raw = _read_table(source, where)
+    header, raw, numbers = _read_table(source, where)
     steps = _progress(progress, raw.num_columns + 3)
     columns = _map_header(header, dictionary, where)
     names = [c.name for c in columns]
@@ -606,6 +632,7 @@ def read_records(source: str | bytes | IO, dictionary: Dictionary, progress: boo
         raise ImportFailed(Problem(where, rid, f"no record id column: the first field of the data dictionary, "
                                    f"{rid!r}, is not in the header ({', '.join(header[:5])}, ...)"))
     r = _Reader(header, raw, dictionary, where, events, instruments)
+    r.numbers = numbers
     typed: dict[str, pa.Array] = {}
     _keys(r, raw, names, typed)
     steps.update()
@@ -639,7 +666,7 @@ def _keys(r: _Reader, raw: pa.Table, names: list[str], typed: dict[str, pa.Array
     typed[rid] = record
     r.record = record.to_numpy(zero_copy_only=False)
     for row in np.flatnonzero(pc.is_null(record).to_numpy(zero_copy_only=False)):
-        r.problems.append(Problem(f"row {row + 1}", rid, "the record id is blank"))
+        r.problems.append(Problem(f"row {r.numbers[row]}", rid, "the record id is blank"))
     if EVENT in names:
         values, index = _encode(raw.column(EVENT))
         unique = np.array([bool(re.match(r"^[a-z0-9_]+_arm_\d+$", v)) for v in values], dtype=bool)
@@ -746,8 +773,9 @@ def _typed(f: Field, values: np.ndarray) -> tuple[pa.Array, np.ndarray, str | np
         converted = pa.array(numbers, pa.int64(), from_pandas=True)
         return _range(f, converted, ~ok, "is not a whole number", numbers)
     if k == "number":
-        text = np.array([v.replace(",", ".") for v in values], dtype=object) \
-            if f.validation == "number_comma_decimal" else values
+        # A decimal comma: number_comma_decimal, or an export made with REDCap's decimal character ','
+        # (REDCap never writes a thousands separator).
+        text = np.array([v.replace(",", ".") for v in values], dtype=object)
         ok = np.array([bool(NUMBER.match(v)) for v in text], dtype=bool)
         if f.type == "calc":        # REDCap writes NaN for a calculation it could not do: not computed
             not_computed = text == "NaN"
@@ -860,7 +888,7 @@ def _duplicates(r: _Reader, typed: dict[str, pa.Array]) -> None:
         rows = list(rows)
         form = f" (repeat instrument {instrument[rows[0]]})" if instrument is not None and instrument[rows[0]] else ""
         r.problems.append(Problem(r.at(rows[0]), "", f"{len(rows)} rows have this record{form}: rows "
-                                  + ", ".join(str(x + 1) for x in rows[:10])))
+                                  + ", ".join(str(r.numbers[x]) for x in rows[:10])))
 
 
 def read_events(source: str | bytes | IO, arms: str | bytes | IO | None = None) -> dict[str, str]:
