@@ -839,10 +839,12 @@ def _structure(r: _Reader, columns: list[_Column], raw: pa.Table, typed: dict[st
         valid = [f for f in pc.unique(instrument).to_pylist() if f in r.dictionary.forms]
         repeating = set(valid)
         keys = {r.dictionary.record_id, EVENT, INSTRUMENT, INSTANCE, DAG, SURVEY_ID}
+        # Rows whose instrument is not a form are reported once, not again for each of their values.
+        known = pc.is_in(instrument, value_set=pa.array(valid, pa.string())).fill_null(False)
         for column in columns:
             if column.name in keys or column.form is None:
                 continue
-            stray = pc.and_(pc.is_valid(typed[column.name]),
+            stray = pc.and_(pc.and_(pc.is_valid(typed[column.name]), known),
                             pc.not_equal(instrument, column.form).fill_null(False))
             rows = np.flatnonzero(stray.to_numpy(zero_copy_only=False))
             r.report(rows, column.name, lambda row, form=column.form: (
