@@ -751,3 +751,16 @@ def test_instrument_labels_given_and_events_file_checked(tmp_path):
     with pytest.raises(ImportFailed) as e:
         read_events(REDCAP / LONG / "arm.csv")
     assert "is not a REDCap events export (columns event_name, arm_num, unique_event_name)" in str(e.value)
+
+
+def test_a_dictionary_missing_only_optional_columns_reads(tmp_path):
+    """A hand-edited dictionary that lost 'Field Annotation' and 'Section Header' still reads (they are
+    blank); one without 'Text Validation Type OR Show Slider Number' does not."""
+    header, *rows = list(csv.reader(open(REDCAP / REPEAT / "dictionary.csv", encoding="utf-8-sig")))
+    keep = [i for i, h in enumerate(header) if h not in ("Field Annotation", "Section Header")]
+    d = read_dictionary(write(tmp_path / "d.csv", [header[i] for i in keep], [[r[i] for i in keep] for r in rows]))
+    assert d.fields == dictionary(REPEAT).fields
+    keep = [i for i, h in enumerate(header) if h != "Text Validation Type OR Show Slider Number"]
+    with pytest.raises(ImportFailed) as e:
+        read_dictionary(write(tmp_path / "d.csv", [header[i] for i in keep], [[r[i] for i in keep] for r in rows]))
+    assert "no column 'Text Validation Type OR Show Slider Number'" in str(e.value)

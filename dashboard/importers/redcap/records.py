@@ -61,6 +61,9 @@ DICTIONARY_HEADER = [
     ("Matrix Ranking?", "matrix_ranking"),
     ("Field Annotation", "field_annotation"),
 ]
+# The columns a dictionary cannot do without (name, form, type, label, choices, validation, min,
+# max); a hand-edited file that lost another one (a note, an annotation) reads it as blank.
+ESSENTIAL = {0, 1, 3, 4, 5, 7, 8, 9}
 FIELD_TYPES = {"text", "notes", "dropdown", "radio", "checkbox", "yesno", "truefalse", "calc",
                "slider", "file", "descriptive", "sql"}
 CHOICE_TYPES = {"dropdown", "radio", "checkbox"}
@@ -197,8 +200,8 @@ def parse_choices(text: str) -> dict[str, str]:
 
 def read_dictionary(source: str | bytes | IO) -> Dictionary:
     """Parse a data dictionary CSV (a path or a file-like object) by REDCap's 18 standard header
-    texts (or the API metadata export's names for them); raises ImportFailed naming the field and
-    the problem."""
+    texts (or the API metadata export's names for them; ESSENTIAL ones must be there); raises
+    ImportFailed naming the field and the problem."""
     where = f"data dictionary {_name(source)}"
     try:
         with _open_text(source) as fh:
@@ -215,7 +218,7 @@ def read_dictionary(source: str | bytes | IO) -> Dictionary:
         found = [j for j, h in enumerate(header) if h in (text, api)]
         if found:
             position[i] = found[0]
-        else:
+        elif i in ESSENTIAL:
             missing.append(text)
     if missing:
         raise ImportFailed(Problem(where, "", "is not a REDCap data dictionary: no column "
@@ -224,7 +227,7 @@ def read_dictionary(source: str | bytes | IO) -> Dictionary:
     fields: dict[str, Field] = {}
     forms: dict[str, list[str]] = {}
     for line, row in enumerate(rows[1:], start=2):
-        cell = [row[position[i]].strip() if position[i] < len(row) else "" for i in range(18)]
+        cell = [row[position[i]].strip() if i in position and position[i] < len(row) else "" for i in range(18)]
         name, form, ftype = cell[0], cell[1], cell[3]
         at = f"{where} line {line}"
 
