@@ -764,3 +764,24 @@ def test_a_dictionary_missing_only_optional_columns_reads(tmp_path):
     with pytest.raises(ImportFailed) as e:
         read_dictionary(write(tmp_path / "d.csv", [header[i] for i in keep], [[r[i] for i in keep] for r in rows]))
     assert "no column 'Text Validation Type OR Show Slider Number'" in str(e.value)
+
+
+def test_a_missing_record_id_and_unknown_columns_are_reported_together(tmp_path):
+    header, rows = rows_of(REPEAT)
+    rows[0]["tumour_size"] = "3"
+    with pytest.raises(ImportFailed) as e:
+        read_records(write(tmp_path / "r.csv", header[1:] + ["tumour_size"], rows), dictionary(REPEAT))
+    found = problems(e)
+    assert len(found) == 2
+    one(found, "field record_id", "no record id column")
+    one(found, "field tumour_size", "is not in the data dictionary")
+
+
+def test_an_event_not_in_the_projects_events(tmp_path):
+    header, rows = rows_of(LONG)
+    rows[1]["redcap_event_name"] = "dose_9_arm_1"
+    events = read_events(REDCAP / LONG / "event.csv", REDCAP / LONG / "arm.csv")
+    with pytest.raises(ImportFailed) as e:
+        read_records(write(tmp_path / "r.csv", header, rows), dictionary(LONG), events=events)
+    assert problems(e) == ["record 100, event dose_9_arm_1, field redcap_event_name: "
+                           "'dose_9_arm_1' is not a unique event name of the project's events"]

@@ -228,7 +228,7 @@ def read_dictionary(source: str | bytes | IO) -> Dictionary:
     forms: dict[str, list[str]] = {}
     for line, row in enumerate(rows[1:], start=2):
         cell = [row[position[i]].strip() if i in position and position[i] < len(row) else "" for i in range(18)]
-        name, form, ftype = cell[0], cell[1], cell[3]
+        name, form, ftype = cell[0], cell[1], cell[3].lower()
         at = f"{where} line {line}"
 
         def bad(message: str) -> None:
@@ -268,7 +268,7 @@ def read_dictionary(source: str | bytes | IO) -> Dictionary:
             choices = dict(FIXED_CHOICES[ftype])
         else:
             calculation = cell[5]
-        validation = cell[7] or None
+        validation = cell[7].lower() or None
         if ftype == "slider":
             validation = None       # this column holds "number" when the slider shows its value
         field = Field(name=name, form=form, type=ftype, label=cell[4], choices=choices,
@@ -299,7 +299,7 @@ def _bound(field: Field, text: str):
         return None
     if k in ("date", "datetime"):
         if text in ("today", "now"):
-            return pd.Timestamp(dt.date.today())
+            return pd.Timestamp(dt.date.today()) if text == "today" else pd.Timestamp.now().floor("s")
         parsed = _parse_dates(np.array([text], dtype=object), DATE_FORMATS.get(field.validation or "", DATETIME_FORMATS)
                               + DATETIME_FORMATS + ["%Y-%m-%d"])
         if pd.isna(parsed[0]):
@@ -467,6 +467,10 @@ def _map_header(header: list[str], dictionary: Dictionary, where: str) -> list[_
             problems.append(Problem(where, header[j], f"is the same column as {seen[p]!r} "
                                     f"({columns[p].name}), which comes earlier"))
         seen[p] = header[j]
+    rid = dictionary.record_id
+    if 0 not in pos:
+        problems.insert(0, Problem(where, rid, f"no record id column: the first field of the data dictionary, "
+                                   f"{rid!r}, is not in the header ({', '.join(header[:5])}, ...)"))
     if problems:
         raise ImportFailed(problems)
     return [columns[p] for p in pos]
@@ -630,10 +634,6 @@ def read_records(source: str | bytes | IO, dictionary: Dictionary, progress: boo
     names = [c.name for c in columns]
     raw = raw.rename_columns(names)
     steps.update()
-    rid = dictionary.record_id
-    if rid not in names:
-        raise ImportFailed(Problem(where, rid, f"no record id column: the first field of the data dictionary, "
-                                   f"{rid!r}, is not in the header ({', '.join(header[:5])}, ...)"))
     r = _Reader(header, raw, dictionary, where, events, instruments)
     r.numbers = numbers
     typed: dict[str, pa.Array] = {}
@@ -673,7 +673,7 @@ def _keys(r: _Reader, raw: pa.Table, names: list[str], typed: dict[str, pa.Array
     if EVENT in names:
         values, index = _encode(raw.column(EVENT))
         unique = np.array([bool(re.match(r"^[a-z0-9_]+_arm_\d+$", v)) for v in values], dtype=bool)
-        if not unique.all() and r.events:
+        if r.events:        # labels become unique names, and a name must be one of the project's
             by_label = _event_labels(r.events)
             known = set(r.events)
             values = np.array([v if v in known else by_label.get(v, v) for v in values], dtype=object)
@@ -682,7 +682,8 @@ def _keys(r: _Reader, raw: pa.Table, names: list[str], typed: dict[str, pa.Array
         typed[EVENT] = event
         r.event = event.to_numpy(zero_copy_only=False)
         bad = np.flatnonzero(np.append(~unique, False)[index])
-        hint = "" if r.events else " (an event label? pass the project's events to read a labels export)"
+        hint = " of the project's events" if r.events else \
+            " (an event label? pass the project's events to read a labels export)"
         r.report(bad, EVENT, lambda row: f"{r.event[row]!r} is not a unique event name{hint}")
         r.report(np.flatnonzero(index < 0), EVENT, lambda row: "the event name is blank")
     if INSTANCE in names:
