@@ -699,7 +699,7 @@ def _keys(r: _Reader, raw: pa.Table, names: list[str], typed: dict[str, pa.Array
     if INSTRUMENT in names:
         forms = r.dictionary.forms
         values, index = _encode(raw.column(INSTRUMENT))
-        labels = {(_normal_label(l)): f for f, l in (r.instruments or {}).items()}
+        labels = {_normal_label(label): form for form, label in (r.instruments or {}).items()}
         keys = {_form_key(f): f for f in forms}
         mapped = np.array([v if v in forms else labels.get(_normal_label(v), keys.get(_form_key(v), v))
                            for v in values], dtype=object)
