@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import sys
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -190,8 +189,7 @@ def check_subjects(ds: Dataset, known: pd.Index, problems: list[Problem]) -> pd.
     return uid
 
 
-def time_to_event_rows(tte: Dataset, paramcd: str, problems: list[Problem], report: ImportReport,
-                       conventions: Counter) -> pd.DataFrame:
+def time_to_event_rows(tte: Dataset, paramcd: str, problems: list[Problem]) -> pd.DataFrame:
     """The ADTTE rows of one PARAMCD: USUBJID, start (STARTDT), date (ADT, ADTM's date, or STARTDT +
     AVAL converted from AVALU), is_event (CNSR 0), row. One row per subject, else a Problem."""
     f = tte.frame
@@ -222,11 +220,6 @@ def time_to_event_rows(tte: Dataset, paramcd: str, problems: list[Problem], repo
         problems.extend(part.problems(unknown, "AVALU", lambda v: f"{v!r} is not a time unit "
                                                                   "(DAYS, WEEKS, MONTHS, YEARS)"))
     factor = unit.map(UNIT_DAYS).astype("float64").fillna(1.0)
-    # the AVAL convention, checked where both dates and a time in days are present
-    both = adt.notna() & start.notna() & aval.notna() & (factor == 1.0)
-    diff = (aval[both] - (adt[both] - start[both]).dt.days).round(6)
-    conventions.update({"+1": int((diff == 1).sum()), "0": int((diff == 0).sum()),
-                        "other": int(((diff != 1) & (diff != 0)).sum())})
     return pd.DataFrame({"USUBJID": uid, "start": start, "date": adt, "is_event": cnsr == 0, ROW: part.frame[ROW],
                          "aval_days": aval * factor, "unit_given": unit.notna()})
 
@@ -246,21 +239,26 @@ def fill_dates_from_aval(rows: pd.DataFrame, origin: pd.Series, offset: int) -> 
     return out
 
 
-def convention_offset(conventions: Counter, report: ImportReport, label: str) -> int:
-    """1 when AVAL = ADT - STARTDT + 1 on most checked rows (ADaM IG / pharmaverse), else 0."""
-    plus, zero, other = conventions["+1"], conventions["0"], conventions["other"]
-    checked = plus + zero + other
+def convention_offset(rows: pd.DataFrame, origin: pd.Series, report: ImportReport, label: str) -> int:
+    """1 when AVAL = ADT - origin + 1 on most records with both (ADaM IG / pharmaverse), else 0;
+    origin is STARTDT, else time zero."""
+    both = rows["date"].notna() & origin.notna() & rows["aval_days"].notna()
+    diff = (rows.loc[both, "aval_days"] - (rows.loc[both, "date"] - origin[both]).dt.days).round(6)
+    plus, zero = int((diff == 1).sum()), int((diff == 0).sum())
+    other = len(diff) - plus - zero
+    checked = len(diff)
     if not checked:
-        report.notes.append(f"{label} AVAL convention: not checkable (no record with ADT, STARTDT and AVAL in days); "
+        report.notes.append(f"{label} AVAL convention: not checkable (no record with both a date and AVAL); "
                             "AVAL taken as ADT - STARTDT")
         return 0
     offset = 1 if plus > zero else 0
     report.notes.append(
-        f"{label} AVAL convention: AVAL = ADT - STARTDT + 1 on {plus}, = ADT - STARTDT on {zero}, other on {other} "
-        f"of {checked} records checked; the dashboard counts calendar days ADT - STARTDT (analysis plan), "
-        f"so its times are AVAL - {offset} where AVAL is used" if offset else
-        f"{label} AVAL convention: AVAL = ADT - STARTDT on {zero}, + 1 on {plus}, other on {other} of {checked} "
-        "records checked; the dashboard counts the same calendar days")
+        f"{label} AVAL convention: AVAL = ADT - STARTDT + 1 on {plus}, = ADT - STARTDT on {zero}, neither on {other} "
+        f"of {checked} records (STARTDT, else time zero); the dashboard counts calendar days ADT - STARTDT (analysis "
+        f"plan), so its times are AVAL - 1 where a date comes from AVAL" if offset else
+        f"{label} AVAL convention: AVAL = ADT - STARTDT on {zero}, + 1 on {plus}, neither on {other} of {checked} "
+        "records (STARTDT, else time zero); the dashboard counts calendar days ADT - STARTDT"
+        + (" (AVAL is not used where ADT/ADTM is present)" if other else ""))
     return offset
 
 
@@ -311,18 +309,15 @@ def build_patients(adsl: Dataset, tte: Dataset | None, mapping: dict, cutoff: pd
     if tte is not None:
         check_subjects(tte, known, problems)
         require(tte, "PARAMCD", "CNSR")
-        codes = Counter()
-        os_rows = time_to_event_rows(tte, "OS", problems, report, codes)
+        os_rows = time_to_event_rows(tte, "OS", problems)
         for code in ("PFS", "TTP"):
-            others[code] = time_to_event_rows(tte, code, problems, report, Counter())
+            others[code] = time_to_event_rows(tte, code, problems)
         check(problems)
         params = sorted(text(tte, "PARAMCD").dropna().str.upper().unique())
         if not len(os_rows):
             report.notes.append(f"ADTTE has no OS record (PARAMCDs: {', '.join(params) or 'none'}): "
                                 "OS from ADSL DTHDT / LSTALVDT")
-        offset = convention_offset(codes, report, "ADTTE OS") if len(os_rows) else 0
     else:
-        offset = 0
         report.notes.append("no ADTTE given: OS from ADSL DTHDT / LSTALVDT")
     os_rows = os_rows.set_index("USUBJID")
 
@@ -350,6 +345,10 @@ def build_patients(adsl: Dataset, tte: Dataset | None, mapping: dict, cutoff: pd
     os_for = os_rows.reindex(p["patient_id"])
     os_for.index = p.index
     origin = pd.to_datetime(os_for["start"]).fillna(p["t0"])
+    offset = convention_offset(os_for[has_os], origin[has_os], report, "ADTTE OS") if has_os.any() else 0
+    for code, rows in others.items():          # PFS/TTP dates for the comparison, by the same rules
+        start = pd.to_datetime(rows["start"]).fillna(rows["USUBJID"].map(p.set_index("patient_id")["t0"]))
+        others[code] = rows.assign(date=fill_dates_from_aval(rows, start, offset))
     os_date = fill_dates_from_aval(os_for, origin, offset)
     no_date = has_os & os_date.isna()
     if no_date.any():
@@ -396,10 +395,10 @@ def build_patients(adsl: Dataset, tte: Dataset | None, mapping: dict, cutoff: pd
                         for r, u in zip(p.loc[early, ROW], p.loc[early, "patient_id"]))
     check(problems)
     # the data cut: a death after it is not known at the cut-off; follow-up ends at it
+    lka = lka.where(death.isna(), death)        # the dead were last known alive on their death date
     late_death = death.notna() & (death > cutoff)
     report.leave_out(int(late_death.sum()), "deaths after the cut-off: cleared, censored at the cut-off")
     death = death.where(~late_death)
-    lka = lka.where(death.isna(), death)
     late = lka > cutoff
     report.leave_out(int((late & ~late_death).sum()), "last-known-alive dates after the cut-off: set to the cut-off")
     lka = lka.where(~late, cutoff)
@@ -609,11 +608,11 @@ def build_imaging(adrs: Dataset | None, adtr: Dataset | None, patients: pd.DataF
                                 f"{v!r} is not an overall response (CR, PR, SD, PD, NE, NON-CR/NON-PD, MISSING)")
                         for r, s, v in list(zip(resp.loc[bad, ROW], resp.loc[bad, "USUBJID"], code[bad]))[:20])
     check(problems)
-    counts = Counter(code[code.isin(["NON-CR/NON-PD", "NON CR/NON PD"])].tolist() +
-                     ["missing/not done" for v in code if isinstance(v, str) and RESPONSE_CODES.get(v) == "NE" and v != "NE"])
-    if counts:
+    changed = code[code.notna() & (code != mapped)].value_counts()
+    if len(changed) or code.isna().any():
         report.notes.append("response codes mapped: " + ", ".join(
-            f"{k} -> {'SD' if k.startswith('NON') else 'NE'} ({v})" for k, v in counts.items()))
+            [f"{k} -> {RESPONSE_CODES[k]} ({v})" for k, v in changed.items()]
+            + ([f"empty AVALC -> NE ({int(code.isna().sum())})"] if code.isna().any() else [])))
     resp = resp.assign(response=mapped.where(code.notna(), "NE"))
     new_flag = new.assign(new=new["value"].astype("string").str.upper().map(YES_NO).astype("boolean"))
 
