@@ -19,7 +19,7 @@ from tqdm import tqdm
 
 from dashboard.contract import CTCAE_SOC, TABLES, child_pugh_class
 from dashboard.importers import ImportFailed, Problem, parse_cutoff, publish_checked
-from dashboard.importers.adam_read import (ROW, Dataset, dates, first_present, integers, numbers, raw,
+from dashboard.importers.adam_read import (ROW, Dataset, dates, first_present, integers, isin, numbers, raw,
                                            read_dataset, require, text)
 
 DATASETS = ("adsl", "adtte", "adrs", "adtr", "adae")
@@ -51,7 +51,14 @@ NOT_RELATED = ("N", "NO", "NOT RELATED", "UNRELATED", "NONE", "UNLIKELY", "UNLIK
                "NOT LIKELY")
 YES_NO = {"Y": True, "YES": True, "TRUE": True, "1": True, "N": False, "NO": False, "FALSE": False, "0": False}
 
-DAY = pd.Timedelta(days=1)
+# the columns read from each dataset (ADSL: all, since --map may name any)
+COLUMNS = {
+    "adtte": ("USUBJID", "PARAMCD", "CNSR", "STARTDT", "ADT", "ADTM", "AVAL", "AVALU"),
+    "adrs": ("USUBJID", "PARAMCD", "AVALC", "AVISIT", "ABLFL", "ADT", "ADTM", "DTYPE", "ANL01FL"),
+    "adtr": ("USUBJID", "PARAMCD", "AVAL", "AVALU", "AVISIT", "ABLFL", "ADT", "ADTM", "DTYPE", "ANL01FL"),
+    "adae": ("USUBJID", "ATOXGR", "AETOXGR", "AEDECOD", "AETERM", "AESOC", "AEBODSYS", "ASTDT", "ASTDTM", "AESTDTC",
+             "AENDT", "AENDTM", "AEENDTC", "AREL", "AEREL", "AESEQ", "AESER"),
+}
 
 
 @dataclass
@@ -139,7 +146,7 @@ def mapped_column(adsl: Dataset, key: str, spec: dict, problems: list[Problem]) 
     upper = source.str.upper()
     values = spec["values"]
     if values:
-        hit = upper.isin(list(values))
+        hit = isin(upper, list(values))
         mapped = upper.map(lambda v: values.get(v) if isinstance(v, str) else None).astype("object")
         source = source.astype("object").where(~hit, mapped)
         source = source.where(pd.notna(source), None).astype("string")
@@ -183,7 +190,7 @@ def check_subjects(ds: Dataset, known: pd.Index, problems: list[Problem]) -> pd.
     uid = text(ds, "USUBJID")
     if uid.isna().any():
         problems.extend(ds.problems(uid.isna(), "USUBJID", "empty USUBJID"))
-    stray = uid.notna() & ~uid.isin(known)
+    stray = uid.notna() & ~isin(uid, known)
     if stray.any():
         problems.extend(ds.problems(stray, "USUBJID", lambda v: f"{v!r} is not a USUBJID of ADSL"))
     return uid
@@ -215,7 +222,7 @@ def time_to_event_rows(tte: Dataset, paramcd: str, problems: list[Problem]) -> p
         adt = adt.fillna(dates(part, "ADTM", problems))
     aval = numbers(part, "AVAL", problems)
     unit = text(part, "AVALU").str.upper()
-    unknown = unit.notna() & ~unit.isin(list(UNIT_DAYS))
+    unknown = unit.notna() & ~isin(unit, list(UNIT_DAYS))
     if unknown.any():
         problems.extend(part.problems(unknown, "AVALU", lambda v: f"{v!r} is not a time unit "
                                                                   "(DAYS, WEEKS, MONTHS, YEARS)"))
@@ -280,7 +287,7 @@ def build_patients(adsl: Dataset, tte: Dataset | None, mapping: dict, cutoff: pd
     age = integers(adsl, "AGE", problems)
     if adsl.has("AGEU"):
         ageu = text(adsl, "AGEU").str.upper()
-        bad = ageu.notna() & ~ageu.isin(["YEARS", "YEAR", "Y"])
+        bad = ageu.notna() & ~isin(ageu, ["YEARS", "YEAR", "Y"])
         if bad.any():
             problems.extend(adsl.problems(bad, "AGEU", lambda v: f"{v!r}: age must be in years"))
     bad = age.isna() & raw(adsl, "AGE").isna()
@@ -290,7 +297,7 @@ def build_patients(adsl: Dataset, tte: Dataset | None, mapping: dict, cutoff: pd
     if bad.any():
         problems.extend(adsl.problems(bad, "AGE", lambda v: f"{v!r} is outside the registry's 18..100 years"))
     sex = text(adsl, "SEX").str.upper()
-    bad = ~sex.isin(["M", "F"]).fillna(False)
+    bad = ~isin(sex, ["M", "F"])
     if bad.any():
         problems.extend(adsl.problems(bad, "SEX", lambda v: f"{v!r} is not M or F (the contract has no other code)"))
     lstalv = dates(adsl, "LSTALVDT", problems)
@@ -341,7 +348,7 @@ def build_patients(adsl: Dataset, tte: Dataset | None, mapping: dict, cutoff: pd
     p = p[t0.notna() & ~late].copy()
 
     # OS: ADTTE first, then ADSL
-    has_os = p["patient_id"].isin(os_rows.index)
+    has_os = isin(p["patient_id"], os_rows.index)
     os_for = os_rows.reindex(p["patient_id"])
     os_for.index = p.index
     origin = pd.to_datetime(os_for["start"]).fillna(p["t0"])
@@ -531,10 +538,10 @@ def visit_rows(ds: Dataset, params: tuple[str, ...], value_col: str, problems: l
     upper = avisit.str.upper()
     ablfl = (text(part, "ABLFL").str.upper() == "Y").fillna(False)
     is_base = pd.Series(False, index=part.frame.index)
-    flagged = uid.isin(uid[ablfl])
+    flagged = isin(uid, uid[ablfl])
     is_base |= ablfl
     for name in BASELINE_VISITS:                  # subjects without a flagged baseline: by visit name
-        cand = ~flagged & (upper == name).fillna(False) & ~uid.isin(uid[is_base])
+        cand = ~flagged & (upper == name).fillna(False) & ~isin(uid, uid[is_base])
         is_base |= cand
     date = dates(part, "ADT", problems)
     if part.has("ADTM"):
@@ -581,7 +588,7 @@ def build_imaging(adrs: Dataset | None, adtr: Dataset | None, patients: pd.DataF
             unit = text(part, "AVALU").str.upper()
             unit.index = part.frame[ROW].values
             u = sums[ROW].map(unit)
-            bad = u.notna() & ~u.isin(list(MM_PER_UNIT))
+            bad = u.notna() & ~isin(u, list(MM_PER_UNIT))
             if bad.any():
                 problems.extend(Problem(f"ADTR row {int(r)} (USUBJID {s})", "AVALU", f"{v!r}: a diameter is in mm or cm")
                                 for r, s, v in zip(sums.loc[bad, ROW], sums.loc[bad, "USUBJID"], u[bad]))
@@ -595,9 +602,9 @@ def build_imaging(adrs: Dataset | None, adtr: Dataset | None, patients: pd.DataF
                                    f"{int(u.isna().sum())} record(s): taken as mm)"))
     check(problems)
     for frame, label in ((resp, "ADRS"), (new, "ADRS"), (sums, "ADTR")):
-        report.leave_out(int((~frame["USUBJID"].isin(known)).sum()) if len(frame) else 0,
+        report.leave_out(int((~isin(frame["USUBJID"], known)).sum()) if len(frame) else 0,
                          f"{label} {frame['param'].iloc[0] if len(frame) else ''} records of subjects left out")
-    resp, new, sums = (f[f["USUBJID"].isin(known)] for f in (resp, new, sums))
+    resp, new, sums = (f[isin(f["USUBJID"], known)] for f in (resp, new, sums))
 
     # response codes
     code = resp["value"].astype("string").str.strip().str.upper()
@@ -676,7 +683,7 @@ def build_adverse_events(adae: Dataset, patients: pd.DataFrame, cutoff: pd.Times
     f = adae.frame
     uid = text(adae, "USUBJID")
     grade_col = first_present(adae, "ATOXGR", "AETOXGR")
-    kept = uid.isin(patients["patient_id"])
+    kept = isin(uid, patients["patient_id"])
     report.leave_out(int((~kept).sum()), "ADAE records of subjects left out")
     if grade_col is None:
         report.leave_out(int(kept.sum()), "ADAE records with no CTCAE grade (no ATOXGR or AETOXGR column; "
@@ -701,11 +708,11 @@ def build_adverse_events(adae: Dataset, patients: pd.DataFrame, cutoff: pd.Times
         term = term.fillna(text(adae, "AETERM"))
     soc_col = first_present(adae, "AESOC", "AEBODSYS")
     soc = text(adae, soc_col) if soc_col else pd.Series(pd.NA, index=f.index, dtype="string")
-    registry = {k.upper(): (k, v) for k, v in CTCAE_SOC.items()}
-    hit = term.str.upper().map(lambda t: registry.get(t) if isinstance(t, str) else None)
-    is_registry = hit.notna()
-    term = term.where(~is_registry, hit.map(lambda x: x[0] if x else None))
-    soc = soc.where(~is_registry, hit.map(lambda x: x[1] if x else None))
+    upper = term.str.upper()
+    registry_term = upper.map({k.upper(): k for k in CTCAE_SOC}).astype("string")
+    is_registry = registry_term.notna()
+    term = term.where(~is_registry, registry_term)
+    soc = soc.where(~is_registry, registry_term.map(CTCAE_SOC).astype("string"))
     onset_col = first_present(adae, "ASTDT", "ASTDTM", "AESTDTC")
     onset = dates(adae, onset_col, problems) if onset_col else pd.Series(pd.NaT, index=f.index)
     if onset_col == "ASTDT" and adae.has("ASTDTM"):
@@ -714,7 +721,7 @@ def build_adverse_events(adae: Dataset, patients: pd.DataFrame, cutoff: pd.Times
     end = dates(adae, end_col, problems) if end_col else pd.Series(pd.NaT, index=f.index)
     rel_col = first_present(adae, "AREL", "AEREL")
     rel = text(adae, rel_col).str.upper() if rel_col else pd.Series(pd.NA, index=f.index, dtype="string")
-    unknown = rel.notna() & ~rel.isin(RELATED + NOT_RELATED)
+    unknown = rel.notna() & ~isin(rel, RELATED + NOT_RELATED)
     if unknown.any():
         problems.extend(adae.problems(unknown, rel_col, lambda v: f"{v!r} is not a relationship code "
                                       f"(related: {', '.join(RELATED)}; not: {', '.join(NOT_RELATED)})"))
@@ -731,7 +738,7 @@ def build_adverse_events(adae: Dataset, patients: pd.DataFrame, cutoff: pd.Times
     ae = pd.DataFrame({"patient_id": uid, "ae_id": ae_id, "term": term, "soc": soc, "grade": grade,
                        "onset_date": onset, "resolution_date": end,
                        "is_serious": (text(adae, "AESER").str.upper() == "Y").fillna(False),
-                       "is_treatment_related": rel.isin(RELATED) | rel.isna(), "session_number": pd.NA})
+                       "is_treatment_related": isin(rel, RELATED) | rel.isna(), "session_number": pd.NA})
     keep = kept.copy()
     rules = [
         (grade.isna(), f"ADAE records with no CTCAE grade ({grade_col} empty)"),
@@ -787,61 +794,68 @@ def to_arrow(name: str, frame: pd.DataFrame) -> pa.Table:
 
 
 def build(paths: dict[str, str | None], cutoff, map_path: str | None = None, sites_csv: str | None = None,
-          progress: bool = False) -> tuple[dict[str, pa.Table], ImportReport, dict]:
+          bar: tqdm | None = None) -> tuple[dict[str, pa.Table], ImportReport, dict]:
     """The eight snapshot tables from the ADaM files in `paths` (dataset -> file), the report, and the
     ADTTE PFS/TTP records for the comparison; raises ImportFailed with every Problem found."""
     cutoff = pd.Timestamp(cutoff)
     report = ImportReport()
-    given = [k for k in DATASETS if paths.get(k)]
-    bar = tqdm(total=len(given) + 5, disable=not progress, desc="import adam", unit="step", file=sys.stderr)
-    try:
-        data: dict[str, Dataset | None] = {}
-        for key in DATASETS:
-            data[key] = read_dataset(paths[key], key.upper()) if paths.get(key) else None
-            if paths.get(key):
-                bar.update()
-        adsl = data["adsl"]
-        mapping = read_map(map_path, adsl)
-        problems: list[Problem] = []
-        patients, tte = build_patients(adsl, data["adtte"], mapping, cutoff, report, problems)
-        bar.update()
-        sites = build_sites(patients, adsl, mapping, sites_csv, report, problems)
-        bar.update()
-        known = pd.Index(text(adsl, "USUBJID").dropna())
-        for key in ("adrs", "adtr", "adae"):
-            if data[key] is not None:
-                check_subjects(data[key], known, problems)
-        check(problems)
-        imaging, lesions, measurements = build_imaging(data["adrs"], data["adtr"], patients, cutoff, report, problems)
-        if data["adrs"] is None and data["adtr"] is None:
-            report.missing.append("imaging, lesions, lesion_measurements: no ADRS/ADTR given; empty")
-        bar.update()
-        if data["adae"] is not None:
-            require(data["adae"], "USUBJID")
-            ae = build_adverse_events(data["adae"], patients, cutoff, report, problems)
-        else:
-            ae = pd.DataFrame(columns=TABLES["adverse_events"].column_names)
-            report.missing.append("adverse_events: no ADAE given; empty")
-        bar.update()
-        report.missing.append("treatments: ADaM has no DEB-TACE sessions; empty (0 rows)")
-        report.missing.append("staging: ADaM has no restaging reviews; empty (0 rows)")
-        empty = pd.DataFrame()
-        tables = {name: to_arrow(name, frame) for name, frame in (
-            ("sites", sites), ("patients", patients), ("treatments", empty), ("lesions", lesions),
-            ("imaging", imaging), ("lesion_measurements", measurements), ("staging", empty),
-            ("adverse_events", ae))}
-        bar.update()
-    finally:
-        bar.close()
+    bar = bar or tqdm(disable=True)
+    data: dict[str, Dataset | None] = {}
+    for key in DATASETS:
+        data[key] = read_dataset(paths[key], key.upper(), COLUMNS.get(key)) if paths.get(key) else None
+        if paths.get(key):
+            bar.update()
+    adsl = data["adsl"]
+    mapping = read_map(map_path, adsl)
+    problems: list[Problem] = []
+    patients, tte = build_patients(adsl, data["adtte"], mapping, cutoff, report, problems)
+    bar.update()
+    sites = build_sites(patients, adsl, mapping, sites_csv, report, problems)
+    bar.update()
+    known = pd.Index(text(adsl, "USUBJID").dropna())
+    for key in ("adrs", "adtr", "adae"):
+        if data[key] is not None:
+            check_subjects(data[key], known, problems)
+    check(problems)
+    imaging, lesions, measurements = build_imaging(data["adrs"], data["adtr"], patients, cutoff, report, problems)
+    if data["adrs"] is None and data["adtr"] is None:
+        report.missing.append("imaging, lesions, lesion_measurements: no ADRS/ADTR given; empty")
+    bar.update()
+    if data["adae"] is not None:
+        require(data["adae"], "USUBJID")
+        ae = build_adverse_events(data["adae"], patients, cutoff, report, problems)
+    else:
+        ae = pd.DataFrame(columns=TABLES["adverse_events"].column_names)
+        report.missing.append("adverse_events: no ADAE given; empty")
+    bar.update()
+    report.missing.append("treatments: ADaM has no DEB-TACE sessions; empty (0 rows)")
+    report.missing.append("staging: ADaM has no restaging reviews; empty (0 rows)")
+    empty = pd.DataFrame()
+    tables = {name: to_arrow(name, frame) for name, frame in (
+        ("sites", sites), ("patients", patients), ("treatments", empty), ("lesions", lesions),
+        ("imaging", imaging), ("lesion_measurements", measurements), ("staging", empty),
+        ("adverse_events", ae))}
+    bar.update()
     return tables, report, tte
 
 
 def compare_endpoints(snapshot_path: Path, tte: dict[str, pd.DataFrame], report: ImportReport) -> None:
-    """The dashboard's PFS/TTP (derived from imaging and death, queries/patient_endpoints_all.sql) per
-    subject against ADTTE's: same event flag and same end date."""
-    from dashboard import data
-    snap = data.resolve(snapshot_path.name, snapshot_path.parent.parent)
-    ours = data.query("patient_endpoints_all", snap)
+    """The dashboard's PFS/TTP per subject (queries/patient_endpoints_all.sql over its staging views
+    of the published files: imaging's first PD, death) against ADTTE's: same event flag, same date."""
+    import duckdb
+    from dashboard.data import view_files
+    if not any(len(rows) for rows in tte.values()):
+        return
+    views = view_files()
+    con = duckdb.connect()
+    try:
+        folder = "'" + (str(snapshot_path) + "/").replace("'", "''") + "'"
+        con.execute(f"create macro snapshot_file(t) as {folder} || t || '.parquet'")
+        for view in ("stg_patients", "stg_imaging"):
+            con.execute(f"create view {view} as {views[view]}")
+        ours = con.execute(views["patient_endpoints_all"]).df()
+    finally:
+        con.close()
     for code, rows in tte.items():
         if not len(rows):
             continue
@@ -850,9 +864,8 @@ def compare_endpoints(snapshot_path: Path, tte: dict[str, pd.DataFrame], report:
         if not len(theirs):
             continue
         m = mine.loc[theirs.index]
-        end = pd.to_datetime(m["end_date"])
         same = (m["is_event"].astype(bool).values == theirs["is_event"].astype(bool).values) & \
-               (end.values == theirs["date"].values)
+               (pd.to_datetime(m["end_date"]).values == theirs["date"].values)
         differ = theirs.index[~same]
         examples = "; ".join(
             f"{u}: dashboard {'event' if mine.at[u, 'is_event'] else 'censored'} {pd.Timestamp(mine.at[u, 'end_date']).date()}, "
@@ -868,14 +881,17 @@ def run(args) -> int:
     from dashboard.snapshots import data_root
     cutoff = parse_cutoff(args.cutoff)
     paths = {k: getattr(args, k, None) for k in DATASETS}
-    tables, report, tte = build(paths, cutoff, args.map, args.sites, progress=not args.quiet)
-    root = data_root(args.out)
-    path, warnings = publish_checked(root, cutoff, tables, source="adam", snapshot_id=args.snapshot_id,
-                                     replace=args.replace)
-    try:
-        compare_endpoints(path, tte, report)
-    except Exception as e:      # the snapshot is published; a failed comparison is reported, not fatal
-        report.comparisons.append(f"PFS/TTP comparison with ADTTE not made: {type(e).__name__}: {e}")
+    steps = sum(1 for k in DATASETS if paths[k]) + 7       # files, 5 building steps, publish, comparison
+    with tqdm(total=steps, disable=args.quiet, desc="import adam", unit="step", file=sys.stderr) as bar:
+        tables, report, tte = build(paths, cutoff, args.map, args.sites, bar=bar)
+        path, warnings = publish_checked(data_root(args.out), cutoff, tables, source="adam",
+                                         snapshot_id=args.snapshot_id, replace=args.replace)
+        bar.update()
+        try:
+            compare_endpoints(path, tte, report)
+        except Exception as e:      # the snapshot is published; a failed comparison is reported, not fatal
+            report.comparisons.append(f"PFS/TTP comparison with ADTTE not made: {type(e).__name__}: {e}")
+        bar.update()
     print(f"import adam: published snapshot {path.name} under {path.parent}")
     print("rows: " + ", ".join(f"{name} {t.num_rows}" for name, t in tables.items()))
     for line in report.lines():
