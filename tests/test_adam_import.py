@@ -414,3 +414,115 @@ def test_real_process_exit_code_and_progress_bar(small_csv, tmp_path):
     good = subprocess.run(cmd + ["--adsl", str(folder / "adsl.csv")], cwd=ROOT, capture_output=True, text=True)
     assert good.returncode == 0, good.stderr
     assert "import adam" in good.stderr and "step" in good.stderr
+
+
+# --- ADRS / ADTR / ADAE rules on a hand-made study (every expected value worked out by hand) -------
+ADSL_CSV = """STUDYID,USUBJID,SITEID,AGE,AGEU,SEX,TRTSDT,LSTALVDT
+S1,S1-001,A,61,YEARS,M,2024-01-10,2024-09-01
+S1,S1-002,A,70,YEARS,F,2024-02-01,2024-08-15
+S1,S1-003,B,55,YEARS,M,,
+"""
+ADTTE_CSV = """USUBJID,PARAMCD,STARTDT,ADT,AVAL,AVALU,CNSR
+S1-001,OS,2024-01-10,,20,WEEKS,1
+S1-002,OS,2024-02-01,2024-06-30,,,0
+"""
+ADRS_CSV = """USUBJID,PARAMCD,AVISIT,ADT,AVALC,ANL01FL
+S1-001,OVR,SCREENING,2023-12-20,,
+S1-001,OVR,BASELINE,2024-01-05,SD,
+S1-001,OVR,WEEK 6,2024-02-21,NON-CR/NON-PD,Y
+S1-001,OVR,WEEK 12,2024-04-03,PD,Y
+S1-001,OVR,WEEK 12,2024-04-03,SD,
+S1-001,NEWLPROG,WEEK 12,2024-04-03,Y,
+S1-001,NEWLPROG,WEEK 6,2024-02-21,N,
+S1-002,OVR,WEEK 6,2024-03-14,MISSING,
+S1-002,OVR,WEEK 30,2024-08-28,PR,
+"""
+ADTR_CSV = """USUBJID,PARAMCD,AVISIT,ADT,AVAL,AVALU,ABLFL,DTYPE
+S1-001,SUMDIAM,BASELINE,2024-01-05,5.2,cm,Y,
+S1-001,SUMDIAM,WEEK 6,2024-02-21,4.0,cm,,
+S1-001,SUMDIAM,WEEK 9,2024-03-13,3.5,cm,,
+S1-001,SUMDIAM,WEEK 12,2024-04-03,4.0,cm,,LOCF
+S1-002,SUMDIAM,SCREENING,2024-01-20,30,mm,,
+"""
+ADAE_CSV = """USUBJID,AESEQ,AEDECOD,AESOC,ATOXGR,AETOXGR,ASTDT,AENDT,AESER,AREL
+S1-001,1,FEVER,GENERAL DISORDERS,Grade 2,1,2024-01-12,2024-01-14,N,POSSIBLE
+S1-001,2,Nausea,GASTROINTESTINAL DISORDERS,1,,2024-01-05,,N,NONE
+S1-001,3,Headache,NERVOUS SYSTEM DISORDERS,,3,2024-03-01,2024-12-31,Y,
+S1-002,1,Hepatic failure,HEPATOBILIARY DISORDERS,5,,2024-06-30,,Y,REMOTE
+S1-002,2,Anorexia,METABOLISM AND NUTRITION DISORDERS,2,,2024-07-02,,N,N
+"""
+
+
+@pytest.fixture
+def hand_study(tmp_path):
+    files = {}
+    for name, body in (("adsl", ADSL_CSV), ("adtte", ADTTE_CSV), ("adrs", ADRS_CSV), ("adtr", ADTR_CSV),
+                       ("adae", ADAE_CSV)):
+        files[name] = tmp_path / f"{name}.csv"
+        files[name].write_text(body)
+    return files
+
+
+def test_hand_made_study(hand_study, tmp_path, capsys):
+    code, out, err = import_adam(capsys, tmp_path / "root", "2024-12-31", **hand_study)
+    assert code == 0, err
+    root, cut = tmp_path / "root", "2024-12-31"
+    p = table(root, cut, "patients").set_index("patient_id")
+    # S1-003 has no time zero; S1-001's OS date is STARTDT + 20 weeks = 140 days (AVAL convention not
+    # checkable: no record has both ADT and AVAL); its LSTALVDT 2024-09-01 is later: censored there
+    assert list(p.index) == ["S1-001", "S1-002"]
+    assert str(p.at["S1-001", "last_known_alive_date"]) == "2024-09-01"
+    assert pd.isna(p.at["S1-001", "death_date"]) and str(p.at["S1-002", "death_date"]) == "2024-06-30"
+    assert str(p.at["S1-002", "last_known_alive_date"]) == "2024-06-30"   # the dead: their death date
+    assert p.at["S1-002", "off_study_reason"] == "death"
+    img = table(root, cut, "imaging").set_index(["patient_id", "visit"]).sort_index()
+    # ABLFL-less ADRS: BASELINE is the baseline (its SD ignored), SCREENING is before time zero (left out);
+    # the ANL01FL record wins at a visit with two; NON-CR/NON-PD -> SD; MISSING -> NE; WEEK 9 has a
+    # sum but no response (left out); S1-002's WEEK 30 is after its death; its SCREENING sum is its baseline
+    assert img["overall_response"].to_dict() == {
+        ("S1-001", "WEEK 12"): "PD", ("S1-001", "WEEK 6"): "SD", ("S1-001", "baseline"): None,
+        ("S1-002", "WEEK 6"): "NE", ("S1-002", "baseline"): None}
+    assert img["has_new_lesion"].to_dict() == {
+        ("S1-001", "WEEK 12"): True, ("S1-001", "WEEK 6"): False, ("S1-001", "baseline"): None,
+        ("S1-002", "WEEK 6"): None, ("S1-002", "baseline"): None}
+    m = table(root, cut, "lesion_measurements").set_index(["patient_id", "visit"])["viable_diameter_mm"].sort_index()
+    # cm -> mm; the LOCF (DTYPE) record is derived, not measured: left out
+    assert m.to_dict() == {("S1-001", "WEEK 6"): 40.0, ("S1-001", "baseline"): 52.0, ("S1-002", "baseline"): 30.0}
+    for line in ("ADTR SUMDIAM derived records (DTYPE set, e.g. LOCF or MINIMUM): 1",
+                 "ADRS OVR records not flagged ANL01FL at a visit with several: 1",
+                 "post-baseline visits on or before time zero (e.g. screening besides the baseline): cannot be "
+                 "follow-ups: 1",
+                 "imaging visits after the subject's death date: 1",
+                 "follow-up visits with a sum of diameters but no overall response in ADRS (the contract needs a "
+                 "response at every follow-up): 1",
+                 "response codes mapped: NON-CR/NON-PD -> SD (1), MISSING -> NE (1)",
+                 "ADSL subjects with no time zero (no ADTTE OS STARTDT, TRTSDT, TRTSDTM or RANDDT; e.g. screen "
+                 "failures): 1"):
+        assert line in out, line
+    ae = table(root, cut, "adverse_events").set_index(["patient_id", "ae_id"]).sort_index()
+    # ATOXGR before AETOXGR ("Grade 2" -> 2), AETOXGR where ATOXGR is empty; S1-001's AE 2 starts before
+    # time zero, S1-002's AE 2 after its death; a registry term takes the CTCAE SOC and spelling; a grade 5
+    # with the death date stays
+    assert ae["grade"].to_dict() == {("S1-001", "1"): 2, ("S1-001", "3"): 3, ("S1-002", "1"): 5}
+    assert ae.at[("S1-001", "1"), "term"] == "Fever"
+    assert ae.at[("S1-001", "1"), "soc"] == "General disorders and administration site conditions"
+    # POSSIBLE is related, REMOTE is not, a missing relationship counts as related (conservative)
+    assert ae["is_treatment_related"].to_dict() == {("S1-001", "1"): True, ("S1-001", "3"): True,
+                                                    ("S1-002", "1"): False}
+    assert "AE grade from AETOXGR where ATOXGR is empty: 1" in out
+    assert "relationship missing on 1 (counted as related)" in out
+    assert "ADAE records with onset after the subject's death date: 1" in out
+    assert str(ae.at[("S1-001", "1"), "resolution_date"]) == "2024-01-14"
+    assert "ADAE records with onset before time zero (not treatment-emergent): 1" in out
+
+
+def test_hand_made_study_bad_response_code(hand_study, tmp_path, capsys):
+    hand_study["adrs"].write_text(ADRS_CSV.replace("S1-002,OVR,WEEK 6,2024-03-14,MISSING", "S1-002,OVR,WEEK 6,2024-03-14,GOOD"))
+    err = bad_import(capsys, tmp_path / "root", **hand_study)
+    assert "ADRS row 8 (USUBJID S1-002), field AVALC: 'GOOD' is not an overall response" in err
+
+
+def test_hand_made_study_two_records_at_a_visit(hand_study, tmp_path, capsys):
+    hand_study["adtr"].write_text(ADTR_CSV + "S1-001,SUMDIAM,WEEK 6,2024-02-22,4.1,cm,,\n")
+    err = bad_import(capsys, tmp_path / "root", **hand_study)
+    assert "ADTR row 6 (USUBJID S1-001), field AVISIT: more than one SUMDIAM record at visit 'WEEK 6'" in err

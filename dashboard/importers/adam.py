@@ -689,17 +689,26 @@ def build_adverse_events(adae: Dataset, patients: pd.DataFrame, cutoff: pd.Times
         report.leave_out(int(kept.sum()), "ADAE records with no CTCAE grade (no ATOXGR or AETOXGR column; "
                                           "AESEV mild/moderate/severe is not a CTCAE grade)")
         return pd.DataFrame(columns=TABLES["adverse_events"].column_names)
-    grade_text = text(adae, grade_col).str.upper().str.replace(r"^GRADE\s*", "", regex=True)
-    grade = pd.to_numeric(grade_text, errors="coerce")
-    bad = grade_text.notna() & (grade.isna() | (grade != np.floor(grade)))
-    if bad.any():
-        problems.extend(adae.problems(bad, grade_col, lambda v: f"{v!r} is not a CTCAE grade 1..5"))
-    high = grade.notna() & (grade > 5)
-    if high.any():
-        problems.extend(adae.problems(high, grade_col, lambda v: f"{v} is above the maximum 5"))
-    low = grade.notna() & (grade < 1)
-    if low.any():
-        problems.extend(adae.problems(low, grade_col, lambda v: f"{v} is below the minimum 1"))
+    grade = pd.Series(np.nan, index=f.index)
+    for col in ("ATOXGR", "AETOXGR"):          # the analysis grade, else the collected one, per record
+        if not adae.has(col):
+            continue
+        grade_text = text(adae, col).str.upper().str.replace(r"^GRADE\s*", "", regex=True)
+        value = pd.to_numeric(grade_text, errors="coerce")
+        bad = grade_text.notna() & (value.isna() | (value != np.floor(value)))
+        if bad.any():
+            problems.extend(adae.problems(bad, col, lambda v: f"{v!r} is not a CTCAE grade 1..5"))
+        high = value.notna() & (value > 5)
+        if high.any():
+            problems.extend(adae.problems(high, col, lambda v: f"{v} is above the maximum 5"))
+        low = value.notna() & (value < 1)
+        if low.any():
+            problems.extend(adae.problems(low, col, lambda v: f"{v} is below the minimum 1"))
+        if col == "AETOXGR" and grade_col == "ATOXGR":
+            from_collected = int((grade.isna() & value.notna()).sum())
+            if from_collected:
+                report.notes.append(f"AE grade from AETOXGR where ATOXGR is empty: {from_collected}")
+        grade = grade.fillna(value)
     term_col = first_present(adae, "AEDECOD", "AETERM")
     if term_col is None:
         require(adae, "AEDECOD", why="the AE term (or AETERM)")
@@ -741,7 +750,7 @@ def build_adverse_events(adae: Dataset, patients: pd.DataFrame, cutoff: pd.Times
                        "is_treatment_related": isin(rel, RELATED) | rel.isna(), "session_number": pd.NA})
     keep = kept.copy()
     rules = [
-        (grade.isna(), f"ADAE records with no CTCAE grade ({grade_col} empty)"),
+        (grade.isna(), "ADAE records with no CTCAE grade (ATOXGR and AETOXGR empty)"),
         (onset.isna(), f"ADAE records with no onset date ({onset_col or 'ASTDT'} empty)"),
         (onset > cutoff, "ADAE records with onset after the cut-off"),
         (onset < t0, "ADAE records with onset before time zero (not treatment-emergent)"),
