@@ -7,6 +7,8 @@ counts from pandas on the source files in the tests themselves.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
@@ -78,8 +80,6 @@ def imported(tmp_path_factory):
         argv = ["import", "adam", "--cutoff", cutoff, "--out", str(root), "--quiet"]
         for key, path in files.items():
             argv += [f"--{key}", str(path)]
-        import contextlib
-        import io
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
             code = main(argv)

@@ -90,10 +90,6 @@ def check(problems: list[Problem]) -> None:
         raise ImportFailed(problems)
 
 
-def days(series: pd.Series) -> pd.Series:
-    return series.dt.days if hasattr(series, "dt") else series
-
-
 # --- the map file -----------------------------------------------------------------------------
 def read_map(path: str | None, adsl: Dataset) -> dict[str, dict]:
     """--map FILE: {"<contract column>": "ADSLCOL" | {"column": "ADSLCOL", "values": {"src": "code"}}};
