@@ -526,3 +526,26 @@ def test_hand_made_study_two_records_at_a_visit(hand_study, tmp_path, capsys):
     hand_study["adtr"].write_text(ADTR_CSV + "S1-001,SUMDIAM,WEEK 6,2024-02-22,4.1,cm,,\n")
     err = bad_import(capsys, tmp_path / "root", **hand_study)
     assert "ADTR row 6 (USUBJID S1-001), field AVISIT: more than one SUMDIAM record at visit 'WEEK 6'" in err
+
+
+def test_cutoff_before_every_time_zero(small_csv, tmp_path, capsys):
+    folder, adsl, _ = small_csv
+    code, out, err = import_adam(capsys, tmp_path / "root", "2001-01-01", adsl=folder / "adsl.csv")
+    assert code == 2 and nothing_published(tmp_path / "root")
+    assert "no subject has a time zero on or before the cut-off 2001-01-01" in err
+    assert "ADSL subjects whose time zero is after the cut-off: 20" in err
+
+
+def test_windows_csv_and_empty_file(small_csv, tmp_path, capsys):
+    folder, adsl, _ = small_csv
+    named = adsl.copy()
+    named["CENTRE"] = "Hôpital Saint-Éloi"
+    named.to_csv(tmp_path / "adsl.csv", index=False, encoding="cp1252")
+    (tmp_path / "map.json").write_text('{"site_name": "CENTRE"}')
+    code, out, err = import_adam(capsys, tmp_path / "root", FAR_CUTOFF, adsl=tmp_path / "adsl.csv",
+                                 map=tmp_path / "map.json")
+    assert code == 0, err
+    assert set(table(tmp_path / "root", FAR_CUTOFF, "sites")["site_name"]) == {"Hôpital Saint-Éloi"}
+    (tmp_path / "empty.csv").write_text("")
+    err = bad_import(capsys, tmp_path / "root2", adsl=tmp_path / "empty.csv")
+    assert f"ADSL file {tmp_path / 'empty.csv'}: cannot be read as csv" in err

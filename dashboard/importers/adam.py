@@ -342,6 +342,9 @@ def build_patients(adsl: Dataset, tte: Dataset | None, mapping: dict, cutoff: pd
     late = t0.notna() & (t0 > cutoff)
     report.leave_out(int(late.sum()), "ADSL subjects whose time zero is after the cut-off")
     p = p[t0.notna() & ~late].copy()
+    if p.empty:
+        raise ImportFailed(Problem(f"ADSL file {adsl.path.name}", "", f"no subject has a time zero on or before the "
+                                   f"cut-off {cutoff.date()} ({', '.join(report.left_out)}): nothing to publish"))
 
     # OS: ADTTE first, then ADSL
     has_os = isin(p["patient_id"], os_rows.index)

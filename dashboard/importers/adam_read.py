@@ -87,8 +87,11 @@ def _read(path: Path, suffix: str, wanted: set[str] | None) -> pd.DataFrame:
         _, meta = pyreadstat.read_xport(str(path), metadataonly=True)
         frame, _ = pyreadstat.read_xport(str(path), usecols=keep(meta.column_names))
         return frame
-    return pd.read_csv(path, dtype=str, keep_default_na=False, na_values=[], encoding="utf-8-sig",
-                       usecols=(lambda c: str(c).strip().upper() in wanted) if wanted is not None else None)
+    usecols = (lambda c: str(c).strip().upper() in wanted) if wanted is not None else None
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", usecols=usecols)
+    except UnicodeDecodeError:          # a CSV saved by Excel on Windows: cp1252, not UTF-8
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="cp1252", usecols=usecols)
 
 
 def raw(ds: Dataset, name: str) -> pd.Series:
