@@ -348,7 +348,7 @@ def test_map_names_a_column_not_in_adsl(small_csv, tmp_path, capsys):
 def test_map_fills_baseline_columns_with_value_maps(small_csv, tmp_path, capsys):
     folder, adsl, tte = small_csv
     rich = adsl.copy()
-    stages = ["BCLC-A", "BCLC-B", "BCLC-C", ""] * 5
+    stages = ["BCLC-A", "bclc-b ", "BCLC-C", "UNKNOWN", ""] * 4
     rich["BCLCBL"] = stages
     rich["CPSCORE"] = [5, 6, 7, 9, 10] * 4
     rich["PVTFL"] = ["Y", "N", "N", "N", ""] * 4
@@ -357,7 +357,7 @@ def test_map_fills_baseline_columns_with_value_maps(small_csv, tmp_path, capsys)
     rich.to_csv(tmp_path / "adsl.csv", index=False)
     (tmp_path / "map.json").write_text(json.dumps({
         "_comment": "site columns in this sponsor's ADSL",
-        "bclc_stage": {"column": "BCLCBL", "values": {"BCLC-A": "A", "BCLC-B": "B", "BCLC-C": "C"}},
+        "bclc_stage": {"column": "BCLCBL", "values": {"BCLC-A": "A", "BCLC-B": "B", "BCLC-C": "C", "Unknown": None}},
         "child_pugh_score": "CPSCORE",
         "has_macrovascular_invasion": "pvtfl",
         "site_name": "CENTRE"}))
@@ -365,7 +365,8 @@ def test_map_fills_baseline_columns_with_value_maps(small_csv, tmp_path, capsys)
                                  adtte=folder / "adtte.csv", map=tmp_path / "map.json")
     assert code == 0, err
     p = table(tmp_path / "root", FAR_CUTOFF, "patients").set_index("patient_id").loc[rich["USUBJID"]]
-    assert p["bclc_stage"].tolist() == [{"BCLC-A": "A", "BCLC-B": "B", "BCLC-C": "C"}.get(s) for s in stages]
+    # values matched trimmed and in any case; "UNKNOWN" mapped to null, "" is missing
+    assert p["bclc_stage"].tolist() == ["A", "B", "C", None, None] * 4
     assert p["child_pugh_score"].tolist() == rich["CPSCORE"].tolist()
     # the class follows from the score by definition (Pugh 1973), the contract's child_pugh_class()
     assert p["child_pugh_class"].tolist() == ["A", "A", "B", "B", "C"] * 4
@@ -373,7 +374,7 @@ def test_map_fills_baseline_columns_with_value_maps(small_csv, tmp_path, capsys)
     # ECOGBL is used without a map entry (an unambiguous standard name), and the summary says so
     assert p["ecog_ps"].tolist() == rich["ECOGBL"].tolist()
     assert "patients.ecog_ps: from ADSL ECOGBL (standard name); 0 of 20 null" in out
-    assert "patients.bclc_stage: from ADSL BCLCBL (--map); 5 of 20 null" in out
+    assert "patients.bclc_stage: from ADSL BCLCBL (--map); 8 of 20 null" in out
     assert "patients.etiology: not in ADSL (map a column with --map); 20 of 20 null" in out
     sites = table(tmp_path / "root", FAR_CUTOFF, "sites")
     assert (sites["site_name"] == "Hospital " + sites["site_id"]).all()
@@ -549,3 +550,30 @@ def test_windows_csv_and_empty_file(small_csv, tmp_path, capsys):
     (tmp_path / "empty.csv").write_text("")
     err = bad_import(capsys, tmp_path / "root2", adsl=tmp_path / "empty.csv")
     assert f"ADSL file {tmp_path / 'empty.csv'}: cannot be read as csv" in err
+
+
+def test_xpt_empty_text_is_missing(tmp_path, capsys):
+    """In SAS XPORT missing text is "": an ADAE .xpt (the pilot's, with an AETOXGR column added,
+    written by pyreadstat) whose empty grades and relationships count as missing, not as values."""
+    import numpy as np
+    import pyreadstat
+    ae, _ = pyreadstat.read_xport(str(PILOT_XPT / "adae.xpt"))
+    ae = ae[["USUBJID", "AESEQ", "AEDECOD", "AESOC", "ASTDT", "AENDT", "AESER", "AEREL"]].copy()
+    ae["AETOXGR"] = np.where(np.arange(len(ae)) % 5 == 0, "", (np.arange(len(ae)) % 3 + 1).astype(str))
+    pyreadstat.write_xport(ae, str(tmp_path / "adae.xpt"), file_format_version=5, table_name="ADAE")
+    code, out, err = import_adam(capsys, tmp_path / "root", FAR_CUTOFF, adsl=PILOT_XPT / "adsl.xpt",
+                                 adae=tmp_path / "adae.xpt")
+    assert code == 0, err
+    adsl, _ = pyreadstat.read_xport(str(PILOT_XPT / "adsl.xpt"))
+    t0 = ae["USUBJID"].map(adsl.set_index("USUBJID")["TRTSDT"])
+    graded = ae["AETOXGR"] != ""
+    onset = pd.to_datetime(ae["ASTDT"])
+    keep = graded & onset.notna() & (onset >= pd.to_datetime(t0))
+    assert f"ADAE records with no CTCAE grade (ATOXGR and AETOXGR empty): {(~graded).sum()}" in out
+    assert f"ADAE records with no onset date (ASTDT empty): {(graded & onset.isna()).sum()}" in out
+    assert f"relationship missing on {(keep & (ae['AEREL'] == '')).sum()} (counted as related)" in out
+    got = table(tmp_path / "root", FAR_CUTOFF, "adverse_events")
+    assert len(got) == keep.sum()
+    worst = got.groupby("patient_id")["grade"].max().sort_index()
+    expected = ae.loc[keep, "AETOXGR"].astype(int).groupby(ae.loc[keep, "USUBJID"]).max().sort_index()
+    assert worst.to_dict() == expected.to_dict()
