@@ -577,3 +577,19 @@ def test_xpt_empty_text_is_missing(tmp_path, capsys):
     worst = got.groupby("patient_id")["grade"].max().sort_index()
     expected = ae.loc[keep, "AETOXGR"].astype(int).groupby(ae.loc[keep, "USUBJID"]).max().sort_index()
     assert worst.to_dict() == expected.to_dict()
+
+
+def test_sites_csv_bad_date_and_extra_site(small_csv, tmp_path, capsys):
+    folder, adsl, _ = small_csv
+    sites = sorted(adsl["SITEID"].unique())
+    pd.DataFrame({"site_id": sites + ["999"], "site_name": "x", "activation_date": ["2012-01-15"] * len(sites)
+                  + ["2012-13-01"], "target_enrollment": 40}).to_csv(tmp_path / "sites.csv", index=False)
+    err = bad_import(capsys, tmp_path / "root", adsl=folder / "adsl.csv", sites=tmp_path / "sites.csv")
+    assert f"sites CSV row {len(sites) + 1} (site_id 999), field activation_date: '2012-13-01' is not a date" in err
+    pd.DataFrame({"site_id": sites + ["999"], "target_enrollment": 40}).to_csv(tmp_path / "sites.csv", index=False)
+    code, out, err = import_adam(capsys, tmp_path / "root", FAR_CUTOFF, adsl=folder / "adsl.csv",
+                                 sites=tmp_path / "sites.csv")
+    assert code == 0, err
+    got = table(tmp_path / "root", FAR_CUTOFF, "sites").set_index("site_id")
+    assert got.at["999", "site_name"] == "999" and len(got) == len(sites) + 1    # a site without subjects yet
+    assert f"sites.activation_date: not in ADaM (give --sites CSV); {len(sites) + 1} of {len(sites) + 1} null" in out

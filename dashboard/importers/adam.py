@@ -451,6 +451,7 @@ def build_patients(adsl: Dataset, tte: Dataset | None, mapping: dict, cutoff: pd
 # --- sites ------------------------------------------------------------------------------------
 def build_sites(patients: pd.DataFrame, adsl: Dataset, mapping: dict, sites_csv: str | None,
                 report: ImportReport, problems: list[Problem]) -> pd.DataFrame:
+    """One row per SITEID of the imported subjects; names from --map site_name, --sites, else the id."""
     ids = pd.Series(sorted(patients["site_id"].unique()), dtype="string")
     names = pd.Series(ids.values, index=ids.values, dtype="string")
     how = "SITEID (no site name in ADSL; map one with --map site_name)"
@@ -480,38 +481,41 @@ def build_sites(patients: pd.DataFrame, adsl: Dataset, mapping: dict, sites_csv:
 
 
 def apply_sites_csv(frame: pd.DataFrame, path: str, problems: list[Problem], how: str):
+    """--sites CSV (site_id, site_name, activation_date, target_enrollment): its values replace the
+    ADSL ones, and its sites without subjects are listed too."""
     where = f"--sites {path}"
     try:
         csv = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig")
     except (OSError, ValueError, UnicodeDecodeError) as e:
         raise ImportFailed(Problem(where, "", f"cannot be read as CSV: {e}"))
-    ds = Dataset("sites CSV", Path(path), csv.assign(**{ROW: np.arange(1, len(csv) + 1)}))
-    ds.frame.columns = [c.strip().lower() if c != ROW else c for c in ds.frame.columns]
+    csv.columns = [str(c).strip().lower() for c in csv.columns]
+    ds = Dataset("sites CSV", Path(path), csv.assign(**{ROW: np.arange(1, len(csv) + 1)}), key="site_id")
     if "site_id" not in ds.frame:
         raise ImportFailed(Problem(where, "site_id", "column missing (site_id, site_name, activation_date, "
                                                      "target_enrollment)"))
     sid = text(ds, "site_id")
     if sid.isna().any():
         problems.extend(ds.problems(sid.isna(), "site_id", "empty site_id"))
-    name = text(ds, "site_name")
     act = dates(ds, "activation_date", problems)
     target = integers(ds, "target_enrollment", problems)
     neg = target.notna() & (target < 0)
     if neg.any():
         problems.extend(ds.problems(neg, "target_enrollment", lambda v: f"{v!r} is below 0"))
-    given = pd.DataFrame({"site_id": sid, "site_name": name, "activation_date": act,
+    given = pd.DataFrame({"site_id": sid, "site_name": text(ds, "site_name"), "activation_date": act,
                           "target_enrollment": target}).dropna(subset=["site_id"]).set_index("site_id")
     if given.index.duplicated().any():
         problems.append(Problem(where, "site_id", "a site appears twice: "
                                 + ", ".join(given.index[given.index.duplicated()].unique()[:5])))
         return frame, how
-    merged = frame.set_index("site_id").combine_first(given[[]]).reset_index()
-    merged = merged.set_index("site_id")
-    merged["site_name"] = given["site_name"].reindex(merged.index).fillna(merged["site_name"]).fillna(
-        pd.Series(merged.index, index=merged.index))
-    merged["activation_date"] = given["activation_date"].reindex(merged.index)
-    merged["target_enrollment"] = given["target_enrollment"].reindex(merged.index)
-    return merged.reset_index(), f"--sites (else {how})"
+    base = frame.set_index("site_id")
+    index = base.index.union(given.index)
+    merged = pd.DataFrame({
+        "site_id": index,
+        "site_name": given["site_name"].reindex(index).fillna(base["site_name"].reindex(index))
+                                       .fillna(pd.Series(index, index=index)).values,
+        "activation_date": given["activation_date"].reindex(index).values,
+        "target_enrollment": given["target_enrollment"].reindex(index).values})
+    return merged, f"--sites (else {how})"
 
 
 # --- imaging, lesions, measurements -------------------------------------------------------------

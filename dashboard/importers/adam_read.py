@@ -26,6 +26,7 @@ class Dataset:
     path: Path
     frame: pd.DataFrame
     cleaned: dict = field(default_factory=dict)     # column -> raw() of it, computed once
+    key: str = "USUBJID"                             # the column that names a row in messages
 
     def has(self, column: str) -> bool:
         return column in self.frame.columns
@@ -33,8 +34,8 @@ class Dataset:
     def where(self, rows: pd.DataFrame | pd.Series) -> list[str]:
         """'ADTTE row 12 (USUBJID 01-701-1015)' for each row of a subset of the frame."""
         frame = self.frame.loc[rows.index]
-        ids = frame["USUBJID"].astype("string").fillna("?") if "USUBJID" in frame else pd.Series("?", frame.index)
-        return [f"{self.name} row {r} (USUBJID {u})" for r, u in zip(frame[ROW], ids)]
+        ids = frame[self.key].astype("string").fillna("?") if self.key in frame else pd.Series("?", frame.index)
+        return [f"{self.name} row {r} ({self.key} {u})" for r, u in zip(frame[ROW], ids)]
 
     def problems(self, mask: pd.Series, column: str, message) -> list[Problem]:
         """One Problem per row where `mask` holds; `message(value)` or a fixed text."""
