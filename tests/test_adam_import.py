@@ -129,6 +129,8 @@ def test_pharmaverse_counts_match_the_source(imported):
     got = patients.dropna(subset=["death_date"]).set_index("patient_id")["death_date"]
     assert got.sort_index().to_dict() == deaths.sort_index().to_dict()
     assert "PFS: 254 of 254 subjects agree with ADTTE PFS (event and date)" in stdout
+    # parameters not read are named with their counts (pandas on the source)
+    assert f"ADTTE parameters not used: RSD ({(tte['PARAMCD'] == 'RSD').sum()})" in stdout
 
 
 def test_pharmaverse_sum_of_diameters_is_the_sum_pseudo_lesion(imported):

@@ -179,6 +179,14 @@ def mapped_column(adsl: Dataset, key: str, spec: dict, problems: list[Problem]) 
     return num.round().astype("Int64") if col.type == pa.int32() else num.astype("float64")
 
 
+def note_unused_params(ds: Dataset, used: set[str], report: ImportReport) -> None:
+    """Say which PARAMCDs of a BDS dataset were not read, with their record counts."""
+    counts = text(ds, "PARAMCD").str.upper().value_counts()
+    unused = counts[~counts.index.isin(list(used))]
+    if len(unused):
+        report.notes.append(f"{ds.name} parameters not used: " + ", ".join(f"{k} ({v})" for k, v in unused.items()))
+
+
 # --- patients and OS --------------------------------------------------------------------------
 def check_subjects(ds: Dataset, known: pd.Index, problems: list[Problem]) -> pd.Series:
     """USUBJID of every row; a row without one, or one not in ADSL, is a Problem."""
@@ -317,6 +325,7 @@ def build_patients(adsl: Dataset, tte: Dataset | None, mapping: dict, cutoff: pd
             others[code] = time_to_event_rows(tte, code, problems)
         check(problems)
         params = sorted(text(tte, "PARAMCD").dropna().str.upper().unique())
+        note_unused_params(tte, {"OS", "PFS", "TTP"}, report)
         if not len(os_rows):
             report.notes.append(f"ADTTE has no OS record (PARAMCDs: {', '.join(params) or 'none'}): "
                                 "OS from ADSL DTHDT / LSTALVDT")
@@ -575,6 +584,7 @@ def build_imaging(adrs: Dataset | None, adtr: Dataset | None, patients: pd.DataF
         require(adrs, "USUBJID", "PARAMCD", "AVALC")
         resp = visit_rows(adrs, RESPONSE_PARAMS, "AVALC", problems, report)
         new = visit_rows(adrs, NEW_LESION_PARAMS, "AVALC", problems, report)
+        note_unused_params(adrs, {f["param"].iloc[0] for f in (resp, new) if len(f)}, report)
         if not len(resp):
             params = sorted(text(adrs, "PARAMCD").dropna().str.upper().unique())
             report.notes.append(f"ADRS has no per-visit overall response ({'/'.join(RESPONSE_PARAMS)}; it has "
@@ -584,6 +594,7 @@ def build_imaging(adrs: Dataset | None, adtr: Dataset | None, patients: pd.DataF
     if adtr is not None:
         require(adtr, "USUBJID", "PARAMCD", "AVAL")
         sums = visit_rows(adtr, SUM_PARAMS, "AVAL", problems, report)
+        note_unused_params(adtr, {sums["param"].iloc[0]} if len(sums) else set(), report)
         if not len(sums):
             report.notes.append(f"ADTR has no sum of diameters ({'/'.join(SUM_PARAMS)})")
         else:
