@@ -595,3 +595,23 @@ def test_sites_csv_bad_date_and_extra_site(small_csv, tmp_path, capsys):
     got = table(tmp_path / "root", FAR_CUTOFF, "sites").set_index("site_id")
     assert got.at["999", "site_name"] == "999" and len(got) == len(sites) + 1    # a site without subjects yet
     assert f"sites.activation_date: not in ADaM (give --sites CSV); {len(sites) + 1} of {len(sites) + 1} null" in out
+
+
+def test_date_rebuilt_from_aval_follows_the_convention_found(small_csv, tmp_path, capsys):
+    """pharmaverse counts AVAL = ADT - STARTDT + 1: an OS record whose ADT is blanked gets its date back
+    as STARTDT + AVAL - 1, the ADT it had (the other records show the convention)."""
+    folder, adsl, tte = small_csv
+    bad = tte.copy().astype({"ADT": object})
+    row = bad.index[bad["PARAMCD"] == "OS"][3]
+    uid, adt = bad.loc[row, "USUBJID"], bad.loc[row, "ADT"]
+    bad.loc[row, "ADT"] = None
+    bad.to_csv(tmp_path / "adtte.csv", index=False)
+    code, out, err = import_adam(capsys, tmp_path / "root", FAR_CUTOFF, adsl=folder / "adsl.csv",
+                                 adtte=tmp_path / "adtte.csv")
+    assert code == 0, err
+    n_os = (tte["PARAMCD"] == "OS").sum()
+    assert f"AVAL = ADT - STARTDT + 1 on {n_os - 1}, = ADT - STARTDT on 0" in out
+    assert "OS dates from STARTDT + AVAL (AVALU, or days where AVALU is empty) for 1 subject(s)" in out
+    p = table(tmp_path / "root", FAR_CUTOFF, "patients").set_index("patient_id")
+    got = p.at[uid, "death_date"] if pd.notna(p.at[uid, "death_date"]) else p.at[uid, "last_known_alive_date"]
+    assert str(got) == str(adt)
