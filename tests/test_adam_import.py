@@ -615,3 +615,13 @@ def test_date_rebuilt_from_aval_follows_the_convention_found(small_csv, tmp_path
     p = table(tmp_path / "root", FAR_CUTOFF, "patients").set_index("patient_id")
     got = p.at[uid, "death_date"] if pd.notna(p.at[uid, "death_date"]) else p.at[uid, "last_known_alive_date"]
     assert str(got) == str(adt)
+
+
+def test_wrong_file_given_as_adsl(tmp_path, capsys):
+    """A data manager passes ADAE as --adsl: one clear line first, a few examples, nothing published."""
+    err = bad_import(capsys, tmp_path / "root", adsl=PHARMAVERSE / "adae.parquet")
+    ae = pd.read_parquet(PHARMAVERSE / "adae.parquet")
+    shared = ae["USUBJID"].duplicated(keep=False).sum()
+    assert err.splitlines()[1] == (f"ADSL file adae.parquet, field USUBJID: {shared} of {len(ae)} rows share their "
+                                   "USUBJID with another row; ADSL has one row per subject (is this the ADSL file?)")
+    assert len(err.splitlines()) == 1 + 1 + 5

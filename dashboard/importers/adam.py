@@ -284,7 +284,10 @@ def build_patients(adsl: Dataset, tte: Dataset | None, mapping: dict, cutoff: pd
         problems.extend(adsl.problems(uid.isna(), "USUBJID", "empty USUBJID"))
     dup = uid.duplicated(keep=False) & uid.notna()
     if dup.any():
-        problems.extend(adsl.problems(dup, "USUBJID", lambda v: f"{v!r} appears on more than one ADSL row"))
+        problems.append(Problem(f"ADSL file {adsl.path.name}", "USUBJID",
+                                f"{int(dup.sum())} of {len(dup)} rows share their USUBJID with another row; ADSL has "
+                                "one row per subject (is this the ADSL file?)"))
+        problems.extend(adsl.problems(dup, "USUBJID", lambda v: f"{v!r} appears on more than one ADSL row")[:5])
     site = text(adsl, "SITEID")
     if site.isna().any():
         problems.extend(adsl.problems(site.isna(), "SITEID", "empty SITEID"))
