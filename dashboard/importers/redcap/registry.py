@@ -172,15 +172,14 @@ class _Problems(list):
         return text.tolist()
 
     def flag(self, frame: pd.DataFrame, mask, field_name: str, message) -> None:
-        """One problem per row of `frame` where `mask` holds; `message` is a str or a Series
-        aligned with `frame`."""
+        """One problem per row of `frame` where `mask` holds; `message` is a str or a function of
+        the offending rows (a frame) giving one text per row (only called when there are some)."""
         mask = np.asarray(pd.Series(mask, index=frame.index).fillna(False), dtype=bool)
         n = int(mask.sum())
         if not n:
             return
         rows = frame[mask].head(SHOWN_PER_RULE)
-        texts = ([message] * len(rows) if isinstance(message, str)
-                 else pd.Series(message, index=frame.index)[mask].head(SHOWN_PER_RULE).astype(str).tolist())
+        texts = [message] * len(rows) if isinstance(message, str) else list(message(rows))
         self.extend(Problem(w, field_name, t) for w, t in zip(self.where(rows), texts))
         if n > len(rows):
             self.append(Problem("", field_name, f"{n - len(rows)} more row(s) with this problem"))
@@ -206,10 +205,9 @@ def _arrow(values: pd.Series, type_: pa.DataType) -> pa.Array:
     if pa.types.is_date32(type_):
         s = pd.to_datetime(values)
         return pa.array(s.to_numpy(dtype="datetime64[D]"), mask=s.isna().to_numpy()).cast(pa.date32())
-    if pa.types.is_string(type_):
-        return pa.array(values.astype(object).where(values.notna(), None).tolist(), pa.string())
-    return pa.array(values.astype(object).where(values.notna(), None).tolist(), type_) \
-        if values.dtype == object else pa.array(values, from_pandas=True).cast(type_)
+    if values.dtype == object:
+        return pa.array(values, type_, from_pandas=True)
+    return pa.array(values, from_pandas=True).cast(type_)
 
 
 def _table(name: str, columns: dict[str, pd.Series]) -> pa.Table:
@@ -223,16 +221,18 @@ def _decode(frame: pd.DataFrame, name: str, problems: _Problems) -> pd.Series:
     (a site added a choice to its copy of the project)."""
     codes = CHOICES[name]
     raw = frame[name]
-    out = raw.map(codes, na_action="ignore")
-    problems.flag(frame, raw.notna() & out.isna(), name,
-                  "code " + raw.astype(str) + " is not one of the registry's codes "
-                  f"({', '.join(codes)})")
-    return out.astype(object).where(out.notna(), None)
+    index, uniques = pd.factorize(raw)
+    known = np.array([codes.get(u) for u in uniques] + [None], dtype=object)
+    out = pd.Series(known[index], index=frame.index, dtype=object)       # index -1 (blank) -> None
+    unknown = np.array([u not in codes for u in uniques] + [False])[index]
+    problems.flag(frame, unknown, name, lambda rows: "code " + rows[name].astype(str) + " is not one of the "
+                  f"registry's codes ({', '.join(codes)})")
+    return out
 
 
 def _duplicates(frame: pd.DataFrame, keys: list[str], field_name: str, what: str, problems: _Problems):
     dup = frame.duplicated(keys, keep=False)
-    problems.flag(frame, dup, field_name, what + " " + frame[keys[-1]].astype(str) + " appears more than once")
+    problems.flag(frame, dup, field_name, lambda rows: what + " " + rows[keys[-1]].astype(str) + " appears more than once")
 
 
 def check_project(dictionary) -> None:
@@ -374,7 +374,7 @@ def build(records, cutoff: dt.date, sites: pd.DataFrame | None = None) -> Built:
         notes.append(f"sites: no sites file; {len(used)} site(s) with patients, names from the dictionary's "
                      "site list; activation_date and target_enrollment left blank (not recorded)")
     problems.flag(p, p["site"].notna() & ~p["site"].isin(site_rows["site_id"]), "site",
-                  "site " + p["site"].astype(str) + (" is not in the sites file (or was activated after the cut-off)"
+                  lambda rows: "site " + rows["site"].astype(str) + (" is not in the sites file (or was activated after the cut-off)"
                                                      if sites is not None else " is not in the dictionary's site list"))
 
     # --- DEB-TACE sessions --------------------------------------------------------------------
@@ -384,8 +384,8 @@ def build(records, cutoff: dt.date, sites: pd.DataFrame | None = None) -> Built:
                 "session", problems)
     first = s["record"].map(ftd_by_record)
     problems.flag(s, (s["session_number"] == 1) & (pd.to_datetime(s["session_date"]) != first), "session_date",
-                  "session 1 is on " + s["session_date"].astype(str).str[:10] + ", not on the first treatment date "
-                  + first.astype(str).str[:10])
+                  lambda rows: "session 1 is on " + rows["session_date"].astype(str).str[:10]
+                  + ", not on the first treatment date " + first[rows.index].astype(str).str[:10])
     treatments = {"patient_id": s["record"], "session_number": s["session_number"],
                   "treatment_date": s["session_date"], "drug": _decode(s, "drug", problems),
                   "dose_mg": s["dose_mg"], "microsphere_size": _decode(s, "microsphere_size", problems),
@@ -421,21 +421,22 @@ def build(records, cutoff: dt.date, sites: pd.DataFrame | None = None) -> Built:
                "modality": _decode(im, "img_modality", problems),
                "overall_response": _decode(im, "img_overall", problems),
                "local_response": _decode(im, "img_local", problems), "has_new_lesion": im["img_new_lesion"]}
-    wide = reg.set_index("record")
+    at = pd.Index(reg["record"]).get_indexer(im["record"])          # each assessment's lesion register row
     meas = []
     for k in range(1, LESION_SLOTS + 1):
         lid, viable, status = f"les{k}_id", f"img_l{k}_viable_mm", f"img_l{k}_nt_status"
-        lesion_id = im["record"].map(wide[lid]) if len(wide) else pd.Series(None, index=im.index, dtype=object)
-        target = im["record"].map(wide[f"les{k}_target"]) if len(wide) else lesion_id
+        lesion_id = pd.Series(np.append(reg[lid].to_numpy(object), None)[at], index=im.index, dtype=object)
+        target = pd.Series(np.append(reg[f"les{k}_target"].to_numpy(object), None)[at], index=im.index,
+                           dtype=object).astype("boolean")
         has = lesion_id.notna()
         for name in (viable, status):
             problems.flag(im, ~has & im[name].notna(), name, f"lesion {k} is not in the lesion register (les{k}_id is blank)")
         problems.flag(im, has & (target == True) & im[status].notna(), status,  # noqa: E712
-                      "lesion " + lesion_id.astype(str) + " is a target lesion: no non-target status")
+                      lambda rows: "lesion " + lesion_id[rows.index].astype(str) + " is a target lesion: no non-target status")
         problems.flag(im, has & (target == False) & im[viable].notna(), viable,  # noqa: E712
-                      "lesion " + lesion_id.astype(str) + " is a non-target lesion: no viable diameter")
+                      lambda rows: "lesion " + lesion_id[rows.index].astype(str) + " is a non-target lesion: no viable diameter")
         problems.flag(im, has & (target == False) & im[status].isna(), status,  # noqa: E712
-                      "the status of non-target lesion " + lesion_id.astype(str) + " is blank")
+                      lambda rows: "the status of non-target lesion " + lesion_id[rows.index].astype(str) + " is blank")
         one = im[has]
         meas.append(pd.DataFrame({"record": one["record"], "lesion_id": lesion_id[has], "visit": one["img_visit"],
                                   "viable_diameter_mm": one[viable], "non_target_status": _decode(one, status, problems)}))
@@ -454,8 +455,9 @@ def build(records, cutoff: dt.date, sites: pd.DataFrame | None = None) -> Built:
     # --- adverse events --------------------------------------------------------------------------
     a = _rows(form(AE), kept, "ae_onset", c, problems)
     problems.blank(a, ["ae_term", "ae_grade", "ae_serious", "ae_related"])
-    ae_id = a["ae_id"].where(a["ae_id"].notna(),
-                             "AE" + a["redcap_repeat_instance"].astype(str).str.zfill(3))
+    ae_id = a["ae_id"].astype(object)
+    blank_id = ae_id.isna()
+    ae_id[blank_id] = "AE" + a.loc[blank_id, "redcap_repeat_instance"].astype(str).str.zfill(3)
     _duplicates(a.assign(ae_id=ae_id), ["record", "ae_id"], "ae_id", "adverse event id", problems)
     term = _decode(a, "ae_term", problems)
     resolution = pd.to_datetime(a["ae_resolution"])
