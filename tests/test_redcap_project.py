@@ -170,3 +170,17 @@ def test_reader_accepts_the_project():
     assert d.record_id == "patient_id"
     assert list(d.forms) == list(registry.FORMS)
     registry.check_project(d)
+
+
+def test_docs_map_every_contract_column_to_its_field():
+    """docs/redcap.md's mapping table has every contract column with the field SOURCES reads it from."""
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "redcap.md").read_text(encoding="utf-8")
+    rows = [[c.strip() for c in line.strip().strip("|").split("|")] for line in doc.splitlines()
+            if line.startswith("| ") and line.count("|") == 4]
+    for table, columns in SOURCES.items():
+        for column, source in columns.items():
+            hits = [r for r in rows if r[0] == table and column in [c.strip() for c in r[1].split(",")]]
+            assert hits, f"docs/redcap.md: no row for {table}.{column}"
+            want = "sites.csv" if source == "sites.csv" else ("record ID" if source == "patient_id" and
+                                                              table != "patients" else f"`{source}`")
+            assert want in hits[0][2], (table, column, hits[0][2])
