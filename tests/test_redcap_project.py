@@ -77,6 +77,8 @@ def test_field_names_are_legal_and_unique(rows):
     forms = [r["Form Name"] for r in rows[1]]
     assert all(re.fullmatch(r"[a-z][a-z0-9_]*", f) for f in forms)
     assert names[0] == "patient_id" and forms[0] == registry.BASELINE
+    labels = [r["Field Label"] for r in rows[1]]
+    assert len(labels) == len(set(labels)), "a labels export's header would be ambiguous"
     # REDCap wants each form's fields contiguous
     seen = []
     for f in forms:
