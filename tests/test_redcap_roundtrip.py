@@ -99,3 +99,62 @@ def test_without_a_sites_file_sites_come_from_the_dictionary(tmp_path, synthetic
             key = [(k, "ascending") for k in TABLES[name].key]
             assert pq.read_table(got / f"{name}.parquet").sort_by(key).equals(
                 pq.read_table(want / f"{name}.parquet").sort_by(key)), name
+
+
+def labels_export(export, dest, complete_header="Complete?"):
+    """REDCap's "labels" variant of the raw export, made here with the csv module from the
+    dictionary (field labels as headers, choice labels and Yes/No as values, instruments by the
+    label REDCap gives a form uploaded by name: words capitalised), not by the importer's code."""
+    import csv
+    with open(export / "dictionary.csv", encoding="utf-8", newline="") as fh:
+        fields = {r["Variable / Field Name"]: r for r in csv.DictReader(fh)}
+    with open(export / "records.csv", encoding="utf-8", newline="") as fh:
+        reader = csv.DictReader(fh)
+        header, rows = reader.fieldnames, list(reader)
+    special = {"redcap_repeat_instrument": "Repeat Instrument", "redcap_repeat_instance": "Repeat Instance"}
+
+    def label(column):
+        if column in special:
+            return special[column]
+        return (complete_header or column) if column.endswith("_complete") else fields[column]["Field Label"]
+
+    def value(column, v):
+        if v == "" or column == "redcap_repeat_instance":
+            return v
+        if column == "redcap_repeat_instrument":
+            return v.replace("_", " ").title()
+        if column.endswith("_complete"):
+            return {"0": "Incomplete", "1": "Unverified", "2": "Complete"}[v]
+        f = fields[column]
+        if f["Field Type"] == "yesno":
+            return {"1": "Yes", "0": "No"}[v]
+        if f["Field Type"] in ("dropdown", "radio"):
+            codes = dict(p.split(",", 1) for p in f["Choices, Calculations, OR Slider Labels"].split(" | "))
+            return codes[v].strip()
+        return v
+    dest.mkdir()
+    with open(dest / "records.csv", "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow([label(c) for c in header])
+        writer.writerows([value(c, r[c]) for c in header] for r in rows)
+    for name in ("dictionary.csv", "sites.csv"):
+        (dest / name).write_bytes((export / name).read_bytes())
+    return dest
+
+
+def test_labels_export_gives_the_same_snapshot(tmp_path, synthetic, export):
+    """Label headers and label values; the <form>_complete columns keep their raw names here (the
+    next test has REDCap's repeated 'Complete?' header)."""
+    folder = labels_export(export, tmp_path / "labels", complete_header=None)
+    text = (folder / "records.csv").read_text(encoding="utf-8")
+    assert text.startswith("Patient ID,Repeat Instrument,Repeat Instance,Site,") and ",Deb Tace Session," in text
+    got = imported(tmp_path, folder, LAST)
+    assert_same_tables(got, synthetic / "snapshots" / LAST.isoformat())
+
+
+@pytest.mark.xfail(reason="the reader refuses the repeated 'Complete?' header of a labels export "
+                          "(asked for in /work/briefs/reader-requests.md)", strict=False)
+def test_labels_export_with_complete_headers(tmp_path, synthetic, export):
+    folder = labels_export(export, tmp_path / "labels")
+    got = imported(tmp_path, folder, LAST)
+    assert_same_tables(got, synthetic / "snapshots" / LAST.isoformat())

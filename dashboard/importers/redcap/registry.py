@@ -210,10 +210,15 @@ def _arrow(values: pd.Series, type_: pa.DataType) -> pa.Array:
     return pa.array(values, from_pandas=True).cast(type_)
 
 
-def _table(name: str, columns: dict[str, pd.Series]) -> pa.Table:
+def _table(name: str, columns: dict[str, pd.Series | list[pd.Series]]) -> pa.Table:
+    """A contract table from pandas columns (a list of Series: their rows one after the other)."""
     schema = TABLES[name].arrow_schema()
-    return pa.Table.from_arrays([_arrow(columns[f.name].reset_index(drop=True), f.type) for f in schema],
-                                schema=schema)
+    arrays = []
+    for f in schema:
+        parts = columns[f.name] if isinstance(columns[f.name], list) else [columns[f.name]]
+        arrays.append(pa.chunked_array([_arrow(p.reset_index(drop=True), f.type) for p in parts], f.type)
+                      .combine_chunks())
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 def _decode(frame: pd.DataFrame, name: str, problems: _Problems) -> pd.Series:
@@ -438,11 +443,9 @@ def build(records, cutoff: dt.date, sites: pd.DataFrame | None = None) -> Built:
         problems.flag(im, has & (target == False) & im[status].isna(), status,  # noqa: E712
                       lambda rows: "the status of non-target lesion " + lesion_id[rows.index].astype(str) + " is blank")
         one = im[has]
-        meas.append(pd.DataFrame({"record": one["record"], "lesion_id": lesion_id[has], "visit": one["img_visit"],
-                                  "viable_diameter_mm": one[viable], "non_target_status": _decode(one, status, problems)}))
-    m = pd.concat(meas, ignore_index=True)
-    measurements = {"patient_id": m["record"], "lesion_id": m["lesion_id"], "visit": m["visit"],
-                    "viable_diameter_mm": m["viable_diameter_mm"], "non_target_status": m["non_target_status"]}
+        meas.append({"patient_id": one["record"], "lesion_id": lesion_id[has], "visit": one["img_visit"],
+                     "viable_diameter_mm": one[viable], "non_target_status": _decode(one, status, problems)})
+    measurements = {name: [part[name] for part in meas] for name in TABLES["lesion_measurements"].column_names}
 
     # --- restaging reviews ---------------------------------------------------------------------
     r = _rows(form(RESTAGING), kept, "rst_date", c, problems)
