@@ -70,7 +70,9 @@ def _redcap_error(text: str) -> str | None:
 def _check_response(response, *args, **kwargs):
     """requests hook: an HTTP error answer raises, with REDCap's message (PyCap reads any answer as data)."""
     if response.status_code >= 400:
-        message = _redcap_error(response.text) or (response.reason or "")
+        body = (response.text or "").strip()
+        plain = body if body and len(body) <= 200 and "\n" not in body and not body.startswith("<") else ""
+        message = _redcap_error(body) or plain or (response.reason or "")
         raise _Refused(f"HTTP {response.status_code}{': ' + message if message else ''}")
     return response
 
@@ -145,7 +147,7 @@ def _fetch(url: str, token: str, progress: bool) -> tuple[str, str]:
         for batch in batches:
             text = project.export_records(format_type="csv", records=batch or None, raw_or_label="raw",
                                           raw_or_label_headers="raw", event_name="unique",
-                                          export_data_access_groups=True)
+                                          export_data_access_groups="true")     # REDCap reads the text "true"
             _check_text(text, url, "records")
             parts.append(text if not parts else text.split("\n", 1)[1] if "\n" in text else "")
             bar.update()

@@ -11,6 +11,12 @@ Float64; dropdown/radio -> string of the raw code; yesno/truefalse -> boolean; c
 boolean column per option `name___code`; everything else -> string; `<form>_complete` -> Int64
 (0 incomplete, 1 unverified, 2 complete). Blank is null.
 
+Codes or labels are decided per column: a column whose values are all raw codes is read as codes,
+one whose values are all labels as labels (turned into their codes); a mix is read the way more of
+its distinct values fit (codes win a tie) and the others are reported. The same goes for yes/no,
+checkbox (0/1, Unchecked/Checked, or the option's label), form status and the repeat instrument
+(a form's name or label); event labels need the project's events (`read_events`).
+
 How a column's cells are read: the whole file is read as text (pyarrow, blank = null), and each
 column is dictionary-encoded, so every check and conversion runs once per distinct value and is
 mapped back to the rows with one `take`; bad rows are found with vectorised masks.
@@ -337,8 +343,9 @@ class Records:
     repeating: set[str] = dc_field(default_factory=set)            # forms seen as repeat instruments
 
     def form(self, name: str) -> pd.DataFrame:
-        """The rows that hold instrument `name`: a repeating instrument's rows, or the rows without a
-        repeat instrument on which any of the form's fields (or its _complete) has a value. Columns:
+        """The rows that hold instrument `name`: its rows as a repeating instrument, and the rows without
+        a repeat instrument on which any of the form's fields (or its _complete) has a value (in a
+        longitudinal project a form can repeat in one event and not in another). Columns:
         the record id, redcap_event_name (longitudinal), redcap_repeat_instance (a repeating
         instrument, or a form on a repeating event), then the form's export columns present in the
         file, typed (see the module docstring)."""
@@ -347,19 +354,26 @@ class Records:
         rid = self.dictionary.record_id
         own = [c for c in self.dictionary.export_columns(name) if c in self.columns and c != rid]
         instrument = self.table.column(INSTRUMENT) if INSTRUMENT in self.columns else None
-        if name in self.repeating:
-            mask = pc.equal(instrument, name).fill_null(False)
-        else:
-            has = pa.array(np.zeros(self.table.num_rows, dtype=bool))
-            for c in own:
-                has = pc.or_(has, pc.is_valid(self.table.column(c)))
-            mask = pc.and_(has, pc.is_null(instrument)) if instrument is not None else has
+        has = pa.array(np.zeros(self.table.num_rows, dtype=bool))
+        for c in own:
+            has = pc.or_(has, pc.is_valid(self.table.column(c)))
+        mask = has
+        if instrument is not None:      # a form may repeat in one event and not in another
+            mask = pc.or_(pc.equal(instrument, name).fill_null(False), pc.and_(has, pc.is_null(instrument)))
         rows = self.table.filter(mask)
         keys = [rid] + ([EVENT] if self.longitudinal else [])
         if INSTANCE in self.columns and (name in self.repeating or rows.column(INSTANCE).null_count < rows.num_rows):
             keys.append(INSTANCE)
         frame = rows.select(keys + own).to_pandas(types_mapper=_PANDAS_TYPES.get)
         return frame.reset_index(drop=True)
+
+    def data_access_groups(self) -> dict[str, str]:
+        """Record id -> its data access group (the export's redcap_data_access_group), for records
+        that have one; empty when the export has no such column."""
+        if DAG not in self.columns:
+            return {}
+        pairs = self.table.select([self.dictionary.record_id, DAG]).filter(pc.is_valid(self.table.column(DAG)))
+        return dict(zip(pairs.column(0).to_pylist(), pairs.column(1).to_pylist()))
 
     def record_ids(self) -> list[str]:
         """Every record id in the export, in first-seen order."""
@@ -368,7 +382,7 @@ class Records:
 
 
 _PANDAS_TYPES = {pa.int64(): pd.Int64Dtype(), pa.float64(): pd.Float64Dtype(), pa.bool_(): pd.BooleanDtype(),
-                 pa.string(): pd.StringDtype(), pa.large_string(): pd.StringDtype()}
+                 pa.string(): pd.StringDtype("pyarrow"), pa.large_string(): pd.StringDtype("pyarrow")}
 
 
 def _normal_label(text: str) -> str:
@@ -424,15 +438,13 @@ def _map_header(header: list[str], dictionary: Dictionary, where: str) -> list[_
         if c.code is not None:      # a checkbox code also read as written (name___-99)
             by_name.setdefault(f"{c.field.name}___{c.code}", i)
     problems: list[Problem] = []
-    pos: list[int | None] = [None] * len(header)
-    options: list[list[int]] = [[] for _ in header]
-    for j, h in enumerate(header):
-        if h in by_name:
-            pos[j] = by_name[h]
-        else:
-            options[j] = labels.get(_normal_label(h), [])
-            if len(options[j]) == 1:
-                pos[j] = options[j][0]
+    options: list[list[int]] = []
+    for h in header:
+        found = [by_name[h]] if h in by_name else labels.get(_normal_label(h), [])
+        options.append(list(dict.fromkeys(found)))
+    pos: list[int | None] = [o[0] if len(o) == 1 else None for o in options]
+    if any(len(o) > 1 for o in options):
+        pos = _align(options) or pos
     for j, h in enumerate(header):
         if pos[j] is not None:
             continue
@@ -441,14 +453,8 @@ def _map_header(header: list[str], dictionary: Dictionary, where: str) -> list[_
             hint = f" (its checkbox columns are {', '.join(near)})" if near else ""
             problems.append(Problem(where, h, "is not in the data dictionary (a dictionary that does not "
                                     f"match the records?){hint}"))
-            continue
-        lo = max((p for p in pos[:j] if p is not None), default=-1)
-        hi = min((p for p in pos[j + 1:] if p is not None), default=len(columns))
-        fits = [p for p in options[j] if lo < p < hi]
-        if len(fits) == 1:
-            pos[j] = fits[0]
         else:
-            names = ", ".join(columns[p].name for p in (fits or options[j]))
+            names = ", ".join(columns[p].name for p in options[j])
             problems.append(Problem(where, h, f"header is ambiguous: it could be any of {names}"))
     seen: dict[int, str] = {}
     for j, p in enumerate(pos):
@@ -461,6 +467,24 @@ def _map_header(header: list[str], dictionary: Dictionary, where: str) -> list[_
     if problems:
         raise ImportFailed(problems)
     return [columns[p] for p in pos]
+
+
+def _align(options: list[list[int]]) -> list[int | None] | None:
+    """Positions for header cells whose candidate columns are `options`, increasing left to right as
+    REDCap writes them: a cell gets the one position that every increasing choice gives it (the
+    earliest and the latest choice agree), else None. None overall if no increasing choice exists."""
+    known = [j for j, o in enumerate(options) if o]
+    earliest, latest = {}, {}
+    before = -1
+    for j in known:
+        fits = [p for p in options[j] if p > before]
+        if not fits:
+            return None
+        earliest[j] = before = min(fits)
+    after = float("inf")
+    for j in reversed(known):
+        after = latest[j] = max(p for p in options[j] if p < after)
+    return [earliest[j] if j in earliest and earliest[j] == latest[j] else None for j in range(len(options))]
 
 
 def _read_table(source, where: str) -> tuple[list[str], pa.Table]:
@@ -480,9 +504,6 @@ def _read_table(source, where: str) -> tuple[list[str], pa.Table]:
     header = [h.strip().lstrip("\ufeff") for h in header]
     if not any(header):
         raise ImportFailed(Problem(where, "", "is empty (no header line)"))
-    dupes = sorted({h for h in header if header.count(h) > 1})
-    if dupes:
-        raise ImportFailed([Problem(where, h, "column appears more than once in the header") for h in dupes])
     names = [f"c{i}" for i in range(len(header))]
     try:
         table = pacsv.read_csv(
@@ -623,9 +644,7 @@ def _keys(r: _Reader, raw: pa.Table, names: list[str], typed: dict[str, pa.Array
         values, index = _encode(raw.column(EVENT))
         unique = np.array([bool(re.match(r"^[a-z0-9_]+_arm_\d+$", v)) for v in values], dtype=bool)
         if not unique.all() and r.events:
-            by_label = {}
-            for name, label in r.events.items():
-                by_label.setdefault(label, name)
+            by_label = _event_labels(r.events)
             known = set(r.events)
             values = np.array([v if v in known else by_label.get(v, v) for v in values], dtype=object)
             unique = np.array([v in known for v in values], dtype=bool)
@@ -661,8 +680,26 @@ def _keys(r: _Reader, raw: pa.Table, names: list[str], typed: dict[str, pa.Array
                  lambda row: f"repeat instrument {shown[row]!r} is not a form of the data dictionary")
 
 
+def _event_labels(events: dict[str, str]) -> dict[str, str]:
+    """Label -> unique event name; an event's bare name ("Enrollment" for "Enrollment (Arm 1: Drug A)")
+    too when only one arm has it."""
+    by_label: dict[str, str] = {}
+    bare: dict[str, list[str]] = {}
+    for name, label in events.items():
+        by_label.setdefault(label, name)
+        m = re.match(r"^(.*) \(Arm \d+:.*\)$", label)
+        bare.setdefault(m.group(1) if m else label, []).append(name)
+    for label, names in bare.items():
+        if len(names) == 1:
+            by_label.setdefault(label, names[0])
+    return by_label
+
+
 def _convert(r: _Reader, column: _Column, cells: pa.ChunkedArray) -> pa.Array:
     """One column typed; its bad cells reported."""
+    if column.field is None and not column.complete or column.field is not None and column.code is None \
+            and kind(column.field) == "text":
+        return cells.combine_chunks()       # free text is kept as written (blank is already null)
     values, index = _encode(cells)
     name = column.name
     if column.complete:
@@ -673,8 +710,6 @@ def _convert(r: _Reader, column: _Column, cells: pa.ChunkedArray) -> pa.Array:
         flags, bad = _checkbox(values, column.field.choices[column.code])
         converted = pa.array(flags, pa.bool_())
         message = "is not a checkbox value (0 or 1)"
-    elif column.field is None:      # DAG, survey identifier, survey timestamp: kept as text
-        return _take(pa.array(values, pa.string()), index)
     else:
         converted, bad, message = _typed(column.field, values)
     rows = np.flatnonzero(np.append(bad, False)[index])
@@ -706,7 +741,7 @@ def _typed(f: Field, values: np.ndarray) -> tuple[pa.Array, np.ndarray, str | np
         what = "a date YYYY-MM-DD" if k == "date" else "a date and time YYYY-MM-DD HH:MM"
         return _range(f, converted, bad, f"is not {what}", parsed)
     if k == "integer":
-        ok = np.array([bool(INTEGER.match(v)) for v in values], dtype=bool)
+        ok = np.array([bool(INTEGER.match(v)) and len(v.lstrip("+-")) <= 18 for v in values], dtype=bool)
         numbers = pd.array([int(v) if good else None for v, good in zip(values, ok)], dtype="Int64")
         converted = pa.array(numbers, pa.int64(), from_pandas=True)
         return _range(f, converted, ~ok, "is not a whole number", numbers)
@@ -714,13 +749,17 @@ def _typed(f: Field, values: np.ndarray) -> tuple[pa.Array, np.ndarray, str | np
         text = np.array([v.replace(",", ".") for v in values], dtype=object) \
             if f.validation == "number_comma_decimal" else values
         ok = np.array([bool(NUMBER.match(v)) for v in text], dtype=bool)
+        if f.type == "calc":        # REDCap writes NaN for a calculation it could not do: not computed
+            not_computed = text == "NaN"
+            ok |= not_computed
+            text = np.where(not_computed, None, text)
         numbers = pd.to_numeric(pd.Series(np.where(ok, text, None)), errors="coerce").astype("Float64")
         converted = pa.array(numbers, pa.float64(), from_pandas=True)
         return _range(f, converted, ~ok, "is not a number", numbers)
     if k == "time":
         ok = np.array([bool(TIME.match(v)) for v in values], dtype=bool)
         return pa.array(values, pa.string()), ~ok, "is not a time HH:MM"
-    return pa.array(values, pa.string()), np.zeros(len(values), dtype=bool), ""
+    raise AssertionError(f"field {f.name} of kind {k} has no conversion")
 
 
 def _range(f: Field, converted: pa.Array, bad: np.ndarray, message: str, parsed) -> tuple[pa.Array, np.ndarray, str | np.ndarray]:
@@ -780,8 +819,29 @@ def _structure(r: _Reader, columns: list[_Column], raw: pa.Table, typed: dict[st
             rows = np.flatnonzero(stray.to_numpy(zero_copy_only=False))
             r.report(rows, column.name, lambda row, form=column.form: (
                 f"a value of form {form} on a row of repeating instrument {forms_of_rows[row]}"))
+        _stray_repeating(r, columns, typed, repeating)
     _duplicates(r, typed)
     return repeating
+
+
+def _stray_repeating(r: _Reader, columns: list[_Column], typed: dict[str, pa.Array], repeating: set[str]) -> None:
+    """A repeating instrument's value on a row without a repeat instrument (in an event where that
+    form repeats) would be lost: report it."""
+    instrument = typed[INSTRUMENT]
+    plain = pc.is_null(instrument)
+    event = typed.get(EVENT)
+    for form in repeating:
+        where_plain = plain
+        if event is not None:
+            events = pc.unique(event.filter(pc.equal(instrument, form).fill_null(False)))
+            where_plain = pc.and_(plain, pc.is_in(event, value_set=events).fill_null(False))
+        for column in columns:
+            if column.form != form or column.name == r.dictionary.record_id:
+                continue
+            rows = np.flatnonzero(pc.and_(where_plain, pc.is_valid(typed[column.name]))
+                                  .to_numpy(zero_copy_only=False))
+            r.report(rows, column.name, lambda row, form=form: (
+                f"a value of repeating instrument {form} on a row without {INSTRUMENT}"))
 
 
 def _duplicates(r: _Reader, typed: dict[str, pa.Array]) -> None:
@@ -803,15 +863,25 @@ def _duplicates(r: _Reader, typed: dict[str, pa.Array]) -> None:
                                   + ", ".join(str(x + 1) for x in rows[:10])))
 
 
-def read_events(source: str | bytes | IO) -> dict[str, str]:
+def read_events(source: str | bytes | IO, arms: str | bytes | IO | None = None) -> dict[str, str]:
     """A longitudinal project's events CSV (REDCap's event export: event_name, arm_num,
-    unique_event_name, ...) as unique event name -> the label a labels export shows."""
-    where = f"events {_name(source)}"
+    unique_event_name, ...) as unique event name -> the label a labels export shows: the event's
+    name, followed by " (Arm 1: Drug A)" when the project has several arms (names from `arms`, the
+    arms export arm_num, name)."""
+    events = _dict_rows(source, "events", ("event_name", "arm_num", "unique_event_name"))
+    names = {r["arm_num"]: r["name"] for r in _dict_rows(arms, "arms", ("arm_num", "name"))} if arms else {}
+    several = len({r["arm_num"] for r in events}) > 1
+    return {r["unique_event_name"]: (f"{r['event_name']} (Arm {r['arm_num']}: {names.get(r['arm_num'], '')})"
+                                     if several else r["event_name"]) for r in events}
+
+
+def _dict_rows(source, what: str, needed: tuple[str, ...]) -> list[dict[str, str]]:
+    where = f"{what} {_name(source)}"
     try:
         with _open_text(source) as fh:
             rows = list(csv.DictReader(fh))
     except (OSError, UnicodeDecodeError, csv.Error) as e:
         raise ImportFailed(Problem(where, "", f"cannot be read: {e}")) from None
-    if not rows or "unique_event_name" not in rows[0] or "event_name" not in rows[0]:
-        raise ImportFailed(Problem(where, "", "is not a REDCap events export (event_name, unique_event_name)"))
-    return {row["unique_event_name"]: row["event_name"] for row in rows}
+    if not rows or any(n not in rows[0] for n in needed):
+        raise ImportFailed(Problem(where, "", f"is not a REDCap {what} export (columns {', '.join(needed)})"))
+    return rows
