@@ -155,6 +155,68 @@ def test_bad_export_is_refused_and_nothing_published(tmp_path, export, published
     assert fingerprint(published) == before
 
 
+def refused(folder: Path, root: Path, capsys, *extra) -> str:
+    """Import `folder`'s export into `root`: exit 2, nothing new under root; returns stderr."""
+    before = fingerprint(root)
+    code = main(["import", "redcap", "--records", str(folder / "records.csv"), "--cutoff", LAST, "--out", str(root),
+                 "--snapshot-id", f"{LAST}_bad", "--quiet", *extra])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert fingerprint(root) == before
+    return err
+
+
+def test_bad_sites_file(tmp_path, export, published, capsys):
+    folder = copy_export(export, tmp_path / "sites")
+    header, rows = read_rows(folder / "sites.csv")
+    rows[1]["activation_date"] = "01/02/2023"
+    rows[2]["target_enrollment"] = "-5"
+    write_rows(folder / "sites.csv", header, rows)
+    err = refused(folder, published, capsys)
+    assert "sites file sites.csv, row 3, field activation_date: 01/02/2023 is not a date YYYY-MM-DD" in err
+    assert "sites file sites.csv, row 4, field target_enrollment: -5 is not a whole number >= 0" in err
+    write_rows(folder / "sites.csv", [h for h in header if h != "target_enrollment"],
+               [{k: v for k, v in r.items() if k != "target_enrollment"} for r in rows])
+    assert "field target_enrollment: column(s) missing" in refused(folder, published, capsys)
+
+
+def test_patient_of_a_site_missing_from_the_sites_file(tmp_path, export, published, capsys):
+    folder = copy_export(export, tmp_path / "sites")
+    header, rows = read_rows(folder / "sites.csv")
+    gone = rows.pop(1)["site_id"]
+    write_rows(folder / "sites.csv", header, rows)
+    _, records = read_rows(folder / "records.csv")
+    patient = first(records, redcap_repeat_instrument="", site=gone)["patient_id"]
+    err = refused(folder, published, capsys)
+    assert f"record {patient}, field site: site {gone} is not in the sites file" in err
+
+
+def test_code_the_registry_does_not_know(tmp_path, export, published, capsys):
+    """A site added an etiology choice to its copy of the project: the reader accepts the code (it is
+    in that dictionary) and the import names the records that use it."""
+    folder = copy_export(export, tmp_path / "code")
+    header, rows = read_rows(folder / "dictionary.csv")
+    row = first(rows, **{"Variable / Field Name": "etiology"})
+    row["Choices, Calculations, OR Slider Labels"] += " | 7, Hemochromatosis"
+    write_rows(folder / "dictionary.csv", header, rows)
+    header, records = read_rows(folder / "records.csv")
+    patient = first(records, redcap_repeat_instrument="", etiology="1")
+    patient["etiology"] = "7"
+    write_rows(folder / "records.csv", header, records)
+    err = refused(folder, published, capsys)
+    assert f"record {patient['patient_id']}, field etiology: code 7 is not one of the registry's codes" in err
+
+
+def test_record_without_its_enrollment_form(tmp_path, export, published, capsys):
+    folder = copy_export(export, tmp_path / "orphan")
+    header, records = read_rows(folder / "records.csv")
+    orphan = first(records, redcap_repeat_instrument="")
+    records.remove(orphan)
+    write_rows(folder / "records.csv", header, records)
+    err = refused(folder, published, capsys)
+    assert f"record {orphan['patient_id']}, field first_tx_date: the record has no enrollment_baseline form" in err
+
+
 def test_dictionary_that_does_not_match_the_records(tmp_path, export, published):
     """The dictionary lacks a field the records have (an older version of the project): the real
     CLI exits 2 and names the field."""
