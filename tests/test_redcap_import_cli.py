@@ -267,6 +267,13 @@ def test_source_arguments(tmp_path, args, message, capsys):
     assert message in capsys.readouterr().err
 
 
+def test_snapshot_id_must_start_with_the_cutoff(export, tmp_path, capsys):
+    assert main(["import", "redcap", "--records", str(export / "records.csv"), "--cutoff", LAST,
+                 "--snapshot-id", "2024-01-01", "--out", str(tmp_path), "--quiet"]) == 2
+    assert "must be the cut-off date 2025-12-31" in capsys.readouterr().err
+    assert not (tmp_path / "snapshots").exists()
+
+
 def test_bad_cutoff(export, tmp_path, capsys):
     assert main(["import", "redcap", "--records", str(export / "records.csv"), "--cutoff", "2024-13-01",
                  "--out", str(tmp_path)]) == 2

@@ -16,7 +16,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from dashboard.importers import ImportFailed, Problem, parse_cutoff, publish_checked
-from dashboard.snapshots import data_root
+from dashboard.snapshots import SNAPSHOT_ID, data_root
 
 
 def _sources(args) -> tuple[Path | None, Path | None, Path | None]:
@@ -55,6 +55,8 @@ def run(args) -> int:
     records_path, dictionary_path, sites_path = _sources(args)
     root = Path(args.out) if args.out else data_root()
     snapshot_id = args.snapshot_id or cutoff.isoformat()
+    if not SNAPSHOT_ID.match(snapshot_id) or not snapshot_id.startswith(cutoff.isoformat()):
+        raise ImportFailed(f"snapshot id {snapshot_id!r} must be the cut-off date {cutoff}, optionally _suffix")
     if (root / "snapshots" / snapshot_id).exists() and not args.replace:
         raise ImportFailed(f"snapshot {snapshot_id} already exists under {root / 'snapshots'} "
                            "(--replace to replace it, or --snapshot-id with a _suffix)")

@@ -184,9 +184,9 @@ class _Problems(list):
         if n > len(rows):
             self.append(Problem("", field_name, f"{n - len(rows)} more row(s) with this problem"))
 
-    def blank(self, frame: pd.DataFrame, fields, what: str = "is blank") -> None:
+    def blank(self, frame: pd.DataFrame, fields) -> None:
         for name in fields:
-            self.flag(frame, frame[name].isna(), name, f"required value {what}")
+            self.flag(frame, frame[name].isna(), name, "required value is blank")
 
 
 def _day(values: pd.Series) -> np.ndarray:
