@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from dashboard.contract import (BCLC_STAGES, CTCAE_SOC, DRUGS, ETIOLOGIES, MICROSPHERE_SIZES,
                                 MODALITIES, NON_TARGET_STATUSES, OFF_STUDY_REASONS, RESPONSES,
@@ -315,20 +316,20 @@ def build(records, cutoff: dt.date, sites: pd.DataFrame | None = None) -> Built:
     base = form(BASELINE)
     _duplicates(base, ["record"], "first_tx_date", "record", problems)
     ids = pd.Series(records.record_ids(), dtype=object)
-    no_base = ids[~ids.isin(base["record"])]
+    no_base = ids[~_member(ids, base["record"])]
     problems.extend(Problem(f"record {r}", "first_tx_date", f"the record has no {BASELINE} form "
                             "(no first treatment date)") for r in no_base.head(SHOWN_PER_RULE))
     problems.blank(base, ["first_tx_date"])
     ftd = _day(base["first_tx_date"])
     late = base["first_tx_date"].notna() & (ftd > c)
     base = base[~late & base["first_tx_date"].notna()].reset_index(drop=True)
-    kept = set(base["record"])
+    kept = base["record"]
     notes.append(f"cut-off {cutoff}: {len(base)} patient(s) first treated by then"
                  + (f"; {int(late.sum())} first treated after it left out" if late.any() else ""))
     problems.blank(base, ["site", "age", "sex"])
 
     fu = form(FOLLOW_UP)
-    fu = fu[fu["record"].isin(kept)]
+    fu = fu[_member(fu["record"], kept)]
     _duplicates(fu, ["record"], "last_alive_date", "record", problems)
     p = base.merge(fu.drop(columns=[c_ for c_ in fu.columns if c_.startswith("redcap_")]),
                    on="record", how="left", suffixes=("", "_fu"))
@@ -353,7 +354,7 @@ def build(records, cutoff: dt.date, sites: pd.DataFrame | None = None) -> Built:
         "patient_id": p["record"], "site_id": p["site"], "first_treatment_date": p["first_tx_date"],
         "age_years": p["age"], "sex": _decode(p, "sex", problems), "etiology": _decode(p, "etiology", problems),
         "ecog_ps": p["ecog"], "child_pugh_score": cp_score,
-        "child_pugh_class": cp_score.map(lambda s: child_pugh_class(int(s)), na_action="ignore"),
+        "child_pugh_class": cp_score.astype(object).map({s: child_pugh_class(s) for s in range(5, 16)}),
         "albi_grade": _decode(p, "albi_grade", problems), "afp_ng_ml": p["afp_ng_ml"],
         "tumor_count": p["tumor_count"], "largest_tumor_cm": p["largest_tumor_cm"],
         "has_macrovascular_invasion": p["mvi"], "has_extrahepatic_spread": p["ehs"],
@@ -398,7 +399,7 @@ def build(records, cutoff: dt.date, sites: pd.DataFrame | None = None) -> Built:
 
     # --- lesion register: slots 1..7 -> one row per lesion ----------------------------------------
     reg = form(LESIONS)
-    reg = reg[reg["record"].isin(kept)].reset_index(drop=True)
+    reg = reg[_member(reg["record"], kept)].reset_index(drop=True)
     _duplicates(reg, ["record"], "les1_id", "record", problems)
     slots = []
     for k in range(1, LESION_SLOTS + 1):
@@ -483,8 +484,15 @@ def build(records, cutoff: dt.date, sites: pd.DataFrame | None = None) -> Built:
     return Built(tables, notes)
 
 
-def _rows(frame: pd.DataFrame, kept: set, date_field: str, cutoff_day: int, problems: _Problems) -> pd.DataFrame:
+def _member(values: pd.Series, kept: pd.Series) -> np.ndarray:
+    """values.isin(kept) through arrow (pandas' isin on arrow strings goes value by value)."""
+    found = pc.is_in(pa.array(values, pa.string(), from_pandas=True),
+                     value_set=pa.array(kept, pa.string(), from_pandas=True))
+    return found.to_numpy(zero_copy_only=False)
+
+
+def _rows(frame: pd.DataFrame, kept: pd.Series, date_field: str, cutoff_day: int, problems: _Problems) -> pd.DataFrame:
     """A repeating form's rows of the patients in the cut, dated by the cut-off (a blank date is a problem)."""
-    frame = frame[frame["record"].isin(kept)]
+    frame = frame[_member(frame["record"], kept)]
     problems.blank(frame, [date_field])
     return frame[_day(frame[date_field]) <= cutoff_day].reset_index(drop=True)
