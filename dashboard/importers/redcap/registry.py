@@ -309,8 +309,12 @@ def build(records, cutoff: dt.date, sites: pd.DataFrame | None = None) -> Built:
     notes: list[str] = []
 
     def form(name: str) -> pd.DataFrame:
-        """The instrument's rows, the record id column named `record`."""
-        return records.form(name).reset_index(drop=True).rename(columns={rid: "record"})
+        """The instrument's rows, the record id column named `record`; a repeating instrument of
+        an export without its repeat columns (none entered, or repeating not enabled) has instance 1."""
+        frame = records.form(name).reset_index(drop=True).rename(columns={rid: "record"})
+        if name in REPEATING and "redcap_repeat_instance" not in frame:
+            frame.insert(1, "redcap_repeat_instance", pd.array([1] * len(frame), dtype="Int64"))
+        return frame
 
     # --- patients: enrollment and baseline + follow-up ------------------------------------------
     base = form(BASELINE)
