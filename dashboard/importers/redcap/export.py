@@ -73,14 +73,19 @@ def read_project_columns(path: Path = DICTIONARY) -> tuple[list[str], dict[str, 
     return names, forms
 
 
+def _instances(pos: np.ndarray) -> np.ndarray:
+    """1, 2, ... within each run of equal patient positions (`pos` sorted)."""
+    if not len(pos):
+        return np.zeros(0, np.int64)
+    k = np.arange(len(pos))
+    start = np.r_[True, pos[1:] != pos[:-1]]
+    return k - np.maximum.accumulate(np.where(start, k, 0)) + 1
+
+
 def _rank(order: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Positions sorting rows by patient position (stable) and each row's 1-based rank within its patient."""
     idx = np.argsort(order, kind="stable")
-    p = order[idx]
-    start = np.r_[True, p[1:] != p[:-1]] if len(p) else np.zeros(0, bool)
-    k = np.arange(len(p))
-    inst = k - np.maximum.accumulate(np.where(start, k, 0)) + 1 if len(p) else k
-    return idx, inst
+    return idx, _instances(order[idx])
 
 
 def build_records(tables: dict[str, pa.Table], dictionary: Path = DICTIONARY) -> pa.Table:
@@ -144,15 +149,13 @@ def build_records(tables: dict[str, pa.Table], dictionary: Path = DICTIONARY) ->
         idx = np.lexsort(tuple(reversed(keys))) if len(pos) else np.zeros(0, np.int64)
         table = table.take(pa.array(idx))
         pos = pos[idx]
-        start = np.r_[True, pos[1:] != pos[:-1]] if len(pos) else np.zeros(0, bool)
-        k = np.arange(len(pos))
-        inst = k - np.maximum.accumulate(np.where(start, k, 0)) + 1 if len(pos) else k
+        inst = _instances(pos)
         m = len(pos)
         out = {record_id: table["patient_id"].combine_chunks(),
                "redcap_repeat_instrument": pa.array([form] * m, pa.string()),
                "redcap_repeat_instance": pa.array(inst.astype(np.int64)).cast(pa.string())}
-        for f, spec in fields.items():
-            out[f] = spec(table) if callable(spec) else (_coded(table[spec], f) if f in CHOICES else _text(table[spec]))
+        for f, column in fields.items():
+            out[f] = _coded(table[column], f) if f in CHOICES else _text(table[column])
         out[f"{form}_complete"] = pa.array([COMPLETE] * m, pa.string())
         parts.append((out, pos, 1 + REPEATING.index(form), inst))
         return table, pos
@@ -170,8 +173,7 @@ def build_records(tables: dict[str, pa.Table], dictionary: Path = DICTIONARY) ->
         "rst_visit": "visit", "rst_date": "review_date", "rst_bclc_stage": "bclc_stage", "rst_milan": "is_within_milan",
         "rst_up_to_seven": "is_within_up_to_seven", "rst_resectable": "is_resectable"})
     repeating(AE, tables["adverse_events"], [], {
-        "ae_id": "ae_id", "ae_term": "term", "ae_soc": lambda t: t["soc"].combine_chunks(), "ae_grade":
-        "grade", "ae_onset": "onset_date",
+        "ae_id": "ae_id", "ae_term": "term", "ae_soc": "soc", "ae_grade": "grade", "ae_onset": "onset_date",
         "ae_resolution": "resolution_date", "ae_serious": "is_serious", "ae_related": "is_treatment_related",
         "ae_session": "session_number"})
 
