@@ -207,6 +207,18 @@ def test_code_the_registry_does_not_know(tmp_path, export, published, capsys):
     assert f"record {patient['patient_id']}, field etiology: code 7 is not one of the registry's codes" in err
 
 
+def test_field_of_another_kind_in_the_dictionary(tmp_path, export, published, capsys):
+    """A site turned the date of death into free text: named before any record is read."""
+    folder = copy_export(export, tmp_path / "kind")
+    header, rows = read_rows(folder / "dictionary.csv")
+    first(rows, **{"Variable / Field Name": "death_date"})["Text Validation Type OR Show Slider Number"] = ""
+    first(rows, **{"Variable / Field Name": "dead"})["Field Type"] = "text"
+    write_rows(folder / "dictionary.csv", header, rows)
+    err = refused(folder, published, capsys)
+    assert "data dictionary, field death_date: is a text field; in the registry's project it is a date field" in err
+    assert "data dictionary, field dead: is a text field; in the registry's project it is a yes/no field" in err
+
+
 def test_record_without_its_enrollment_form(tmp_path, export, published, capsys):
     folder = copy_export(export, tmp_path / "orphan")
     header, records = read_rows(folder / "records.csv")

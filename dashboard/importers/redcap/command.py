@@ -49,7 +49,7 @@ def _sources(args) -> tuple[Path | None, Path | None, Path | None]:
 def run(args) -> int:
     """Read, build, validate and publish; print what was published. Returns the exit code (0)."""
     from dashboard.importers.redcap import records as reader
-    from dashboard.importers.redcap.registry import build, read_sites
+    from dashboard.importers.redcap.registry import build, check_project, read_sites
 
     cutoff = parse_cutoff(args.cutoff)
     records_path, dictionary_path, sites_path = _sources(args)
@@ -75,6 +75,7 @@ def run(args) -> int:
         steps.update()
         steps.set_postfix_str("dictionary")
         dictionary = reader.read_dictionary(dictionary_path if dictionary_path else io.StringIO(dictionary_text))
+        check_project(dictionary)                # before the records: a wrong project fails fast
         steps.update()
         steps.set_postfix_str("records")
         records = reader.read_records(records_source, dictionary, progress=not quiet)

@@ -241,8 +241,27 @@ def _duplicates(frame: pd.DataFrame, keys: list[str], field_name: str, what: str
     problems.flag(frame, dup, field_name, lambda rows: what + " " + rows[keys[-1]].astype(str) + " appears more than once")
 
 
+def _kind(f) -> str:
+    """What the reader makes of a field: date, yes/no, integer, number, code or text."""
+    v = f.validation or ""
+    if f.type in ("yesno", "truefalse"):
+        return "yes/no"
+    if f.type in ("dropdown", "radio"):
+        return "choice"
+    if v.startswith("date_") or v.startswith("datetime_"):
+        return "date"
+    if v == "integer":
+        return "integer"
+    if v.startswith("number") or f.type == "calc":
+        return "number"
+    return "text"
+
+
 def check_project(dictionary) -> None:
-    """The dictionary is the registry's project: every field the import reads is there, on its form."""
+    """The dictionary is the registry's project: every field the import reads is there, on its
+    form, of the kind the shipped project gives it (a date, a yes/no, an integer, ...)."""
+    from dashboard.importers.redcap.records import read_dictionary
+    shipped = read_dictionary(DICTIONARY).fields
     problems = []
     for name, form in REQUIRED_FORMS.items():
         f = dictionary.fields.get(name)
@@ -252,6 +271,9 @@ def check_project(dictionary) -> None:
         elif f.form != form:
             problems.append(Problem("data dictionary", name, f"is on instrument {f.form}, the registry's project "
                                                               f"has it on {form}"))
+        elif _kind(f) != _kind(shipped[name]):
+            problems.append(Problem("data dictionary", name, f"is a {_kind(f)} field; in the registry's project "
+                                                              f"it is a {_kind(shipped[name])} field"))
     if problems:
         raise ImportFailed(problems)
 
