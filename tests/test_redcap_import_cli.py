@@ -132,9 +132,129 @@ def break_nontarget_status_blank(header, rows):
     return [f"record {patient}, instance {row['redcap_repeat_instance']}", "img_l3_nt_status", "blank"]
 
 
+def break_blank_sex(header, rows):
+    row = first(rows, redcap_repeat_instrument="")
+    row["sex"] = ""
+    return [f"record {row['patient_id']}, field sex: required value is blank"]
+
+
+def break_blank_last_alive(header, rows):
+    row = first(rows, redcap_repeat_instrument="")
+    row["last_alive_date"] = ""
+    return [f"record {row['patient_id']}, field last_alive_date: required value is blank"]
+
+
+def break_dead_without_date(header, rows):
+    row = first(rows, redcap_repeat_instrument="", dead="0")
+    row["dead"] = "1"
+    return [f"record {row['patient_id']}, field death_date: 'Has the patient died?' is Yes but the death date is blank"]
+
+
+def break_reason_without_date(header, rows):
+    row = first(rows, redcap_repeat_instrument="", off_study_date="")
+    row["off_study_reason"] = "4"
+    return [f"record {row['patient_id']}, field off_study_reason: an off-study reason is given without an off-study date"]
+
+
+def break_session_blank_dose(header, rows):
+    row = first(rows, redcap_repeat_instrument="deb_tace_session", redcap_repeat_instance="2")
+    row["dose_mg"] = ""
+    return [f"record {row['patient_id']}, instance 2, field dose_mg: required value is blank"]
+
+
+def break_session_number_twice(header, rows):
+    row = first(rows, redcap_repeat_instrument="deb_tace_session", redcap_repeat_instance="2")
+    row["session_number"] = "1"
+    return [f"record {row['patient_id']}, instance 1, field session_number: session 1 appears more than once",
+            f"record {row['patient_id']}, instance 2, field session_number: session 1 appears more than once"]
+
+
+def break_session_without_date(header, rows):
+    row = first(rows, redcap_repeat_instrument="deb_tace_session", redcap_repeat_instance="2")
+    row["session_date"] = ""
+    return [f"record {row['patient_id']}, instance 2, field session_date: required value is blank"]
+
+
+def break_lesion_values_without_id(header, rows):
+    row = first(rows, redcap_repeat_instrument="", les7_id="")
+    row["les7_segment"] = "3"
+    return [f"record {row['patient_id']}, field les7_segment: lesion 7 has a value but no lesion id (les7_id)"]
+
+
+def break_lesion_id_twice(header, rows):
+    row = first(rows, redcap_repeat_instrument="", les2_id="T2")
+    row["les2_id"] = row["les1_id"]
+    return [f"record {row['patient_id']}, field lesion_id: lesion id {row['les1_id']} appears more than once"]
+
+
+def break_target_blank(header, rows):
+    row = first(rows, redcap_repeat_instrument="", les1_id="T1")
+    row["les1_target"] = ""
+    return [f"record {row['patient_id']}, field les1_target: required value is blank"]
+
+
+def break_visit_twice(header, rows):
+    row = first(rows, redcap_repeat_instrument="imaging_assessment", redcap_repeat_instance="3")
+    row["img_visit"] = "baseline"
+    return [f"record {row['patient_id']}, instance 3, field img_visit: visit baseline appears more than once"]
+
+
+def break_overall_blank_at_follow_up(header, rows):
+    row = first(rows, redcap_repeat_instrument="imaging_assessment", redcap_repeat_instance="2")
+    row["img_overall"] = ""
+    return [f"record {row['patient_id']}, instance 2, field img_overall: the overall response is blank at a "
+            "follow-up assessment"]
+
+
+def break_diameter_of_a_non_target(header, rows):
+    patient = first(rows, redcap_repeat_instrument="", les3_target="0")["patient_id"]
+    row = first(rows, patient_id=patient, redcap_repeat_instrument="imaging_assessment")
+    row["img_l3_viable_mm"] = "12"
+    return [f"record {patient}, instance {row['redcap_repeat_instance']}, field img_l3_viable_mm: lesion "
+            f"{first(rows, patient_id=patient, redcap_repeat_instrument='')['les3_id']} is a non-target lesion"]
+
+
+def break_status_of_a_target(header, rows):
+    row = first(rows, redcap_repeat_instrument="imaging_assessment")
+    row["img_l1_nt_status"] = "2"
+    return [f"record {row['patient_id']}, instance {row['redcap_repeat_instance']}, field img_l1_nt_status: "
+            "lesion T1 is a target lesion: no non-target status"]
+
+
+def break_measurement_without_lesion(header, rows):
+    patient = first(rows, redcap_repeat_instrument="", les7_id="")["patient_id"]
+    row = first(rows, patient_id=patient, redcap_repeat_instrument="imaging_assessment")
+    row["img_l7_viable_mm"] = "10"
+    return [f"record {patient}, instance {row['redcap_repeat_instance']}, field img_l7_viable_mm: lesion 7 is not "
+            "in the lesion register"]
+
+
+def break_review_blank_stage(header, rows):
+    row = first(rows, redcap_repeat_instrument="restaging_review")
+    row["rst_bclc_stage"] = ""
+    return [f"record {row['patient_id']}, instance {row['redcap_repeat_instance']}, field rst_bclc_stage: "
+            "required value is blank"]
+
+
+def break_ae_blank_term(header, rows):
+    row = first(rows, redcap_repeat_instrument="adverse_event")
+    row["ae_term"] = ""
+    return [f"record {row['patient_id']}, instance {row['redcap_repeat_instance']}, field ae_term: required value is blank"]
+
+
+def break_ae_id_twice(header, rows):
+    row = first(rows, redcap_repeat_instrument="adverse_event", redcap_repeat_instance="2")
+    row["ae_id"] = "AE001"
+    return [f"record {row['patient_id']}, instance 2, field ae_id: adverse event id AE001 appears more than once"]
+
+
 BREAKS = [break_no_record_id, break_unknown_field, break_invalid_date, break_grade_7,
           break_instance_without_instrument, break_session_1_date, break_death_without_flag,
-          break_nontarget_status_blank]
+          break_nontarget_status_blank, break_blank_sex, break_blank_last_alive, break_dead_without_date,
+          break_reason_without_date, break_session_blank_dose, break_session_number_twice, break_session_without_date,
+          break_lesion_values_without_id, break_lesion_id_twice, break_target_blank, break_visit_twice,
+          break_overall_blank_at_follow_up, break_diameter_of_a_non_target, break_status_of_a_target,
+          break_measurement_without_lesion, break_review_blank_stage, break_ae_blank_term, break_ae_id_twice]
 
 
 @pytest.mark.parametrize("damage", BREAKS, ids=[b.__name__[6:] for b in BREAKS])
@@ -328,6 +448,22 @@ def test_data_cut_drops_rows_after_it_and_clears_deaths(tmp_path, export):
     assert all(r["off_study_date"] is None or r["off_study_date"] <= CUT for r in patients.values())
     imaging = pq.read_table(snap / "imaging.parquet")
     assert max(imaging["imaging_date"].to_pylist()) <= CUT
+
+
+def test_blank_ae_id_is_ae_and_the_instance(tmp_path, export):
+    folder = copy_export(export, tmp_path / "aeid")
+    header, rows = read_rows(folder / "records.csv")
+    row = first(rows, redcap_repeat_instrument="adverse_event", redcap_repeat_instance="3")
+    for other in rows:
+        if other["patient_id"] == row["patient_id"] and other["redcap_repeat_instrument"] == "adverse_event":
+            other["ae_id"] = f"X{other['redcap_repeat_instance']}"
+    row["ae_id"] = ""
+    write_rows(folder / "records.csv", header, rows)
+    assert main(["import", "redcap", "--records", str(folder / "records.csv"), "--cutoff", LAST,
+                 "--out", str(tmp_path / "data"), "--quiet"]) == 0
+    ae = pq.read_table(tmp_path / "data" / "snapshots" / LAST / "adverse_events.parquet").to_pylist()
+    ids = sorted(r["ae_id"] for r in ae if r["patient_id"] == row["patient_id"])
+    assert "AE003" in ids and "X3" not in ids and "X1" in ids
 
 
 # --- the REDCap API ------------------------------------------------------------------------------

@@ -18,6 +18,7 @@ from dashboard.snapshots import read_manifest
 PATIENTS, SEED, SITES = 300, 7, 12
 LAST = cut_dates()[-1]
 EARLY = cut_dates()[3]          # 2023-12-31: accrual still running, many deaths and AEs after it
+FIRST = cut_dates()[0]          # 2023-03-31: most sites not yet activated
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +57,7 @@ def assert_same_tables(got, want, skip=()):
             assert a[column].equals(b[column]), f"{name}.{column}"
 
 
-@pytest.mark.parametrize("cutoff", [LAST, EARLY], ids=["last-cut", "earlier-cut"])
+@pytest.mark.parametrize("cutoff", [LAST, EARLY, FIRST], ids=["last-cut", "earlier-cut", "first-cut"])
 def test_import_equals_the_synthetic_snapshot(tmp_path, synthetic, export, cutoff):
     got = imported(tmp_path, export, cutoff)
     want = synthetic / "snapshots" / cutoff.isoformat()
@@ -72,6 +73,8 @@ def test_the_earlier_cut_really_cuts(synthetic):
     early = read_manifest(synthetic / "snapshots" / EARLY.isoformat())["tables"]
     last = read_manifest(synthetic / "snapshots" / LAST.isoformat())["tables"]
     assert all(early[t]["rows"] < last[t]["rows"] for t in ("patients", "treatments", "imaging", "adverse_events"))
+    first = read_manifest(synthetic / "snapshots" / FIRST.isoformat())["tables"]
+    assert first["sites"]["rows"] < last["sites"]["rows"]                  # sites activated after it
     last_patients = pq.read_table(synthetic / "snapshots" / LAST.isoformat() / "patients.parquet").to_pylist()
     enrolled = [p for p in last_patients if p["first_treatment_date"] <= EARLY]
     assert any(p["death_date"] and p["death_date"] > EARLY for p in enrolled)       # deaths to clear
