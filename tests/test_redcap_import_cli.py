@@ -412,6 +412,44 @@ def test_bad_cutoff(export, tmp_path, capsys):
     assert "--cutoff '2024-13-01' is not a date" in capsys.readouterr().err
 
 
+FOLLOW_UP_COLUMNS = ("last_alive_date", "dead", "death_date", "off_study_date", "off_study_reason", "follow_up_complete")
+
+
+def longitudinal(export: Path, dest: Path) -> tuple[Path, list[str], list[dict], list[dict]]:
+    """The export as a longitudinal project would give it: everything at event baseline_arm_1
+    except the follow-up instrument, on its own row at event month_12_arm_1."""
+    folder = copy_export(export, dest)
+    header, rows = read_rows(folder / "records.csv")
+    header.insert(1, "redcap_event_name")
+    later = []
+    for r in rows:
+        r["redcap_event_name"] = "baseline_arm_1"
+        if r["redcap_repeat_instrument"] == "":
+            moved = {c: "" for c in header} | {"patient_id": r["patient_id"], "redcap_event_name": "month_12_arm_1"}
+            for c in FOLLOW_UP_COLUMNS:
+                moved[c], r[c] = r[c], ""
+            later.append(moved)
+    return folder, header, rows, later
+
+
+def test_longitudinal_export(tmp_path, export, published, capsys):
+    folder, header, rows, later = longitudinal(export, tmp_path / "long")
+    write_rows(folder / "records.csv", header, rows + later)
+    root = tmp_path / "data"
+    assert main(["import", "redcap", "--records", str(folder / "records.csv"), "--cutoff", LAST, "--out", str(root),
+                 "--quiet"]) == 0
+    for name in ("patients", "treatments", "lesion_measurements", "adverse_events"):
+        assert pq.read_table(root / "snapshots" / LAST / f"{name}.parquet").equals(
+            pq.read_table(published / "snapshots" / LAST / f"{name}.parquet")), name
+    # the follow-up filled at two events: both named
+    rows[0].update({c: later[0][c] for c in FOLLOW_UP_COLUMNS})
+    write_rows(folder / "records.csv", header, rows + later)
+    err = refused(folder, published, capsys)
+    for event in ("baseline_arm_1", "month_12_arm_1"):
+        assert (f"record {rows[0]['patient_id']}, event {event}, field last_alive_date: the follow_up instrument "
+                "is filled more than once") in err
+
+
 # --- the data cut --------------------------------------------------------------------------------
 
 def test_data_cut_drops_rows_after_it_and_clears_deaths(tmp_path, export):

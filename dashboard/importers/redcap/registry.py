@@ -236,6 +236,14 @@ def _decode(frame: pd.DataFrame, name: str, problems: _Problems) -> pd.Series:
     return out
 
 
+def _once(frame: pd.DataFrame, form: str, field_name: str, problems: _Problems) -> pd.DataFrame:
+    """A non-repeating instrument holds one row per patient (at one event of a longitudinal
+    project); more is a problem, and the first row is kept so the other checks can go on."""
+    problems.flag(frame, frame.duplicated(["record"], keep=False), field_name,
+                  f"the {form} instrument is filled more than once for this record (the registry keeps one)")
+    return frame.drop_duplicates(["record"]).reset_index(drop=True)
+
+
 def _duplicates(frame: pd.DataFrame, keys: list[str], field_name: str, what: str, problems: _Problems):
     dup = frame.duplicated(keys, keep=False)
     problems.flag(frame, dup, field_name, lambda rows: what + " " + rows[keys[-1]].astype(str) + " appears more than once")
@@ -340,7 +348,7 @@ def build(records, cutoff: dt.date, sites: pd.DataFrame | None = None) -> Built:
 
     # --- patients: enrollment and baseline + follow-up ------------------------------------------
     base = form(BASELINE)
-    _duplicates(base, ["record"], "first_tx_date", "record", problems)
+    base = _once(base, BASELINE, "first_tx_date", problems)
     ids = pd.Series(records.record_ids(), dtype=object)
     no_base = ids[~_member(ids, base["record"])]
     problems.extend(Problem(f"record {r}", "first_tx_date", f"the record has no {BASELINE} form "
@@ -356,7 +364,7 @@ def build(records, cutoff: dt.date, sites: pd.DataFrame | None = None) -> Built:
 
     fu = form(FOLLOW_UP)
     fu = fu[_member(fu["record"], kept)]
-    _duplicates(fu, ["record"], "last_alive_date", "record", problems)
+    fu = _once(fu, FOLLOW_UP, "last_alive_date", problems)
     p = base.merge(fu.drop(columns=[c_ for c_ in fu.columns if c_.startswith("redcap_")]),
                    on="record", how="left", suffixes=("", "_fu"))
     problems.flag(p, p["last_alive_date"].isna(), "last_alive_date",
@@ -426,7 +434,7 @@ def build(records, cutoff: dt.date, sites: pd.DataFrame | None = None) -> Built:
     # --- lesion register: slots 1..7 -> one row per lesion ----------------------------------------
     reg = form(LESIONS)
     reg = reg[_member(reg["record"], kept)].reset_index(drop=True)
-    _duplicates(reg, ["record"], "les1_id", "record", problems)
+    reg = _once(reg, LESIONS, "les1_id", problems)
     slots = []
     for k in range(1, LESION_SLOTS + 1):
         lid, seg, tgt, trt = (f"les{k}_{x}" for x in ("id", "segment", "target", "treated"))
