@@ -6,6 +6,7 @@ generator's own publication (dashboard/generate.py, `cut_tables`), which shares 
 export writer or the importer.
 """
 import datetime as dt
+from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
@@ -36,7 +37,7 @@ def export(tmp_path_factory):
     return out
 
 
-def imported(tmp_path, export, cutoff: dt.date, *extra) -> "Path":
+def imported(tmp_path, export, cutoff: dt.date, *extra) -> Path:
     root = tmp_path / "data"
     assert main(["import", "redcap", "--records", str(export / "records.csv"), "--dictionary",
                  str(export / "dictionary.csv"), "--cutoff", cutoff.isoformat(), "--out", str(root), "--quiet",

@@ -246,7 +246,8 @@ def _once(frame: pd.DataFrame, form: str, field_name: str, problems: _Problems) 
 
 def _duplicates(frame: pd.DataFrame, keys: list[str], field_name: str, what: str, problems: _Problems):
     dup = frame.duplicated(keys, keep=False)
-    problems.flag(frame, dup, field_name, lambda rows: what + " " + rows[keys[-1]].astype(str) + " appears more than once")
+    problems.flag(frame, dup, field_name,
+                  lambda rows: what + " " + rows[keys[-1]].astype(str) + " appears more than once")
 
 
 def _kind(f) -> str:
@@ -407,15 +408,17 @@ def build(records, cutoff: dt.date, sites: pd.DataFrame | None = None) -> Built:
             notes.append(f"sites: {len(sites) - len(site_rows)} activated after the cut-off left out")
     else:
         labels = dictionary.fields["site"].choices
-        used = [s for s in labels if s in set(p["site"].dropna())]
+        with_patients = set(p["site"].dropna())
+        used = [s for s in labels if s in with_patients]
         site_rows = pd.DataFrame({"site_id": used, "site_name": [labels[s] for s in used],
                                   "activation_date": pd.Series([pd.NaT] * len(used), dtype="datetime64[ns]"),
                                   "target_enrollment": pd.Series([pd.NA] * len(used), dtype="Int64")})
         notes.append(f"sites: no sites file; {len(used)} site(s) with patients, names from the dictionary's "
                      "site list; activation_date and target_enrollment left blank (not recorded)")
+    missing = (" is not in the sites file (or was activated after the cut-off)" if sites is not None
+               else " is not in the dictionary's site list")
     problems.flag(p, p["site"].notna() & ~p["site"].isin(site_rows["site_id"]), "site",
-                  lambda rows: "site " + rows["site"].astype(str) + (" is not in the sites file (or was activated after the cut-off)"
-                                                     if sites is not None else " is not in the dictionary's site list"))
+                  lambda rows: "site " + rows["site"].astype(str) + missing)
 
     # --- DEB-TACE sessions --------------------------------------------------------------------
     s = _rows(form(SESSION), kept, "session_date", c, problems)
@@ -470,11 +473,14 @@ def build(records, cutoff: dt.date, sites: pd.DataFrame | None = None) -> Built:
                            dtype=object).astype("boolean")
         has = lesion_id.notna()
         for name in (viable, status):
-            problems.flag(im, ~has & im[name].notna(), name, f"lesion {k} is not in the lesion register (les{k}_id is blank)")
+            problems.flag(im, ~has & im[name].notna(), name,
+                          f"lesion {k} is not in the lesion register (les{k}_id is blank)")
         problems.flag(im, has & (target == True) & im[status].notna(), status,  # noqa: E712
-                      lambda rows: "lesion " + lesion_id[rows.index].astype(str) + " is a target lesion: no non-target status")
+                      lambda rows: "lesion " + lesion_id[rows.index].astype(str)
+                      + " is a target lesion: no non-target status")
         problems.flag(im, has & (target == False) & im[viable].notna(), viable,  # noqa: E712
-                      lambda rows: "lesion " + lesion_id[rows.index].astype(str) + " is a non-target lesion: no viable diameter")
+                      lambda rows: "lesion " + lesion_id[rows.index].astype(str)
+                      + " is a non-target lesion: no viable diameter")
         problems.flag(im, has & (target == False) & im[status].isna(), status,  # noqa: E712
                       lambda rows: "the status of non-target lesion " + lesion_id[rows.index].astype(str) + " is blank")
         one = im[has]
