@@ -673,3 +673,115 @@ def test_a_repeating_instruments_value_on_a_plain_row_of_its_event(tmp_path):
     assert len(found) == 6          # vld1..vld5 and visit_lab_data_complete of that row
     assert one(found, "field vld1") == ("record 220, event visit_1_arm_1, field vld1: a value of repeating "
                                         "instrument visit_lab_data on a row without redcap_repeat_instrument")
+
+
+def test_other_delimiters_decimal_commas_and_spreadsheet_blank_rows(tmp_path):
+    """REDCap exports with a chosen delimiter (here ';') and decimal character (','); a spreadsheet
+    adds rows of empty cells. The frames are those of the plain export; row numbers stay the file's."""
+    header, rows = rows_of(VIGNETTE)
+    text = ";".join(header) + "\n" + ";".join([""] * len(header)) + "\n"
+    text += "\n".join(";".join(r[h].replace(".", ",") if h in ("height", "weight", "bmi") else r[h]
+                               for h in header) for r in rows) + "\n"
+    (tmp_path / "r.csv").write_text(text)
+    d = dictionary(VIGNETTE)
+    records = read_records(tmp_path / "r.csv", d)
+    plain = read_records(REDCAP / VIGNETTE / "data.csv", d)
+    for form in d.forms:
+        pd.testing.assert_frame_equal(records.form(form), plain.form(form), obj=form)
+    (tmp_path / "r.csv").write_text(text.replace("\n1;image;2;", "\n1;image;1;"))
+    with pytest.raises(ImportFailed) as e:
+        read_records(tmp_path / "r.csv", d)
+    # data rows 8 and 9 of the file (the blank row is row 1).
+    assert problems(e) == ["record 1, instance 1: 2 rows have this record (repeat instrument image): rows 8, 9"]
+
+
+def test_a_row_with_a_stray_delimiter(tmp_path):
+    header, rows = rows_of(REPEAT)
+    text = (REDCAP / REPEAT / "data.csv").read_text().replace("1,bp,2,,", "1,bp,2,,,", 1)
+    (tmp_path / "r.csv").write_text(text)
+    with pytest.raises(ImportFailed) as e:
+        read_records(tmp_path / "r.csv", dictionary(REPEAT))
+    assert problems(e) == [f"records {tmp_path / 'r.csv'}, the row '1,bp,2,,,,,,,,,,2019-10-14,111,101,2': "
+                           "has 16 cells where the header has 15 (a stray ',' or a missing one?)"]
+
+
+def test_datetimes_times_dmy_dates_and_today_bounds(tmp_path):
+    """A small project of our own for validations the fixtures lack (REDCap's validation names)."""
+    header, *_ = list(csv.reader(open(REDCAP / REPEAT / "dictionary.csv", encoding="utf-8-sig")))
+    blank = [""] * 8
+    fields = [["pid", "visit", "", "text", "Patient"] + [""] * 13,
+              ["seen_at", "visit", "", "text", "Seen at", "", "", "datetime_seconds_ymd", "", ""] + blank,
+              ["clock", "visit", "", "text", "Clock", "", "", "time", "", ""] + blank,
+              ["born", "visit", "", "text", "Born", "", "", "date_dmy", "1900-01-01", "today"] + blank,
+              ["ok", "visit", "", "truefalse", "OK"] + [""] * 13]
+    d = read_dictionary(write(tmp_path / "d.csv", header, fields))
+    data = [["1", "2024-05-06 07:08:09", "23:59", "31/12/1999", "True", "2"],
+            ["2", "2024-05-06 07:08", "07:05", "1999-12-31", "False", "0"]]
+    frame = read_records(write(tmp_path / "r.csv", ["pid", "seen_at", "clock", "born", "ok", "visit_complete"], data),
+                         d).form("visit")
+    assert frame["seen_at"].tolist() == [pd.Timestamp("2024-05-06 07:08:09"), pd.Timestamp("2024-05-06 07:08")]
+    assert frame["born"].tolist() == [pd.Timestamp("1999-12-31")] * 2
+    assert frame["ok"].tolist() == [True, False] and frame["clock"].tolist() == ["23:59", "07:05"]
+    tomorrow = (pd.Timestamp.today() + pd.Timedelta(days=1)).strftime("%Y-%m-%d")
+    data = [["1", "2024-05-06 25:08", "24:00", tomorrow, "yes", "2"]]
+    with pytest.raises(ImportFailed) as e:
+        read_records(write(tmp_path / "r.csv", ["pid", "seen_at", "clock", "born", "ok", "visit_complete"], data), d)
+    assert problems(e) == [
+        "record 1, field seen_at: '2024-05-06 25:08' is not a date and time YYYY-MM-DD HH:MM",
+        "record 1, field clock: '24:00' is not a time HH:MM",
+        f"record 1, field born: '{tomorrow}' is above the maximum today",
+        "record 1, field ok: 'yes' is not 1 (True) or 0 (False)"]
+
+
+def test_instrument_labels_given_and_events_file_checked(tmp_path):
+    header, rows = rows_of(REPEAT)
+    for row in rows:
+        if row["redcap_repeat_instrument"] == "bp":
+            row["redcap_repeat_instrument"] = "Blood pressure readings"
+    path = write(tmp_path / "r.csv", header, rows)
+    d = dictionary(REPEAT)
+    with pytest.raises(ImportFailed) as e:
+        read_records(path, d)
+    # One problem per row, naming it; not one more for each value on those rows.
+    assert problems(e) == [f"record {r}, instance {i}, field redcap_repeat_instrument: repeat instrument "
+                           "'Blood pressure readings' is not a form of the data dictionary"
+                           for r, i in (("1", 1), ("1", 2), ("1", 3), ("2", 1))]
+    records = read_records(path, d, instruments={"bp": "Blood pressure readings"})
+    pd.testing.assert_frame_equal(records.form("bp"), read_records(REDCAP / REPEAT / "data.csv", d).form("bp"))
+    with pytest.raises(ImportFailed) as e:
+        read_events(REDCAP / LONG / "arm.csv")
+    assert "is not a REDCap events export (columns event_name, arm_num, unique_event_name)" in str(e.value)
+
+
+def test_a_dictionary_missing_only_optional_columns_reads(tmp_path):
+    """A hand-edited dictionary that lost 'Field Annotation' and 'Section Header' still reads (they are
+    blank); one without 'Text Validation Type OR Show Slider Number' does not."""
+    header, *rows = list(csv.reader(open(REDCAP / REPEAT / "dictionary.csv", encoding="utf-8-sig")))
+    keep = [i for i, h in enumerate(header) if h not in ("Field Annotation", "Section Header")]
+    d = read_dictionary(write(tmp_path / "d.csv", [header[i] for i in keep], [[r[i] for i in keep] for r in rows]))
+    assert d.fields == dictionary(REPEAT).fields
+    keep = [i for i, h in enumerate(header) if h != "Text Validation Type OR Show Slider Number"]
+    with pytest.raises(ImportFailed) as e:
+        read_dictionary(write(tmp_path / "d.csv", [header[i] for i in keep], [[r[i] for i in keep] for r in rows]))
+    assert "no column 'Text Validation Type OR Show Slider Number'" in str(e.value)
+
+
+def test_a_missing_record_id_and_unknown_columns_are_reported_together(tmp_path):
+    header, rows = rows_of(REPEAT)
+    rows[0]["tumour_size"] = "3"
+    with pytest.raises(ImportFailed) as e:
+        read_records(write(tmp_path / "r.csv", header[1:] + ["tumour_size"], rows), dictionary(REPEAT))
+    found = problems(e)
+    assert len(found) == 2
+    one(found, "field record_id", "no record id column")
+    one(found, "field tumour_size", "is not in the data dictionary")
+
+
+def test_an_event_not_in_the_projects_events(tmp_path):
+    header, rows = rows_of(LONG)
+    rows[1]["redcap_event_name"] = "dose_9_arm_1"
+    events = read_events(REDCAP / LONG / "event.csv", REDCAP / LONG / "arm.csv")
+    with pytest.raises(ImportFailed) as e:
+        read_records(write(tmp_path / "r.csv", header, rows), dictionary(LONG), events=events)
+    assert problems(e) == ["record 100, event dose_9_arm_1, field redcap_event_name: "
+                           "'dose_9_arm_1' is not a unique event name of the project's events"]

@@ -38,9 +38,10 @@ def read_token(token_file: str | Path) -> str:
     token = text.strip()
     if not TOKEN.match(token):
         # Say what is wrong without showing any of it.
+        hexadecimal = re.fullmatch(r"[0-9A-Fa-f]*", token) is not None
         raise ImportFailed(Problem(f"token file {path}", "", f"does not hold a REDCap API token "
                                    f"(32 or 64 hexadecimal characters; it holds {len(token)} characters"
-                                   f"{', not all hexadecimal' if token and not re.fullmatch(r'[0-9A-Fa-f]*', token) else ''})"))
+                                   f"{'' if hexadecimal else ', not all hexadecimal'})"))
     return token
 
 
@@ -93,8 +94,10 @@ def fetch(url: str, token_file: str | Path, progress: bool = False) -> tuple[str
     """Return (records CSV text, data dictionary CSV text) of the project at REDCap API `url`, using
     the token in `token_file`; raises ImportFailed naming the URL (never the token).
 
-    Records come as a raw flat export (raw codes, raw headers, unique event names), asked for in
-    batches of BATCH records after one request for the record ids."""
+    Records come as a raw flat CSV export (raw codes, raw headers, unique event names, the data
+    access group when the project has them), asked for in batches of BATCH records after one request
+    for the record ids; the batches are joined under one header. Only CSV is asked for: REDCap's
+    JSON gives the same values and would only be turned back into CSV here."""
     _check_url(url)
     token = read_token(token_file)
     try:

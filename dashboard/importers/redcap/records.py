@@ -61,6 +61,9 @@ DICTIONARY_HEADER = [
     ("Matrix Ranking?", "matrix_ranking"),
     ("Field Annotation", "field_annotation"),
 ]
+# The columns a dictionary cannot do without (name, form, type, label, choices, validation, min,
+# max); a hand-edited file that lost another one (a note, an annotation) reads it as blank.
+ESSENTIAL = {0, 1, 3, 4, 5, 7, 8, 9}
 FIELD_TYPES = {"text", "notes", "dropdown", "radio", "checkbox", "yesno", "truefalse", "calc",
                "slider", "file", "descriptive", "sql"}
 CHOICE_TYPES = {"dropdown", "radio", "checkbox"}
@@ -112,7 +115,7 @@ def kind(field: Field) -> str:
         return "date"
     if v.startswith("datetime_"):
         return "datetime"
-    if v in ("time", "time_hh_mm"):
+    if v in ("time", "time_hh_mm_ss"):
         return "time"
     if v == "integer":
         return "integer"
@@ -197,8 +200,8 @@ def parse_choices(text: str) -> dict[str, str]:
 
 def read_dictionary(source: str | bytes | IO) -> Dictionary:
     """Parse a data dictionary CSV (a path or a file-like object) by REDCap's 18 standard header
-    texts (or the API metadata export's names for them); raises ImportFailed naming the field and
-    the problem."""
+    texts (or the API metadata export's names for them; ESSENTIAL ones must be there); raises
+    ImportFailed naming the field and the problem."""
     where = f"data dictionary {_name(source)}"
     try:
         with _open_text(source) as fh:
@@ -215,7 +218,7 @@ def read_dictionary(source: str | bytes | IO) -> Dictionary:
         found = [j for j, h in enumerate(header) if h in (text, api)]
         if found:
             position[i] = found[0]
-        else:
+        elif i in ESSENTIAL:
             missing.append(text)
     if missing:
         raise ImportFailed(Problem(where, "", "is not a REDCap data dictionary: no column "
@@ -224,8 +227,8 @@ def read_dictionary(source: str | bytes | IO) -> Dictionary:
     fields: dict[str, Field] = {}
     forms: dict[str, list[str]] = {}
     for line, row in enumerate(rows[1:], start=2):
-        cell = [row[position[i]].strip() if position[i] < len(row) else "" for i in range(18)]
-        name, form, ftype = cell[0], cell[1], cell[3]
+        cell = [row[position[i]].strip() if i in position and position[i] < len(row) else "" for i in range(18)]
+        name, form, ftype = cell[0], cell[1], cell[3].lower()
         at = f"{where} line {line}"
 
         def bad(message: str) -> None:
@@ -265,7 +268,7 @@ def read_dictionary(source: str | bytes | IO) -> Dictionary:
             choices = dict(FIXED_CHOICES[ftype])
         else:
             calculation = cell[5]
-        validation = cell[7] or None
+        validation = cell[7].lower() or None
         if ftype == "slider":
             validation = None       # this column holds "number" when the slider shows its value
         field = Field(name=name, form=form, type=ftype, label=cell[4], choices=choices,
@@ -296,13 +299,13 @@ def _bound(field: Field, text: str):
         return None
     if k in ("date", "datetime"):
         if text in ("today", "now"):
-            return pd.Timestamp(dt.date.today())
+            return pd.Timestamp(dt.date.today()) if text == "today" else pd.Timestamp.now().floor("s")
         parsed = _parse_dates(np.array([text], dtype=object), DATE_FORMATS.get(field.validation or "", DATETIME_FORMATS)
                               + DATETIME_FORMATS + ["%Y-%m-%d"])
         if pd.isna(parsed[0]):
             raise ValueError(text)
         return parsed[0]
-    value = float(text)
+    value = float(text.replace(",", ".") if k == "number" else text)
     if k == "integer" and not value.is_integer():
         raise ValueError(text)
     return value
@@ -464,6 +467,10 @@ def _map_header(header: list[str], dictionary: Dictionary, where: str) -> list[_
             problems.append(Problem(where, header[j], f"is the same column as {seen[p]!r} "
                                     f"({columns[p].name}), which comes earlier"))
         seen[p] = header[j]
+    rid = dictionary.record_id
+    if 0 not in pos:
+        problems.insert(0, Problem(where, rid, f"no record id column: the first field of the data dictionary, "
+                                   f"{rid!r}, is not in the header ({', '.join(header[:5])}, ...)"))
     if problems:
         raise ImportFailed(problems)
     return [columns[p] for p in pos]
@@ -487,29 +494,45 @@ def _align(options: list[list[int]]) -> list[int | None] | None:
     return [earliest[j] if j in earliest and earliest[j] == latest[j] else None for j in range(len(options))]
 
 
-def _read_table(source, where: str) -> tuple[list[str], pa.Table]:
-    """The file's header cells and its rows as text columns (blank = null)."""
+DELIMITERS = ",;\t|^"     # REDCap lets a user pick any of these for a CSV export
+
+
+def _read_table(source, where: str) -> tuple[list[str], pa.Table, np.ndarray]:
+    """The file's header cells, its rows as text columns (blank = null) and each row's number in the
+    file (1 = the first row under the header). The delimiter is the
+    one of DELIMITERS the header line holds most of; rows whose cells are all blank (a spreadsheet's
+    trailing ",,,," lines) are dropped; a row with more or fewer cells than the header is an error."""
     try:
         if isinstance(source, (str, Path)):
             with open(source, encoding="utf-8-sig", newline="") as fh:
-                header = next(csv.reader(fh), [])
+                first = fh.readline()
             data = source
         else:
             raw = source if isinstance(source, (bytes, str)) else source.read()
             raw = raw.encode("utf-8") if isinstance(raw, str) else raw
-            header = next(csv.reader(io.StringIO(raw.decode("utf-8-sig"), newline="")), [])
+            first = io.StringIO(raw.decode("utf-8-sig"), newline="").readline()
             data = io.BytesIO(raw)
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
+    except (OSError, UnicodeDecodeError) as e:
         raise ImportFailed(Problem(where, "", f"cannot be read: {e}")) from None
+    delimiter = max(DELIMITERS, key=first.count) if first.strip() else ","
+    header = next(csv.reader([first.rstrip("\r\n")], delimiter=delimiter), [])
     header = [h.strip().lstrip("\ufeff") for h in header]
     if not any(header):
         raise ImportFailed(Problem(where, "", "is empty (no header line)"))
     names = [f"c{i}" for i in range(len(header))]
+    bad_rows: list[Problem] = []
+
+    def bad_row(row) -> str:
+        text = row.text if len(row.text) <= 40 else row.text[:40] + "..."
+        bad_rows.append(Problem(f"the row {text!r}", "", f"has {row.actual_columns} cells where the header has "
+                                f"{row.expected_columns} (a stray {delimiter!r} or a missing one?)"))
+        return "skip"
     try:
         table = pacsv.read_csv(
             data,
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1, block_size=1 << 24),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True),
+            parse_options=pacsv.ParseOptions(delimiter=delimiter, newlines_in_values=True,
+                                              invalid_row_handler=bad_row),
             convert_options=pacsv.ConvertOptions(column_types={n: pa.string() for n in names},
                                                  null_values=[""], strings_can_be_null=True,
                                                  quoted_strings_can_be_null=True))
@@ -517,8 +540,17 @@ def _read_table(source, where: str) -> tuple[list[str], pa.Table]:
         message = str(e)
         if "UTF8" in message or "utf8" in message.lower():
             message = "is not UTF-8 text (save it as 'CSV UTF-8')"
-        raise ImportFailed(Problem(where, "", f"cannot be read as CSV: {message}")) from None
-    return header, table
+        raise ImportFailed(Problem(where, "", f"cannot be read as CSV: {message[:300]}")) from None
+    if bad_rows:
+        raise ImportFailed([Problem(f"{where}, {p.where}", p.field, p.message) for p in bad_rows])
+    numbers = np.arange(1, table.num_rows + 1)
+    blank = None
+    for column in table.columns:
+        blank = pc.is_null(column) if blank is None else pc.and_(blank, pc.is_null(column))
+    if blank is not None and pc.any(blank).as_py():
+        keep = pc.invert(blank)
+        table, numbers = table.filter(keep), numbers[keep.to_numpy(zero_copy_only=False)]
+    return header, table, numbers
 
 
 def _encode(column: pa.ChunkedArray) -> tuple[np.ndarray, np.ndarray]:
@@ -570,11 +602,12 @@ class _Reader:
         self.problems: list[Problem] = []
         self.n = raw.num_rows
         self.record = self.event = self.instrument = self.instance = None   # per-row key arrays
+        self.numbers = np.arange(1, self.n + 1)     # each row's number in the file
 
     def at(self, row: int) -> str:
         """'record 12, event baseline_arm_1, instance 2' for a row (the parts the export has)."""
         parts = [f"record {self.record[row]}"] if self.record is not None and self.record[row] is not None \
-            else [f"row {row + 1}"]
+            else [f"row {self.numbers[row]}"]
         if self.event is not None and self.event[row] is not None:
             parts.append(f"event {self.event[row]}")
         if self.instance is not None and self.instance[row] is not None:
@@ -595,17 +628,14 @@ def read_records(source: str | bytes | IO, dictionary: Dictionary, progress: boo
     label) are only needed to read a labels export whose event or repeat instrument cells are labels;
     without `instruments` a form's label is matched the way REDCap derives form names from labels."""
     where = f"records {_name(source)}"
-    header, raw = _read_table(source, where)
+    header, raw, numbers = _read_table(source, where)
     steps = _progress(progress, raw.num_columns + 3)
     columns = _map_header(header, dictionary, where)
     names = [c.name for c in columns]
     raw = raw.rename_columns(names)
     steps.update()
-    rid = dictionary.record_id
-    if rid not in names:
-        raise ImportFailed(Problem(where, rid, f"no record id column: the first field of the data dictionary, "
-                                   f"{rid!r}, is not in the header ({', '.join(header[:5])}, ...)"))
     r = _Reader(header, raw, dictionary, where, events, instruments)
+    r.numbers = numbers
     typed: dict[str, pa.Array] = {}
     _keys(r, raw, names, typed)
     steps.update()
@@ -639,11 +669,11 @@ def _keys(r: _Reader, raw: pa.Table, names: list[str], typed: dict[str, pa.Array
     typed[rid] = record
     r.record = record.to_numpy(zero_copy_only=False)
     for row in np.flatnonzero(pc.is_null(record).to_numpy(zero_copy_only=False)):
-        r.problems.append(Problem(f"row {row + 1}", rid, "the record id is blank"))
+        r.problems.append(Problem(f"row {r.numbers[row]}", rid, "the record id is blank"))
     if EVENT in names:
         values, index = _encode(raw.column(EVENT))
         unique = np.array([bool(re.match(r"^[a-z0-9_]+_arm_\d+$", v)) for v in values], dtype=bool)
-        if not unique.all() and r.events:
+        if r.events:        # labels become unique names, and a name must be one of the project's
             by_label = _event_labels(r.events)
             known = set(r.events)
             values = np.array([v if v in known else by_label.get(v, v) for v in values], dtype=object)
@@ -652,7 +682,8 @@ def _keys(r: _Reader, raw: pa.Table, names: list[str], typed: dict[str, pa.Array
         typed[EVENT] = event
         r.event = event.to_numpy(zero_copy_only=False)
         bad = np.flatnonzero(np.append(~unique, False)[index])
-        hint = "" if r.events else " (an event label? pass the project's events to read a labels export)"
+        hint = " of the project's events" if r.events else \
+            " (an event label? pass the project's events to read a labels export)"
         r.report(bad, EVENT, lambda row: f"{r.event[row]!r} is not a unique event name{hint}")
         r.report(np.flatnonzero(index < 0), EVENT, lambda row: "the event name is blank")
     if INSTANCE in names:
@@ -668,7 +699,7 @@ def _keys(r: _Reader, raw: pa.Table, names: list[str], typed: dict[str, pa.Array
     if INSTRUMENT in names:
         forms = r.dictionary.forms
         values, index = _encode(raw.column(INSTRUMENT))
-        labels = {(_normal_label(l)): f for f, l in (r.instruments or {}).items()}
+        labels = {_normal_label(label): form for form, label in (r.instruments or {}).items()}
         keys = {_form_key(f): f for f in forms}
         mapped = np.array([v if v in forms else labels.get(_normal_label(v), keys.get(_form_key(v), v))
                            for v in values], dtype=object)
@@ -746,8 +777,9 @@ def _typed(f: Field, values: np.ndarray) -> tuple[pa.Array, np.ndarray, str | np
         converted = pa.array(numbers, pa.int64(), from_pandas=True)
         return _range(f, converted, ~ok, "is not a whole number", numbers)
     if k == "number":
-        text = np.array([v.replace(",", ".") for v in values], dtype=object) \
-            if f.validation == "number_comma_decimal" else values
+        # A decimal comma: number_comma_decimal, or an export made with REDCap's decimal character ','
+        # (REDCap never writes a thousands separator).
+        text = np.array([v.replace(",", ".") for v in values], dtype=object)
         ok = np.array([bool(NUMBER.match(v)) for v in text], dtype=bool)
         if f.type == "calc":        # REDCap writes NaN for a calculation it could not do: not computed
             not_computed = text == "NaN"
@@ -811,10 +843,12 @@ def _structure(r: _Reader, columns: list[_Column], raw: pa.Table, typed: dict[st
         valid = [f for f in pc.unique(instrument).to_pylist() if f in r.dictionary.forms]
         repeating = set(valid)
         keys = {r.dictionary.record_id, EVENT, INSTRUMENT, INSTANCE, DAG, SURVEY_ID}
+        # Rows whose instrument is not a form are reported once, not again for each of their values.
+        known = pc.is_in(instrument, value_set=pa.array(valid, pa.string())).fill_null(False)
         for column in columns:
             if column.name in keys or column.form is None:
                 continue
-            stray = pc.and_(pc.is_valid(typed[column.name]),
+            stray = pc.and_(pc.and_(pc.is_valid(typed[column.name]), known),
                             pc.not_equal(instrument, column.form).fill_null(False))
             rows = np.flatnonzero(stray.to_numpy(zero_copy_only=False))
             r.report(rows, column.name, lambda row, form=column.form: (
@@ -860,7 +894,7 @@ def _duplicates(r: _Reader, typed: dict[str, pa.Array]) -> None:
         rows = list(rows)
         form = f" (repeat instrument {instrument[rows[0]]})" if instrument is not None and instrument[rows[0]] else ""
         r.problems.append(Problem(r.at(rows[0]), "", f"{len(rows)} rows have this record{form}: rows "
-                                  + ", ".join(str(x + 1) for x in rows[:10])))
+                                  + ", ".join(str(r.numbers[x]) for x in rows[:10])))
 
 
 def read_events(source: str | bytes | IO, arms: str | bytes | IO | None = None) -> dict[str, str]:
