@@ -406,6 +406,15 @@ def test_snapshot_id_must_start_with_the_cutoff(export, tmp_path, capsys):
     assert not (tmp_path / "snapshots").exists()
 
 
+def test_data_root_that_cannot_be_written(export, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["import", "redcap", "--records", str(export / "records.csv"), "--cutoff", LAST,
+                 "--out", str(blocker), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert f"data root {blocker}: the snapshot cannot be written there" in err and "Traceback" not in err
+
+
 def test_bad_cutoff(export, tmp_path, capsys):
     assert main(["import", "redcap", "--records", str(export / "records.csv"), "--cutoff", "2024-13-01",
                  "--out", str(tmp_path)]) == 2

@@ -86,8 +86,12 @@ def run(args) -> int:
         del records
         steps.update()
         steps.set_postfix_str("validate and publish")
-        path, warnings = publish_checked(root, cutoff, built.tables, source="redcap", snapshot_id=snapshot_id,
-                                         replace=args.replace)
+        try:
+            path, warnings = publish_checked(root, cutoff, built.tables, source="redcap", snapshot_id=snapshot_id,
+                                             replace=args.replace)
+        except OSError as e:
+            raise ImportFailed(Problem(f"data root {root}", "", f"the snapshot cannot be written there "
+                                       f"({e.strerror or type(e).__name__}: {e.filename or root})")) from None
         steps.update()
     finally:
         steps.close()
