@@ -169,3 +169,10 @@ def test_hand_written_registry_round_trips(tmp_path, empty):
     write_export(tables, tmp_path / "export")
     got = imported(tmp_path, tmp_path / "export", dt.date(2024, 12, 31))
     assert_same_tables(got, want)
+
+
+def test_generate_redcap_into_a_file_is_refused(tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    assert main(["generate", "--format", "redcap", "--out", str(blocker / "x"), "--patients", "5", "--quiet"]) == 2
+    assert f"cannot write the export into {blocker / 'x'}" in capsys.readouterr().err

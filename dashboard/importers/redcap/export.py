@@ -232,7 +232,10 @@ def write_dictionary(out: Path, sites: pa.Table, source: Path = DICTIONARY) -> P
 def write_export(tables: dict[str, pa.Table], out_dir, progress: bool = False) -> list[Path]:
     """Write records.csv, dictionary.csv and sites.csv of `tables` into `out_dir`; returns the paths."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"cannot write the export into {out_dir}: {e.strerror or type(e).__name__}") from None
     with tqdm(total=3, disable=not progress, desc="REDCap export", unit="file") as bar:
         records = build_records(tables)
         path = out_dir / "records.csv"
