@@ -480,6 +480,10 @@ def test_data_cut_drops_rows_after_it_and_clears_deaths(tmp_path, export):
     run = cli("import", "redcap", "--records", export / "records.csv", "--cutoff", CUT, "--out", root, "--quiet")
     assert run.returncode == 0, run.stderr
     assert f"{len(enrolled)} patient(s) first treated by then" in run.stdout
+    late_sessions = sum(1 for r in rows if r["redcap_repeat_instrument"] == "deb_tace_session"
+                        and r["patient_id"] in enrolled and r["session_date"] > CUT.isoformat())
+    assert f"dated after the cut-off: {late_sessions} sessions, " in run.stdout
+    assert f"; {len(later_deaths)} deaths, " in run.stdout
     snap = root / "snapshots" / CUT.isoformat()
     patients = {r["patient_id"]: r for r in pq.read_table(snap / "patients.parquet").to_pylist()}
     assert set(patients) == enrolled

@@ -421,7 +421,8 @@ def build(records, cutoff: dt.date, sites: pd.DataFrame | None = None) -> Built:
                   lambda rows: "site " + rows["site"].astype(str) + missing)
 
     # --- DEB-TACE sessions --------------------------------------------------------------------
-    s = _rows(form(SESSION), kept, "session_date", c, problems)
+    dropped: dict[str, int] = {}
+    s = _rows(form(SESSION), kept, "session_date", c, problems, dropped, "sessions")
     problems.blank(s, ["session_number", "drug", "dose_mg", "microsphere_size", "superselective"])
     _duplicates(s.dropna(subset=["session_number"]), ["record", "session_number"], "session_number",
                 "session", problems)
@@ -455,7 +456,7 @@ def build(records, cutoff: dt.date, sites: pd.DataFrame | None = None) -> Built:
                "is_target": les["is_target"], "is_treated": les["is_treated"]}
 
     # --- imaging assessments and their lesion measurements ---------------------------------------
-    im = _rows(form(IMAGING), kept, "img_date", c, problems)
+    im = _rows(form(IMAGING), kept, "img_date", c, problems, dropped, "imaging assessments")
     problems.blank(im, ["img_visit"])
     _duplicates(im.dropna(subset=["img_visit"]), ["record", "img_visit"], "img_visit", "visit", problems)
     problems.flag(im, im["img_visit"].notna() & (im["img_visit"] != "baseline") & im["img_overall"].isna(),
@@ -489,7 +490,7 @@ def build(records, cutoff: dt.date, sites: pd.DataFrame | None = None) -> Built:
     measurements = {name: [part[name] for part in meas] for name in TABLES["lesion_measurements"].column_names}
 
     # --- restaging reviews ---------------------------------------------------------------------
-    r = _rows(form(RESTAGING), kept, "rst_date", c, problems)
+    r = _rows(form(RESTAGING), kept, "rst_date", c, problems, dropped, "restaging reviews")
     problems.blank(r, ["rst_visit", "rst_bclc_stage", "rst_milan", "rst_up_to_seven", "rst_resectable"])
     _duplicates(r.dropna(subset=["rst_visit"]), ["record", "rst_visit"], "rst_visit", "visit", problems)
     staging = {"patient_id": r["record"], "visit": r["rst_visit"], "review_date": r["rst_date"],
@@ -497,7 +498,7 @@ def build(records, cutoff: dt.date, sites: pd.DataFrame | None = None) -> Built:
                "is_within_up_to_seven": r["rst_up_to_seven"], "is_resectable": r["rst_resectable"]}
 
     # --- adverse events --------------------------------------------------------------------------
-    a = _rows(form(AE), kept, "ae_onset", c, problems)
+    a = _rows(form(AE), kept, "ae_onset", c, problems, dropped, "adverse events")
     problems.blank(a, ["ae_term", "ae_grade", "ae_serious", "ae_related"])
     ae_id = a["ae_id"].astype(object)
     blank_id = ae_id.isna()
@@ -513,6 +514,12 @@ def build(records, cutoff: dt.date, sites: pd.DataFrame | None = None) -> Built:
 
     if problems:
         raise ImportFailed(list(problems))
+    cleared = {"deaths": int((p["death_date"].notna() & death.isna()).sum()),
+               "off-study dates": int((p["off_study_date"].notna() & ~off_kept).sum()),
+               "AE resolutions": int((a["ae_resolution"].notna() & adverse_events["resolution_date"].isna()).sum())}
+    if any(dropped.values()) or any(cleared.values()):
+        notes.insert(1, "dated after the cut-off: " + ", ".join(f"{n} {w}" for w, n in dropped.items()) + " dropped; "
+                     + ", ".join(f"{n} {w}" for w, n in cleared.items()) + " cleared")
     tables = {
         "sites": _table("sites", {k: site_rows[k] for k in ("site_id", "site_name", "activation_date",
                                                              "target_enrollment")}),
@@ -531,8 +538,12 @@ def _member(values: pd.Series, kept: pd.Series) -> np.ndarray:
     return found.to_numpy(zero_copy_only=False)
 
 
-def _rows(frame: pd.DataFrame, kept: pd.Series, date_field: str, cutoff_day: int, problems: _Problems) -> pd.DataFrame:
-    """A repeating form's rows of the patients in the cut, dated by the cut-off (a blank date is a problem)."""
+def _rows(frame: pd.DataFrame, kept: pd.Series, date_field: str, cutoff_day: int, problems: _Problems,
+          dropped: dict, what: str) -> pd.DataFrame:
+    """A repeating form's rows of the patients in the cut, dated by the cut-off (a blank date is a
+    problem); counts the rows dated after it in `dropped[what]`."""
     frame = frame[_member(frame["record"], kept)]
     problems.blank(frame, [date_field])
-    return frame[_day(frame[date_field]) <= cutoff_day].reset_index(drop=True)
+    in_cut = _day(frame[date_field]) <= cutoff_day
+    dropped[what] = int((frame[date_field].notna() & ~in_cut).sum())
+    return frame[in_cut].reset_index(drop=True)
