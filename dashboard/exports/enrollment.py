@@ -69,11 +69,13 @@ def accrual_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
     target = pd.to_numeric(per_site["target_enrollment"], errors="coerce").to_numpy(float)
     has = ~np.isnan(target)
     pooled_target = np.bincount(at[has], weights=target[has], minlength=len(months))
-    pooled["target_enrollment"] = pooled_target if has.any() else np.full(len(months), np.nan)
-    rows = pd.DataFrame({c: np.concatenate([pooled[c], per_site[c].to_numpy(float if c == "target_enrollment"
-                                                                             else None)])
-                         for c in columns})
-    rows["target_enrollment"] = rows["target_enrollment"].astype("Int64")
+    # the view's integer type (nullable Int32 when some site has no target): no pooled target when none has
+    dtype = per_site["target_enrollment"].dtype
+    pooled["target_enrollment"] = pd.array(pooled_target if has.any() else [None] * len(months),
+                                           dtype=dtype if has.all() else "Int32")
+    rows = pd.DataFrame({c: np.concatenate([pooled[c], per_site[c].to_numpy()]) for c in columns[:5]})
+    rows["target_enrollment"] = pd.concat([pd.Series(pooled["target_enrollment"]), per_site["target_enrollment"]],
+                                          ignore_index=True)
     sites = per_site.drop_duplicates("site_id")
     return Export("accrual", rows, int(per_site["n_enrolled"].sum()),
                   {"n_sites": len(sites), "n_sites_with_target": int(sites["target_enrollment"].notna().sum())})
