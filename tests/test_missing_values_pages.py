@@ -4,8 +4,9 @@ ECOG, tumour burden, Milan or resectability at baseline; sites without activatio
 target; no treatment sessions; imaging with a single target pseudo-lesion 'SUM' (the sum of
 diameters), no modality, no new-lesion flag and no local response; adverse events without a
 session. Every callback of every page (each page option in turn, with and without a filter) and
-every CSV download is replayed through the Flask test client as the browser posts it, and must
-answer 200 with no "Something went wrong", no traceback and no failure in the server log.
+every CSV download is replayed through the Flask test client as the browser posts it, for three
+roles, and must answer 200 with no "Something went wrong", no traceback and no failure in the
+server log. The same on the partly recorded registry of tests/test_missing_values.py.
 """
 from __future__ import annotations
 
@@ -119,53 +120,72 @@ class FailureLog(logging.Handler):
 
 
 @pytest.fixture(scope="module")
-def answers(adam_root, dash_app, tmp_path_factory):
-    """[(what, status, body)] for every callback of every page under each option value and filter,
-    and every CSV download; with the failures the server logged."""
+def partly_root(tmp_path_factory):
+    from test_missing_values import CUT, partly_recorded
+    root = tmp_path_factory.mktemp("partly_recorded")
+    write_snapshot(root, CUT, partly_recorded(), source="redcap")
+    return root
+
+
+SCENARIOS = ({}, {"site": ["S02"]}, {"bclc": ["B"]}, {"bclc": ["unknown"]}, {"ecog": ["unknown"]}, {"sex": ["F"]})
+
+
+def replay_every_page(session, snapshot_id: str) -> list:
+    """[(what, status, body)] for every callback of every page under each option value and filter, and
+    every CSV download (each option value in the URL)."""
+    out = []
+    for path, _ in PAGES:
+        callbacks, sync, base = session.plan(path)
+        options = page_option_values(path)
+        for scenario in SCENARIOS:
+            values, page_values = update_values(base, snapshot_id, scenario)
+            r = session.client.post("/_dash-update-component", json=callback_body(sync, values, "snapshot-select.value"))
+            out.append((f"{path} sync {scenario}", r.status_code, r.data))
+            variants = [page_values] + [{**page_values, option_key(k): v}
+                                        for k, vs in options.items() for v in vs if scenario == {}]
+            for variant in variants:
+                for dep in callbacks:
+                    r = session.client.post("/_dash-update-component",
+                                            json=callback_body(dep, variant, "filter-state.data"))
+                    chosen = {k: variant.get(option_key(k)) for k in options}
+                    out.append((f"{path} {dep['output'][:70]} {scenario} {chosen}", r.status_code, r.data))
+        for figure, (page, _) in FIGURES.items():
+            if page != path.strip("/") and not (path == "/" and page == "overview"):
+                continue
+            for search in [""] + [f"?{k}={v}" for k, vs in options.items() for v in vs]:
+                r = session.client.post("/_dash-update-component", json=download_body(
+                    session, figure, search, {"snapshot": snapshot_id, "query": ""}))
+                out.append((f"download {figure} {search}", r.status_code, r.data))
+    return out
+
+
+@pytest.fixture(scope="module", params=["adam_like", "partly_recorded"])
+def answers(request, dash_app, tmp_path_factory):
+    """{role: [(what, status, body)]} of every page on one cut, for the committee (every site), an
+    investigator (site S01) and the sponsor (small cells suppressed); with the failures the server logged.
+    The cuts are not synthetic, so they are served only after sign-in."""
+    root = request.getfixturevalue("adam_root" if request.param == "adam_like" else "partly_root")
     monkeypatch = pytest.MonkeyPatch()
-    monkeypatch.setenv("REGISTRY_DATA", str(adam_root))
+    monkeypatch.setenv("REGISTRY_DATA", str(root))
     failures = FailureLog()
     logging.getLogger().addHandler(failures)
-    out = []
+    out = {}
     try:
         session = Session(dash_app)         # the callback map, read before sign-in is switched on
-        # a cut that is not synthetic is served only after sign-in: as the committee (every site)
-        stack = signed_in(monkeypatch, tmp_path_factory.mktemp("users"))
-        stack.__enter__()
-        session.client.environ_base["HTTP_X_REMOTE_USER"] = "committee"
-        for path, _ in PAGES:
-            callbacks, sync, base = session.plan(path)
-            options = page_option_values(path)
-            for scenario in ({}, {"site": ["S02"]}, {"bclc": ["B"]}, {"sex": ["F"]}):
-                values, page_values = update_values(base, "2024-12-31", scenario)
-                r = session.client.post("/_dash-update-component", json=callback_body(sync, values, "snapshot-select.value"))
-                out.append((f"{path} sync {scenario}", r.status_code, r.data))
-                variants = [page_values] + [{**page_values, option_key(k): v}
-                                            for k, vs in options.items() for v in vs if scenario == {}]
-                for variant in variants:
-                    for dep in callbacks:
-                        r = session.client.post("/_dash-update-component",
-                                                json=callback_body(dep, variant, "filter-state.data"))
-                        chosen = {k: variant.get(option_key(k)) for k in options}
-                        out.append((f"{path} {dep['output'][:70]} {scenario} {chosen}", r.status_code, r.data))
-            for figure, (page, _) in FIGURES.items():
-                if page != path.strip("/") and not (path == "/" and page == "overview"):
-                    continue
-                searches = [""] + [f"?{k}={v}" for k, vs in options.items() for v in vs]
-                for search in searches:
-                    r = session.client.post("/_dash-update-component", json=download_body(
-                        session, figure, search, {"snapshot": "2024-12-31", "query": ""}))
-                    out.append((f"download {figure} {search}", r.status_code, r.data))
+        with signed_in(monkeypatch, tmp_path_factory.mktemp("users")):
+            for role in ("committee", "investigator", "sponsor"):
+                session.client.environ_base["HTTP_X_REMOTE_USER"] = role
+                out[role] = replay_every_page(session, "2024-12-31")
     finally:
         logging.getLogger().removeHandler(failures)
         monkeypatch.undo()
     return out, failures.records
 
 
-def test_every_page_and_download_answers_on_the_adam_like_cut(answers):
-    items, logged = answers
-    assert len(items) > 100
-    bad = [f"{what}: {status}" for what, status, body in items
+def test_every_page_and_download_answers(answers):
+    by_role, logged = answers
+    assert all(len(items) > 100 for items in by_role.values())
+    bad = [f"{role}: {what}: {status}" for role, items in by_role.items() for what, status, body in items
            if status not in (200, 204) or b"Something went wrong" in body or b"Traceback" in body]
     assert not logged, "\n\n".join(dict.fromkeys(r.splitlines()[-1] + "\n" + r for r in logged))
     assert not bad, "\n".join(bad[:20])
