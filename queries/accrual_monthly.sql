@@ -1,11 +1,16 @@
 -- One row per site in scope and filter per calendar month, from the first site activation to the cut-off month:
 -- patients enrolled that month and cumulatively (current filter), with the site's target (null: none recorded).
 -- A site whose activation date was not recorded counts from its first enrolment (any patient, not only the filter's).
-with site_start as (
-    select s.site_id,
-           coalesce(s.activation_date, (select min(a.first_treatment_date) from cohort_all a
-                                        where a.site_id = s.site_id)) as start_date
+with first_enrolment as (
+    select site_id, min(first_treatment_date) as first_date
+    from cohort_all
+    group by site_id
+),
+
+site_start as (
+    select s.site_id, coalesce(s.activation_date, f.first_date) as start_date
     from sites_in_scope s
+    left join first_enrolment f using (site_id)
 ),
 
 months as (
