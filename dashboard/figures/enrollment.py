@@ -34,7 +34,8 @@ def _of_target(values: pd.Series) -> list[str]:
     return ["" if t != t else f" of target {t:.0f}" for t in _targets(values)]
 
 
-def accrual_figure(accrual: pd.DataFrame, per_site: bool = False, target_label: str = "Target (sum of sites)") -> Figure:
+def accrual_figure(accrual: pd.DataFrame, per_site: bool = False,
+                   target_label: str = "Target (sum of sites)") -> Figure:
     """Cumulative patients by month: pooled (with the summed target) or one line per site (with
     each site's target as a dotted line in the same colour); no target line where no target was
     recorded. Input: rows of accrual export; a suppressed cumulative count ("<5") leaves its month
