@@ -15,7 +15,7 @@ from dash import dcc, html
 
 from dashboard import ids
 from dashboard.contract import BCLC_STAGES, CHILD_PUGH_CLASSES, ETIOLOGIES
-from dashboard.filters import UNKNOWN_ETIOLOGY
+from dashboard.filters import UNKNOWN
 from dashboard.access import AccessDenied
 from dashboard.snapshots import SnapshotError
 
@@ -48,11 +48,11 @@ def filter_panel():
             dcc.Dropdown(id=ids.SNAPSHOT, clearable=False, options=[], value=None),
         ], className="mb-3"),
         _multi(ids.F_SITE, "Sites", []),
-        _multi(ids.F_BCLC, "BCLC stage", opts(BCLC_STAGES)),
-        _multi(ids.F_CHILD_PUGH, "Child-Pugh class", opts(CHILD_PUGH_CLASSES)),
-        _multi(ids.F_ETIOLOGY, "Etiology", opts(ETIOLOGIES + (UNKNOWN_ETIOLOGY,))),
+        _multi(ids.F_BCLC, "BCLC stage", opts(BCLC_STAGES + (UNKNOWN,))),
+        _multi(ids.F_CHILD_PUGH, "Child-Pugh class", opts(CHILD_PUGH_CLASSES + (UNKNOWN,))),
+        _multi(ids.F_ETIOLOGY, "Etiology", opts(ETIOLOGIES + (UNKNOWN,))),
         _multi(ids.F_SEX, "Sex", opts(("M", "F"), {"M": "Male", "F": "Female"})),
-        _multi(ids.F_ECOG, "ECOG performance status", opts(("0", "1", "2", "3", "4"))),
+        _multi(ids.F_ECOG, "ECOG performance status", opts(("0", "1", "2", "3", "4", UNKNOWN))),
         html.Div([
             dbc.Label("Age (years)", html_for=ids.F_AGE, className="filter-label"),
             dcc.RangeSlider(id=ids.F_AGE, min=18, max=100, step=1, value=[18, 100],

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from dashboard.contract import BCLC_STAGES, CHILD_PUGH_CLASSES, ETIOLOGIES, SEXES
 
-UNKNOWN_ETIOLOGY = "unknown"     # etiology is null in the data: filterable as 'unknown'
+UNKNOWN = "unknown"              # a value the source did not record (null in the data): filterable as 'unknown'
 
 
 class FilterError(ValueError):
@@ -23,11 +23,11 @@ class FilterError(ValueError):
 
 LIST_KEYS = {
     "site": None,                                   # checked against the snapshot's sites
-    "bclc": BCLC_STAGES,
-    "child_pugh": CHILD_PUGH_CLASSES,
-    "etiology": ETIOLOGIES + (UNKNOWN_ETIOLOGY,),
+    "bclc": BCLC_STAGES + (UNKNOWN,),
+    "child_pugh": CHILD_PUGH_CLASSES + (UNKNOWN,),
+    "etiology": ETIOLOGIES + (UNKNOWN,),
     "sex": SEXES,
-    "ecog": ("0", "1", "2", "3", "4"),
+    "ecog": ("0", "1", "2", "3", "4", UNKNOWN),
 }
 INT_KEYS = ("age_min", "age_max")
 DATE_KEYS = ("enrolled_from", "enrolled_to")
@@ -136,9 +136,7 @@ class Filters:
         out = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            if f.name == "ecog":
-                v = [int(x) for x in v]
-            elif isinstance(v, tuple):
+            if isinstance(v, tuple):
                 v = list(v)
             out["f_" + f.name] = v if v not in ([], ()) else None
         return out

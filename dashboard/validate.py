@@ -245,7 +245,8 @@ class _Checker:
         E, W = "error", "warning"
         if self.both("patients"):
             self.offenders(E, "patients", "child_pugh_class", "must agree with child_pugh_score (A 5-6, B 7-9, C 10-15)",
-                           "select patient_id from patients where child_pugh_class <> case "
+                           "select patient_id from patients where child_pugh_score is not null "
+                           "and child_pugh_class <> case "
                            "when child_pugh_score <= 6 then 'A' when child_pugh_score <= 9 then 'B' else 'C' end")
             self.offenders(E, "patients", "last_known_alive_date", "must be on or after first_treatment_date",
                            "select patient_id from patients where last_known_alive_date < first_treatment_date")

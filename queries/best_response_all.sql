@@ -1,6 +1,7 @@
 -- One row per patient per response scope ('overall', 'local'): best overall response (BOR) and best percent change.
 -- BOR: best recorded response at post-baseline visits up to and including the first PD, CR > PR > SD > PD > NE;
--- NE with no post-baseline scan. best_pct_change: minimum percent change over the same visits (waterfall bar);
+-- NE with no post-baseline scan. A follow-up without a local response (not assessed apart) is NE in the local scope,
+-- as mRECIST scores an assessment not done; n_scans_not_assessed counts them. best_pct_change: minimum percent change over the same visits (waterfall bar);
 -- null (not evaluable) with no baseline sum or no post-baseline sum. No confirmation of response is required.
 -- sample_rank: the patient's place in a fixed pseudo-random order (by the SHA-256 hex of the id), the order in
 -- which the spider plot samples patients; computed here once, not hashed at every query.
@@ -19,7 +20,9 @@ scopes as (
 visits as (
     select
         sc.scope, c.patient_id, i.visit, i.imaging_date,
-        case when sc.scope = 'overall' then i.overall_response else i.local_response end as response
+        -- a follow-up whose treated lesions were not assessed apart (local_response not recorded) is NE locally
+        case when sc.scope = 'overall' then i.overall_response else coalesce(i.local_response, 'NE') end as response,
+        sc.scope = 'local' and i.local_response is null as is_not_assessed
     from enrolled c
     cross join scopes sc
     join stg_imaging i using (patient_id)
@@ -42,7 +45,8 @@ bor as (
     select scope, patient_id,
            arg_min(response, case response when 'CR' then 1 when 'PR' then 2 when 'SD' then 3
                                            when 'PD' then 4 else 5 end) as bor,
-           count(*) as n_scans
+           count(*) as n_scans,
+           count(*) filter (where is_not_assessed) as n_scans_not_assessed
     from counted group by all
 ),
 
@@ -60,6 +64,7 @@ final as (
         sc.scope, c.patient_id, c.site_id, c.bclc_stage,
         coalesce(b.bor, 'NE') as bor,
         coalesce(b.n_scans, 0) as n_followup_scans,
+        coalesce(b.n_scans_not_assessed, 0) as n_scans_not_assessed,
         u.baseline_mm,
         u.best_pct_change,
         u.best_visit,

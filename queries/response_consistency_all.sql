@@ -23,7 +23,7 @@ judged as (
         m.sum_mm, m.baseline_mm, m.nadir_before_mm, m.pct_change,
         case when m.nadir_before_mm > 0
              then 100.0 * (m.sum_mm - m.nadir_before_mm) / m.nadir_before_mm end as pct_from_nadir,
-        coalesce(i.has_new_lesion, false) as has_new_lesion
+        i.has_new_lesion
     from measured m
     join stg_imaging i using (patient_id, visit)
     where not m.is_baseline and m.baseline_mm > 0
@@ -51,8 +51,9 @@ final as (
         j.has_new_lesion, j.has_non_target_progression, j.has_non_target_present,
         -- never null (no coalesce, so that a filter on it splits into conjuncts the optimizer can push down)
         j.recorded is not null and j.recorded <> 'NE' and j.implied <> j.recorded
+            -- a new-lesion flag the source did not record may explain a PD: not read as "no new lesion"
             and not (j.scope = 'overall' and j.recorded = 'PD'
-                     and (j.has_new_lesion or j.has_non_target_progression))
+                     and (j.has_new_lesion is distinct from false or j.has_non_target_progression))
             and not (j.scope = 'overall' and j.recorded = 'PR' and j.implied = 'CR'
                      and j.has_non_target_present) as is_discrepant
     from checked j

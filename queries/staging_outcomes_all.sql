@@ -1,6 +1,7 @@
 -- One row per enrolled patient (no filter): baseline and best follow-up staging (BCLC, Milan, resectability) and downstaging outcomes.
 -- Best follow-up BCLC = the lowest stage at any review (0 < A < B < C < D). Downstaged to Milan: outside Milan at
 -- baseline and within Milan at any review. Converted: not resectable at baseline and resectable at any review.
+-- Both are null for a patient whose baseline Milan status (resectability) was not recorded.
 -- Materialized once per snapshot: filters never change these values; `staging_outcomes` keeps the patients of the
 -- current filter and scope.
 with reviews as (
@@ -31,8 +32,11 @@ final as (
         case when r.n_reviews is not null then 'restaged'
              when c.death_date is not null then 'died before restaging'
              else 'not yet restaged' end as restaging_status,
-        not c.is_within_milan and coalesce(r.any_within_milan, false) as is_downstaged_to_milan,
-        not c.is_resectable and coalesce(r.any_resectable, false) as is_converted_to_resectable
+        -- null when the baseline was not recorded: such a patient is neither downstaged nor not downstaged
+        case when c.is_within_milan is not null
+             then not c.is_within_milan and coalesce(r.any_within_milan, false) end as is_downstaged_to_milan,
+        case when c.is_resectable is not null
+             then not c.is_resectable and coalesce(r.any_resectable, false) end as is_converted_to_resectable
     from cohort_all c
     left join reviews r using (patient_id)
 )

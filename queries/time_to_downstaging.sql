@@ -2,6 +2,7 @@
 -- "Staging and downstaging"). From the first DEB-TACE (time zero) to the first review within Milan: status 1 (the
 -- event); death before that: status 2 (the competing event); otherwise status 0, censored at the last review, or at
 -- day 0 with no review. A review within Milan on the day of death counts as the event (it was recorded alive).
+-- A patient whose baseline Milan status was not recorded is not here (`not null` is not true): not known to be outside.
 with base as (
     select
         patient_id,

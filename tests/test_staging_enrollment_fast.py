@@ -123,8 +123,14 @@ def old_group_rates(patients, levels):
             eligible = sub[sub[eligible_col].astype(bool)]
             n, x = len(eligible), int(eligible[achieved_col].astype(bool).sum())
             rate, lo, hi = clopper_pearson(x, n)
-            rows.append((group, measure, n, x, rate, lo, hi))
-    return pd.DataFrame(rows, columns=["group", "measure", "eligible", "achieved", "rate", "ci_lower", "ci_upper"])
+            # the patients whose baseline was not recorded (added with the amended contract)
+            unknown = int(sub[BASELINE_OF[measure]].isna().sum())
+            rows.append((group, measure, n, x, rate, lo, hi, unknown))
+    return pd.DataFrame(rows, columns=["group", "measure", "eligible", "achieved", "rate", "ci_lower", "ci_upper",
+                                       "baseline_unknown"])
+
+
+BASELINE_OF = {"downstaged_to_milan": "baseline_within_milan", "converted_to_resectable": "baseline_resectable"}
 
 
 def old_cumulative_incidence(ttd, levels, conf_type="log"):
@@ -193,7 +199,8 @@ def old_downstaging_cif(snapshot, filters, by, ci):
     return rows, len(cohort), {
         "by": by, "conf_type": ci, "n_eligible": len(ttd), "n_downstaged": int((ttd["status"] == 1).sum()),
         "n_died_first": int((ttd["status"] == 2).sum()), "n_censored": int((ttd["status"] == 0).sum()),
-        "all_at_one_year": at_one_year}
+        "all_at_one_year": at_one_year,
+        "n_baseline_unknown": int(data.query("staging_outcomes", snapshot, filters)["baseline_within_milan"].isna().sum())}
 
 
 # the downsizing view before (queries/downsizing.sql): the export's rows must not change with it
@@ -731,7 +738,9 @@ select {group_sql("c")} as "group",
        count(*) filter (where not o.baseline_within_milan) as milan_eligible,
        count(*) filter (where not o.baseline_within_milan and o.is_downstaged_to_milan) as milan_achieved,
        count(*) filter (where not o.baseline_resectable) as resectable_eligible,
-       count(*) filter (where not o.baseline_resectable and o.is_converted_to_resectable) as resectable_achieved
+       count(*) filter (where not o.baseline_resectable and o.is_converted_to_resectable) as resectable_achieved,
+       count(*) filter (where o.baseline_within_milan is null) as milan_unknown,
+       count(*) filter (where o.baseline_resectable is null) as resectable_unknown
 from cohort c
 join staging_outcomes o using (patient_id)
 group by all""", snapshot, filters, params={"by": by})
@@ -750,7 +759,7 @@ group by all""", snapshot, filters, params={"by": by})
     return levels, n, rates, rows, {
         "by": by, "conf_type": ci, "n_eligible": int(ttd["n"].sum()), "n_downstaged": int(by_status.get(1, 0)),
         "n_died_first": int(by_status.get(2, 0)), "n_censored": int(by_status.get(0, 0)),
-        "all_at_one_year": at_one_year}
+        "all_at_one_year": at_one_year, "n_baseline_unknown": int(rate_counts["milan_unknown"].sum())}
 
 
 @pytest.mark.parametrize("filters", FILTERS, ids=lambda f: f.to_query() or "all")

@@ -83,8 +83,12 @@ def _count_row(var, label, level, group, n_group, n: int) -> dict:
     return _row(var, label, level, group, n_group, n, pct=pct, text=f"{n} ({pct:.1f}%)" if pct is not None else "0")
 
 
-def _group_rows(df: pd.DataFrame, group: str) -> list[dict]:
+def _group_rows(df: pd.DataFrame, group: str, with_missing: set | None = None) -> list[dict]:
+    """One group's rows; a variable gets a "missing" row when the contract lets it be missing, when
+    the group has a missing value, or when it is in `with_missing` (missing in the overall column:
+    every column then has the row, zeros included, so that the table has no empty cell)."""
     n_group = len(df)
+    with_missing = with_missing or set()
     rows = [_patients_row(group, n_group)]
     for var, label, kind, levels in ROWS:
         values = df[var]
@@ -94,22 +98,31 @@ def _group_rows(df: pd.DataFrame, group: str) -> list[dict]:
         else:
             rows += [_count_row(var, label, level_label, group, n_group, int((values == value).sum()))
                      for level_label, value in levels]
-        if var in NULLABLE or missing:
+        if var in NULLABLE or missing or var in with_missing:
             rows.append(_count_row(var, label, "missing", group, n_group, missing))
     return rows
 
 
 def baseline_table(cohort: pd.DataFrame, by: str | None = "bclc_stage") -> pd.DataFrame:
     """Table 1 in long form: one row per variable, level and group ('Overall' and each level of
-    `by` present in the data, in contract order for BCLC)."""
+    `by` present in the data, in contract order for BCLC, then 'unknown' for the patients whose
+    `by` was not recorded)."""
     df = _derive(cohort)
     rows = _group_rows(df, "Overall")
+    with_missing = {r["variable"] for r in rows if r["level"] == "missing" and r["n"]}
     if by:
         levels = [v for v in BCLC_STAGES if v in set(df[by])] if by == "bclc_stage" else sorted(df[by].dropna().unique())
         for level in levels:
-            label = f"BCLC {level}" if by == "bclc_stage" else str(level)
-            rows += _group_rows(df[df[by] == level], label)
+            rows += _group_rows(df[df[by] == level], group_label(by, level), with_missing)
+        if df[by].isna().any():
+            rows += _group_rows(df[df[by].isna()], group_label(by, None), with_missing)
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def group_label(by: str, level) -> str:
+    """A Table 1 column's name: 'BCLC B', or 'BCLC unknown' for the patients whose stage was not recorded."""
+    text = "unknown" if level is None else str(level)
+    return f"BCLC {text}" if by == "bclc_stage" else text
 
 
 # the Table 1 variables counted in SQL (categorical, from cohort's columns), and those computed here
@@ -143,7 +156,7 @@ def baseline_table_counted(counts: pd.DataFrame, numeric: pd.DataFrame, by: str 
     lookup = {}
     for overall, level, var, value, n in counts[["overall", "level_of_by", "variable", "value", "n"]].itertuples(
             index=False, name=None):
-        key = "Overall" if overall else level
+        key = "Overall" if overall else None if level is None or level != level else level
         lookup[(key, var, None if value is None or value != value else value)] = int(n)
     columns = {var: numeric[var].to_numpy(dtype=np.float64, na_value=np.nan) for var in NUMERIC}
     groups = [("Overall", "Overall", columns)]
@@ -154,16 +167,21 @@ def baseline_table_counted(counts: pd.DataFrame, numeric: pd.DataFrame, by: str 
         of_by = numeric[by].to_numpy(dtype=object)
         for level in levels:
             mask = of_by == level
-            groups.append((level, f"BCLC {level}" if by == "bclc_stage" else str(level),
-                           {var: values[mask] for var, values in columns.items()}))
-    rows = []
-    for key, group, sub in groups:
+            groups.append((level, group_label(by, level), {var: values[mask] for var, values in columns.items()}))
+        unknown = pd.isna(numeric[by]).to_numpy()
+        if unknown.any():               # counted under the level null (SQL's grouping-set row for a null stage)
+            groups.append((None, group_label(by, None), {var: values[unknown] for var, values in columns.items()}))
+    rows, with_missing = [], set()
+    for key, group, sub in groups:          # Overall first: its missing values give every column the row
         n_group = n_total if key == "Overall" else len(sub["afp_ng_ml"])
-        rows += _counted_group_rows(group, n_group, lambda var, value: lookup.get((key, var, value), 0), sub)
+        rows += _counted_group_rows(group, n_group, lambda var, value: lookup.get((key, var, value), 0), sub,
+                                    with_missing)
+        if key == "Overall":
+            with_missing = {r["variable"] for r in rows if r["level"] == "missing" and r["n"]}
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def _counted_group_rows(group: str, n_group: int, count, numeric: dict) -> list[dict]:
+def _counted_group_rows(group: str, n_group: int, count, numeric: dict, with_missing: set = frozenset()) -> list[dict]:
     """_group_rows' rows for one group, from count(variable, value text or None) and the group's
     NUMERIC values (float arrays, NaN when missing)."""
     rows = [_patients_row(group, n_group)]
@@ -181,7 +199,7 @@ def _counted_group_rows(group: str, n_group: int, count, numeric: dict) -> list[
             rows += [_count_row(var, label, level_label, group, n_group,
                                 afp_over[value] if var == "afp_over_400" else count(var, sql_text(value)))
                      for level_label, value in levels]
-        if var in NULLABLE or missing:
+        if var in NULLABLE or missing or var in with_missing:
             rows.append(_count_row(var, label, "missing", group, n_group, missing))
     return rows
 

@@ -24,9 +24,12 @@ STATES = {
     "milan": ("within Milan", "outside Milan"),
     "resectable": ("resectable", "not resectable"),
 }
+# the baseline state of a patient whose baseline the source did not record (below the known states)
+UNKNOWN_STATES = {"bclc": "BCLC unknown", "milan": "Milan unknown", "resectable": "resectability unknown"}
 # a link's kind: the best follow-up state against the baseline state, or where the patient went instead
 IMPROVED, UNCHANGED, WORSE = "improved", "unchanged", "worse"
-LINK_KINDS = (IMPROVED, UNCHANGED, WORSE, DIED, NOT_RESTAGED)
+FROM_UNKNOWN = "from an unrecorded baseline"
+LINK_KINDS = (IMPROVED, UNCHANGED, WORSE, FROM_UNKNOWN, DIED, NOT_RESTAGED)
 
 # downstaging-summary measures: (achieved flag, eligibility flag) of staging_outcomes
 RATE_MEASURES = {
@@ -36,17 +39,21 @@ RATE_MEASURES = {
 
 
 def state_order(measure: str) -> list[str]:
-    """Every state of a measure in display order: best to worst, then the terminal states."""
+    """Every state of a measure in display order: best to worst, the unrecorded baseline, then the
+    terminal states."""
     if measure not in STATES:
         raise ValueError(f"unknown staging measure {measure!r}; choose one of: {', '.join(MEASURES)}")
-    return list(STATES[measure]) + list(TERMINAL)
+    return list(STATES[measure]) + [UNKNOWN_STATES[measure]] + list(TERMINAL)
 
 
 def link_kind(measure: str, source: str, target: str) -> str:
     """'improved' when the best follow-up state is better than the baseline state (a lower BCLC
-    stage, into Milan, became resectable), 'unchanged', 'worse', or the terminal state."""
+    stage, into Milan, became resectable), 'unchanged', 'worse', or the terminal state; from an
+    unrecorded baseline, neither better nor worse can be told."""
     if target in TERMINAL:
         return target
+    if source == UNKNOWN_STATES.get(measure):
+        return FROM_UNKNOWN
     order = state_order(measure)
     s, t = order.index(source), order.index(target)
     return IMPROVED if t < s else WORSE if t > s else UNCHANGED
@@ -79,6 +86,8 @@ RATE_COUNT_COLUMNS = {
     "downstaged_to_milan": ("milan_achieved", "milan_eligible"),
     "converted_to_resectable": ("resectable_achieved", "resectable_eligible"),
 }
+# per measure: the count of patients whose baseline was not recorded (in no denominator)
+RATE_UNKNOWN_COLUMNS = {"downstaged_to_milan": "milan_unknown", "converted_to_resectable": "resectable_unknown"}
 
 
 def group_rates_from_counts(counts: pd.DataFrame, levels: list[str]) -> pd.DataFrame:
@@ -87,25 +96,29 @@ def group_rates_from_counts(counts: pd.DataFrame, levels: list[str]) -> pd.DataF
     input row per group with `group`, `milan_eligible`, `milan_achieved` (outside Milan at
     baseline, and of them downstaged to within Milan at any review), `resectable_eligible`,
     `resectable_achieved` (not resectable at baseline, and of them resectable at any review).
-    Patients without a review are eligible and not achieved. Rows: 'all' (the sum over groups)
-    first, then `levels`, a level without eligible patients giving eligible 0 and no rate.
-    Columns: group, measure, eligible, achieved, rate, ci_lower, ci_upper."""
+    Patients without a review are eligible and not achieved. `milan_unknown`, `resectable_unknown`
+    (optional): patients whose baseline Milan status (resectability) was not recorded, who are in
+    neither count and are reported as baseline_unknown. Rows: 'all' (the sum over groups) first,
+    then `levels`, a level without eligible patients giving eligible 0 and no rate.
+    Columns: group, measure, eligible, achieved, rate, ci_lower, ci_upper, baseline_unknown."""
     by_group = counts.set_index("group") if len(counts) else None
     rows = []
     for group in ["all"] + [g for g in levels if g != "all"]:
         for measure, (achieved_col, eligible_col) in RATE_COUNT_COLUMNS.items():
+            unknown_col = RATE_UNKNOWN_COLUMNS[measure]
+            cols = (eligible_col, achieved_col, unknown_col)
             if by_group is None:
-                n = x = 0
+                n = x = u = 0
             elif group == "all":
-                n, x = int(by_group[eligible_col].sum()), int(by_group[achieved_col].sum())
+                n, x, u = (int(by_group[c].sum()) if c in by_group else 0 for c in cols)
             elif group in by_group.index:
-                n, x = int(by_group.at[group, eligible_col]), int(by_group.at[group, achieved_col])
+                n, x, u = (int(by_group.at[group, c]) if c in by_group else 0 for c in cols)
             else:
-                n = x = 0
+                n = x = u = 0
             rate, lo, hi = clopper_pearson(x, n)
-            rows.append((group, measure, n, x, rate, lo, hi))
+            rows.append((group, measure, n, x, rate, lo, hi, u))
     return pd.DataFrame(rows, columns=["group", "measure", "eligible", "achieved", "rate",
-                                       "ci_lower", "ci_upper"])
+                                       "ci_lower", "ci_upper", "baseline_unknown"])
 
 
 def cumulative_incidence(ttd: pd.DataFrame, levels: list[str], conf_type: str = "log") -> pd.DataFrame:

@@ -2,6 +2,7 @@
 from dash import Input, callback
 
 from dashboard import exports, ids
+from dashboard.analytics import staging
 from dashboard.state import state_context
 from dashboard.components import card_outputs, export_spec, graph_config
 from dashboard.figures import downstaging as figs
@@ -49,15 +50,28 @@ def _pct(p) -> str:
     return "–" if p is None or p != p else f"{100 * p:.1f}%"
 
 
+def baseline_unknown_note(rows) -> str:
+    """The patients in no denominator because the source did not record their baseline (all groups)."""
+    overall = rows[rows["group"] == "all"].set_index("measure")["baseline_unknown"] if len(rows) else {}
+    milan, resectable = (overall.get(m, 0) for m in ("downstaged_to_milan", "converted_to_resectable"))
+    if milan in (0, None) and resectable in (0, None):
+        return ""
+    return (f" Baseline not recorded by the source, so in neither numerator nor denominator: Milan status "
+            f"{_n(milan)}, resectability {_n(resectable)} patients.")
+
+
 def flow_card(state, measure="bclc"):
     snapshot, filters, scope = state_context(state)
     measure = _measure(measure)
     exp = exports.run_export("staging-flow", snapshot, filters, scope, measure=measure)
     spec = export_spec(PAGE, FLOW, "staging-flow", snapshot.snapshot_id, {"measure": measure})
+    unknown = staging.UNKNOWN_STATES[measure]
+    from_unknown = (f" '{unknown[0].upper() + unknown[1:]}': the source did not record it at baseline (yellow; "
+                    "neither better nor worse can be told)." if unknown in set(exp.rows["source"]) else "")
     note = (f"Left: the baseline state (patients table). {FLOW_NOTES[measure]} Patients without any review: "
             "'died before restaging' (death recorded) or 'not yet restaged'. Widths and numbers are patients "
-            f"(N = {exp.n_patients} in the current filter); link colour: green better, grey-blue unchanged, "
-            "red worse than at baseline." + (
+            f"(N = {_n(exp.n_patients)} in the current filter); link colour: green better, grey-blue unchanged, "
+            f"red worse than at baseline.{from_unknown}" + (
                 " A link of fewer than 5 patients reads <5 and is drawn at a fixed width; a node with such links "
                 "reads n ≥ its counted patients plus one per such link (the exact numbers are not shown for your "
                 "role)." if scope.suppress else ""))
@@ -75,6 +89,7 @@ def rates_card(state, by="bclc_stage"):
             "rate; bars: exact 95% CI (Clopper-Pearson). Open circles: fewer than 5 eligible (descriptive)." + (
                 " <5: 1 to 4 patients; the number and its rate are not shown for your role; –: not shown so that a "
                 "<5 beside it cannot be worked out by subtraction." if scope.suppress else ""))
+    note += baseline_unknown_note(exp.rows)
     if exp.n_patients == 0:
         return figs.message_figure(NO_PATIENTS), graph_config(RATES, spec["filename"]), spec, note
     return figs.rates_figure(exp.rows, exp.extra["by"]), graph_config(RATES, spec["filename"]), spec, note
@@ -96,7 +111,9 @@ def cif_card(state, by="bclc_stage"):
             "1 − KM counts the dead as if they could still be downstaged and so overstates the probability."
             f"{compare} Band (drawn for up to {figs.MAX_BANDS} groups; hover shows it always): 95% pointwise CI, "
             "log transform of the infinitesimal-jackknife SE (R survival's multi-state default). "
-            "Months = days / 30.4375.")
+            "Months = days / 30.4375." + (
+                f" Not included: {_n(x['n_baseline_unknown'])} patients whose baseline Milan status the source "
+                "did not record." if x.get("n_baseline_unknown") not in (0, None) else ""))
     if exp.n_patients == 0:
         return figs.message_figure(NO_PATIENTS), graph_config(CIF, spec["filename"]), spec, note
     not_drawn = x.get("not_drawn", [])

@@ -33,12 +33,24 @@ def accrual_card(state, mode="pooled"):
     exp = exports.run_export("accrual", snapshot, filters, scope)
     spec = export_spec(PAGE, "accrual", "accrual", snapshot.snapshot_id)
     target = exp.rows.loc[exp.rows.site_id == "all", "target_enrollment"].max()
+    n_sites, with_target = exp.extra.get("n_sites", 0), exp.extra.get("n_sites_with_target", 0)
+    label = "Target (sum of sites)"
+    if with_target == 0:
+        targets = ("no target line: no selected site has a target recorded; dotted lines: each site's own target "
+                   "where recorded")
+    elif with_target < n_sites:
+        label = f"Target (sum of {with_target} of {n_sites} sites)"
+        targets = (f"target {int(target)}, the sum over the {with_target} of {n_sites} selected sites that have a "
+                   "target recorded (the others have none); dotted lines: each site's own target where recorded")
+    else:
+        targets = f"target {int(target)} (sum of the selected sites' targets; dotted lines: each site's own target)"
     note = (f"Enrolled = first DEB-TACE on or before the cut-off {snapshot.cutoff_date}. "
-            f"{shown_n(exp.n_patients)} patients in the current filter; target {0 if target != target else int(target)} "
-            "(sum of the selected sites' targets; dotted lines: each site's own target).")
+            f"{shown_n(exp.n_patients)} patients in the current filter; {targets}. A site without a recorded "
+            "activation date is counted from its first enrolment.")
     if scope.suppress:
         note += " " + SUPPRESSED_NOTE + " Months whose cumulative count is under 5 are not drawn."
-    return figs.accrual_figure(exp.rows, per_site=mode == "site"), graph_config("accrual", spec["filename"]), spec, note
+    fig = figs.accrual_figure(exp.rows, per_site=mode == "site", target_label=label)
+    return fig, graph_config("accrual", spec["filename"]), spec, note
 
 
 def enrollment_card(state, sort="site"):
@@ -46,6 +58,8 @@ def enrollment_card(state, sort="site"):
     exp = exports.run_export("enrollment", snapshot, filters, scope)
     spec = export_spec(PAGE, "enrollment-by-site", "enrollment", snapshot.snapshot_id)
     note = "Outline: the site's target enrollment; bar: patients enrolled in the current filter (% of target)."
+    if exp.rows["target_enrollment"].isna().any():
+        note += " A site without a recorded target has no outline and no percentage."
     if scope.suppress:
         note += " " + SUPPRESSED_NOTE
     return (figs.enrollment_bars(exp.rows, sort), graph_config("enrollment-by-site", spec["filename"]), spec, note)

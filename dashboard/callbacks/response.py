@@ -66,10 +66,19 @@ DOWNLOADS = {
 }
 
 
-def scope_note(scope: str) -> str:
+def scope_note(scope: str, summary=None) -> str:
+    """What the scope means; local, with the response-summary export's extra: the follow-ups that had no
+    local response recorded, which count as NE."""
     if scope == "local":
-        return ("Local response: mRECIST target rules applied to the DEB-TACE-treated target lesions only "
+        text = ("Local response: mRECIST target rules applied to the DEB-TACE-treated target lesions only "
                 "(untreated and new lesions ignored), response category from local_response.")
+        scans = (summary or {}).get("n_scans_not_assessed")
+        if scans not in (None, 0):
+            text += (f" {scans} follow-up scan(s) of {summary['n_patients_not_assessed']} patient(s) have no local "
+                     "response recorded (the treated lesions were not assessed apart): each counts as NE, as "
+                     "mRECIST scores an assessment not done, so those patients' best local response is NE unless "
+                     "another scan was assessed.")
+        return text
     return "Overall response: all target lesions, response category from overall_response."
 
 
@@ -150,7 +159,7 @@ def bor_card(state, scope="overall", by="bclc_stage", summary=None):
     spec = _spec(BOR, "response-summary", snapshot, options)
     note = [f"% of every patient in the group (intention to treat), by {GROUPINGS[by]}. NE = no post-baseline "
             f"scan, or only NE recorded. † fewer than {resp.SMALL_GROUP} patients: drawn, interpret with care. ",
-            *_suppressed_note(exp.rows), scope_note(scope), " BOR definition: see the waterfall."]
+            *_suppressed_note(exp.rows), scope_note(scope, exp.extra), " BOR definition: see the waterfall."]
     return figs.bor_figure(exp.rows), graph_config(BOR, spec["filename"]), spec, note
 
 
@@ -216,7 +225,7 @@ def summary_card(state, scope="overall", by="bclc_stage", summary=None):
             "'All patients': N = every patient in the group and filter (intention to treat). 'Evaluable': N = "
             "the group's evaluable patients, x = their responses. ", EVALUABLE_NOTE,
             f" † fewer than {resp.SMALL_GROUP} patients: interpret with care. ", *_suppressed_note(exp.rows),
-            scope_note(scope), " ", BOR_NOTE]
+            scope_note(scope, exp.extra), " ", BOR_NOTE]
     if exp.n_patients == 0:
         return empty_message(NO_PATIENTS), spec, note
     return summary_table(exp.rows), spec, note

@@ -52,7 +52,8 @@ def enrollment_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
     return Export("enrollment", rows, int(rows["n_enrolled"].sum()))
 
 
-@export("accrual", "cumulative patients by month, per site and pooled (site_id 'all'), against targets",
+@export("accrual", "cumulative patients by month, per site and pooled (site_id 'all'), against targets "
+                   "(the pooled target: the sum over the sites that have one; null when none has)",
         level=AGGREGATE, suppress=Suppression({"n_enrolled": (), "cum_enrolled": ()}))
 def accrual_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
     per_site = data.query("accrual_monthly", snapshot, filters, scope, order_by=("site_id", "month"))
@@ -61,11 +62,23 @@ def accrual_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
     months, at = np.unique(per_site["month"].to_numpy(), return_inverse=True)
     pooled = {"site_id": np.full(len(months), "all", dtype=object),
               "site_name": np.full(len(months), "All sites", dtype=object), "month": months}
-    for c in columns[3:]:
+    for c in columns[3:5]:
         values = per_site[c].to_numpy()
         pooled[c] = np.bincount(at, weights=values, minlength=len(months)).astype(values.dtype)
-    rows = pd.DataFrame({c: np.concatenate([pooled[c], per_site[c].to_numpy()]) for c in columns})
-    return Export("accrual", rows, int(per_site["n_enrolled"].sum()))
+    # a site without a target adds nothing to the pooled target; no site with one: no pooled target
+    target = pd.to_numeric(per_site["target_enrollment"], errors="coerce").to_numpy(float)
+    has = ~np.isnan(target)
+    pooled_target = np.bincount(at[has], weights=target[has], minlength=len(months))
+    # the view's integer type (nullable Int32 when some site has no target): no pooled target when none has
+    dtype = per_site["target_enrollment"].dtype
+    pooled["target_enrollment"] = pd.array(pooled_target if has.any() else [None] * len(months),
+                                           dtype=dtype if has.all() else "Int32")
+    rows = pd.DataFrame({c: np.concatenate([pooled[c], per_site[c].to_numpy()]) for c in columns[:5]})
+    rows["target_enrollment"] = pd.concat([pd.Series(pooled["target_enrollment"]), per_site["target_enrollment"]],
+                                          ignore_index=True)
+    sites = per_site.drop_duplicates("site_id")
+    return Export("accrual", rows, int(per_site["n_enrolled"].sum()),
+                  {"n_sites": len(sites), "n_sites_with_target": int(sites["target_enrollment"].notna().sum())})
 
 
 BASELINE_COUNTS_SQL = """

@@ -210,7 +210,9 @@ def _waterfall_bars(snapshot, filters: Filters, sites: Scope, response_scope: st
 # rows of best_response_all joined to cohort are the rows of best_response with their cohort
 # fields (best_response itself would apply cohort twice: half the query's time)
 SUMMARY_COUNTS_SQL = f"""
-select {group_sql("c")} as "group", b.bor, b.best_pct_change is not null as evaluable, count(*) as n
+select {group_sql("c")} as "group", b.bor, b.best_pct_change is not null as evaluable, count(*) as n,
+       count(*) filter (where b.n_scans_not_assessed > 0) as n_not_assessed,
+       sum(b.n_scans_not_assessed) as n_scans_not_assessed
 from best_response_all b
 join cohort c using (patient_id)
 where b.scope = $scope
@@ -222,7 +224,8 @@ group by all
 SUMMARY_RATES = tuple(f"{r}{s}" for r in ("orr", "dcr") for s in ("", "_ci_lower", "_ci_upper"))
 EVALUABLE_RATES = tuple(f"{r}_evaluable{s}" for r in ("orr", "dcr") for s in ("", "_ci_lower", "_ci_upper"))
 SUMMARY_COUNTS = Suppression({"n": SUMMARY_RATES, "n_evaluable": EVALUABLE_RATES,
-                              "cr": (), "pr": (), "sd": (), "pd": (), "ne": ()})
+                              "cr": (), "pr": (), "sd": (), "pd": (), "ne": (),
+                              "n_patients_not_assessed": (), "n_scans_not_assessed": ()})
 
 
 def suppress_summary(exp: Export, scope: Scope) -> Export:
@@ -251,8 +254,11 @@ def response_summary_export(snapshot, filters=Filters(), sites=ALL_SITES, respon
     sites, response_scope = _scopes(sites, response_scope)
     by = check_by(by)
     counts = data.execute(SUMMARY_COUNTS_SQL, snapshot, filters, sites, params={"scope": response_scope, "by": by})
+    # local scope: follow-ups whose treated lesions were not assessed apart (counted NE), and their patients
     return Export("response-summary", resp.response_summary_counts(counts, by), int(counts["n"].sum()),
-                  {"scope": response_scope, "by": by})
+                  {"scope": response_scope, "by": by,
+                   "n_patients_not_assessed": int(counts["n_not_assessed"].sum()),
+                   "n_scans_not_assessed": int(counts["n_scans_not_assessed"].fillna(0).sum())})
 
 
 SPIDER_MAX_PATIENTS = 500

@@ -25,7 +25,8 @@ DOWNSIZING_COLUMNS = ["group", "patient_id", "site_id", "lesion_id", "baseline_d
 
 # Every by-dependent count of the page in one query (binding and planning the nested views of a
 # query costs more than counting 600 patients): one row per group, rate flags, time and status of
-# time to downstaging (status -1 for a patient within Milan at baseline, who has none), with the
+# time to downstaging (status -1 for a patient within Milan at baseline, or whose baseline Milan status was not
+# recorded, who has none), with the
 # number of patients. downstaging-summary and downstaging-cif sum what they need.
 STAGING_COUNTS_SQL = """
 select {group} as "group",
@@ -33,6 +34,8 @@ select {group} as "group",
        coalesce(not o.baseline_within_milan and o.is_downstaged_to_milan, false) as milan_achieved,
        coalesce(not o.baseline_resectable, false) as resectable_eligible,
        coalesce(not o.baseline_resectable and o.is_converted_to_resectable, false) as resectable_achieved,
+       o.baseline_within_milan is null as milan_unknown,
+       o.baseline_resectable is null as resectable_unknown,
        coalesce(t.time_days, -1) as time_days,
        coalesce(t.status, -1) as status,
        count(*) as n
@@ -41,7 +44,8 @@ join staging_outcomes_all o using (patient_id)
 left join time_to_downstaging t using (patient_id)
 group by all
 """
-RATE_FLAGS = ("milan_eligible", "milan_achieved", "resectable_eligible", "resectable_achieved")
+RATE_FLAGS = ("milan_eligible", "milan_achieved", "resectable_eligible", "resectable_achieved", "milan_unknown",
+              "resectable_unknown")
 
 
 def staging_counts(snapshot, filters, scope, by: str) -> dict:
@@ -123,7 +127,7 @@ def staging_flow_export(snapshot, filters=Filters(), scope=ALL_SITES, measure="b
 
 
 RATE_DERIVED = ("rate", "ci_lower", "ci_upper")
-RATE_COUNTS = Suppression({"eligible": RATE_DERIVED, "achieved": RATE_DERIVED})
+RATE_COUNTS = Suppression({"eligible": RATE_DERIVED, "achieved": RATE_DERIVED, "baseline_unknown": ()})
 
 
 def suppress_rates(exp: Export, scope) -> Export:
@@ -138,7 +142,7 @@ def suppress_rates(exp: Export, scope) -> Export:
         groups = [i for i in at if rows.at[i, "group"] != "all"]
         if not overall or not groups:
             continue
-        for column in ("eligible", "achieved"):
+        for column in ("eligible", "achieved", "baseline_unknown"):
             values = {i: rows.at[i, column] for i in at}
             cells += [(i, column) for i in to_withhold(values, [(overall[0], groups)])]
     return Export(out.name, _withhold(rows, cells, RATE_DERIVED), out.n_patients, out.extra)
@@ -158,7 +162,7 @@ def downstaging_summary_export(snapshot, filters=Filters(), scope=ALL_SITES, by=
 
 
 CIF_COUNTS = Suppression({c: () for c in ("n_risk", "n_event", "n_competing", "n_censor", "n_eligible",
-                                         "n_downstaged", "n_died_first", "n_censored")})
+                                         "n_downstaged", "n_died_first", "n_censored", "n_baseline_unknown")})
 
 
 def suppress_cif(exp: Export, scope) -> Export:
@@ -200,6 +204,7 @@ def downstaging_cif_export(snapshot, filters=Filters(), scope=ALL_SITES, by=None
     by_status = ttd.groupby("status")["n"].sum()
     return Export("downstaging-cif", rows, n,
                   {"by": by, "conf_type": ci, "n_eligible": int(ttd["n"].sum()),
+                   "n_baseline_unknown": int(counts["rates"]["milan_unknown"].sum()),
                    "n_downstaged": int(by_status.get(1, 0)), "n_died_first": int(by_status.get(2, 0)),
                    "n_censored": int(by_status.get(0, 0)), "all_at_one_year": at_one_year})
 

@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from dashboard.access import MIN_GROUP, SUPPRESSED
-from dashboard.analytics.staging import (DIED, IMPROVED, LINK_KINDS, NOT_RESTAGED, UNCHANGED, WORSE, link_kind,
-                                         state_order)
+from dashboard.analytics.staging import (DIED, FROM_UNKNOWN, IMPROVED, LINK_KINDS, NOT_RESTAGED, UNCHANGED,
+                                         UNKNOWN_STATES, WORSE, link_kind, state_order)
 from dashboard.figures.builder import Figure, Scatter, make_subplots
 from dashboard.figures.common import BCLC_COLOURS, NO_PATIENTS, base_layout, colour_for, empty_figure
 
@@ -34,10 +34,11 @@ KIND_LABELS = {
     "milan": {IMPROVED: "Into Milan (downstaged)", UNCHANGED: "Unchanged", WORSE: "Out of Milan"},
     "resectable": {IMPROVED: "Became resectable", UNCHANGED: "Unchanged", WORSE: "No longer resectable"},
 }
-KIND_COLOURS = {IMPROVED: "#117733", UNCHANGED: "#88A0B8", WORSE: "#CC6677", DIED: "#4D4D4D",
-                NOT_RESTAGED: "#B8B8B8"}
+KIND_COLOURS = {IMPROVED: "#117733", UNCHANGED: "#88A0B8", WORSE: "#CC6677", FROM_UNKNOWN: "#DDCC77",
+                DIED: "#4D4D4D", NOT_RESTAGED: "#B8B8B8"}
 STATE_COLOURS = {"within Milan": "#117733", "outside Milan": "#AA4499", "resectable": "#117733",
-                 "not resectable": "#AA4499", DIED: "#4D4D4D", NOT_RESTAGED: "#B8B8B8"}
+                 "not resectable": "#AA4499", DIED: "#4D4D4D", NOT_RESTAGED: "#B8B8B8",
+                 **{state: "#DDCC77" for state in UNKNOWN_STATES.values()}}
 RATE_TITLES = {"downstaged_to_milan": "Downstaged to within Milan",
                "converted_to_resectable": "Converted to resectable"}
 RATE_COLOURS = {"downstaged_to_milan": "#332288", "converted_to_resectable": "#117733"}
@@ -56,7 +57,7 @@ def group_label(by: str, group) -> str:
 
 
 def _state_colour(state: str) -> str:
-    if state.startswith("BCLC "):
+    if state.startswith("BCLC ") and state not in STATE_COLOURS:
         return BCLC_COLOURS.get(state[5:], "#888888")
     return STATE_COLOURS.get(state, "#888888")
 
@@ -223,7 +224,8 @@ def flow_figure(links: pd.DataFrame, measure: str, height: int = 500) -> Figure:
     bands = _link_bands(drawn, order, left_pos, right_pos, scale)
     margin = dict(l=8, r=8, t=40, b=56)
     plot_h = height - margin["t"] - margin["b"]
-    kind_names = KIND_LABELS[measure] | {DIED: "Died before restaging", NOT_RESTAGED: "Not yet restaged"}
+    kind_names = KIND_LABELS[measure] | {DIED: "Died before restaging", NOT_RESTAGED: "Not yet restaged",
+                                         FROM_UNKNOWN: "Baseline not recorded"}
 
     fig, annotations, placed, shown = Figure(), [], [], set()
     x0, x1 = FLOW_X["left"][1], FLOW_X["right"][0]
@@ -234,7 +236,7 @@ def flow_figure(links: pd.DataFrame, measure: str, height: int = 500) -> Figure:
         top_x, top_y = _bezier(x0, ys0, x1, yt0)
         bot_x, bot_y = _bezier(x0, ys1, x1, yt1)
         word = kind_names[r.kind].split(" (")[0]
-        kind = "" if r.kind in (DIED, NOT_RESTAGED) else f" ({word[0].lower() + word[1:]})"
+        kind = "" if r.kind in (DIED, NOT_RESTAGED, FROM_UNKNOWN) else f" ({word[0].lower() + word[1:]})"
         source_count = out_count[r.source]
         share = ("" if _withheld(r.n) or source_count.withheld else
                  f" ({r.n / source_count.exact:.0%} of {r.source})")
@@ -296,8 +298,11 @@ def rates_figure(rows: pd.DataFrame, by: str = "none") -> Figure:
     if rows.empty:
         return message_figure(NO_PATIENTS)
     if not any(_withheld(n) or n > 0 for n in rows["eligible"]):
-        return message_figure("No eligible patient: everyone in the filter was within Milan and resectable "
-                              "at baseline.")
+        unknown = "baseline_unknown" in rows and any(_withheld(n) or n > 0 for n in rows["baseline_unknown"])
+        return message_figure("No eligible patient: " + (
+            "no patient in the filter is known to have been outside Milan or not resectable at baseline (the "
+            "source did not record it for some)." if unknown else
+            "everyone in the filter was within Milan and resectable at baseline."))
     groups = list(dict.fromkeys(rows["group"]))
     labels = {g: group_label(by, g) for g in groups}
     measures = [m for m in RATE_TITLES if m in set(rows["measure"])]

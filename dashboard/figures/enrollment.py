@@ -24,11 +24,22 @@ def has_patients(counts: pd.Series) -> bool:
     return bool((drawn(counts).fillna(1) > 0).any())
 
 
-def accrual_figure(accrual: pd.DataFrame, per_site: bool = False) -> Figure:
+def _targets(values: pd.Series) -> pd.Series:
+    """Targets as numbers (NaN where a site has none recorded)."""
+    return pd.to_numeric(values, errors="coerce").astype(float)
+
+
+def _of_target(values: pd.Series) -> list[str]:
+    """The hover's ' of target N', or nothing for a site (or pool) without a recorded target."""
+    return ["" if t != t else f" of target {t:.0f}" for t in _targets(values)]
+
+
+def accrual_figure(accrual: pd.DataFrame, per_site: bool = False,
+                   target_label: str = "Target (sum of sites)") -> Figure:
     """Cumulative patients by month: pooled (with the summed target) or one line per site (with
-    each site's target as a dotted line in the same colour). Input: rows of accrual export; a
-    suppressed cumulative count ("<5") leaves its month out of the line, a suppressed monthly count
-    is "<5" in the hover."""
+    each site's target as a dotted line in the same colour); no target line where no target was
+    recorded. Input: rows of accrual export; a suppressed cumulative count ("<5") leaves its month
+    out of the line, a suppressed monthly count is "<5" in the hover."""
     if accrual.empty or not has_patients(accrual["n_enrolled"]):
         return empty_figure(NO_PATIENTS)
     fig = Figure()
@@ -38,22 +49,26 @@ def accrual_figure(accrual: pd.DataFrame, per_site: bool = False) -> Figure:
             name = f"{site} {g.site_name.iloc[0]}"
             fig.add_scatter(x=g.month, y=drawn(g.cum_enrolled), mode="lines", name=site,
                             line=dict(color=colour, width=2),
-                            legendgroup=site, customdata=g[["n_enrolled", "target_enrollment"]],
-                            hovertemplate=f"<b>{name}</b><br>%{{x|%b %Y}}<br>cumulative %{{y}} of target "
-                                          "%{customdata[1]}<br>this month %{customdata[0]}<extra></extra>")
-            fig.add_scatter(x=g.month, y=g.target_enrollment, mode="lines", showlegend=False, legendgroup=site,
-                            line=dict(color=colour, width=1, dash="dot"), hoverinfo="skip")
+                            legendgroup=site, customdata=np.column_stack([g.n_enrolled.astype(object),
+                                                                          _of_target(g.target_enrollment)]),
+                            hovertemplate=f"<b>{name}</b><br>%{{x|%b %Y}}<br>cumulative %{{y}}%{{customdata[1]}}"
+                                          "<br>this month %{customdata[0]}<extra></extra>")
+            if _targets(g.target_enrollment).notna().any():
+                fig.add_scatter(x=g.month, y=_targets(g.target_enrollment), mode="lines", showlegend=False,
+                                legendgroup=site, line=dict(color=colour, width=1, dash="dot"), hoverinfo="skip")
     else:
         pooled = accrual[accrual.site_id == "all"]
         fig.add_scatter(x=pooled.month, y=drawn(pooled.cum_enrolled), mode="lines+markers",
                         name="Enrolled (cumulative)",
                         line=dict(color="#332288", width=3), marker=dict(size=5),
-                        customdata=pooled[["n_enrolled", "target_enrollment"]],
-                        hovertemplate="%{x|%b %Y}<br>cumulative %{y} of target %{customdata[1]}"
+                        customdata=np.column_stack([pooled.n_enrolled.astype(object),
+                                                    _of_target(pooled.target_enrollment)]),
+                        hovertemplate="%{x|%b %Y}<br>cumulative %{y}%{customdata[1]}"
                                       "<br>this month %{customdata[0]}<extra></extra>")
-        fig.add_scatter(x=pooled.month, y=pooled.target_enrollment, mode="lines", name="Target (sum of sites)",
-                        line=dict(color="#CC6677", width=2, dash="dash"),
-                        hovertemplate="target %{y}<extra></extra>")
+        if _targets(pooled.target_enrollment).notna().any():
+            fig.add_scatter(x=pooled.month, y=_targets(pooled.target_enrollment), mode="lines", name=target_label,
+                            line=dict(color="#CC6677", width=2, dash="dash"),
+                            hovertemplate="target %{y}<extra></extra>")
     fig.update_yaxes(title="Patients enrolled", rangemode="tozero")
     fig.update_xaxes(title="Month of first DEB-TACE")
     return base_layout(fig)
@@ -66,14 +81,16 @@ SMALL_KEY = 2.5         # where a suppressed count sorts: after 5 and more, befo
 def enrollment_bars(enrollment: pd.DataFrame, sort: str = "site") -> Figure:
     """Enrolled versus target per site, as horizontal bars; sort by site, enrolled or % of target.
     A suppressed count ("<5") has no bar and no percentage, its label says "<5", and it sorts
-    between 0 and 5, after the sites of the same key by site id (so the order tells nothing more)."""
+    between 0 and 5, after the sites of the same key by site id (so the order tells nothing more).
+    A site without a recorded target has no outline and no percentage (not 0%), and sorts last by %."""
     if enrollment.empty:
         return empty_figure("No site in the current filter.")
     df = enrollment.copy()
     enrolled = drawn(df.n_enrolled)
+    df["target_enrollment"] = _targets(df.target_enrollment)
     df["pct_target"] = 100.0 * enrolled / df.target_enrollment.where(df.target_enrollment > 0)
     df["enrolled_key"] = enrolled.fillna(SMALL_KEY)
-    df["pct_key"] = df.pct_target.where(enrolled.notna(), -1.0)
+    df["pct_key"] = df.pct_target.where(enrolled.notna(), -1.0).fillna(-2.0)
     col, ascending = SORTS.get(sort, SORTS["site"])
     df = df.sort_values([col, "site_id"], ascending=[ascending, True])
     shown = df.n_enrolled.astype(object).tolist()
@@ -85,13 +102,13 @@ def enrollment_bars(enrollment: pd.DataFrame, sort: str = "site") -> Figure:
                 hovertemplate="%{y}<br>target %{x}<extra></extra>")
     texts = [f"{n} ({p:.0f}%)" if pd.notna(p) else f"{n}" for n, p in zip(shown, df.pct_target)]
     fig.add_bar(y=labels, x=drawn(df.n_enrolled).fillna(0), orientation="h", name="Enrolled", marker_color="#332288",
-                customdata=np.column_stack([df.target_enrollment.astype(object), texts]),
+                customdata=np.column_stack([_of_target(df.target_enrollment), texts]),
                 text=texts, textposition="outside", cliponaxis=False,
                 hovertext=df.site_id + " " + df.site_name, hoverinfo="text",
-                hovertemplate="%{hovertext}<br>enrolled %{customdata[1]} of target %{customdata[0]}<extra></extra>")
+                hovertemplate="%{hovertext}<br>enrolled %{customdata[1]}%{customdata[0]}<extra></extra>")
     fig.update_layout(barmode="overlay", bargap=0.25)
     fig.update_yaxes(autorange="reversed", title=None)
-    top = float(max(enrolled.fillna(0).max(), df.target_enrollment.max(), 1))
+    top = float(max(enrolled.fillna(0).max(), df.target_enrollment.fillna(0).max(), 1))
     fig.update_xaxes(title="Patients", range=[0, top * 1.45])    # room for the "n (%)" labels
     return base_layout(fig, height=max(300, 60 + 28 * len(df)))
 

@@ -42,6 +42,27 @@ def _reference_lines(fig: Figure):
                       annotation_position="right")
 
 
+NOT_RECORDED = "not recorded"
+
+
+def _recorded(values) -> np.ndarray:
+    """Values for a hover, "not recorded" where the source did not record one (a null BCLC stage)."""
+    values = np.asarray(values, dtype=object)
+    missing = pd.isna(values)
+    return np.where(missing, NOT_RECORDED, values) if missing.any() else values
+
+
+def _response_text(response, visit) -> np.ndarray:
+    """A scan's recorded response for a hover: "baseline" at baseline (no response there), "not
+    recorded" at a follow-up without one (a local response not assessed)."""
+    response = np.asarray(response, dtype=object).copy()
+    missing = pd.isna(response)
+    if missing.any():
+        at_baseline = np.asarray(visit, dtype=object) == "baseline"
+        response[missing] = np.where(at_baseline[missing], "baseline", NOT_RECORDED)
+    return response
+
+
 def _text(values) -> np.ndarray:
     """Strings as a numpy unicode array: plotly's JSON encoder turns it into a list in one call
     (an object array is walked value by value, which at 100,000 bars was most of the callback's
@@ -135,7 +156,7 @@ def waterfall_bars_figure(rows: pd.DataFrame, n: int, counts, highlight: str | N
     missing = pd.isna(visit)
     if missing.any():                   # as Series.fillna(""), without the Series
         visit = np.where(missing, "", visit)
-    custom = np.column_stack([_text(rows["site_id"]), _text(rows["bclc_stage"]), _text(visit), change])
+    custom = np.column_stack([_text(rows["site_id"]), _text(_recorded(rows["bclc_stage"])), _text(visit), change])
     fig = Figure()
     for level in BOR_ORDER + sorted(set(pd.unique(bor)) - set(BOR_ORDER)):
         index = np.flatnonzero(bor == level)
@@ -347,7 +368,8 @@ def spider_figure(points: pd.DataFrame, highlight: str | None = None, cap: float
     # (measured: 0.3 vs 0.8 ms at 600 patients).
     visit_codes, visit_text = _factorized_text(points["visit"].to_numpy())
     # the baseline scan has no recorded response
-    response_codes, response_text = _factorized_text(points["response"].to_numpy(), missing="baseline")
+    response_codes, response_text = _factorized_text(_response_text(points["response"].to_numpy(),
+                                                                     points["visit"].to_numpy()))
     site_codes, site_text = _factorized_text(points["site_id"].to_numpy())
     texts = [np.append(np.asarray(ids, dtype=object).astype(str), ""), visit_text,
              _number_column_text(change), response_text, bor_text, site_text, np.array([""])]
@@ -389,8 +411,7 @@ def spider_figure(points: pd.DataFrame, highlight: str | None = None, cap: float
             hovertemplate="<b>%{customdata[0]}</b><br>%{customdata[1]}: %{customdata[2]:+.1f}%<extra></extra>")
     if dim:
         h = np.flatnonzero(codes == hit[0])
-        response = points["response"].to_numpy()[h].astype(object)
-        response[pd.isna(response)] = "baseline"
+        response = _response_text(points["response"].to_numpy()[h], points["visit"].to_numpy()[h])
         fig.add_scatter(
             x=months[h], y=shown[h], mode="lines+markers+text", name=highlight, showlegend=False,
             line=dict(color=HIGHLIGHT, width=3.5), marker=dict(size=8, color=BOR_COLOURS.get(bors[h[0]]),
@@ -452,6 +473,7 @@ def swimmer_figure(events: pd.DataFrame, lanes: list[str], highlight: str | None
     lane_row = first_row[lane_code]
     lane = {c: col[c][lane_row] for c in ("patient_id", "site_id", "bclc_stage", "bor", "time_on_study_days",
                                           "end_status")}
+    lane["bclc_stage"] = _recorded(lane["bclc_stage"])
     lane_months = lane["time_on_study_days"] / DAYS_PER_MONTH
     fig = Figure()
     for bor in BOR_ORDER:
@@ -472,7 +494,8 @@ def swimmer_figure(events: pd.DataFrame, lanes: list[str], highlight: str | None
             y=patient[scans], x=months[scans], mode="markers", name="Scan (colour = response)",
             marker=dict(symbol="circle", size=8, color=[BOR_COLOURS.get(r, "#888888") for r in col["response"][scans]],
                         line=dict(color="#212529", width=1)),
-            customdata=_object_columns(*(col[c][scans] for c in ("patient_id", "visit", "response", "day"))),
+            customdata=_object_columns(col["patient_id"][scans], col["visit"][scans],
+                                       _response_text(col["response"][scans], col["visit"][scans]), col["day"][scans]),
             hovertemplate="<b>%{customdata[0]}</b><br>scan %{customdata[1]} (day %{customdata[3]}): "
                           "%{customdata[2]}<extra></extra>")
     for kind, (name, symbol, size, colour) in SWIMMER_MARKS.items():
