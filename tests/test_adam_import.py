@@ -605,6 +605,59 @@ def test_hand_made_study_two_records_at_a_visit(hand_study, tmp_path, capsys):
     assert "ADTR row 6 (USUBJID S1-001), field AVISIT: more than one SUMDIAM record at visit 'WEEK 6'" in err
 
 
+# ADTR whose baseline records carry BASE: S1-001's has no AVAL (BASE is its baseline), S1-002's
+# SCREENING baseline has an AVAL that BASE contradicts (the AVAL wins, said so)
+ADTR_BASE_CSV = """USUBJID,PARAMCD,AVISIT,ADT,AVAL,BASE,AVALU,ABLFL,DTYPE
+S1-001,SUMDIAM,BASELINE,2024-01-05,,5.2,cm,Y,
+S1-001,SUMDIAM,WEEK 6,2024-02-21,4.0,5.2,cm,,
+S1-001,SUMDIAM,WEEK 9,2024-03-13,3.5,5.2,cm,,
+S1-001,SUMDIAM,WEEK 12,2024-04-03,4.0,9.9,cm,,LOCF
+S1-002,SUMDIAM,SCREENING,2024-01-20,30,31,mm,,
+"""
+
+
+def test_hand_made_baseline_sum_from_base(hand_study, tmp_path, capsys):
+    from dashboard import data, exports
+    from dashboard.data import ALL_SITES
+    from dashboard.filters import Filters
+    hand_study["adtr"].write_text(ADTR_BASE_CSV)
+    code, out, err = import_adam(capsys, tmp_path / "root", "2024-12-31", **hand_study)
+    assert code == 0, err
+    m = table(tmp_path / "root", "2024-12-31", "lesion_measurements")
+    m = m.set_index(["patient_id", "visit"])["viable_diameter_mm"].sort_index()
+    # S1-001's baseline is BASE 5.2 cm (the derived LOCF record's 9.9 is not read); S1-002's its AVAL 30 mm
+    assert m.to_dict() == {("S1-001", "WEEK 6"): 40.0, ("S1-001", "baseline"): 52.0, ("S1-002", "baseline"): 30.0}
+    assert "baseline sum of diameters (SUMDIAM): the baseline record's AVAL for 1 subject(s), BASE for 1 (the " \
+           "baseline record has no AVAL)" in out
+    assert "ADTR SUMDIAM BASE differs from the baseline record's AVAL for 1 subject(s): the AVAL is used" in out
+    assert "records with no value" not in out
+    # S1-001's waterfall bar: WEEK 6 (WEEK 9 has no ADRS response, left out): 100 * (40 - 52) / 52 by hand
+    got = exports.compute_export("waterfall", data.resolve("2024-12-31", tmp_path / "root"), Filters(), ALL_SITES)
+    assert got.rows.set_index("patient_id")["best_pct_change"].to_dict() == {"S1-001": pytest.approx(-23.0769230769)}
+
+
+def test_hand_made_base_disagrees_without_a_baseline_aval(hand_study, tmp_path, capsys):
+    """Two BASE values for a subject whose baseline record has no AVAL: two baselines, no rule to pick
+    one; every % change of the patient depends on it, so the import stops (exit 2) naming the rows."""
+    hand_study["adtr"].write_text(ADTR_BASE_CSV.replace("WEEK 6,2024-02-21,4.0,5.2", "WEEK 6,2024-02-21,4.0,5.3"))
+    err = bad_import(capsys, tmp_path / "root", **hand_study)
+    assert "ADTR row 2 (USUBJID S1-001), field BASE: 5.3: the subject's SUMDIAM records disagree on BASE and its " \
+           "baseline record has no AVAL, so the baseline sum is not known" in err
+    assert "ADTR row 1 (USUBJID S1-001), field BASE: 5.2" in err and "USUBJID S1-002" not in err
+    # with the baseline AVAL given, the AVAL is the baseline and the stray BASE does not matter
+    hand_study["adtr"].write_text(ADTR_BASE_CSV.replace("BASELINE,2024-01-05,,5.2", "BASELINE,2024-01-05,5.2,5.2")
+                                  .replace("WEEK 6,2024-02-21,4.0,5.2", "WEEK 6,2024-02-21,4.0,5.3"))
+    code, out, err = import_adam(capsys, tmp_path / "root", "2024-12-31", **hand_study)
+    assert code == 0, err
+    assert "the baseline record's AVAL for 2 subject(s), BASE for 0" in out
+
+
+def test_hand_made_sum_not_a_number(hand_study, tmp_path, capsys):
+    hand_study["adtr"].write_text(ADTR_CSV.replace("WEEK 6,2024-02-21,4.0", "WEEK 6,2024-02-21,four"))
+    err = bad_import(capsys, tmp_path / "root", **hand_study)
+    assert "ADTR row 2 (USUBJID S1-001), field AVAL: 'four' is not a number" in err
+
+
 def test_cutoff_before_every_time_zero(small_csv, tmp_path, capsys):
     folder, adsl, _ = small_csv
     code, out, err = import_adam(capsys, tmp_path / "root", "2001-01-01", adsl=folder / "adsl.csv")
