@@ -146,6 +146,80 @@ def test_pharmaverse_sum_of_diameters_is_the_sum_pseudo_lesion(imported):
     assert lesions["is_target"].all() and not lesions["is_treated"].any() and lesions["segment"].isna().all()
 
 
+def day(frame: pd.DataFrame) -> pd.Series:
+    """A record's date: ADT, else ADTM's date (pandas on the source)."""
+    d = pd.to_datetime(frame["ADT"]) if "ADT" in frame else pd.Series(pd.NaT, index=frame.index)
+    return d.fillna(pd.to_datetime(frame["ADTM"])).dt.normalize() if "ADTM" in frame else d.dt.normalize()
+
+
+WATERFALL_SOURCES = {"pharmaverse": (PHARMAVERSE_FILES, "OVR", "SDIAM"),
+                     "random": (RANDOM_FILES, "OVRINV", "SLDINV"),
+                     "random_cut": (RANDOM_FILES, "OVRINV", "SLDINV")}
+
+
+def independent_best_change(files: dict, response_param: str, sum_param: str, cutoff: str) -> pd.Series:
+    """Best % change per subject from the source files with pandas: the minimum of ADTR's own PCHG
+    over the post-baseline sum records the analysis plan counts ("Best percent change": up to and
+    including the first PD), read by the rules docs/adam.md states: not derived (DTYPE empty), at a
+    visit with an ADRS overall response, dated (the ADRS date) after time zero and on or before the
+    cut-off and the OS death date; the first PD is the first such ADRS visit with AVALC 'PD'."""
+    adsl, tte = pd.read_parquet(files["adsl"]), pd.read_parquet(files["adtte"])
+    rs, tr = pd.read_parquet(files["adrs"]), pd.read_parquet(files["adtr"])
+    cut = pd.Timestamp(cutoff)
+    os_ = tte[tte["PARAMCD"] == "OS"].set_index("USUBJID")
+    # time zero: ADTTE OS STARTDT, else ADSL TRTSDT, else TRTSDTM's date
+    t0 = pd.to_datetime(os_["STARTDT"]) if "STARTDT" in os_ else pd.Series(dtype="datetime64[ns]")
+    treated = pd.to_datetime(adsl["TRTSDT"]) if "TRTSDT" in adsl else pd.to_datetime(adsl["TRTSDTM"]).dt.normalize()
+    t0 = t0.reindex(adsl["USUBJID"]).fillna(pd.Series(treated.values, index=adsl["USUBJID"].values))
+    death = day(os_)[os_["CNSR"] == 0]
+    death = death[death <= cut]
+    rs = rs[rs["PARAMCD"] == response_param].assign(date=day(rs[rs["PARAMCD"] == response_param]))
+    assert not rs.duplicated(["USUBJID", "AVISIT"]).any()        # one response per visit: no ANL01FL choice
+    rs = rs[(rs["AVISIT"].str.upper() != "BASELINE") & (rs["date"] > rs["USUBJID"].map(t0)) & (rs["date"] <= cut)
+            & ~(rs["date"] > rs["USUBJID"].map(death))]
+    first_pd = rs[rs["AVALC"] == "PD"].groupby("USUBJID")["date"].min()
+    tr = tr[tr["PARAMCD"] == sum_param]
+    if "DTYPE" in tr:
+        tr = tr[tr["DTYPE"].fillna("") == ""]
+    assert not tr.duplicated(["USUBJID", "AVISIT"]).any()        # one sum per visit: no ANL01FL choice
+    post = tr[tr["ABLFL"].fillna("") != "Y"].merge(rs[["USUBJID", "AVISIT", "date"]], on=["USUBJID", "AVISIT"])
+    post = post[post["AVAL"].notna() & ~(post["date"] > post["USUBJID"].map(first_pd))]
+    return post.groupby("USUBJID")["PCHG"].min().sort_index()
+
+
+# evaluable patients as independent_best_change counts them (every patient with a baseline sum has
+# one: BASE on random.cdisc.data's 400, the baseline AVAL on pharmaverse's 6 with SDIAM)
+EVALUABLE = {"pharmaverse": 6, "random": 358, "random_cut": 314}
+
+
+@pytest.mark.parametrize("name", ["pharmaverse", "random", "random_cut"])
+def test_waterfall_best_change_equals_pchg_in_adtr(imported, name):
+    """The dashboard's waterfall export on the imported snapshot gives each patient the best % change
+    ADTR itself states (PCHG = 100 * (AVAL - BASE) / BASE), computed from the source files with pandas
+    (independent_best_change). random.cdisc.data's baseline record has no AVAL, only BASE on every
+    record: the 'SUM' pseudo-lesion's baseline is BASE there."""
+    from dashboard import data, exports
+    from dashboard.data import ALL_SITES
+    from dashboard.filters import Filters
+    root, cutoff, code, stdout = imported[name]
+    assert code == 0, stdout
+    files, response_param, sum_param = WATERFALL_SOURCES[name]
+    expected = independent_best_change(files, response_param, sum_param, cutoff)
+    got = exports.compute_export("waterfall", data.resolve(cutoff, root), Filters(), ALL_SITES)
+    best = got.rows.set_index("patient_id")["best_pct_change"].sort_index()
+    assert len(best) == len(expected) == EVALUABLE[name]
+    assert list(best.index) == list(expected.index)
+    assert best.to_numpy() == pytest.approx(expected.to_numpy(), abs=1e-9, rel=0)
+    assert got.extra["n_not_evaluable"] == got.n_patients - len(expected)
+    # no baseline sum: the patients whose ADTR baseline record (ABLFL 'Y') has neither AVAL nor BASE
+    tr = pd.read_parquet(files["adtr"])
+    base = tr[(tr["PARAMCD"] == sum_param) & (tr["ABLFL"] == "Y")]
+    with_base = set(base.loc[base["AVAL"].fillna(base["BASE"]).notna(), "USUBJID"])
+    patients = set(table(root, cutoff, "patients")["patient_id"])
+    assert got.extra["not_evaluable_reasons"]["no baseline sum"] == len(patients - with_base)
+    assert len(patients - with_base) == {"pharmaverse": 254 - 6, "random": 0, "random_cut": 0}[name]
+
+
 @pytest.mark.parametrize("name,ref", [("pharmaverse", "pharmaverse"), ("random", "random"),
                                       ("random_cut", "random_cut_2021_06_30")])
 def test_os_median_equals_r_survfit_on_adtte(imported, capsys, name, ref):
@@ -529,6 +603,59 @@ def test_hand_made_study_two_records_at_a_visit(hand_study, tmp_path, capsys):
     hand_study["adtr"].write_text(ADTR_CSV + "S1-001,SUMDIAM,WEEK 6,2024-02-22,4.1,cm,,\n")
     err = bad_import(capsys, tmp_path / "root", **hand_study)
     assert "ADTR row 6 (USUBJID S1-001), field AVISIT: more than one SUMDIAM record at visit 'WEEK 6'" in err
+
+
+# ADTR whose baseline records carry BASE: S1-001's has no AVAL (BASE is its baseline), S1-002's
+# SCREENING baseline has an AVAL that BASE contradicts (the AVAL wins, said so)
+ADTR_BASE_CSV = """USUBJID,PARAMCD,AVISIT,ADT,AVAL,BASE,AVALU,ABLFL,DTYPE
+S1-001,SUMDIAM,BASELINE,2024-01-05,,5.2,cm,Y,
+S1-001,SUMDIAM,WEEK 6,2024-02-21,4.0,5.2,cm,,
+S1-001,SUMDIAM,WEEK 9,2024-03-13,3.5,5.2,cm,,
+S1-001,SUMDIAM,WEEK 12,2024-04-03,4.0,9.9,cm,,LOCF
+S1-002,SUMDIAM,SCREENING,2024-01-20,30,31,mm,,
+"""
+
+
+def test_hand_made_baseline_sum_from_base(hand_study, tmp_path, capsys):
+    from dashboard import data, exports
+    from dashboard.data import ALL_SITES
+    from dashboard.filters import Filters
+    hand_study["adtr"].write_text(ADTR_BASE_CSV)
+    code, out, err = import_adam(capsys, tmp_path / "root", "2024-12-31", **hand_study)
+    assert code == 0, err
+    m = table(tmp_path / "root", "2024-12-31", "lesion_measurements")
+    m = m.set_index(["patient_id", "visit"])["viable_diameter_mm"].sort_index()
+    # S1-001's baseline is BASE 5.2 cm (the derived LOCF record's 9.9 is not read); S1-002's its AVAL 30 mm
+    assert m.to_dict() == {("S1-001", "WEEK 6"): 40.0, ("S1-001", "baseline"): 52.0, ("S1-002", "baseline"): 30.0}
+    assert "baseline sum of diameters (SUMDIAM): the baseline record's AVAL for 1 subject(s), BASE for 1 (the " \
+           "baseline record has no AVAL)" in out
+    assert "ADTR SUMDIAM BASE differs from the baseline record's AVAL for 1 subject(s): the AVAL is used" in out
+    assert "records with no value" not in out
+    # S1-001's waterfall bar: WEEK 6 (WEEK 9 has no ADRS response, left out): 100 * (40 - 52) / 52 by hand
+    got = exports.compute_export("waterfall", data.resolve("2024-12-31", tmp_path / "root"), Filters(), ALL_SITES)
+    assert got.rows.set_index("patient_id")["best_pct_change"].to_dict() == {"S1-001": pytest.approx(-23.0769230769)}
+
+
+def test_hand_made_base_disagrees_without_a_baseline_aval(hand_study, tmp_path, capsys):
+    """Two BASE values for a subject whose baseline record has no AVAL: two baselines, no rule to pick
+    one; every % change of the patient depends on it, so the import stops (exit 2) naming the rows."""
+    hand_study["adtr"].write_text(ADTR_BASE_CSV.replace("WEEK 6,2024-02-21,4.0,5.2", "WEEK 6,2024-02-21,4.0,5.3"))
+    err = bad_import(capsys, tmp_path / "root", **hand_study)
+    assert "ADTR row 2 (USUBJID S1-001), field BASE: 5.3: the subject's SUMDIAM records disagree on BASE and its " \
+           "baseline record has no AVAL, so the baseline sum is not known" in err
+    assert "ADTR row 1 (USUBJID S1-001), field BASE: 5.2" in err and "USUBJID S1-002" not in err
+    # with the baseline AVAL given, the AVAL is the baseline and the stray BASE does not matter
+    hand_study["adtr"].write_text(ADTR_BASE_CSV.replace("BASELINE,2024-01-05,,5.2", "BASELINE,2024-01-05,5.2,5.2")
+                                  .replace("WEEK 6,2024-02-21,4.0,5.2", "WEEK 6,2024-02-21,4.0,5.3"))
+    code, out, err = import_adam(capsys, tmp_path / "root", "2024-12-31", **hand_study)
+    assert code == 0, err
+    assert "the baseline record's AVAL for 2 subject(s), BASE for 0" in out
+
+
+def test_hand_made_sum_not_a_number(hand_study, tmp_path, capsys):
+    hand_study["adtr"].write_text(ADTR_CSV.replace("WEEK 6,2024-02-21,4.0", "WEEK 6,2024-02-21,four"))
+    err = bad_import(capsys, tmp_path / "root", **hand_study)
+    assert "ADTR row 2 (USUBJID S1-001), field AVAL: 'four' is not a number" in err
 
 
 def test_cutoff_before_every_time_zero(small_csv, tmp_path, capsys):

@@ -55,7 +55,7 @@ YES_NO = {"Y": True, "YES": True, "TRUE": True, "1": True, "N": False, "NO": Fal
 COLUMNS = {
     "adtte": ("USUBJID", "PARAMCD", "CNSR", "STARTDT", "ADT", "ADTM", "AVAL", "AVALU"),
     "adrs": ("USUBJID", "PARAMCD", "AVALC", "AVISIT", "ABLFL", "ADT", "ADTM", "DTYPE", "ANL01FL"),
-    "adtr": ("USUBJID", "PARAMCD", "AVAL", "AVALU", "AVISIT", "ABLFL", "ADT", "ADTM", "DTYPE", "ANL01FL"),
+    "adtr": ("USUBJID", "PARAMCD", "AVAL", "BASE", "AVALU", "AVISIT", "ABLFL", "ADT", "ADTM", "DTYPE", "ANL01FL"),
     "adae": ("USUBJID", "ATOXGR", "AETOXGR", "AEDECOD", "AETERM", "AESOC", "AEBODSYS", "ASTDT", "ASTDTM", "AESTDTC",
              "AENDT", "AENDTM", "AEENDTC", "AREL", "AEREL", "AESEQ", "AESER"),
 }
@@ -577,6 +577,42 @@ def visit_rows(ds: Dataset, params: tuple[str, ...], value_col: str, problems: l
     return rows.drop(columns="anl")
 
 
+def baseline_from_base(adtr: Dataset, sums: pd.DataFrame, report: ImportReport,
+                       problems: list[Problem]) -> pd.DataFrame:
+    """`sums` (value: AVAL as a number) with the baseline's value: the baseline record's AVAL, else the BASE
+    (ADaM's baseline value) of the subject's records read, which must agree: two values are two baselines,
+    a Problem naming the rows."""
+    param = sums["param"].iloc[0]
+    if not adtr.has("BASE"):
+        report.notes.append(f"baseline sum of diameters ({param}): the baseline record's AVAL (ADTR has no BASE)")
+        return sums
+    part = Dataset(adtr.name, adtr.path, adtr.frame.loc[adtr.frame[ROW].isin(sums[ROW]).values])
+    base = sums[ROW].map(pd.Series(numbers(part, "BASE", problems).to_numpy(), index=part.frame[ROW].to_numpy()))
+    is_base = sums["visit"] == "baseline"
+    value = sums["value"]
+    need = is_base & value.isna()
+    spread = base.groupby(sums["USUBJID"]).agg(["min", "max"])
+    clash = spread.index[(spread["max"] - spread["min"]).abs() > 1e-9 * spread["max"].abs()]
+    bad = isin(sums["USUBJID"], sums.loc[need, "USUBJID"]) & isin(sums["USUBJID"], clash) & base.notna()
+    if bad.any():
+        problems.extend(Problem(f"ADTR row {int(r)} (USUBJID {u})", "BASE",
+                                f"{b!r}: the subject's {param} records disagree on BASE and its baseline record has "
+                                "no AVAL, so the baseline sum is not known")
+                        for r, u, b in list(zip(sums.loc[bad, ROW], sums.loc[bad, "USUBJID"], base[bad]))[:20])
+        return sums
+    subject_base = sums["USUBJID"].map(spread["min"])
+    filled = need & subject_base.notna()
+    differ = is_base & value.notna() & subject_base.notna() & \
+        ((value - subject_base).abs() > 1e-9 * subject_base.abs())
+    report.notes.append(f"baseline sum of diameters ({param}): the baseline record's AVAL for "
+                        f"{int((is_base & value.notna()).sum())} subject(s), BASE for {int(filled.sum())} (the "
+                        "baseline record has no AVAL)")
+    if differ.any():
+        report.notes.append(f"ADTR {param} BASE differs from the baseline record's AVAL for {int(differ.sum())} "
+                            "subject(s): the AVAL is used")
+    return sums.assign(value=value.where(~filled, subject_base))
+
+
 def build_imaging(adrs: Dataset | None, adtr: Dataset | None, patients: pd.DataFrame, cutoff: pd.Timestamp,
                   report: ImportReport, problems: list[Problem]):
     """imaging, lesions and lesion_measurements (docs/adam.md: one 'SUM' pseudo-lesion per subject)."""
@@ -601,6 +637,13 @@ def build_imaging(adrs: Dataset | None, adtr: Dataset | None, patients: pd.DataF
         if not len(sums):
             report.notes.append(f"ADTR has no sum of diameters ({'/'.join(SUM_PARAMS)})")
         else:
+            number = pd.to_numeric(sums["value"], errors="coerce")
+            bad = sums["value"].notna() & number.isna()
+            if bad.any():
+                problems.extend(Problem(f"ADTR row {int(r)} (USUBJID {s})", "AVAL", f"{v!r} is not a number")
+                                for r, s, v in list(zip(sums.loc[bad, ROW], sums.loc[bad, "USUBJID"],
+                                                        sums.loc[bad, "value"]))[:20])
+            sums = baseline_from_base(adtr, sums.assign(value=number.astype("float64")), report, problems)
             part = Dataset(adtr.name, adtr.path, adtr.frame.loc[adtr.frame[ROW].isin(sums[ROW]).values])
             unit = text(part, "AVALU").str.upper()
             unit.index = part.frame[ROW].values
@@ -609,7 +652,7 @@ def build_imaging(adrs: Dataset | None, adtr: Dataset | None, patients: pd.DataF
             if bad.any():
                 problems.extend(Problem(f"ADTR row {int(r)} (USUBJID {s})", "AVALU", f"{v!r}: a diameter is in mm or cm")
                                 for r, s, v in zip(sums.loc[bad, ROW], sums.loc[bad, "USUBJID"], u[bad]))
-            sums = sums.assign(value=pd.to_numeric(sums["value"], errors="coerce") * u.map(MM_PER_UNIT).fillna(1.0))
+            sums = sums.assign(value=sums["value"] * u.map(MM_PER_UNIT).fillna(1.0))
             neg = sums["value"] < 0
             if neg.any():
                 problems.extend(Problem(f"ADTR row {int(r)} (USUBJID {s})", "AVAL", f"{v!r}: a sum of diameters is >= 0")
