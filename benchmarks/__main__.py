@@ -278,12 +278,16 @@ def main(argv=None) -> int:
     parser.add_argument("--patients", type=int, help="--browser: this many patients instead of the scale's "
                                                      "(a smoke run)")
     parser.add_argument("--markdown", action="store_true", help="--browser: also print the table as Markdown")
+    parser.add_argument("--settle-ms", type=float, default=None,
+                        help="--browser: a settled page must stay quiet this long to count (default 300; "
+                             "not part of the time)")
     args = parser.parse_args(argv)
     scales = ["registry", "stress"] if args.scale == "all" else [args.scale]
     if args.browser:
         from benchmarks import browser
         for scale in scales:
-            browser.main(scale, args.reps, args.quiet, Path(args.output), args.patients, args.page, args.markdown)
+            browser.main(scale, args.reps, args.quiet, Path(args.output), args.patients, args.page, args.markdown,
+                         args.settle_ms if args.settle_ms is not None else browser.QUIET_MS)
         return 0
     runs, cold = [], None
     for scale in scales:

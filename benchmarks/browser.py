@@ -324,12 +324,13 @@ class Tab:
     """A page of a browser context with the instrumentation, and Playwright's record of every
     callback request (for its server timing)."""
 
-    def __init__(self, browser, url: str, timeout_s: float = 60):
+    def __init__(self, browser, url: str, timeout_s: float = 60, quiet_ms: float = QUIET_MS):
         self.context = browser.new_context(viewport={"width": 1366, "height": 768})
         self.context.add_init_script(INSTRUMENT_JS)
         self.page = self.context.new_page()
         self.url = url
         self.timeout_s = timeout_s
+        self.quiet_ms = quiet_ms
         self.finished: list[dict] = []
         self.errors: list[str] = []
         self.page.on("requestfinished", self._finished)
@@ -362,7 +363,7 @@ class Tab:
         if action.kind == "input":
             page.evaluate("(kind) => window.__bench.arm(kind)", action.kind)
         action.run(page, ctx)
-        raw = page.evaluate(SETTLE_JS, {"quietMs": QUIET_MS, "timeoutMs": self.timeout_s * 1000})
+        raw = page.evaluate(SETTLE_JS, {"quietMs": self.quiet_ms, "timeoutMs": self.timeout_s * 1000})
         if raw["timeout"]:
             raise RuntimeError(f"{path} {action.name}: did not settle in {self.timeout_s} s "
                                f"(t0={raw['t0']}, requests={len(raw['requests'])}, url={raw['url']})")
@@ -508,13 +509,14 @@ def summarise(samples: list[dict]) -> dict:
 
 
 def run(scale: str = "registry", reps: int = 3, quiet: bool = False, patients: int | None = None,
-        pages: list[str] | None = None) -> dict:
+        pages: list[str] | None = None, quiet_ms: float = QUIET_MS) -> dict:
     """Generate the registry, start the app, drive Chromium through every page; the "browser"
     result (see the module docstring)."""
     from dashboard.app import PAGES
     patients = patients or SCALES[scale]
     reps = max(reps, 1)
     selected = [(p, label) for p, label in PAGES if not pages or p in pages or label in pages]
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="bench-browser-") as tmp:
         tmp = Path(tmp)
         root, cache_dir = tmp / "data", tmp / "cache"
@@ -533,7 +535,7 @@ def run(scale: str = "registry", reps: int = 3, quiet: bool = False, patients: i
         started = time.time()
         with running_app(root, cache_dir, log_path) as url, chromium() as browser:
             progress = _progress(n_actions * len(passes) + len(plans), quiet)
-            tab = Tab(browser, url, TIMEOUT_S[scale] if patients >= 10_000 else 60)
+            tab = Tab(browser, url, TIMEOUT_S[scale] if patients >= 10_000 else 60, quiet_ms)
             try:
                 for path, label, actions in plans:           # warm up: scripts into the browser's cache,
                     for action in actions[:1]:               # the server's imports and schemas
@@ -563,11 +565,12 @@ def run(scale: str = "registry", reps: int = 3, quiet: bool = False, patients: i
     result = {
         "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "scale": scale, "patients": patients, "reps": reps, "cached_reps": max(reps - 1, 1),
-        "machine": f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.2f} at the end",
+        "machine": f"{os.cpu_count()} cores, load (1 min) {load_before:.2f} at the start, "
+                   f"{os.getloadavg()[0]:.2f} at the end",
         "server": "python app.py (Flask threaded), REGISTRY_WARM=off",
         "browser": f"headless {CHROMIUM} (Playwright), 1366x768",
         "seconds": round(time.time() - started, 1),
-        "definitions": {"quiet_ms": QUIET_MS, "wave_gap_ms": WAVE_GAP_MS,
+        "definitions": {"quiet_ms": quiet_ms, "wave_gap_ms": WAVE_GAP_MS,
                         "time": "input event -> last callback answered, nothing loading, two animation frames",
                         "server_ms": "union of requestStart -> responseStart of the action's callback requests"},
         "targets_ms": TARGETS_MS.get(scale, {}),
@@ -654,8 +657,8 @@ def write_results(result: dict, output: Path) -> None:
 
 
 def main(scale: str, reps: int, quiet: bool, output: Path, patients: int | None = None,
-         pages: list[str] | None = None, markdown_out: bool = False) -> int:
-    result = run(scale, reps, quiet, patients, pages)
+         pages: list[str] | None = None, markdown_out: bool = False, quiet_ms: float = QUIET_MS) -> int:
+    result = run(scale, reps, quiet, patients, pages, quiet_ms)
     write_results(result, output)
     print(table(result))
     if markdown_out:

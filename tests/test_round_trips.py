@@ -23,7 +23,7 @@ MAX_CHAIN = 3
 @pytest.fixture(scope="module")
 def bench_app(tmp_path_factory):
     root = tmp_path_factory.mktemp("round-trips")
-    bench.generate(root / "data", 80, last_cut_only=True, quiet=True)
+    bench.generate(root / "data", 40, last_cut_only=True, quiet=True)
     cache = root / "cache"
     cache.mkdir(mode=0o700)
     with bench.running_app(root / "data", cache, root / "server.log") as url:
@@ -32,7 +32,7 @@ def bench_app(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def tab(browser, bench_app):
-    t = bench.Tab(browser, bench_app)
+    t = bench.Tab(browser, bench_app, quiet_ms=150)
     yield t
     t.close()
 
