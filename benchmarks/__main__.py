@@ -1,4 +1,5 @@
 """Benchmark every page at registry and stress scale: python -m benchmarks [--scale registry|stress|all]
+(with --browser: the time a person feels in Chromium, benchmarks/browser.py)
 
 For each page it replays realistic filter changes (and page-option changes) through the real
 HTTP callback endpoint, /_dash-update-component, with the JSON the browser posts (built from
@@ -251,6 +252,15 @@ def bench_over_http(scale: str, reps: int, only, url: str) -> list[dict]:
     return rows
 
 
+def keep_other_keys(path: Path, result: dict) -> dict:
+    """`result` with the keys of the results file it does not set (the browser benchmark's)."""
+    try:
+        current = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return result
+    return {**current, **result} if isinstance(current, dict) else result
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -261,8 +271,24 @@ def main(argv=None) -> int:
     parser.add_argument("--server", choices=["test-client", "gunicorn"], default="test-client",
                         help="replay through the Flask test client in this process (default; gives the DuckDB "
                              "floor) or over HTTP against gunicorn with 2 workers (the deployment)")
+    parser.add_argument("--browser", action="store_true",
+                        help="drive headless Chromium through every page against the real app instead "
+                             "(benchmarks/browser.py); writes the \"browser\" key of --output")
+    parser.add_argument("--quiet", action="store_true", help="--browser: no progress bar")
+    parser.add_argument("--patients", type=int, help="--browser: this many patients instead of the scale's "
+                                                     "(a smoke run)")
+    parser.add_argument("--markdown", action="store_true", help="--browser: also print the table as Markdown")
+    parser.add_argument("--settle-ms", type=float, default=None,
+                        help="--browser: a settled page must stay quiet this long to count (default 300; "
+                             "not part of the time)")
     args = parser.parse_args(argv)
     scales = ["registry", "stress"] if args.scale == "all" else [args.scale]
+    if args.browser:
+        from benchmarks import browser
+        for scale in scales:
+            browser.main(scale, args.reps, args.quiet, Path(args.output), args.patients, args.page, args.markdown,
+                         args.settle_ms if args.settle_ms is not None else browser.QUIET_MS)
+        return 0
     runs, cold = [], None
     for scale in scales:
         # each scale in its own process: a fresh DuckDB connection and an honest peak memory
@@ -285,7 +311,7 @@ def main(argv=None) -> int:
     result = {"runs": runs, "cold_start_s": round(cold, 2) if cold is not None else None,
               "peak_rss_mb": round(peak, 1)}
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    Path(args.output).write_text(json.dumps(keep_other_keys(Path(args.output), result), indent=2) + "\n")
     print(f"\n{'scale':9} {'patients':>8} {'page':17} {'p50 ms':>8} {'p95 ms':>8} {'floor ms':>9} {'ratio':>6}"
           f" {'cached p50':>10} {'cached p95':>10}")
     for r in runs:

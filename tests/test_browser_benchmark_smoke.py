@@ -1,0 +1,54 @@
+"""The browser benchmark (python -m benchmarks --browser) runs at registry scale on a small
+registry, one pass: a smoke run that never judges timings, only that every page and action is
+measured and the numbers are there. The full run is in the README (issue 17)."""
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PAGES = {"Overview", "Enrollment", "Survival", "Tumour response", "Safety", "Downstaging"}
+
+pytestmark = pytest.mark.browser
+
+
+def test_browser_benchmark_smoke_run(tmp_path):
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian chromium is not installed (/usr/bin/chromium)")
+    from benchmarks.browser import actions_for
+    out = tmp_path / "results.json"
+    out.write_text(json.dumps({"runs": [], "cold_start_s": 1.0}))      # the server benchmark's keys stay
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--browser", "--scale", "registry",
+                           "--patients", "40", "--reps", "1", "--quiet", "--settle-ms", "100", "--output", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    print(proc.stdout)          # the table, in the test log
+    result = json.loads(out.read_text())
+    assert result["runs"] == [] and result["cold_start_s"] == 1.0
+    run = result["browser"]["registry"]
+    assert run["patients"] == 40 and run["reps"] == 1 and run["cached_reps"] == 1
+    assert run["console_errors"] == []
+    rows = {(r["page"], r["action"]): r for r in run["pages"]}
+    from dashboard.app import PAGES as APP_PAGES
+    assert {label for _, label in APP_PAGES} == PAGES
+    for path, label in APP_PAGES:
+        expected = [a.name for a in actions_for(path, has_second_cut=True)]
+        assert {"open", "shared link", "dropdown", "slider", "chip", "data cut", "back", "clear all"} <= set(expected)
+        assert ("page option" in expected) == (path != "/")
+        for name in expected:
+            row = rows.pop((label, name))
+            for mode in ("uncached", "cached"):
+                s = row[mode]
+                assert s["n"] == 1 and 0 < s["p50_ms"] <= s["p95_ms"], (label, name, mode, s)
+                assert s["requests"] >= 1 and 1 <= s["waves"] <= s["requests"] and s["chain"] >= 1, (label, name, s)
+                assert 0 < s["server_ms_p50"] < s["p95_ms"] and 0 < s["server_share"] < 1, (label, name, s)
+                assert s["to_first_request_ms_p50"] >= 0 and s["after_last_answer_ms_p50"] >= 0
+            example = row["example"]
+            assert example["unmatched"] == 0, (label, name, example)      # Playwright saw every request
+            assert len(example["wave_detail"]) == example["waves"]
+            assert abs(example["clock_skew_ms"]) < 100
+    assert rows == {}, f"unexpected rows: {sorted(rows)}"
+    assert {s["page"] for s in run["summary"]} == PAGES
+    assert "Tumour response" in proc.stdout and "uncached p50" in proc.stdout
