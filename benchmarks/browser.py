@@ -486,7 +486,8 @@ def analyse(raw: dict, finished: list[dict]) -> dict:
                          "read_ms": round(max(r["answered"] for r in w) - t0, 1),
                          "server_ms": round(union_length([(r["server_from"], r["server_to"]) for r in w
                                                           if r["server_from"] is not None]), 1),
-                         "callbacks": [short(r["output"]) for r in w]} for w in waves],
+                         "callbacks": [short(r["output"]) for r in w],
+                         "triggers": sorted({c for r in w for c in r.get("changed") or []})} for w in waves],
     }
 
 

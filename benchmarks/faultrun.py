@@ -233,22 +233,27 @@ class Run:
         ex.gone = ex.notice and b"is no longer available" in payload
         return ex, payload
 
-    def sync_state(self, user, kind, values, changed) -> dict | None:
-        """Post the shell callback; the filter state it answers (None: no change or a failure)."""
+    def sync_state(self, user, kind, values, changed, state: dict) -> dict | None:
+        """Post the shell callback beside the browser's own `state` (the browser computes the
+        cards' state itself: assets/shell.js); the state with the cut the shell resolved, as a
+        load's cards resolve 'latest' (None: a failure)."""
         ex, payload = self.exchange(user, kind, "shell", "/_dash-update-component",
                                     callback_body(self.sync, values, changed))
         ex.asked_latest = kind == "load"
-        state = None
-        if ex.status == 200 and not ex.notice:
-            try:
-                response = json.loads(payload)["response"]
-                if "filter-state" in response:         # else nothing changed (every output no_update)
-                    state = response["filter-state"]["data"]
-                    ex.cut, ex.query = state["snapshot"], state["query"]
-            except (ValueError, KeyError, TypeError):
-                ex.numbers["unreadable"] = True
+        ex.cut, ex.query = state["snapshot"], state["query"]
+        if ex.status == 204:            # nothing changed (every output no_update)
+            self.record(ex)
+            return state
+        if ex.status != 200 or ex.notice:
+            self.record(ex)
+            return None
+        try:
+            side = json.loads(payload).get("sideUpdate") or {}      # the shell sets the cut's list as a side update
+            ex.cut = side.get("snapshot-select", {}).get("value") or ex.cut
+        except (ValueError, KeyError, TypeError, AttributeError):
+            ex.numbers["unreadable"] = True
         self.record(ex)
-        return state
+        return {"snapshot": ex.cut, "query": state["query"]}
 
     def post_page(self, user, pool, callbacks, values):
         def one(dep):
@@ -297,12 +302,12 @@ class Run:
         _, page_values = update_values(base, "", scenario)
         query = page_values["filter-state.data"]["query"]
         search = "?" + query if query else ""
-        load = dict(base, **{"url.search": search, "snapshot-select.value": None, "f-age.value": [18, 100],
-                             "f-enrolled.start_date": None, "f-enrolled.end_date": None, "filter-state.data": None})
-        load.update({f"{c}.value": [] for c in ("f-site", "f-bclc", "f-child-pugh", "f-etiology", "f-sex", "f-ecog")})
+        # the browser's step has set the controls from the URL and asks the server's to check it
+        load = dict(page_values, **{"url.search": search, "snapshot-select.value": None, "url-seen.data": search,
+                                    "filter-state.data": None})
         if self.now() >= self.seconds:
             return                      # the run is over: no new step
-        state = self.sync_state(user, "load", load, "url.search")
+        state = self.sync_state(user, "load", load, "url-seen.data", {"snapshot": "latest", "query": query})
         if state is None or self.now() >= self.seconds:
             return
         self.post_page(user, pool, callbacks, dict(page_values, **{"filter-state.data": state}))
@@ -310,7 +315,7 @@ class Run:
             # a filter changed in the same tab, which stays on its cut
             sync_values, page_values = update_values(base, state["snapshot"], rng.choice(FAULT_SCENARIOS))
             sync_values.update({"url.search": search, "filter-state.data": state})
-            new = self.sync_state(user, "change", sync_values, "f-bclc.value")
+            new = self.sync_state(user, "change", sync_values, "f-bclc.value", page_values["filter-state.data"])
             if new is not None and self.now() < self.seconds:
                 self.post_page(user, pool, callbacks, dict(page_values, **{"filter-state.data": new}))
 

@@ -119,6 +119,7 @@ def layout():
     return html.Div([
         dcc.Location(id=ids.URL, refresh="callback-nav"),
         dcc.Store(id=ids.STATE, storage_type="memory"),
+        dcc.Store(id=ids.URL_SEEN, storage_type="memory"),
         dcc.Store(id=ids.PAGE_TITLE),
         dcc.Store(id=ids.PAGE_DEFAULTS),
         navbar(),

@@ -3,8 +3,9 @@
 URL = "url"
 PAGE_CONTENT = "page-content"     # filled by the shell's router on a change of path only
 PAGE_TITLE = "page-title-sink"
-PAGE_DEFAULTS = "page-option-defaults"   # the page options' values with none in the URL
+PAGE_DEFAULTS = "page-option-defaults"   # the page options' values with none in the URL, and their choices
 STATE = "filter-state"            # dcc.Store: {"snapshot": id, "query": canonical filter query}
+URL_SEEN = "url-seen"             # dcc.Store: a URL whose filters the page did not show (for the server to check)
 SNAPSHOT = "snapshot-select"
 URL_MESSAGE = "url-message"
 ERROR_NOTICE = "error-notice"

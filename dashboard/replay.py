@@ -105,13 +105,18 @@ def page_callbacks(deps, present: set[str]):
     return out
 
 
+def shell_sync(deps) -> dict:
+    """The shell's server callback that keeps URL and controls canonical (dashboard/callbacks/shell.py)."""
+    return next(d for d in deps if not d.get("clientside_function") and d["output"] == "url-message.children")
+
+
 def page_plan(deps, page_path, shell_ids):
     """(callbacks, shell sync callback, base control values) of one page."""
     from dashboard.callbacks.shell import render_page
     layout, _ = render_page(page_path, "")
     comps = layout_props(layout)
     callbacks = page_callbacks(deps, set(comps) | shell_ids)
-    sync = next(d for d in deps if d["output"].startswith("..url.search...filter-state.data"))
+    sync = shell_sync(deps)
     base_values = {}
     for key, comp in comps.items():
         for prop in ("value", "start_date", "end_date"):

@@ -160,18 +160,6 @@ def page_option_rules() -> dict:
     return _option_rules
 
 
-def url_option_allowed(key: str, text: str) -> bool:
-    """Whether a page option's URL text is a value its control can hold (the shell sets controls
-    from the URL on back and forward; a hand-edited link may hold anything)."""
-    rule = page_option_rules().get(key)
-    if rule is None:
-        return False
-    kind, allowed = rule
-    if kind == "number":
-        return _number_or_none(text)
-    return text in allowed if kind == "one" else all(x in allowed for x in text.split(",") if x)
-
-
 def _number_or_none(value) -> bool:
     if value is None:
         return True

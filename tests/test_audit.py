@@ -271,7 +271,8 @@ def test_a_download_whose_audit_line_cannot_be_written_is_refused_with_a_notice(
 
 
 def sync_dep(session):
-    return next(d for d in session.deps if d["output"].startswith("..url.search...filter-state.data"))
+    from dashboard.replay import shell_sync
+    return shell_sync(session.deps)
 
 
 def route_dep(session):
@@ -294,9 +295,11 @@ def test_a_page_view_records_path_and_filters_once(session, log_file, monkeypatc
         # a page's load, as Chromium posts it: the router, and the shell's sync with no state yet
         post(route_dep(session), {"url.pathname": "/survival", "url.search": "?bclc=B&sex=F"}, "url.pathname")
         shell = {"url.search": "?bclc=B&sex=F", "url.pathname": "/survival", "snapshot-select.value": None,
-                 "f-bclc.value": [], "f-sex.value": [], "filter-state.data": None}
-        r = post(sync_dep(session), shell, "url.search")
-        state = r.get_json()["response"][ids.STATE]["data"]
+                 "url-seen.data": "?bclc=B&sex=F#1", "f-bclc.value": ["B"], "f-sex.value": ["F"],
+                 "filter-state.data": None}
+        r = post(sync_dep(session), shell, "url-seen.data")
+        # the cards' state, as the browser computes it beside the sync (assets/shell.js)
+        state = {"snapshot": r.get_json()["sideUpdate"][ids.SNAPSHOT]["value"], "query": "bclc=B&sex=F"}
         views = events(log_file, "page-view")
         assert len(views) == 1, views
         assert (views[0]["user"], views[0]["path"], views[0]["filters"]) == \
@@ -313,7 +316,8 @@ def test_a_page_view_records_path_and_filters_once(session, log_file, monkeypatc
         assert len(events(log_file, "page-view")) == 1
 
         # a control echoing the URL's value changes nothing; a real change is one line
-        echo = {**shell, "f-bclc.value": ["B"], "f-sex.value": ["F"], "filter-state.data": state}
+        echo = {**shell, "f-bclc.value": ["B"], "f-sex.value": ["F"], "filter-state.data": state,
+                "snapshot-select.value": state["snapshot"]}
         post(sync_dep(session), echo, "f-bclc.value")
         assert len(events(log_file, "page-view")) == 1
         post(sync_dep(session), {**echo, "f-bclc.value": ["B", "C"]}, "f-bclc.value")

@@ -121,7 +121,6 @@ def test_shell_parses_bad_links_politely_and_builds_canonical_urls():
     assert any("1999-01-01" in m for m in messages) and any("bclc" in m for m in messages)
     assert shell.build_search("2024-12-31", Filters(bclc=("B",)), "?endpoint=pfs&bclc=C", "2024-12-31") == \
         "?bclc=B&endpoint=pfs"
-    assert shell.nav_hrefs("?bclc=B&endpoint=pfs", ["/", "/survival"]) == ["/?bclc=B", "/survival?bclc=B"]
 
 
 def test_banner_counts_n_of_N_and_makes_chips():
@@ -191,25 +190,20 @@ def test_choosing_a_rejected_cut_says_so_and_keeps_the_last_good_one(tmp_path, m
     write_snapshot(tmp_path, "2025-03-31", broken)
     monkeypatch.setenv("REGISTRY_DATA", str(tmp_path))
     values = {k: [] for k in shell.CONTROL_KEYS}
-    out = shell.sync_state(ids.SNAPSHOT, "", "2025-03-31", values, [18, 100], None, None, [],
-                           {"snapshot": "2024-12-31", "query": ""})
+    out = shell.sync_state(ids.SNAPSHOT, "", "2025-03-31", values, [18, 100], None, None)
     assert out[1]["snapshot"] == "2024-12-31"
     assert "rejected" in str(out[2]) and "imaging.overall_response" in str(out[2])
     labels = {o["value"]: o for o in out[3]}
     assert labels["2025-03-31"]["disabled"] is True
 
 
-def test_page_options_keep_defaults_out_of_the_url_and_back_restores_them(dash_app):
-    from dash import no_update
-    defaults = shell.page_option_defaults(shell.render_page("/enrollment", "")[0])
-    assert defaults == {"mode": "pooled", "sort": "site"}
-    # back to a URL without the option: the control returns to the page's default
-    assert shell.page_option_values("?bclc=B", ["mode", "sort"], ["site", "site"], defaults) == ["pooled", no_update]
-    # an option in the URL sets the control
-    assert shell.page_option_values("?mode=site", ["mode"], ["pooled"], defaults) == ["site"]
-    # a non-default value is written, a default one removed
-    assert shell.with_page_options("?bclc=B", {"mode": "site"}) == "?bclc=B&mode=site"
-    assert shell.with_page_options("?bclc=B&mode=site", {"mode": None}) == "?bclc=B"
+def test_page_option_spec_gives_the_defaults_and_the_choices(dash_app):
+    """What the browser sets the page options from on back and forward (assets/shell.js; its
+    behaviour: tests/test_shell_clientside.py): the layout's values and the controls' choices."""
+    spec = shell.page_option_spec("/enrollment")
+    assert spec["defaults"] == {"mode": "pooled", "sort": "site"}
+    assert set(spec["allowed"]) == {"mode", "sort"} and "site" in spec["allowed"]["mode"]
+    assert shell.page_option_spec("/no-such-page") == {"defaults": {}, "allowed": {}}
 
 
 def test_accrual_pooled_rows_are_the_sums_over_sites(synthetic_root):

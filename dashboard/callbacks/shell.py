@@ -1,8 +1,11 @@
 """Shell callbacks: URL <-> filter controls, the "n of N" banner, chips, navigation links.
 
-The URL query string is the single source of truth for the filters. `sync_state` runs when the
-URL changes (load, shared link, back/forward) and when a control changes; it returns the
-controls' values, the canonical state for the pages, and the URL. The functions below are plain
+The URL query string is the single source of truth for the filters. A filter change reaches the
+page's cards in one wave of requests: the browser computes the cards' state (ids.STATE: data cut
+and filter query) from the same input as the server's `sync_state`, which runs beside them and
+keeps the URL, the controls and the messages canonical (assets/shell.js holds the browser's
+steps: the state, the page options <-> URL, the navigation links). The state is only a request:
+every card parses and checks it again (dashboard/state.py). The functions below are plain
 functions; the @callback wrappers only wire them.
 """
 from __future__ import annotations
@@ -11,7 +14,7 @@ from urllib.parse import parse_qsl, urlencode
 
 import dash
 import dash_bootstrap_components as dbc
-from dash import ALL, Input, Output, State, callback, clientside_callback, ctx, html, no_update
+from dash import ALL, ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, html, no_update
 
 from dashboard import access, audit, data, exports, ids, state as request_state
 from dashboard.components import iter_components
@@ -91,19 +94,18 @@ def message_alert(messages: list[str], heading: str = "Some filters in this link
                      color="warning", dismissable=True, className="py-2 mt-2 mb-0 small", id="url-alert")
 
 
-@callback(
-    Output(ids.URL, "search"),
+# The browser's step (assets/shell.js): the cards' state from the URL (load, back, forward) or
+# from a control, a removed chip or "clear all"; the controls a chip or "clear all" changes; and
+# URL_SEEN when the URL brought filters the page did not show, which the server step checks
+clientside_callback(
+    ClientsideFunction(namespace="shell", function_name="filterState"),
     Output(ids.STATE, "data"),
-    Output(ids.URL_MESSAGE, "children"),
-    Output(ids.SNAPSHOT, "options"),
-    Output(ids.SNAPSHOT, "value"),
-    Output(ids.F_SITE, "options"),
+    Output(ids.URL_SEEN, "data"),
     *[Output(ids.LIST_CONTROLS[k], "value") for k in CONTROL_KEYS],
     Output(ids.F_AGE, "value"),
     Output(ids.F_ENROLLED, "start_date"),
     Output(ids.F_ENROLLED, "end_date"),
     Input(ids.URL, "search"),
-    Input(ids.SNAPSHOT, "value"),
     *[Input(ids.LIST_CONTROLS[k], "value") for k in CONTROL_KEYS],
     Input(ids.F_AGE, "value"),
     Input(ids.F_ENROLLED, "start_date"),
@@ -111,22 +113,76 @@ def message_alert(messages: list[str], heading: str = "Some filters in this link
     Input({"type": "filter-chip", "key": ALL, "value": ALL}, "n_clicks"),
     Input(ids.CLEAR_ALL, "n_clicks"),
     State(ids.STATE, "data"),
-    State(ids.URL, "pathname"),
+    State(ids.SNAPSHOT, "options"),
 )
-def _sync(search, snapshot_value, *rest):
+
+
+# The server step: checks the URL a page was opened or navigated with, and turns a control's
+# change into the canonical URL. Its one declared output feeds nothing the cards read; the URL,
+# the controls and their choices are set as side updates (SIDE_OUTPUTS, dash.set_props), which
+# the browser's renderer does not count as outputs, so it never holds the cards back for this.
+@callback(
+    Output(ids.URL_MESSAGE, "children"),
+    Input(ids.URL_SEEN, "data"),
+    Input(ids.SNAPSHOT, "value"),
+    *[Input(ids.LIST_CONTROLS[k], "value") for k in CONTROL_KEYS],
+    Input(ids.F_AGE, "value"),
+    Input(ids.F_ENROLLED, "start_date"),
+    Input(ids.F_ENROLLED, "end_date"),
+    State(ids.URL, "search"),
+    State(ids.URL, "pathname"),
+    prevent_initial_call=True,
+)
+def _sync(_seen, snapshot_value, *rest):
     n = len(CONTROL_KEYS)
     values = dict(zip(CONTROL_KEYS, rest[:n]))
-    age, start, end, chip_clicks, _, current, pathname = rest[n:]
+    age, start, end, search, pathname = rest[n:]
+    # the URL first: on load, back and forward the browser's step also sets the controls from it
+    seen = f"{ids.URL_SEEN}.data" in ctx.triggered_prop_ids
+    trigger = ids.URL if seen else ctx.triggered_id
     try:
-        out = sync_state(ctx.triggered_id, search, snapshot_value, values, age, start, end, chip_clicks, current)
+        out = sync_state(trigger, search, snapshot_value, values, age, start, end)
     except SnapshotError:
         # the cut chosen at the start of this request was rejected while it ran (a file changed
         # under it): list the folders again and choose afresh, which falls back to a good cut
         data.forget_listing()
-        out = sync_state(ctx.triggered_id, search, snapshot_value, values, age, start, end, chip_clicks, current)
-    if isinstance(current, dict) and isinstance(out[1], dict) and out[1] != current:
-        record_filter_change(pathname, out[1])      # a page's load (no state yet) is recorded by _route
-    return out
+        out = sync_state(trigger, search, snapshot_value, values, age, start, end)
+    if trigger == ids.URL and snapshot_value is not None:
+        # back or forward to filters the page did not show (the browser's step tells: a load, with
+        # no cut chosen yet, is recorded by _route)
+        snapshot, filters, _ = parse_search(search)
+        record_filter_change(pathname, {"snapshot": snapshot.snapshot_id, "query": filters.to_query()})
+    elif trigger != ids.URL and out != NO_CHANGE:
+        record_filter_change(pathname, out[1])      # a person's change: recorded once, here
+    message, side = side_updates(out, trigger, snapshot_value, values, age, start, end)
+    for (ident, prop), value in side.items():
+        dash.set_props(ident, {prop: value})
+    return message
+
+
+# what the server step sets as side updates: (id, prop), in sync_state's order
+SIDE_OUTPUTS = [(ids.URL, "search"), (ids.SNAPSHOT, "options"), (ids.SNAPSHOT, "value"), (ids.F_SITE, "options"),
+                *[(ids.LIST_CONTROLS[k], "value") for k in CONTROL_KEYS],
+                (ids.F_AGE, "value"), (ids.F_ENROLLED, "start_date"), (ids.F_ENROLLED, "end_date")]
+
+
+def side_updates(out: tuple, trigger, snapshot_value, values: dict, age, start, end) -> tuple:
+    """(the message, {(id, prop): value}) from sync_state's outputs: the state left out (the browser
+    computes it), and every control and list of choices left out that already shows what it would
+    be set to (a control set to its own value is drawn again, and sets off both steps again)."""
+    if out == NO_CHANGE:
+        return no_update, {}
+    search, _, message, options, snapshot, sites, *rest = out
+    n = len(CONTROL_KEYS)
+    controls, (age_out, start_out, end_out) = rest[:n], rest[n:]
+    lists_kept = trigger not in (ids.URL, ids.SNAPSHOT)     # a filter control: same cut, same lists
+    given = [values.get(k) or [] for k in CONTROL_KEYS]
+    kept = [search is no_update, lists_kept, snapshot == snapshot_value, lists_kept,
+            *[c is no_update or list(c) == list(g) for c, g in zip(controls, given)],
+            age_out is no_update or list(age_out) == list(age or AGE_BOUNDS),
+            start_out == (str(start)[:10] if start else None), end_out == (str(end)[:10] if end else None)]
+    values_out = [search, options, snapshot, sites, *controls, age_out, start_out, end_out]
+    return message, {key: value for key, value, same in zip(SIDE_OUTPUTS, values_out, kept) if not same}
 
 
 def record_filter_change(path, state: dict) -> None:
@@ -146,44 +202,39 @@ def record_page_view(path, search) -> None:
     audit.record("page-view", access.current_user(), path=path, snapshot=cut, filters=filters.to_dict())
 
 
-def sync_state(trigger, search, snapshot_value, values, age, start, end, chip_clicks=None, current=None):
-    """The shell's state machine (see module docstring). Returns the callback's outputs.
-    A URL change that leaves snapshot and filters as they were (a page option changed, or a
-    page link was followed) changes nothing, so the pages do not recompute."""
+def sync_state(trigger, search, snapshot_value, values, age, start, end):
+    """The shell's state machine (see module docstring). Returns the callback's outputs, with the
+    canonical state second. A change that leaves snapshot and filters as the page shows them (a
+    page option changed, a page link was followed, a control echoed the URL) changes nothing."""
     latest = request_state.resolve("latest")
     options = snapshot_options()
     if trigger in (None, ids.URL):
         snapshot, filters, messages = parse_search(search)
         url_out, message = no_update, message_alert(messages)
+        shown = (snapshot_value, filters_from_controls(values, age, start, end).to_query())
+        if (snapshot.snapshot_id, filters.to_query()) == shown and not messages:
+            return NO_CHANGE            # the controls already show this URL
     else:
+        before = dict(parse_qsl((search or "").lstrip("?"))).get("snapshot") or latest.snapshot_id
         try:
             snapshot = request_state.resolve(snapshot_value or "latest")
         except SnapshotError as e:
-            snapshot = latest
-            return (no_update, {"snapshot": latest.snapshot_id, "query": (current or {}).get("query", "")},
+            query = Filters.from_query(search or "")[0].to_query()
+            return (no_update, {"snapshot": latest.snapshot_id, "query": query},
                     message_alert([f"{e}; showing the latest valid cut, {latest.snapshot_id}."],
                                   "This data cut cannot be shown: "), snapshot_options(),
                     latest.snapshot_id, site_options(latest), *[no_update] * len(CONTROL_KEYS), no_update, no_update,
                     no_update)
-        if trigger == ids.CLEAR_ALL:
-            filters = Filters()
-        else:
-            filters = filters_from_controls(values, age, start, end)
-            if isinstance(trigger, dict) and trigger.get("type") == "filter-chip":
-                if not any(chip_clicks or []):
-                    return NO_CHANGE
-                filters = filters.without(trigger["key"], trigger["value"])
+        filters = filters_from_controls(values, age, start, end)
         known = set(request_state.site_ids(snapshot))
         filters = filters.without("site") if not set(filters.site) <= known else filters
-        if current == {"snapshot": snapshot.snapshot_id, "query": filters.to_query()}:
+        if (snapshot.snapshot_id, filters.to_query()) == (before, Filters.from_query(search or "")[0].to_query()):
             # a control echoing the value the URL gave it: nothing changed, keep any URL message
             return NO_CHANGE
         new_search = build_search(snapshot.snapshot_id, filters, search, latest.snapshot_id)
         url_out = new_search if new_search != (search or "") else no_update
         message = None
     state = {"snapshot": snapshot.snapshot_id, "query": filters.to_query()}
-    if trigger == ids.URL and state == current and not message:
-        return NO_CHANGE
     controls = [list(getattr(filters, k)) for k in CONTROL_KEYS]
     age_value = [filters.age_min or AGE_BOUNDS[0], filters.age_max or AGE_BOUNDS[1]]
     return (url_out, state, message, options, snapshot.snapshot_id, site_options(snapshot), *controls,
@@ -225,22 +276,13 @@ def _banner(state):
     return wire.plain((count, cutoff, chips, {"display": "none"} if empty else {}))
 
 
-@callback(
+# navigation keeps the filters: every page link carries them (assets/shell.js)
+clientside_callback(
+    ClientsideFunction(namespace="shell", function_name="navHrefs"),
     Output(ids.nav_link(ALL), "href"),
     Input(ids.URL, "search"),
     State(ids.nav_link(ALL), "id"),
 )
-def _nav_hrefs(search, link_ids):
-    """Navigation keeps the filters: every page link carries the current query string."""
-    return nav_hrefs(search, [i["page"] for i in link_ids])
-
-
-def nav_hrefs(search: str | None, pages: list[str]) -> list[str]:
-    keep = [(k, v) for k, v in parse_qsl((search or "").lstrip("?"))
-            if k not in NON_FILTER_PARAMS or k == "snapshot"]
-    query = urlencode(keep, safe=",")
-    return [p + ("?" + query if query else "") for p in pages]
-
 
 
 # --- routing ------------------------------------------------------------------------------------
@@ -273,70 +315,44 @@ def render_page(pathname: str | None, search: str | None):
 )
 def _route(pathname, search):
     layout, title = render_page(pathname, search)
-    defaults = page_option_defaults(render_page(pathname, "")[0]) if page_for(pathname) else {}
     record_page_view(pathname, search)
-    return layout, title, defaults
+    return layout, title, page_option_spec(pathname)
+
+
+def page_option_spec(pathname: str | None) -> dict:
+    """What the browser needs to set the page's options from a URL (back, forward): each option's
+    value with none in the URL, and the values its control allows (None: any number). A value
+    outside them is the default, as the layout would render it."""
+    if page_for(pathname) is None:
+        return {"defaults": {}, "allowed": {}}
+    from dashboard.security import page_option_rules
+    defaults = page_option_defaults(render_page(pathname, "")[0])
+    rules = page_option_rules()
+    allowed = {}
+    for key in defaults:
+        kind, values = rules.get(key, ("number", None))
+        allowed[key] = None if kind == "number" else sorted(map(str, values))
+    return {"defaults": defaults, "allowed": allowed}
 
 
 clientside_callback("function(title) { if (title) { document.title = title; } return null; }",
                     Output(ids.PAGE_TITLE, "clear_data"), Input(ids.PAGE_TITLE, "data"))
 
 
-@callback(
-    Output(ids.URL, "search", allow_duplicate=True),
+# page controls (ids.page_option) keep their value in the URL, so a shared link restores them;
+# back and forward set them from the URL (assets/shell.js)
+clientside_callback(
+    ClientsideFunction(namespace="shell", function_name="pageOptions"),
+    Output(ids.URL, "search"),
     Output({"type": "page-option", "key": ALL}, "value"),
     Input(ids.URL, "search"),
     Input({"type": "page-option", "key": ALL}, "value"),
     State(ids.PAGE_DEFAULTS, "data"),
     prevent_initial_call=True,
 )
-def _page_options(search, values, defaults):
-    """Page controls (ids.page_option) keep their value in the URL, so a shared link restores
-    them; back and forward set them from the URL. A value equal to the page's default is left out
-    of the URL, so a control echoing its initial value never adds a history entry."""
-    keys = [i["id"]["key"] for i in ctx.inputs_list[1]]
-    trigger = ctx.triggered_id
-    if trigger == ids.URL:
-        return no_update, page_option_values(search, keys, values, defaults or {})
-    if trigger is None or not keys:
-        return no_update, [no_update] * len(keys)
-    defaults = defaults or {}
-    options = {k: (None if k in defaults and v == defaults[k] else v) for k, v in zip(keys, values)}
-    return with_page_options(search, options), [no_update] * len(keys)
-
-
-def page_option_values(search: str | None, keys: list[str], current: list, defaults: dict | None = None) -> list:
-    """The controls' values after a URL change: the URL's value, or the page's default when the
-    URL has none (back to a URL without the option), where that differs from the current value."""
-    params = dict(parse_qsl((search or "").lstrip("?")))
-    defaults = defaults or {}
-    out = []
-    from dashboard.security import url_option_allowed
-    for key, value in zip(keys, current):
-        if key not in params or not url_option_allowed(key, params[key]):      # a bad value: as the layout, the default
-            out.append(defaults[key] if key in defaults and defaults[key] != value else no_update)
-            continue
-        wanted = params[key]
-        if wanted == (",".join(map(str, value)) if isinstance(value, list) else str(value)):
-            out.append(no_update)
-        else:
-            out.append(wanted.split(",") if isinstance(value, list) else
-                       (int(wanted) if isinstance(value, int) and wanted.lstrip("-").isdigit() else wanted))
-    return out
 
 
 def page_option_defaults(layout) -> dict:
     """{key: value} of the page-option controls as a page renders them with no option in the URL."""
     return {c.id["key"]: getattr(c, "value", None) for c in iter_components(layout)
             if isinstance(getattr(c, "id", None), dict) and c.id.get("type") == "page-option"}
-
-
-def with_page_options(search: str | None, options: dict) -> str:
-    """The query string with page options set (a falsy value removes the key)."""
-    pairs = [(k, v) for k, v in parse_qsl((search or "").lstrip("?")) if k not in options]
-    for key, value in options.items():
-        if not (value is None or value is False or value == "" or value == []):   # 0 is a value
-            pairs.append((key, ",".join(map(str, value)) if isinstance(value, list) else str(value)))
-    query = urlencode(pairs, safe=",")
-    new = "?" + query if query else ""
-    return new if new != (search or "") else no_update
