@@ -487,6 +487,7 @@ def analyse(raw: dict, finished: list[dict]) -> dict:
                          "server_ms": round(union_length([(r["server_from"], r["server_to"]) for r in w
                                                           if r["server_from"] is not None]), 1),
                          "callbacks": [short(r["output"]) for r in w],
+                         "read_state": ["filter-state.data" in (r.get("inputs") or []) for r in w],
                          "triggers": sorted({c for r in w for c in r.get("changed") or []})} for w in waves],
     }
 

@@ -116,16 +116,19 @@ def banner():
 
 
 def layout():
+    from dashboard.callbacks.shell import opened_page
+    page = opened_page()        # the page being opened, when the request tells which
     return html.Div([
         dcc.Location(id=ids.URL, refresh="callback-nav"),
         dcc.Store(id=ids.STATE, storage_type="memory"),
         dcc.Store(id=ids.URL_SEEN, storage_type="memory"),
-        dcc.Store(id=ids.PAGE_TITLE),
-        dcc.Store(id=ids.PAGE_DEFAULTS),
+        dcc.Store(id=ids.PAGE_TITLE, data=page.get(ids.PAGE_TITLE)),
+        dcc.Store(id=ids.PAGE_DEFAULTS, data=page.get(ids.PAGE_DEFAULTS)),
+        dcc.Store(id=ids.ROUTED, data=page.get(ids.ROUTED)),
         navbar(),
         dbc.Container(dbc.Row([
             dbc.Col(filter_panel(), lg=3, xl=2, className="pt-3 sidebar"),
-            dbc.Col([banner(), html.Div(id=ids.PAGE_CONTENT)],
+            dbc.Col([banner(), html.Div(page.get(ids.PAGE_CONTENT), id=ids.PAGE_CONTENT)],
                     lg=9, xl=10, className="pt-2"),
         ]), fluid=True),
     ])

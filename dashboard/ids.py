@@ -2,6 +2,7 @@
 
 URL = "url"
 PAGE_CONTENT = "page-content"     # filled by the shell's router on a change of path only
+ROUTED = "page-routed"            # dcc.Store: the path whose page the shell's layout was served with
 PAGE_TITLE = "page-title-sink"
 PAGE_DEFAULTS = "page-option-defaults"   # the page options' values with none in the URL, and their choices
 STATE = "filter-state"            # dcc.Store: {"snapshot": id, "query": canonical filter query}

@@ -17,8 +17,24 @@ pytestmark = pytest.mark.browser
 # then the figures, which the renderer held back until the page options' callback had answered.
 MAX_WAVES = 1
 MAX_CHAIN = 1
-SHELL_STEP = "url-message.children"
-ONE_WAVE_ACTIONS = ("dropdown", "slider", "chip", "clear all", "page option", "back")
+# The renderer may send one update's requests over two ticks of its main thread, a few ms apart
+# (measured: 5.5 ms between the Tumour response page's 2nd and 3rd card on "back", the first two
+# already answered). A round trip that cards wait for leaves far more with nothing in flight:
+# 150-400 ms before the redesign. Waves closer than this are counted as one.
+JITTER_MS = 50
+
+
+def merged(waves: list[dict]) -> list[dict]:
+    """The waves, those that start within JITTER_MS of the previous one's last answer joined."""
+    out = []
+    for w in waves:
+        if out and w["sent_ms"] - out[-1]["arrived_ms"] <= JITTER_MS:
+            out[-1] = {**out[-1], "arrived_ms": max(out[-1]["arrived_ms"], w["arrived_ms"]),
+                       "callbacks": out[-1]["callbacks"] + w["callbacks"]}
+        else:
+            out.append(w)
+    return out
+ONE_WAVE_ACTIONS = ("open", "shared link", "dropdown", "slider", "chip", "clear all", "page option", "back")
 
 
 @pytest.fixture(scope="module")
@@ -48,9 +64,9 @@ def test_a_filter_change_or_page_option_is_one_round_trip(tab, path):
         detail = "\n".join(f"  wave {i + 1}: sent {w['sent_ms']} ms, arrived {w['arrived_ms']} ms: {w['callbacks']}"
                            for i, w in enumerate(m["wave_detail"]))
         assert m["requests"] >= 1, f"{path} {name}: no request\n{detail}"
-        # the shell's server step (its one declared output: the URL message) holds no card back,
-        # but the browser may send it a little after the cards: it may come later, alone
-        card_waves = [w for w in m["wave_detail"] if set(w["callbacks"]) - {SHELL_STEP}]
+        # the cards: every callback that reads the filter state. The shell's server step and the
+        # router hold none of them back, but the browser may send them a little before or after
+        card_waves = merged([w for w in m["wave_detail"] if any(w["read_state"])])
         assert len(card_waves) <= MAX_WAVES, \
             f"{path} {name}: cards in {len(card_waves)} waves (bound {MAX_WAVES}):\n{detail}"
         assert m["chain"] <= MAX_CHAIN, \

@@ -10,7 +10,7 @@ functions; the @callback wrappers only wire them.
 """
 from __future__ import annotations
 
-from urllib.parse import parse_qsl, urlencode
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import dash
 import dash_bootstrap_components as dbc
@@ -310,13 +310,45 @@ def render_page(pathname: str | None, search: str | None):
     Output(ids.PAGE_CONTENT, "children"),
     Output(ids.PAGE_TITLE, "data"),
     Output(ids.PAGE_DEFAULTS, "data"),
+    Output(ids.ROUTED, "data"),
     Input(ids.URL, "pathname"),
     State(ids.URL, "search"),
+    State(ids.ROUTED, "data"),
 )
-def _route(pathname, search):
-    layout, title = render_page(pathname, search)
+def _route(pathname, search, routed):
     record_page_view(pathname, search)
-    return layout, title, page_option_spec(pathname)
+    if routed == pathname:
+        # the page content is already this page's: the shell's layout was served with it (the
+        # browser's location tells its path only once the page is drawn)
+        return no_update, no_update, no_update, no_update
+    layout, title = render_page(pathname, search)
+    return layout, title, page_option_spec(pathname), pathname
+
+
+def opened_view() -> tuple[str | None, str]:
+    """(path, query string) of the page whose shell layout is being served, from the Referer of the
+    browser's /_dash-layout request (the security headers keep it on same-origin requests); (None,
+    "") when it is unknown (no request, another origin, no Referer), and the router renders the
+    page once the browser has told its path."""
+    import flask
+    if not flask.has_request_context() or not flask.request.path.endswith("_dash-layout"):
+        return None, ""
+    referrer = urlsplit(flask.request.referrer or "")
+    if referrer.netloc != flask.request.host:
+        return None, ""
+    return referrer.path or "/", ("?" + referrer.query) if referrer.query else ""
+
+
+def opened_page():
+    """The shell layout's page part for the page being opened, so its cards are asked for at once
+    with the shell's own callbacks, not after a router's answer: {id: props} of the page content,
+    the title, the page options' spec and the routed path (empty when the page is unknown)."""
+    path, search = opened_view()
+    if path is None:
+        return {}
+    layout, title = render_page(path, search)
+    return {ids.PAGE_CONTENT: layout, ids.PAGE_TITLE: title, ids.PAGE_DEFAULTS: page_option_spec(path),
+            ids.ROUTED: path}
 
 
 def page_option_spec(pathname: str | None) -> dict:
