@@ -93,5 +93,31 @@ def card_outputs(figure: str, table: bool = False) -> list:
             Output(fid("figure-export", figure), "data"), Output(fid("footnote", figure), "children")]
 
 
+class RowsTable:
+    """A table of text drawn by one Dash component (assets/registry.js): `columns` (header texts),
+    `rows` (lists of cell texts), `column_classes` (a class per column, or None) and `strong` (the
+    indexes of the columns shown bold). The same DOM as html.Table of html.Td, without a Dash
+    component per cell: Dash's renderer runs a selector for every mounted component on every store
+    update, so a table of a few hundred cells slowed every update of its page. Reads like a
+    component: .id, .rows, .columns."""
+
+    __slots__ = ("props",)
+
+    def __init__(self, columns: list, rows: list, id: str | None = None, className: str | None = None,
+                 column_classes: list | None = None, strong: tuple = (), style: dict | None = None):
+        self.props = {"columns": list(columns), "rows": rows, "column_classes": column_classes,
+                      "strong": list(strong), "id": id, "className": className, "style": style}
+        self.props = {k: v for k, v in self.props.items() if v is not None}
+
+    def __getattr__(self, name):
+        try:
+            return self.props[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def to_plotly_json(self) -> dict:
+        return {"props": self.props, "type": "RowsTable", "namespace": "registry_components"}
+
+
 def empty_message(text: str):
     return dbc.Alert(text, color="light", className="text-muted mb-0")
