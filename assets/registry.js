@@ -57,3 +57,29 @@ window.registry_components = Object.assign({}, window.registry_components, {
     return h("table", {id: props.id, className: props.className, style: props.style}, head, body);
   }
 });
+
+// A static html subtree drawn by one Dash component (dashboard/components.py Static): its nodes are
+// html components' JSON without a namespace ({type: "Td", props: {children, className, ...}}), so
+// Dash's renderer does not mount each as a component of its own.
+(function () {
+  const ATTRIBUTES = new Set(["id", "className", "style", "colSpan", "rowSpan", "title", "scope", "href", "target",
+                              "role"]);
+  function attributes(props, key) {
+    const out = {key: key};
+    Object.keys(props || {}).forEach(function (name) {
+      if (ATTRIBUTES.has(name) || name.indexOf("data-") === 0 || name.indexOf("aria-") === 0) { out[name] = props[name]; }
+    });
+    return out;
+  }
+  function draw(node, key) {
+    if (node === null || node === undefined || typeof node !== "object") { return node; }
+    if (Array.isArray(node)) { return node.map(function (child, i) { return draw(child, i); }); }
+    const props = node.props || {};
+    return window.React.createElement(String(node.type).toLowerCase(), attributes(props, key), draw(props.children));
+  }
+  window.registry_components = Object.assign({}, window.registry_components, {
+    Static: function Static(props) {
+      return window.React.createElement(props.tag || "div", attributes(props), draw(props.children));
+    }
+  });
+})();

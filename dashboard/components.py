@@ -119,5 +119,58 @@ class RowsTable:
         return {"props": self.props, "type": "RowsTable", "namespace": "registry_components"}
 
 
+class Static:
+    """An html component tree (a table, a note) sent as one Dash component (assets/registry.js):
+    its nodes keep the html components' JSON ({"type", "props"}) without the namespace, so Dash's
+    renderer draws them as plain elements. The renderer mounts every component of an answer as its
+    own wrapper, and each new wrapper dispatches a store update that runs every mounted wrapper's
+    selector: a table of a few hundred cells cost seconds of drawing (quadratic in the cells).
+    Reads like the wrapped component (.id, .children), for tests and iter_components. The top may
+    be an html component or a dbc.Table (its classes written out, as dbc writes them)."""
+
+    __slots__ = ("component",)
+
+    def __init__(self, component):
+        self.component = component
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.component, name)
+
+    def to_plotly_json(self) -> dict:
+        from dashboard.wire import plain
+        top = plain(self.component)
+        props = dict(top["props"])
+        if top["namespace"] == "dash_bootstrap_components":
+            props = _dbc_table_props(top["type"], props)
+        props["tag"] = top["type"].lower()
+        props["children"] = _without_namespace(props.get("children"))
+        return {"props": props, "type": "Static", "namespace": "registry_components"}
+
+
+def _dbc_table_props(kind: str, props: dict) -> dict:
+    """A dbc.Table's props as the html table's: the classes dbc adds for size, hover, bordered, striped."""
+    if kind != "Table":
+        raise ValueError(f"Static: a dbc.{kind} is not drawn statically")
+    extra = {k: props.pop(k) for k in ("size", "hover", "bordered", "borderless", "striped") if k in props}
+    classes = [props.get("className"), "table"] + ([f"table-{extra['size']}"] if extra.get("size") else []) + [
+        f"table-{k}" for k in ("bordered", "borderless", "striped", "hover") if extra.get(k)]
+    return {**props, "className": " ".join(c for c in classes if c)}
+
+
+def _without_namespace(node):
+    if isinstance(node, list):
+        return [_without_namespace(n) for n in node]
+    if isinstance(node, dict) and "props" in node:
+        if node.get("namespace") not in (None, "dash_html_components"):
+            raise ValueError(f"Static: only html components inside, not {node.get('namespace')}.{node.get('type')}")
+        props = dict(node["props"])
+        if "children" in props:
+            props["children"] = _without_namespace(props["children"])
+        return {"props": props, "type": node["type"]}
+    return node
+
+
 def empty_message(text: str):
     return dbc.Alert(text, color="light", className="text-muted mb-0")

@@ -11,7 +11,7 @@ from dashboard.access import SUPPRESSED
 from dashboard.analytics import response as resp
 from dashboard.exports import response as response_exports
 from dashboard.state import request_scope, state_context
-from dashboard.components import RowsTable, card_outputs, empty_message, export_spec, fid, graph_config
+from dashboard.components import RowsTable, Static, card_outputs, empty_message, export_spec, fid, graph_config
 from dashboard.figures import response as figs
 from dashboard.figures.common import NO_PATIENTS, empty_figure
 from dashboard.grouping import GROUPINGS
@@ -212,8 +212,8 @@ def summary_table(rows):
             Element("Td", _rate(r["dcr_evaluable"], r["dcr_evaluable_ci_lower"], r["dcr_evaluable_ci_upper"],
                                 x["dcr_evaluable"], n_ev), right, id=f"response-dcr-evaluable-{key}"),
         ], "table-light" if key == "all" else None))
-    return dbc.Table([head, html.Tbody(body)], bordered=False, hover=True, size="sm", className="mb-0",
-                     style={"fontSize": "0.85rem"}, id="response-summary-grid")
+    return Static(dbc.Table([head, html.Tbody(body)], bordered=False, hover=True, size="sm", className="mb-0",
+                            style={"fontSize": "0.85rem"}, id="response-summary-grid"))
 
 
 def summary_card(state, scope="overall", by="bclc_stage", summary=None):
