@@ -138,6 +138,9 @@ class Static:
             raise AttributeError(name)
         return getattr(self.component, name)
 
+    def __repr__(self):
+        return f"Static({self.component!r})"
+
     def to_plotly_json(self) -> dict:
         from dashboard.wire import plain
         top = plain(self.component)
