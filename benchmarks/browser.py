@@ -45,6 +45,10 @@ emptied immediately before each action of the `reps` uncached passes; cached: ma
 passes of the same sequence with nothing emptied. Timing never fails anything; targets (issue 17)
 are printed beside the numbers. Results go under "browser" -> "registry" or "stress" in
 benchmarks/results.json (every other key kept).
+
+--trace (trace_main): one action of one page, played after the page's actions before it, with
+Chromium's performance trace and V8's CPU profile; prints where the main thread's time went
+(trace_breakdown) and writes the trace for DevTools under benchmarks/traces/.
 """
 from __future__ import annotations
 
