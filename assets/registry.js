@@ -36,3 +36,50 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
     });
   };
 })();
+
+// A table drawn by one Dash component (dashboard/components.py RowsTable): header cells, rows of
+// text, a class per column and the columns shown bold. As html components a table is a Dash
+// component per cell, and the renderer runs a selector for every mounted component on every store
+// update; here the cells are plain React elements.
+window.registry_components = Object.assign({}, window.registry_components, {
+  RowsTable: function RowsTable(props) {
+    const h = window.React.createElement;
+    const classes = props.column_classes || [];
+    const strong = new Set(props.strong || []);
+    const head = h("thead", null, h("tr", null, (props.columns || []).map(function (label, j) {
+      return h("th", {key: j, className: classes[j] || undefined}, label);
+    })));
+    const body = h("tbody", null, (props.rows || []).map(function (row, i) {
+      return h("tr", {key: i}, row.map(function (value, j) {
+        return h("td", {key: j, className: classes[j] || undefined}, strong.has(j) ? h("strong", null, value) : value);
+      }));
+    }));
+    return h("table", {id: props.id, className: props.className, style: props.style}, head, body);
+  }
+});
+
+// A static html subtree drawn by one Dash component (dashboard/components.py Static): its nodes are
+// html components' JSON without a namespace ({type: "Td", props: {children, className, ...}}), so
+// Dash's renderer does not mount each as a component of its own.
+(function () {
+  const ATTRIBUTES = new Set(["id", "className", "style", "colSpan", "rowSpan", "title", "scope", "href", "target",
+                              "role"]);
+  function attributes(props, key) {
+    const out = {key: key};
+    Object.keys(props || {}).forEach(function (name) {
+      if (ATTRIBUTES.has(name) || name.indexOf("data-") === 0 || name.indexOf("aria-") === 0) { out[name] = props[name]; }
+    });
+    return out;
+  }
+  function draw(node, key) {
+    if (node === null || node === undefined || typeof node !== "object") { return node; }
+    if (Array.isArray(node)) { return node.map(function (child, i) { return draw(child, i); }); }
+    const props = node.props || {};
+    return window.React.createElement(String(node.type).toLowerCase(), attributes(props, key), draw(props.children));
+  }
+  window.registry_components = Object.assign({}, window.registry_components, {
+    Static: function Static(props) {
+      return window.React.createElement(props.tag || "div", attributes(props), draw(props.children));
+    }
+  });
+})();

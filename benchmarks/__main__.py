@@ -281,8 +281,25 @@ def main(argv=None) -> int:
     parser.add_argument("--settle-ms", type=float, default=None,
                         help="--browser: a settled page must stay quiet this long to count (default 300; "
                              "not part of the time)")
+    parser.add_argument("--pages", help="--browser: only these pages (labels or paths, comma-separated)")
+    parser.add_argument("--trace", action="store_true",
+                        help="--browser: one action with Chromium's performance trace: print where the main "
+                             "thread's time went and write the trace (benchmarks/traces/) for DevTools")
+    parser.add_argument("--action", default="dropdown", help="--trace: the action (open, shared link, dropdown, "
+                                                               "slider, chip, page option, data cut, back, clear all)")
+    parser.add_argument("--cached", action="store_true", help="--trace: keep the result cache (default: emptied "
+                                                              "before the traced action)")
+    parser.add_argument("--trace-output", help="--trace: the trace file (default benchmarks/traces/PAGE-ACTION.json)")
     args = parser.parse_args(argv)
+    if args.pages:
+        args.page = (args.page or []) + [p.strip() for p in args.pages.split(",") if p.strip()]
     scales = ["registry", "stress"] if args.scale == "all" else [args.scale]
+    if args.browser and args.trace:
+        from benchmarks import browser
+        browser.trace_main((args.page or ["/response"])[0], args.action, scales[0], args.patients, args.cached,
+                           args.trace_output, args.quiet,
+                           args.settle_ms if args.settle_ms is not None else browser.QUIET_MS)
+        return 0
     if args.browser:
         from benchmarks import browser
         for scale in scales:

@@ -45,6 +45,10 @@ emptied immediately before each action of the `reps` uncached passes; cached: ma
 passes of the same sequence with nothing emptied. Timing never fails anything; targets (issue 17)
 are printed beside the numbers. Results go under "browser" -> "registry" or "stress" in
 benchmarks/results.json (every other key kept).
+
+--trace (trace_main): one action of one page, played after the page's actions before it, with
+Chromium's performance trace and V8's CPU profile; prints where the main thread's time went
+(trace_breakdown) and writes the trace for DevTools under benchmarks/traces/.
 """
 from __future__ import annotations
 
@@ -354,16 +358,21 @@ class Tab:
     def close(self):
         self.context.close()
 
-    def act(self, action: Action, path: str) -> dict:
-        """Perform one action and return its measurement (see the module docstring)."""
+    def act(self, action: Action, path: str, tracer=None) -> dict:
+        """Perform one action and return its measurement (see the module docstring). A tracer
+        (Tracer) records a Chromium performance trace of it, from after its untimed `before`."""
         page, ctx = self.page, {"url": self.url, "path": path}
         if action.before:
             action.before(page, ctx)
         self.finished.clear()
+        if tracer:
+            tracer.start(page)
         if action.kind == "input":
             page.evaluate("(kind) => window.__bench.arm(kind)", action.kind)
         action.run(page, ctx)
         raw = page.evaluate(SETTLE_JS, {"quietMs": self.quiet_ms, "timeoutMs": self.timeout_s * 1000})
+        if tracer:
+            tracer.stop(page, raw)
         if raw["timeout"]:
             raise RuntimeError(f"{path} {action.name}: did not settle in {self.timeout_s} s "
                                f"(t0={raw['t0']}, requests={len(raw['requests'])}, url={raw['url']})")
@@ -668,3 +677,286 @@ def main(scale: str, reps: int, quiet: bool, output: Path, patients: int | None 
         print(markdown(result))
     print(f"-> {output} (\"browser\" -> \"{scale}\")")
     return 0
+
+
+# --- one action, traced: python -m benchmarks --browser --trace [--page /response] [--action dropdown]
+# Chromium's trace categories: the main thread's tasks (what DevTools' Performance panel records).
+# V8's CPU samples, whose stacks tell which script the scripting time ran in, come from the CDP
+# Profiler (the trace's own cpu_profiler category stopped sending samples after about a second)
+# and are added to the trace as the Profile/ProfileChunk events DevTools reads.
+TRACE_CATEGORIES = [
+    "devtools.timeline", "disabled-by-default-devtools.timeline", "disabled-by-default-devtools.timeline.frame",
+    "toplevel", "v8", "v8.execute", "blink", "blink.user_timing", "loading", "latencyInfo",
+    "disabled-by-default-v8.gc",
+]
+SAMPLING_US = 200                   # V8's CPU sampling interval (DevTools' default is 1000 us)
+SYNC_MARK = "bench-trace-sync"      # a performance.mark: places the page's clock on the trace's
+
+# a main-thread event's category by name (DevTools' timeline model); an event nested in another
+# takes its time from its parent (self time), so forced style and layout inside a script count as
+# style and layout, not scripting
+SCRIPTING = {"FunctionCall", "EvaluateScript", "v8.compile", "v8.compileModule", "v8.evaluateModule",
+             "v8.produceCache", "v8.produceModuleCache", "v8.run", "v8.callFunction", "V8.Execute",
+             "TimerFire", "EventDispatch", "FireAnimationFrame", "FireIdleCallback", "XHRReadyStateChange",
+             "XHRLoad", "RunMicrotasks", "v8.runMicrotasks", "MinorGC", "MajorGC", "V8.GCScavenger",
+             "V8.GCFinalizeMC", "V8.GCIncrementalMarking", "V8.GC_MC_INCREMENTAL", "BlinkGC.AtomicPhase",
+             "ThreadState::performIdleLazySweep", "CppGC.AtomicPhase", "V8.ParseFunction", "V8.CompileCode",
+             "V8.CompileLazy", "ScriptCompiler::CompileFunction", "v8.parseOnBackground",
+             "ResizeObserverController::DeliverObservations", "PerformanceObserver::Deliver",
+             "IntersectionObserverController::DeliverNotifications", "HandlePostMessage"}
+STYLE_LAYOUT = {"UpdateLayoutTree", "RecalculateStyles", "Layout", "UpdateLayerTree", "HitTest", "PrePaint",
+                "ParseAuthorStyleSheet", "IntersectionObserverController::computeIntersections",
+                "LayoutShift", "ComputeIntersections", "UpdateLayout"}
+PAINT = {"Paint", "PaintImage", "PaintSetup", "CompositeLayers", "Layerize", "Commit", "UpdateLayer",
+         "RasterTask", "Decode Image", "ImageDecodeTask", "Draw LazyPixelRef", "Decode LazyPixelRef",
+         "Rasterize", "GPUTask", "ScrollLayer"}
+# script sources, by a part of the URL (first match wins); frames without a URL belong to the
+# nearest caller that has one
+SOURCES = [("plotly.js", ("plotly",)), ("dash-renderer / React", ("dash-renderer", "dash_renderer", "react")),
+           ("dcc/dbc/html bundles", ("/dcc/", "dash_core_components", "dash_bootstrap_components",
+                                     "/html/", "dash_html_components", "dash_table")),
+           ("our assets", ("/assets/",))]
+PARTS = ["scripting", "style + layout", "paint + composite", "other tasks", "idle / network"]
+BIN_US = 20                         # the main thread's timeline in 20 us bins
+
+
+def _source(url: str) -> str:
+    for name, parts in SOURCES:
+        if any(p in url for p in parts):
+            return name
+    return "other scripts" if url else "V8/GC, no script"
+
+
+def _category(name: str) -> str | None:
+    if name in SCRIPTING or name.startswith("V8.GC") or name.startswith("v8.") and "compile" in name.lower():
+        return "scripting"
+    if name in STYLE_LAYOUT:
+        return "style + layout"
+    if name in PAINT:
+        return "paint + composite"
+    if name in {"RunTask", "ThreadControllerImpl::RunTask", "ThreadControllerImpl::DoWork", "ParseHTML",
+                "ResourceReceivedData", "ResourceFinish", "ResourceReceiveResponse", "BeginMainThreadFrame",
+                "BeginFrame", "RequestMainThreadFrame", "ProfileChunk"}:
+        return "other tasks"
+    return None
+
+
+def _complete_events(events: list[dict]) -> list[tuple[float, float, str]]:
+    """(start, end, name) in microseconds of a thread's events: complete ('X') events and B/E pairs."""
+    out, open_ = [], {}
+    for e in events:
+        ph = e.get("ph")
+        if ph == "X" and e.get("dur") is not None:
+            out.append((e["ts"], e["ts"] + e["dur"], e["name"]))
+        elif ph == "B":
+            open_.setdefault(e["name"], []).append(e["ts"])
+        elif ph == "E" and open_.get(e.get("name")):
+            out.append((open_[e["name"]].pop(), e["ts"], e["name"]))
+    return out
+
+
+def _samples(events: list[dict], pid: int, tid: int) -> list[tuple[float, float, list[dict]]]:
+    """V8's CPU samples of the thread: (time, weight, stack from the leaf up), weight being the
+    time to the next sample (microseconds)."""
+    nodes, times, stacks = {}, [], []
+    starts = {e["id"]: e["args"]["data"]["startTime"] for e in events
+              if e.get("name") == "Profile" and e.get("pid") == pid and "data" in e.get("args", {})}
+    clock = {}
+    for e in events:
+        if e.get("name") != "ProfileChunk" or e.get("id") not in starts or e.get("pid") != pid:
+            continue
+        data = e["args"]["data"]
+        profile = data.get("cpuProfile", {})
+        for node in profile.get("nodes", []):
+            nodes[(e["id"], node["id"])] = node
+        t = clock.get(e["id"], starts[e["id"]])
+        for sample, delta in zip(profile.get("samples", []), data.get("timeDeltas", [])):
+            t += delta
+            times.append(t)
+            stacks.append((e["id"], sample))
+        clock[e["id"]] = t
+    out = []
+    order = sorted(range(len(times)), key=times.__getitem__)
+    for i, j in zip(order, order[1:] + [None]):
+        weight = min(times[j] - times[i], 10_000) if j is not None else 0
+        chain, key = [], stacks[i]
+        while key in nodes:
+            node = nodes[key]
+            chain.append(node["callFrame"])
+            key = (key[0], node.get("parent")) if node.get("parent") is not None else None
+        out.append((times[i], weight, chain))
+    return out
+
+
+def trace_breakdown(trace: dict, t0_ms: float, end_ms: float, sync: dict) -> dict:
+    """Where the main thread's time went between the action's start and its settled end (page clock,
+    ms): each 20 us of [start, end] goes to the innermost main-thread event covering it (scripting,
+    style + layout, paint + composite, other tasks) or to idle / network when no task ran;
+    scripting is split by script source in proportion to V8's CPU samples taken in it. Also the
+    10 functions with the most self time in the samples of the window."""
+    import numpy as np
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    mark = max((e for e in events if e.get("name") == sync["name"] and e.get("ph") in ("R", "I", "i", "n", "b", "X")),
+               key=lambda e: e["ts"], default=None)
+    if mark is None:
+        raise RuntimeError("the trace has no sync mark: was blink.user_timing traced?")
+    pid, tid = mark["pid"], mark["tid"]
+    offset = mark["ts"] - sync["page_ms"] * 1000          # trace us = page ms * 1000 + offset
+    lo, hi = t0_ms * 1000 + offset, end_ms * 1000 + offset
+    n = max(int((hi - lo) / BIN_US), 1)
+    bins = np.full(n, -1, dtype=np.int8)
+    mine = [e for e in events if e.get("pid") == pid and e.get("tid") == tid]
+    spans = sorted(((a, b, _category(name)) for a, b, name in _complete_events(mine) if b > lo and a < hi),
+                   key=lambda s: (s[0], -(s[1] - s[0])))
+    for a, b, cat in spans:                               # parents first: a child paints over its parent
+        if cat is None:
+            continue
+        i, j = max(int((a - lo) / BIN_US), 0), min(int((b - lo) / BIN_US), n)
+        bins[i:j] = PARTS.index(cat)
+    counts = np.bincount(bins + 1, minlength=len(PARTS) + 1)
+    parts = {name: counts[k + 1] * BIN_US / 1000 for k, name in enumerate(PARTS[:-1])}
+    parts["idle / network"] = counts[0] * BIN_US / 1000
+    # the samples, by source (scripting only) and by function (everything sampled in the window)
+    by_source: dict[str, float] = {}
+    functions: dict[tuple, float] = {}
+    sampled = 0.0
+    for t, weight, chain in _samples(events, pid, tid):
+        if not lo <= t < hi or not chain:
+            continue
+        leaf = chain[0]
+        fn = (leaf.get("functionName") or "(anonymous)", leaf.get("url", ""), leaf.get("lineNumber", -1),
+              leaf.get("columnNumber", -1))
+        if leaf.get("functionName") not in ("(idle)", "(program)", "(root)"):
+            functions[fn] = functions.get(fn, 0.0) + weight / 1000
+        k = min(int((t - lo) / BIN_US), n - 1)
+        if bins[k] != PARTS.index("scripting"):
+            continue
+        url = next((f["url"] for f in chain if f.get("url")), "")
+        source = _source(url)
+        by_source[source] = by_source.get(source, 0.0) + weight
+        sampled += weight
+    scripting = parts["scripting"]
+    split = ({k: scripting * v / sampled for k, v in by_source.items()} if sampled
+             else {"(no CPU samples)": scripting})
+    top = sorted(functions.items(), key=lambda kv: -kv[1])[:10]
+    return {"ms": round(end_ms - t0_ms, 1), "parts_ms": {k: round(v, 1) for k, v in parts.items()},
+            "scripting_ms": {k: round(v, 1) for k, v in sorted(split.items(), key=lambda kv: -kv[1])},
+            "top_functions": [{"function": f, "url": u.rsplit("/", 1)[-1].split("?")[0], "line": line + 1,
+                               "column": col + 1, "self_ms": round(ms, 1)} for (f, u, line, col), ms in top],
+            "main_thread": {"pid": pid, "tid": tid}, "events": len(spans)}
+
+
+class Tracer:
+    """Chromium tracing around one action (Playwright's browser.start_tracing) with V8's CPU
+    profile (CDP Profiler), and the sync mark that places the page's clock on the trace's once the
+    action has settled."""
+
+    def __init__(self, browser, categories=TRACE_CATEGORIES):
+        self.browser, self.categories = browser, categories
+        self.trace: dict | None = None
+        self.window: tuple[float, float] | None = None
+        self.sync: dict | None = None
+        self.cdp = None
+
+    def start(self, page):
+        self.cdp = page.context.new_cdp_session(page)
+        self.cdp.send("Profiler.enable")
+        self.cdp.send("Profiler.setSamplingInterval", {"interval": SAMPLING_US})
+        self.browser.start_tracing(page=page, categories=self.categories)
+        self.cdp.send("Profiler.start")
+
+    def stop(self, page, raw):
+        self.window = (raw["t0"], raw["end"])        # the action, on the page's clock (ms)
+        self.sync = {"name": SYNC_MARK, "page_ms": page.evaluate(f"() => performance.mark('{SYNC_MARK}').startTime")}
+        profile = self.cdp.send("Profiler.stop")["profile"]
+        page.wait_for_timeout(50)                     # the mark reaches the trace buffer
+        trace = json.loads(self.browser.stop_tracing())
+        self.trace = trace if isinstance(trace, dict) else {"traceEvents": trace}
+        self.cdp.detach()
+        mark = next(e for e in self.trace["traceEvents"] if e.get("name") == SYNC_MARK)
+        self.trace["traceEvents"] += profile_events(profile, mark["pid"], mark["tid"])
+
+
+def profile_events(profile: dict, pid: int, tid: int) -> list[dict]:
+    """A CDP CPU profile (its times on the trace's clock, microseconds) as the trace's Profile and
+    ProfileChunk events of the thread (nodes with their parent instead of their children)."""
+    parent = {child: node["id"] for node in profile["nodes"] for child in node.get("children", [])}
+    nodes = [{"id": n["id"], "callFrame": n["callFrame"], **({"parent": parent[n["id"]]} if n["id"] in parent else {})}
+             for n in profile["nodes"]]
+    start = profile["startTime"]
+    return [{"name": "Profile", "ph": "P", "cat": "disabled-by-default-v8.cpu_profiler", "id": "0xbe7c", "pid": pid,
+             "tid": tid, "ts": start, "args": {"data": {"startTime": start}}},
+            {"name": "ProfileChunk", "ph": "P", "cat": "disabled-by-default-v8.cpu_profiler", "id": "0xbe7c",
+             "pid": pid, "tid": tid, "ts": profile["endTime"],
+             "args": {"data": {"cpuProfile": {"nodes": nodes, "samples": profile.get("samples", [])},
+                               "timeDeltas": profile.get("timeDeltas", [])}}}]
+
+
+def trace_report(b: dict, label: str, action: str, mode: str) -> str:
+    lines = [f"trace of {label}: {action} ({mode}): {b['ms']:.0f} ms from the input event to the settled page",
+             "main thread:"]
+    total = sum(b["parts_ms"].values())
+    for name in PARTS:
+        ms = b["parts_ms"][name]
+        lines.append(f"  {name:24} {ms:8.1f} ms {100 * ms / total if total else 0:5.1f}%")
+        if name == "scripting":
+            for source, sms in b["scripting_ms"].items():
+                lines.append(f"    {source:22} {sms:8.1f} ms")
+    lines.append(f"  {'sum':24} {total:8.1f} ms (the action: {b['ms']:.1f} ms)")
+    lines.append("top 10 functions by self time (CPU samples in the action):")
+    for f in b["top_functions"]:
+        lines.append(f"  {f['self_ms']:8.1f} ms  {f['function'][:40]:40} {f['url']}:{f['line']}:{f['column']}")
+    return "\n".join(lines)
+
+
+def trace_main(path: str = "/response", action_name: str = "dropdown", scale: str = "registry",
+               patients: int | None = None, cached: bool = False, output: Path | None = None,
+               quiet: bool = False, quiet_ms: float = QUIET_MS) -> dict:
+    """Play the page's actions up to `action_name` (untraced, as the benchmark does), then that one
+    action traced: print the breakdown and write the raw trace (open it in DevTools' Performance
+    panel). The result cache is emptied before the traced action unless `cached`."""
+    from dashboard.app import PAGES
+    labels = dict(PAGES)
+    path = next((p for p, label in PAGES if path in (p, label)), path)
+    if path not in labels:
+        raise SystemExit(f"no page {path!r}: one of {', '.join(p for p, _ in PAGES)}")
+    patients = patients or SCALES[scale]
+    output = Path(output or HERE / "traces" / f"{path.strip('/') or 'overview'}-{action_name.replace(' ', '-')}.json")
+    with tempfile.TemporaryDirectory(prefix="bench-trace-") as tmp:
+        tmp = Path(tmp)
+        root, cache_dir = tmp / "data", tmp / "cache"
+        cache_dir.mkdir(mode=0o700)
+        if not quiet:
+            print(f"generating {patients:,} patients into {root} ...", file=sys.stderr)
+        generate(root, patients, scale == "stress", quiet=True)
+        has_second_cut = len([d for d in (root / "snapshots").iterdir() if d.is_dir()]) > 1
+        actions = actions_for(path, has_second_cut)
+        names = [a.name for a in actions]
+        if action_name not in names:
+            raise SystemExit(f"no action {action_name!r} on {path}: one of {', '.join(names)}")
+        with running_app(root, cache_dir, tmp / "server.log") as url, chromium() as browser:
+            tab = Tab(browser, url, TIMEOUT_S[scale] if patients >= 10_000 else 60, quiet_ms)
+            try:
+                tab.act(actions[0], path)                     # warm up: scripts cached, imports done
+                for action in actions[:names.index(action_name)]:
+                    tab.act(action, path)
+                action = actions[names.index(action_name)]
+                if not cached:
+                    empty_result_cache(cache_dir)
+                tracer = Tracer(browser)
+                measured = tab.act(action, path, tracer=tracer)
+            finally:
+                tab.close()
+    b = trace_breakdown(tracer.trace, *tracer.window, tracer.sync)
+    b.update({"page": labels[path], "path": path, "action": action_name, "mode": "cached" if cached else "uncached",
+              "patients": patients, "measured": {k: measured[k] for k in ("ms", "waves", "server_ms",
+                                                                          "after_last_answer_ms")}})
+    output.parent.mkdir(parents=True, exist_ok=True)
+    trace = tracer.trace
+    trace.setdefault("metadata", {})["benchmark"] = b
+    output.write_text(json.dumps(trace))
+    print(trace_report(b, labels[path], action_name, b["mode"]))
+    print(f"benchmark: {measured['ms']:.0f} ms, {measured['waves']} wave(s), server {measured['server_ms']:.0f} ms, "
+          f"last answer -> settled {measured['after_last_answer_ms']:.0f} ms")
+    print(f"-> {output} (Chrome DevTools: Performance, Load profile)")
+    return b

@@ -93,5 +93,87 @@ def card_outputs(figure: str, table: bool = False) -> list:
             Output(fid("figure-export", figure), "data"), Output(fid("footnote", figure), "children")]
 
 
+class RowsTable:
+    """A table of text drawn by one Dash component (assets/registry.js): `columns` (header texts),
+    `rows` (lists of cell texts), `column_classes` (a class per column, or None) and `strong` (the
+    indexes of the columns shown bold). The same DOM as html.Table of html.Td, without a Dash
+    component per cell: Dash's renderer runs a selector for every mounted component on every store
+    update, so a table of a few hundred cells slowed every update of its page. Reads like a
+    component: .id, .rows, .columns."""
+
+    __slots__ = ("props",)
+
+    def __init__(self, columns: list, rows: list, id: str | None = None, className: str | None = None,
+                 column_classes: list | None = None, strong: tuple = (), style: dict | None = None):
+        self.props = {"columns": list(columns), "rows": rows, "column_classes": column_classes,
+                      "strong": list(strong), "id": id, "className": className, "style": style}
+        self.props = {k: v for k, v in self.props.items() if v is not None}
+
+    def __getattr__(self, name):
+        try:
+            return self.props[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def to_plotly_json(self) -> dict:
+        return {"props": self.props, "type": "RowsTable", "namespace": "registry_components"}
+
+
+class Static:
+    """An html component tree (a table, a note) sent as one Dash component (assets/registry.js):
+    its nodes keep the html components' JSON ({"type", "props"}) without the namespace, so Dash's
+    renderer draws them as plain elements. The renderer mounts every component of an answer as its
+    own wrapper, and each new wrapper dispatches a store update that runs every mounted wrapper's
+    selector: a table of a few hundred cells cost seconds of drawing (quadratic in the cells).
+    Reads like the wrapped component (.id, .children), for tests and iter_components. The top may
+    be an html component or a dbc.Table (its classes written out, as dbc writes them)."""
+
+    __slots__ = ("component",)
+
+    def __init__(self, component):
+        self.component = component
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        return getattr(self.component, name)
+
+    def __repr__(self):
+        return f"Static({self.component!r})"
+
+    def to_plotly_json(self) -> dict:
+        from dashboard.wire import plain
+        top = plain(self.component)
+        props = dict(top["props"])
+        if top["namespace"] == "dash_bootstrap_components":
+            props = _dbc_table_props(top["type"], props)
+        props["tag"] = top["type"].lower()
+        props["children"] = _without_namespace(props.get("children"))
+        return {"props": props, "type": "Static", "namespace": "registry_components"}
+
+
+def _dbc_table_props(kind: str, props: dict) -> dict:
+    """A dbc.Table's props as the html table's: the classes dbc adds for size, hover, bordered, striped."""
+    if kind != "Table":
+        raise ValueError(f"Static: a dbc.{kind} is not drawn statically")
+    extra = {k: props.pop(k) for k in ("size", "hover", "bordered", "borderless", "striped") if k in props}
+    classes = [props.get("className"), "table"] + ([f"table-{extra['size']}"] if extra.get("size") else []) + [
+        f"table-{k}" for k in ("bordered", "borderless", "striped", "hover") if extra.get(k)]
+    return {**props, "className": " ".join(c for c in classes if c)}
+
+
+def _without_namespace(node):
+    if isinstance(node, list):
+        return [_without_namespace(n) for n in node]
+    if isinstance(node, dict) and "props" in node:
+        if node.get("namespace") not in (None, "dash_html_components"):
+            raise ValueError(f"Static: only html components inside, not {node.get('namespace')}.{node.get('type')}")
+        props = dict(node["props"])
+        if "children" in props:
+            props["children"] = _without_namespace(props["children"])
+        return {"props": props, "type": node["type"]}
+    return node
+
+
 def empty_message(text: str):
     return dbc.Alert(text, color="light", className="text-muted mb-0")

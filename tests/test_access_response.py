@@ -132,7 +132,7 @@ def texts(node) -> list[str]:
 
 def table_rows(table) -> list[list[str]]:
     """The body rows of the ORR/DCR table, each cell's text joined (none for a message)."""
-    if table.get("type") != "Table":
+    if table.get("type") != "Static":          # a message, not the table (one Static component)
         return []
     body = table["props"]["children"][1]
     rows = body["props"]["children"]

@@ -52,3 +52,31 @@ def test_browser_benchmark_smoke_run(tmp_path):
     assert rows == {}, f"unexpected rows: {sorted(rows)}"
     assert {s["page"] for s in run["summary"]} == PAGES
     assert "Tumour response" in proc.stdout and "uncached p50" in proc.stdout
+
+
+def test_trace_of_one_action_breaks_its_time_down(tmp_path):
+    """python -m benchmarks --browser --trace: one action traced on a small registry; the breakdown's
+    parts add up to the action's time, scripting is split by script, and the raw trace is written
+    for DevTools (never judged on time)."""
+    if not Path("/usr/bin/chromium").exists():
+        pytest.skip("Debian chromium is not installed (/usr/bin/chromium)")
+    out = tmp_path / "trace.json"
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "--browser", "--trace", "--patients", "40",
+                           "--page", "/response", "--action", "dropdown", "--quiet", "--settle-ms", "100",
+                           "--trace-output", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    print(proc.stdout)
+    trace = json.loads(out.read_text())
+    b = trace["metadata"]["benchmark"]
+    assert b["page"] == "Tumour response" and b["action"] == "dropdown" and b["mode"] == "uncached"
+    assert set(b["parts_ms"]) == {"scripting", "style + layout", "paint + composite", "other tasks", "idle / network"}
+    assert b["ms"] > 0 and abs(sum(b["parts_ms"].values()) - b["ms"]) <= max(5, 0.02 * b["ms"])
+    assert b["parts_ms"]["scripting"] > 0
+    assert abs(sum(b["scripting_ms"].values()) - b["parts_ms"]["scripting"]) <= 1
+    assert "plotly.js" in b["scripting_ms"] and "dash-renderer / React" in b["scripting_ms"]
+    assert 1 <= len(b["top_functions"]) <= 10 and all(f["self_ms"] > 0 for f in b["top_functions"])
+    names = {e.get("name") for e in trace["traceEvents"]}
+    assert {"RunTask", "ProfileChunk", "Profile"} <= names          # what DevTools' Performance panel reads
+    for line in ("trace of Tumour response: dropdown (uncached)", "scripting", "plotly.js", "style + layout",
+                 "paint + composite", "idle / network", "top 10 functions by self time"):
+        assert line in proc.stdout

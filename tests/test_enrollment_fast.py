@@ -29,7 +29,7 @@ from dashboard.analytics.baseline import (BCLC_STAGES, COLUMNS, CONTINUOUS, NULL
                                           baseline_wide_rows, sql_text)
 from dashboard.callbacks import enrollment as cb
 from dashboard.state import state_context
-from dashboard.components import empty_message, export_spec
+from dashboard.components import Static, empty_message, export_spec
 from dashboard.exports import enrollment as ex
 from dashboard.filters import Filters
 from dashboard.figures.common import NO_PATIENTS
@@ -139,8 +139,9 @@ def _old_table_one(wide, long):
                  else html.Td(rec["level"], className="level"))
         rows.append(html.Tr([label] + [html.Td(rec[g] if rec[g] == rec[g] else "", className="text-end")
                                        for g in groups]))
-    return dbc.Table([head, html.Tbody(rows)], bordered=False, hover=True, size="sm", className="table-one mb-0",
-                     id="baseline-table-grid")
+    # sent as tables are now sent: one Static component (dashboard/components.py)
+    return Static(dbc.Table([head, html.Tbody(rows)], bordered=False, hover=True, size="sm",
+                            className="table-one mb-0", id="baseline-table-grid"))
 
 
 def _old_baseline_card(state):

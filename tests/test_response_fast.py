@@ -327,9 +327,10 @@ def consistency_rows(n: int) -> pd.DataFrame:
 
 
 def body_rows(table) -> list:
+    """The table's rows of cell texts (a RowsTable's rows)."""
     from dashboard.components import iter_components
     grid = next(c for c in iter_components(table) if getattr(c, "id", None) == "response-consistency-grid")
-    return grid.children[1].children
+    return grid.rows
 
 
 def test_consistency_table_shows_the_first_rows_with_a_note():
@@ -339,7 +340,7 @@ def test_consistency_table_shows_the_first_rows_with_a_note():
     assert cap == 200
     table = cb.consistency_table(consistency_rows(9291))
     assert len(body_rows(table)) == cap
-    assert body_rows(table)[0].children[0].children == "P0000" and body_rows(table)[-1].children[0].children == "P0199"
+    assert body_rows(table)[0][0] == "P0000" and body_rows(table)[-1][0] == "P0199"
     note = next(c for c in iter_components(table) if getattr(c, "id", None) == "response-consistency-cap")
     assert note.children == "First 200 of 9,291 disagreeing scans shown (by patient, then scan date); the CSV has all."
     small = cb.consistency_table(consistency_rows(cap))
@@ -358,7 +359,7 @@ def test_consistency_card_caps_the_table_but_not_the_counts_or_the_csv(snapshots
     assert len(exp.rows) > 3, "the synthetic registry has disagreeing scans"
     monkeypatch.setattr(cb, "CONSISTENCY_MAX_ROWS", 3)
     table, spec, note = cb.consistency_card(state, "overall")
-    assert [r.children[0].children for r in body_rows(table)] == list(exp.rows["patient_id"][:3])
+    assert [r[0] for r in body_rows(table)] == list(exp.rows["patient_id"][:3])
     cap = next(c for c in iter_components(table) if getattr(c, "id", None) == "response-consistency-cap")
     assert cap.children.startswith(f"First 3 of {len(exp.rows):,} disagreeing scans shown")
     assert note[0].children.startswith(f"{exp.extra['n_patients_flagged']} of ")
@@ -425,9 +426,9 @@ def test_numbers_sent_as_text_read_back_exactly(monkeypatch, engine):
     assert list(figs._number_text(np.array([1.5, np.nan]))) == ["1.5", ""]
 
 
-# --- the consistency table: light cells, the same JSON -------------------------------------------------
+# --- the consistency table: one component, the same cells ----------------------------------------------
 def old_consistency_table(rows, max_rows=None):
-    """callbacks/response.py consistency_table before its body cells were wire.Element (html components)."""
+    """callbacks/response.py consistency_table when it was html components (a Dash component per cell)."""
     import dash_bootstrap_components as dbc
     from dash import html
     from dashboard.callbacks import response as cb
@@ -465,19 +466,43 @@ def sent_json(value) -> bytes:
     return fast
 
 
+def cells(table) -> tuple[list, list, list]:
+    """(header texts, rows of cell texts, the classes per column, the bold columns, the cap note) of the
+    consistency table, from html components (a Strong's text is the cell's) or from its RowsTable."""
+    from dashboard.components import RowsTable, iter_components
+    note = [c.children for c in iter_components(table) if getattr(c, "id", None) == "response-consistency-cap"]
+    grid = next(c for c in iter_components(table) if getattr(c, "id", None) == "response-consistency-grid")
+    if isinstance(grid, RowsTable):
+        strong = set(grid.strong)
+        return grid.columns, grid.rows, grid.column_classes, sorted(strong), note
+    head, body = grid.children
+    text = lambda td: td.children.children if hasattr(td.children, "children") else td.children
+    rows = [[text(td) for td in tr.children] for tr in body.children]
+    bold = sorted({j for tr in body.children for j, td in enumerate(tr.children) if hasattr(td.children, "children")})
+    header = head.children.children
+    return ([th.children for th in header], rows, [getattr(th, "className", None) for th in header],
+            bold or [3, 4], note)           # with no row the bold columns are the table's: Recorded, Implied
+
+
 @pytest.mark.parametrize("registry, i", CASES)
-def test_consistency_table_sends_the_json_of_the_html_components(snapshots, no_cache, registry, i):
+def test_consistency_table_shows_the_cells_of_the_html_table(snapshots, no_cache, registry, i):
+    """The same header, cells (text, bold, alignment) and cap note as the html table it replaced, sent
+    by the fast path (tests/test_wire.py)."""
     from dashboard.callbacks import response as cb
     snapshot, filters = snapshots[registry], FILTERS[registry][i]
     for scope in SCOPES:
         rows = rx.consistency_export(snapshot, filters, data.ALL_SITES, response_scope=scope).rows
         for max_rows in (None, 3, 0):
-            assert sent_json(cb.consistency_table(rows, max_rows)) == sent_json(old_consistency_table(rows, max_rows))
+            new = cb.consistency_table(rows, max_rows)
+            sent_json(new)
+            assert cells(new) == cells(old_consistency_table(rows, max_rows))
     odd = consistency_rows(250)
     odd.loc[3, ["sum_mm", "pct_from_nadir", "nadir_before_mm"]] = np.nan
     odd.loc[4, ["recorded", "visit"]] = None
     odd.loc[5, "pct_change"] = 1e-7
-    assert sent_json(cb.consistency_table(odd)) == sent_json(old_consistency_table(odd))
+    assert cells(cb.consistency_table(odd)) == cells(old_consistency_table(odd))
+    assert json.loads(sent_json(cb.consistency_table(odd)))["props"]["children"][1]["props"]["children"]["type"] == \
+        "RowsTable"
 
 
 # --- the spider figure: built column-wise, the same figure ------------------------------------------------

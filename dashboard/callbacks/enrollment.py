@@ -7,7 +7,7 @@ from dashboard.access import MIN_GROUP
 from dashboard.analytics.baseline import baseline_wide_rows
 from dashboard.exports.enrollment import FEW_FOR_MEDIAN
 from dashboard.state import state_context
-from dashboard.components import card_outputs, empty_message, export_spec, graph_config
+from dashboard.components import Static, card_outputs, empty_message, export_spec, graph_config
 from dashboard.figures import enrollment as figs
 from dashboard.figures.common import NO_PATIENTS
 from dashboard.state import cached_view
@@ -104,8 +104,8 @@ def table_one(long):
                  else Element("Td", level, "level"))
         rows.append(Element("Tr", [first] + [Element("Td", "" if text is None else text, "text-end")
                                              for text in texts]))
-    return dbc.Table([head, html.Tbody(rows)], bordered=False, hover=True, size="sm", className="table-one mb-0",
-                     id="baseline-table-grid")
+    return Static(dbc.Table([head, html.Tbody(rows)], bordered=False, hover=True, size="sm",
+                            className="table-one mb-0", id="baseline-table-grid"))
 
 
 def followup_card(state):

@@ -3,6 +3,7 @@ import dash_bootstrap_components as dbc
 from dash import Input, Output, callback, html
 
 from dashboard import data, exports, ids
+from dashboard.components import Static
 from dashboard.access import Scope, count_text
 from dashboard.state import state_context
 from dashboard.state import cached_view
@@ -10,12 +11,14 @@ from dashboard import wire
 
 
 def stat_card(label, value, note=None, id_=None):
+    """A card in a grid column, as html with Bootstrap's classes (the DOM dbc.Col(dbc.Card(dbc.CardBody))
+    gave), so that the cards are sent as one Static component."""
     value_div = html.Div(value, className="stat-value", **({"id": id_} if id_ else {}))
-    return dbc.Card(dbc.CardBody([
+    return html.Div(html.Div(html.Div([
         html.Div(label, className="text-muted small text-uppercase"),
         value_div,
         html.Div(note, className="small text-muted") if note else None,
-    ]), className="h-100")
+    ], className="card-body"), className="h-100 card"), className="mb-3 col-lg col-sm-6 col-12")
 
 
 def shown(n) -> str:
@@ -37,7 +40,7 @@ def overview_cards(state):
         stat_card("Deaths", shown(facts["n_deaths"]), "OS events", "overview-deaths"),
         stat_card("Data quality", f"{len(report.warnings)} warning(s)", f"source: {snapshot.source}"),
     ]
-    return dbc.Row([dbc.Col(c, xs=12, sm=6, lg=True, className="mb-3") for c in cards])
+    return Static(html.Div(cards, className="row"))
 
 
 @callback(Output("overview-cards", "children"), Input(ids.STATE, "data"))
@@ -91,8 +94,8 @@ def quality_panel(state):
                                 html.Td(count_text(w.count, counted), className="text-end"),
                                 html.Td(", ".join(w.examples) if every_site else hidden, className="small")])
                        for w in warnings])
-    parts.append(dbc.Table([head, body], size="sm", bordered=False, hover=True, className="small bg-white",
-                           id="overview-warnings"))
+    parts.append(Static(dbc.Table([head, body], size="sm", bordered=False, hover=True, className="small bg-white",
+                                  id="overview-warnings")))
     return parts
 
 

@@ -11,7 +11,7 @@ from dashboard.access import SUPPRESSED
 from dashboard.analytics import response as resp
 from dashboard.exports import response as response_exports
 from dashboard.state import request_scope, state_context
-from dashboard.components import card_outputs, empty_message, export_spec, fid, graph_config
+from dashboard.components import RowsTable, Static, card_outputs, empty_message, export_spec, fid, graph_config
 from dashboard.figures import response as figs
 from dashboard.figures.common import NO_PATIENTS, empty_figure
 from dashboard.grouping import GROUPINGS
@@ -212,8 +212,8 @@ def summary_table(rows):
             Element("Td", _rate(r["dcr_evaluable"], r["dcr_evaluable_ci_lower"], r["dcr_evaluable_ci_upper"],
                                 x["dcr_evaluable"], n_ev), right, id=f"response-dcr-evaluable-{key}"),
         ], "table-light" if key == "all" else None))
-    return dbc.Table([head, html.Tbody(body)], bordered=False, hover=True, size="sm", className="mb-0",
-                     style={"fontSize": "0.85rem"}, id="response-summary-grid")
+    return Static(dbc.Table([head, html.Tbody(body)], bordered=False, hover=True, size="sm", className="mb-0",
+                            style={"fontSize": "0.85rem"}, id="response-summary-grid"))
 
 
 def summary_card(state, scope="overall", by="bclc_stage", summary=None):
@@ -308,15 +308,11 @@ def consistency_cap_note(n_shown: int, n_total: int):
                     "the CSV has all.", id="response-consistency-cap", className="small text-muted mb-1")
 
 
-def _td(children, className=None) -> Element:
-    return Element("Td", children, className)
-
-
 def consistency_table(rows, max_rows: int | None = None):
     """The disagreeing scans, at most `max_rows` (CONSISTENCY_MAX_ROWS) of them, the first in the
     export's order, with a note saying how many the CSV has when some are not shown: at 100,000
-    patients thousands of table rows were most of the page's time and of its JSON. The body's
-    cells are wire.Element (the same JSON as html.Td, html.Tr and html.Strong)."""
+    patients thousands of table rows were most of the page's time and of its JSON. One RowsTable
+    (a Dash component for the table, not one per cell)."""
     n_total = len(rows)
     rows = rows.head(CONSISTENCY_MAX_ROWS if max_rows is None else max_rows)
 
@@ -324,21 +320,19 @@ def consistency_table(rows, max_rows: int | None = None):
         return "" if v is None or v != v else f"{v:g}"
 
     right = "text-end"
-    head = html.Thead(html.Tr([html.Th(h, className=c) for h, c in (
-        ("Patient", None), ("Visit", None), ("Scan date", None), ("Recorded", None), ("Implied", None),
-        ("Sum, mm", right), ("Baseline", right), ("Nadir before", right), ("vs baseline", right),
-        ("vs nadir", right))]))
+    header = (("Patient", None), ("Visit", None), ("Scan date", None), ("Recorded", None), ("Implied", None),
+              ("Sum, mm", right), ("Baseline", right), ("Nadir before", right), ("vs baseline", right),
+              ("vs nadir", right))
     columns = [rows[c].tolist() for c in ("patient_id", "visit", "imaging_date", "recorded", "implied", "sum_mm",
                                           "baseline_mm", "nadir_before_mm", "pct_change", "pct_from_nadir")]
-    body = [Element("Tr", [_td(patient), _td(visit), _td(str(date)[:10]),
-                            _td(Element("Strong", recorded)), _td(Element("Strong", implied)),
-                            _td(mm(sum_mm), right), _td(mm(baseline), right), _td(mm(nadir), right),
-                            _td(_signed_pct(change), right), _td(_signed_pct(from_nadir), right)])
+    body = [[patient, visit, str(date)[:10], recorded, implied, mm(sum_mm), mm(baseline), mm(nadir),
+             _signed_pct(change), _signed_pct(from_nadir)]
             for patient, visit, date, recorded, implied, sum_mm, baseline, nadir, change, from_nadir
             in zip(*columns)]
-    table = html.Div(dbc.Table([head, html.Tbody(body)], bordered=False, hover=True, size="sm",
-                               className="table-one mb-0", id="response-consistency-grid"),
-                     style={"maxHeight": "420px", "overflowY": "auto"})
+    grid = RowsTable([h for h, _ in header], body, id="response-consistency-grid",
+                     className="table table-sm table-hover table-one mb-0",
+                     column_classes=[c for _, c in header], strong=(3, 4))
+    table = html.Div(grid, style={"maxHeight": "420px", "overflowY": "auto"})
     return html.Div([consistency_cap_note(len(rows), n_total), table]) if n_total > len(rows) else table
 
 

@@ -7,7 +7,7 @@ from dash import Input, callback, html
 from dashboard import exports, ids
 from dashboard.analytics.safety import ANY_AE, SMALL_GROUP
 from dashboard.state import state_context
-from dashboard.components import card_outputs, empty_message, export_spec, graph_config
+from dashboard.components import Static, card_outputs, empty_message, export_spec, graph_config
 from dashboard.figures import safety as figs
 from dashboard.figures.common import NO_PATIENTS
 from dashboard.state import cached_view
@@ -183,8 +183,8 @@ def incidence_table(rows, n: int):
             [html.Td(n_pct(r[c], r["denominator"]), className="text-end") for c, _ in COLUMNS] +
             [html.Td(r["n_events"], className="text-end"),
              html.Td(rate_text(rate), className="text-end")]))
-    return dbc.Table([head, html.Tbody(body)], bordered=False, hover=True, size="sm", className="table-one mb-0",
-                     id="safety-incidence-grid")
+    return Static(dbc.Table([head, html.Tbody(body)], bordered=False, hover=True, size="sm",
+                            className="table-one mb-0", id="safety-incidence-grid"))
 
 
 SWITCHES = [Input(EVENTS, "value"), Input(WITHIN_DAYS, "value")]

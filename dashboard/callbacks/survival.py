@@ -11,7 +11,7 @@ from dash import Input, Output, State, callback, clientside_callback, html
 from dashboard import exports, ids
 from dashboard.access import MIN_GROUP
 from dashboard.state import state_context
-from dashboard.components import card_outputs, empty_message, export_spec, fid, graph_config
+from dashboard.components import Static, card_outputs, empty_message, export_spec, fid, graph_config
 from dashboard.exports import survival as km
 from dashboard.figures import survival as figs
 from dashboard.figures.common import NO_PATIENTS, empty_figure
@@ -159,8 +159,8 @@ def summary_table(summary, by, colours, not_shown=()):
                                                        r[f"surv_{t}_ci_upper"]),
                       className="text-end text-nowrap") for t in km.FIXED_TIMES],
         ], **{"data-group": str(r["group"])}))
-    return dbc.Table([head, html.Tbody(body)], size="sm", hover=True, className="mb-2 small survival-table",
-                     id="survival-summary-table")
+    return Static(dbc.Table([head, html.Tbody(body)], size="sm", hover=True, className="mb-2 small survival-table",
+                            id="survival-summary-table"))
 
 
 def withheld(exp: exports.Export, what: str) -> bool:
@@ -204,8 +204,8 @@ def cox_table(cox: exports.Export, colours):
                              html.Td(hr, className="text-end text-nowrap"),
                              html.Td("" if ref else fmt_p(r["p_value"]), className="text-end")],
                             **{"data-group": str(r["group"])}))
-    return dbc.Table([head, html.Tbody(body)], size="sm", hover=True, className="mb-2 small survival-table",
-                     id="survival-cox-table")
+    return Static(dbc.Table([head, html.Tbody(body)], size="sm", hover=True, className="mb-2 small survival-table",
+                            id="survival-cox-table"))
 
 
 # --- footnotes ---------------------------------------------------------------------------------
