@@ -207,7 +207,8 @@ def check_value(ident, prop: str, value) -> None:
         ok = value is None or (isinstance(value, list) and len(value) == 2 and all(_number_or_none(v) for v in value))
     elif (ident == ids.F_ENROLLED and prop in ("start_date", "end_date")) or (ident == ids.SNAPSHOT and prop == "value"):
         ok = _text_or_none(value, MAX_ID_TEXT)
-    elif ident == ids.URL and prop in ("search", "pathname", "href", "hash"):
+    elif (ident == ids.URL and prop in ("search", "pathname", "href", "hash")) or \
+            (ident in (ids.URL_SEEN, ids.ROUTED) and prop == "data"):
         ok = _text_or_none(value, MAX_TEXT)
     elif ident == ids.STATE and prop == "data":
         ok = value is None or (isinstance(value, dict) and set(value) <= {"snapshot", "query"} and
