@@ -10,6 +10,7 @@ functions; the @callback wrappers only wire them.
 """
 from __future__ import annotations
 
+import logging
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import dash
@@ -22,6 +23,7 @@ from dashboard.filters import LABELS, NON_FILTER_PARAMS, Filters
 from dashboard.snapshots import SnapshotError
 from dashboard import wire
 
+log = logging.getLogger(__name__)
 AGE_BOUNDS = (18, 100)
 CONTROL_KEYS = list(ids.LIST_CONTROLS)
 # sync_state's outputs: search, state, message, snapshot options and value, site options, the list
@@ -346,9 +348,13 @@ def opened_page():
     path, search = opened_view()
     if path is None:
         return {}
-    layout, title = render_page(path, search)
-    return {ids.PAGE_CONTENT: layout, ids.PAGE_TITLE: title, ids.PAGE_DEFAULTS: page_option_spec(path),
-            ids.ROUTED: path}
+    try:
+        layout, title = render_page(path, search)
+        spec = page_option_spec(path)
+    except Exception:           # the shell is served whatever a page does; the router then shows its error
+        log.exception("the page %s could not be drawn in the shell's layout", path[:200])
+        return {}
+    return {ids.PAGE_CONTENT: layout, ids.PAGE_TITLE: title, ids.PAGE_DEFAULTS: spec, ids.ROUTED: path}
 
 
 def page_option_spec(pathname: str | None) -> dict:
