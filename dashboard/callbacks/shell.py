@@ -26,6 +26,9 @@ from dashboard import wire
 log = logging.getLogger(__name__)
 AGE_BOUNDS = (18, 100)
 CONTROL_KEYS = list(ids.LIST_CONTROLS)
+# the filter controls' (id, prop): the list controls, age, enrollment start and end
+CONTROL_PROPS = [*[(ids.LIST_CONTROLS[k], "value") for k in CONTROL_KEYS], (ids.F_AGE, "value"),
+                 (ids.F_ENROLLED, "start_date"), (ids.F_ENROLLED, "end_date")]
 # sync_state's outputs: search, state, message, snapshot options and value, site options, the list
 # controls, age, enrollment start and end; NO_CHANGE leaves them all as they are
 NO_CHANGE = (no_update,) * (6 + len(CONTROL_KEYS) + 3)
@@ -103,15 +106,9 @@ clientside_callback(
     ClientsideFunction(namespace="shell", function_name="filterState"),
     Output(ids.STATE, "data"),
     Output(ids.URL_SEEN, "data"),
-    *[Output(ids.LIST_CONTROLS[k], "value") for k in CONTROL_KEYS],
-    Output(ids.F_AGE, "value"),
-    Output(ids.F_ENROLLED, "start_date"),
-    Output(ids.F_ENROLLED, "end_date"),
+    *[Output(ident, prop) for ident, prop in CONTROL_PROPS],
     Input(ids.URL, "search"),
-    *[Input(ids.LIST_CONTROLS[k], "value") for k in CONTROL_KEYS],
-    Input(ids.F_AGE, "value"),
-    Input(ids.F_ENROLLED, "start_date"),
-    Input(ids.F_ENROLLED, "end_date"),
+    *[Input(ident, prop) for ident, prop in CONTROL_PROPS],
     Input({"type": "filter-chip", "key": ALL, "value": ALL}, "n_clicks"),
     Input(ids.CLEAR_ALL, "n_clicks"),
     State(ids.STATE, "data"),
@@ -127,10 +124,7 @@ clientside_callback(
     Output(ids.URL_MESSAGE, "children"),
     Input(ids.URL_SEEN, "data"),
     Input(ids.SNAPSHOT, "value"),
-    *[Input(ids.LIST_CONTROLS[k], "value") for k in CONTROL_KEYS],
-    Input(ids.F_AGE, "value"),
-    Input(ids.F_ENROLLED, "start_date"),
-    Input(ids.F_ENROLLED, "end_date"),
+    *[Input(ident, prop) for ident, prop in CONTROL_PROPS],
     State(ids.URL, "search"),
     State(ids.URL, "pathname"),
     prevent_initial_call=True,
@@ -164,8 +158,7 @@ def _sync(_seen, snapshot_value, *rest):
 
 # what the server step sets as side updates: (id, prop), in sync_state's order
 SIDE_OUTPUTS = [(ids.URL, "search"), (ids.SNAPSHOT, "options"), (ids.SNAPSHOT, "value"), (ids.F_SITE, "options"),
-                *[(ids.LIST_CONTROLS[k], "value") for k in CONTROL_KEYS],
-                (ids.F_AGE, "value"), (ids.F_ENROLLED, "start_date"), (ids.F_ENROLLED, "end_date")]
+                *CONTROL_PROPS]
 
 
 def side_updates(out: tuple, trigger, snapshot_value, values: dict, age, start, end) -> tuple:
