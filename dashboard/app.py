@@ -117,21 +117,28 @@ def banner():
 
 def layout():
     from dashboard.callbacks.shell import opened_page
-    page = opened_page()        # the page being opened, when the request tells which
-    return html.Div([
+    from dashboard.components import iter_components
+    shell = html.Div([
         dcc.Location(id=ids.URL, refresh="callback-nav"),
         dcc.Store(id=ids.STATE, storage_type="memory"),
         dcc.Store(id=ids.URL_SEEN, storage_type="memory"),
-        dcc.Store(id=ids.PAGE_TITLE, data=page.get(ids.PAGE_TITLE)),
-        dcc.Store(id=ids.PAGE_DEFAULTS, data=page.get(ids.PAGE_DEFAULTS)),
-        dcc.Store(id=ids.ROUTED, data=page.get(ids.ROUTED)),
+        dcc.Store(id=ids.PAGE_TITLE),
+        dcc.Store(id=ids.PAGE_DEFAULTS),
+        dcc.Store(id=ids.ROUTED),
         navbar(),
         dbc.Container(dbc.Row([
             dbc.Col(filter_panel(), lg=3, xl=2, className="pt-3 sidebar"),
-            dbc.Col([banner(), html.Div(page.get(ids.PAGE_CONTENT), id=ids.PAGE_CONTENT)],
+            dbc.Col([banner(), html.Div(id=ids.PAGE_CONTENT)],
                     lg=9, xl=10, className="pt-2"),
         ]), fluid=True),
     ])
+    opened = opened_page()      # the page being opened and the shell's values for it, when the request tells
+    if opened:
+        for component in list(iter_components(shell)):
+            for (ident, prop), value in opened.items():
+                if getattr(component, "id", None) == ident:
+                    setattr(component, prop, value)
+    return shell
 
 
 def report_callback_error(err: Exception):

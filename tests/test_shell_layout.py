@@ -3,6 +3,8 @@ the shell's own callbacks, not after the router's answer), told by the Referer o
 /_dash-layout request; the router then leaves the page it holds."""
 import json
 
+import pytest
+
 from dashboard import ids
 from dashboard.callbacks import shell
 
@@ -31,7 +33,12 @@ def find(node, ident):
     return None
 
 
-def test_the_layout_holds_the_page_of_the_referer_with_its_options(dash_app):
+@pytest.fixture
+def synthetic(synthetic_root, monkeypatch):
+    monkeypatch.setenv("REGISTRY_DATA", str(synthetic_root))
+
+
+def test_the_layout_holds_the_page_of_the_referer_with_its_options(dash_app, synthetic):
     client = dash_app.server.test_client()
     layout = layout_json(client, "http://localhost/survival?bclc=B&endpoint=pfs")
     assert find(layout, ids.ROUTED)["props"]["data"] == "/survival"
@@ -40,6 +47,19 @@ def test_the_layout_holds_the_page_of_the_referer_with_its_options(dash_app):
     assert endpoint["props"]["value"] == "pfs"                       # the page option of the link
     assert find(layout, ids.PAGE_DEFAULTS)["props"]["data"]["defaults"]["endpoint"] == "os"
     assert find(layout, ids.PAGE_TITLE)["props"]["data"].startswith("Survival")
+    # the shell as the server step sets it from the URL: the controls, the data-cut list
+    assert find(layout, ids.F_BCLC)["props"]["value"] == ["B"]
+    assert find(layout, ids.SNAPSHOT)["props"]["value"] == find(layout, ids.SNAPSHOT)["props"]["options"][0]["value"]
+
+
+def test_a_bad_link_is_served_with_its_message_and_the_values_that_could_be_used(dash_app, synthetic):
+    client = dash_app.server.test_client()
+    layout = layout_json(client, "http://localhost/survival?bclc=Z&sex=F&snapshot=1999-01-01")
+    message = json.dumps(find(layout, ids.URL_MESSAGE))
+    assert "1999-01-01" in message and "bclc" in message
+    assert find(layout, ids.F_BCLC)["props"]["value"] == [] and find(layout, ids.F_SEX)["props"]["value"] == ["F"]
+    cuts = [o["value"] for o in find(layout, ids.SNAPSHOT)["props"]["options"]]
+    assert "1999-01-01" not in cuts and find(layout, ids.SNAPSHOT)["props"]["value"] == cuts[0]
 
 
 def test_no_page_without_a_same_origin_referer(dash_app):
@@ -76,3 +96,14 @@ def test_the_router_leaves_the_page_the_layout_holds_and_draws_another(dash_app)
     assert drawn.status_code == 200
     response = drawn.get_json()["response"]
     assert response[ids.ROUTED]["data"] == "/survival" and "km-curve" in json.dumps(response[ids.PAGE_CONTENT])
+
+
+def test_with_no_cut_to_serve_the_page_is_still_served(dash_app, tmp_path, monkeypatch):
+    """The demo serves synthetic cuts only: with a registry's real cut alone there is none to
+    serve, and the page comes without the shell's values (the server step then says so)."""
+    from fixtures import mini_registry, write_snapshot
+    write_snapshot(tmp_path, "2024-12-31", mini_registry(), source="redcap")
+    monkeypatch.setenv("REGISTRY_DATA", str(tmp_path))
+    layout = layout_json(dash_app.server.test_client(), "http://localhost/survival")
+    assert find(layout, ids.ROUTED)["props"]["data"] == "/survival"
+    assert find(layout, ids.SNAPSHOT)["props"]["options"] == []

@@ -210,7 +210,6 @@ def sync_state(trigger, search, snapshot_value, values, age, start, end):
         if (snapshot.snapshot_id, filters.to_query()) == shown and not messages:
             return NO_CHANGE            # the controls already show this URL
     else:
-        before = dict(parse_qsl((search or "").lstrip("?"))).get("snapshot") or latest.snapshot_id
         try:
             snapshot = request_state.resolve(snapshot_value or "latest")
         except SnapshotError as e:
@@ -223,8 +222,10 @@ def sync_state(trigger, search, snapshot_value, values, age, start, end):
         filters = filters_from_controls(values, age, start, end)
         known = set(request_state.site_ids(snapshot))
         filters = filters.without("site") if not set(filters.site) <= known else filters
-        if (snapshot.snapshot_id, filters.to_query()) == (before, Filters.from_query(search or "")[0].to_query()):
-            # a control echoing the value the URL gave it: nothing changed, keep any URL message
+        shown, shown_filters, _ = parse_search(search)
+        if (snapshot.snapshot_id, filters.to_query()) == (shown.snapshot_id, shown_filters.to_query()):
+            # a control echoing what the URL shows (its values that could be used): nothing changed,
+            # keep any message about the others
             return NO_CHANGE
         new_search = build_search(snapshot.snapshot_id, filters, search, latest.snapshot_id)
         url_out = new_search if new_search != (search or "") else no_update
@@ -334,10 +335,12 @@ def opened_view() -> tuple[str | None, str]:
     return referrer.path or "/", ("?" + referrer.query) if referrer.query else ""
 
 
-def opened_page():
-    """The shell layout's page part for the page being opened, so its cards are asked for at once
-    with the shell's own callbacks, not after a router's answer: {id: props} of the page content,
-    the title, the page options' spec and the routed path (empty when the page is unknown)."""
+def opened_page() -> dict:
+    """{(id, prop): value} the shell's layout is served with for the page being opened, so its cards
+    are asked for at once with the shell's own callbacks, not after the router's answer: the page's
+    content, title, options' spec and path, and the shell as the server step would set it from the
+    URL (the data-cut list, which the browser's step checks the URL's cut against; the controls; the
+    message about values that could not be used). Empty when the page is unknown."""
     path, search = opened_view()
     if path is None:
         return {}
@@ -347,7 +350,14 @@ def opened_page():
     except Exception:           # the shell is served whatever a page does; the router then shows its error
         log.exception("the page %s could not be drawn in the shell's layout", path[:200])
         return {}
-    return {ids.PAGE_CONTENT: layout, ids.PAGE_TITLE: title, ids.PAGE_DEFAULTS: spec, ids.ROUTED: path}
+    opened = {(ids.PAGE_CONTENT, "children"): layout, (ids.PAGE_TITLE, "data"): title,
+              (ids.PAGE_DEFAULTS, "data"): spec, (ids.ROUTED, "data"): path}
+    try:
+        _, _, message, options, snapshot, sites, *controls = sync_state(ids.URL, search, None, {}, None, None, None)
+    except SnapshotError:       # no cut to serve: the server step says so once the page asks
+        return opened
+    return {**opened, (ids.URL_MESSAGE, "children"): message, (ids.SNAPSHOT, "options"): options,
+            (ids.SNAPSHOT, "value"): snapshot, (ids.F_SITE, "options"): sites, **dict(zip(CONTROL_PROPS, controls))}
 
 
 def page_option_spec(pathname: str | None) -> dict:
