@@ -145,7 +145,8 @@
         const same = current && current.snapshot === state.snapshot && current.query === state.query;
         // a URL whose filters the page already shows (a page option, the server's own canonical
         // URL) needs no check; one on load, back or forward does
-        const seen = fromUrl && (!same || !fired.length) ? String(Date.now()) : noUpdate;
+        // "load:" when the page has no state yet, "nav:" on back and forward (the server records those)
+        const seen = fromUrl && (!same || !fired.length) ? (current ? "nav:" : "load:") + Date.now() : noUpdate;
         return [same ? noUpdate : state, seen].concat(controls || unchanged(noUpdate).slice(2));
       },
 

@@ -303,7 +303,7 @@ class Run:
         query = page_values["filter-state.data"]["query"]
         search = "?" + query if query else ""
         # the browser's step has set the controls from the URL and asks the server's to check it
-        load = dict(page_values, **{"url.search": search, "snapshot-select.value": None, "url-seen.data": "1",
+        load = dict(page_values, **{"url.search": search, "snapshot-select.value": None, "url-seen.data": "load:1",
                                     "filter-state.data": None})
         if self.now() >= self.seconds:
             return                      # the run is over: no new step

@@ -295,7 +295,7 @@ def test_a_page_view_records_path_and_filters_once(session, log_file, monkeypatc
         # a page's load, as Chromium posts it: the router, and the shell's sync with no state yet
         post(route_dep(session), {"url.pathname": "/survival", "url.search": "?bclc=B&sex=F"}, "url.pathname")
         shell = {"url.search": "?bclc=B&sex=F", "url.pathname": "/survival", "snapshot-select.value": None,
-                 "url-seen.data": "1765100000000", "f-bclc.value": ["B"], "f-sex.value": ["F"],
+                 "url-seen.data": "load:1765100000000", "f-bclc.value": ["B"], "f-sex.value": ["F"],
                  "filter-state.data": None}
         r = post(sync_dep(session), shell, "url-seen.data")
         # the cards' state, as the browser computes it beside the sync (assets/shell.js)

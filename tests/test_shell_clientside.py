@@ -66,7 +66,7 @@ def test_the_filter_keys_are_the_servers():
 def test_state_from_a_url_is_the_servers_canonical_query(js, search):
     state, seen, controls = filter_state(js, search)
     assert state == {"snapshot": "latest", "query": Filters.from_query(search)[0].to_query()}
-    assert seen.isdigit()                         # the first call: the server checks the URL
+    assert seen.startswith("load:")               # the first call: the server checks the URL
     expected = Filters.from_query(search)[0]
     for key in LIST_KEYS:
         assert controls[key] == (list(getattr(expected, key)) or NO)
@@ -103,7 +103,7 @@ def test_nothing_changes_when_the_state_is_the_one_shown(js):
     # back to other filters: a new state, and the server checks the URL and the controls follow it
     state, seen, controls = filter_state(js, "?bclc=C", lists={"bclc": ["B"]}, current=current,
                                          triggered=[("url.search", "?bclc=C")])
-    assert state == {"snapshot": "latest", "query": "bclc=C"} and seen.isdigit()
+    assert state == {"snapshot": "latest", "query": "bclc=C"} and seen.startswith("nav:")
     assert controls["bclc"] == ["C"] and controls["sex"] == NO
 
 

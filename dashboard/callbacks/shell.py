@@ -129,7 +129,7 @@ clientside_callback(
     State(ids.URL, "pathname"),
     prevent_initial_call=True,
 )
-def _sync(_seen, snapshot_value, *rest):
+def _sync(seen_url, snapshot_value, *rest):
     n = len(CONTROL_KEYS)
     values = dict(zip(CONTROL_KEYS, rest[:n]))
     age, start, end, search, pathname = rest[n:]
@@ -143,9 +143,9 @@ def _sync(_seen, snapshot_value, *rest):
         # under it): list the folders again and choose afresh, which falls back to a good cut
         data.forget_listing()
         out = sync_state(trigger, search, snapshot_value, values, age, start, end)
-    if trigger == ids.URL and snapshot_value is not None:
-        # back or forward to filters the page did not show (the browser's step tells: a load, with
-        # no cut chosen yet, is recorded by _route)
+    if seen and str(seen_url).startswith("nav:"):
+        # back or forward to filters the page did not show (the browser's step tells; a page's
+        # load is recorded by _route)
         snapshot, filters, _ = parse_search(search)
         record_filter_change(pathname, {"snapshot": snapshot.snapshot_id, "query": filters.to_query()})
     elif trigger != ids.URL and out != NO_CHANGE:
