@@ -74,6 +74,7 @@ ROOT = HERE.parent
 CHROMIUM = "/usr/bin/chromium"
 SCALES = {"registry": 600, "stress": 100_000}
 QUIET_MS = 300          # a settle counts once nothing has started for this long after it
+MAX_SKEW_MS = 1000      # a request leaves the page at most this long after fetch() was called
 WAVE_GAP_MS = 5         # more than this with no request in flight separates two waves
 TARGETS_MS = {"registry": {"filter": 300, "page option": 300, "open": 1500, "shared link": 1500},
               "stress": {"filter": 1000, "page option": 1000}}
@@ -436,10 +437,12 @@ def match_network_times(requests: list[dict], finished: list[dict], time_origin:
         f = pool[r["output"]].pop(0) if pool.get(r["output"]) else None
         ok = f is not None and all((f.get(k) is not None and f[k] >= 0)
                                    for k in ("requestStart", "responseStart", "responseEnd"))
-        # Playwright's start (its wall clock) less the page's send: the few ms from fetch() to the
-        # network stack; its timings are placed from there when that is plausible (0-100 ms)
+        # Playwright's start (its wall clock) less the page's send: the time from fetch() to the
+        # network stack, a few ms, or more while the page's main thread finishes the task that
+        # called fetch (drawing what the same update changed: measured up to ~300 ms); its timings
+        # are placed from there when that is plausible (0 to MAX_SKEW_MS)
         r["skew"] = f["start"] - (time_origin + r["sent"]) if ok and f.get("start") else None
-        base = r["sent"] + (r["skew"] if r["skew"] is not None and 0 <= r["skew"] < 100 else 0)
+        base = r["sent"] + (r["skew"] if r["skew"] is not None and 0 <= r["skew"] < MAX_SKEW_MS else 0)
         r["server_from"] = base + f["requestStart"] if ok else None
         r["server_to"] = base + f["responseStart"] if ok else None
         r["arrived"] = min(base + f["responseEnd"], r["answered"]) if ok else r["answered"]
