@@ -175,7 +175,8 @@ def test_the_demo_over_http_serves_no_real_data_cut(tmp_path, monkeypatch, dash_
     session = Session(dash_app)
     callbacks, sync, base = session.plan("/enrollment")
     values, page_values = update_values(base, "2025-03-31", {})
-    r = session.client.post("/_dash-update-component", json=callback_body(sync, {**values, "url.search": ""}, "url.search"))
+    load = {**values, "url.search": "", "url-seen.data": "load:1", "snapshot-select.value": None}
+    r = session.client.post("/_dash-update-component", json=callback_body(sync, load, "url-seen.data"))
     assert r.status_code == 200 and b"2025-03-31" not in r.data
     for dep in callbacks:
         r = session.client.post("/_dash-update-component", json=callback_body(dep, page_values, "filter-state.data"))

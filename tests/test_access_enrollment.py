@@ -338,9 +338,10 @@ def test_site_options_are_every_site_for_every_role(pages, role, snapshot):
     callback), and the options carry no count."""
     _, sync, base = pages.plans["/enrollment"]
     values, _ = update_values(base, CUTOFF, {})
-    values["url.search"] = ""
-    r = pages.post(role, callback_body(sync, values))
-    options = r.get_json()["response"]["f-site"]["options"]
+    # a page's load: the server step checks the URL and sets the lists (side updates)
+    values.update({"url.search": "", "url-seen.data": "load:1", "snapshot-select.value": None})
+    r = pages.post(role, callback_body(sync, values, "url-seen.data"))
+    options = r.get_json()["sideUpdate"]["f-site"]["options"]
     assert [o["value"] for o in options] == [s for s, _ in data.sites(snapshot)]
     assert all(re.fullmatch(r"S\d{2} · [^\d]+", o["label"]) for o in options), options
 
