@@ -258,3 +258,19 @@ def test_security_headers_with_sign_in_on_and_on_refusals(session, monkeypatch, 
         assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"]
         assert r.headers["X-Frame-Options"] == "DENY" and r.headers["X-Content-Type-Options"] == "nosniff"
     assert b"Traceback" not in answers[1].data and b"S01" not in answers[1].data
+
+
+def test_the_shell_steps_stores_take_bounded_text_only(session):
+    """The stores the shell's server step and router read (issue 17: url-seen, page-routed) are
+    text of a bounded length; anything else is refused before a callback runs."""
+    from dashboard.replay import callback_body, shell_sync
+    sync = shell_sync(session.deps)
+    route = next(d for d in session.deps if d["output"].startswith("..page-content.children"))
+    load = {"url.search": "", "url.pathname": "/", "url-seen.data": "load:1", "snapshot-select.value": None}
+    assert session.client.post(UPDATE, json=callback_body(sync, load, "url-seen.data")).status_code == 200
+    for bad in ({"a": 1}, ["load:1"], "x" * 100_000):
+        r = session.client.post(UPDATE, json=callback_body(sync, {**load, "url-seen.data": bad}, "url-seen.data"))
+        assert r.status_code == 400, (bad if len(str(bad)) < 50 else "long text", r.status_code)
+        r = session.client.post(UPDATE, json=callback_body(route, {"url.pathname": "/", "page-routed.data": bad},
+                                                           "url.pathname"))
+        assert r.status_code == 400, (bad if len(str(bad)) < 50 else "long text", r.status_code)
