@@ -135,6 +135,30 @@ def test_a_corrupt_new_cut_is_rejected_logged_and_listed_and_latest_stays_up(liv
     assert text.count("data cut 2025-09-30 rejected") == 1      # once per process, not per request
 
 
+def test_a_page_sent_to_the_latest_cut_is_not_pinned_back_before_its_banner_answers(live_root, monkeypatch, dash_app):
+    """The poll once pinned a page back to the older cut it had just left: after "Show the latest
+    cut", the state follows the latest again while the store of the cut shown still held the old
+    cut until the banner answered (seen in Chromium under load). The banner now records a cut only
+    for a page following the latest, and the poll pins only then."""
+    from dashboard.callbacks import shell
+    from dashboard import state as request_state
+    monkeypatch.setenv("REGISTRY_DATA", str(live_root))
+    latest = request_state.resolve("latest")
+    assert latest.snapshot_id == "2025-03-31"
+    *_, shown_named = shell._banner({"snapshot": "2024-12-31", "query": "bclc=B"})
+    *_, shown_following = shell._banner({"snapshot": "latest", "query": "bclc=B"})
+    assert (shown_named, shown_following) == ("", "2025-03-31")
+    following = {"snapshot": "latest", "query": "bclc=B"}
+    # just sent from the named older cut to the latest: the banner has not answered yet
+    assert shell.pinned_search(shown_named, following, "?bclc=B", latest) is None
+    # drawn on the latest, which is still the latest: nothing to pin
+    assert shell.pinned_search(shown_following, following, "?bclc=B", latest) is None
+    # drawn on a cut that a newer one has since replaced: pinned to it, filters kept
+    assert shell.pinned_search("2024-12-31", following, "?bclc=B", latest) == "?bclc=B&snapshot=2024-12-31"
+    # a page naming its cut is never pinned
+    assert shell.pinned_search("2024-12-31", {"snapshot": "2024-12-31", "query": ""}, "", latest) is None
+
+
 # --- in Chromium -------------------------------------------------------------------------------
 def marker_text(page) -> str:
     return page.evaluate("""() => { const m = document.getElementById('cut-marker');

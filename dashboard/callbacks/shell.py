@@ -292,7 +292,13 @@ def _banner(state):
     snapshot = request_state.state_context(state)[0]
     marker = cut_marker(snapshot)
     return wire.plain((count, cutoff, chips, {"display": "none"} if empty else {},
-                       marker, {} if marker else {"display": "none"}, snapshot.snapshot_id))
+                       marker, {} if marker else {"display": "none"},
+                       snapshot.snapshot_id if following_latest(state) else ""))
+
+
+def following_latest(state) -> bool:
+    """Whether the page's state asks for the latest cut (its URL names none)."""
+    return isinstance(state, dict) and state.get("snapshot") in (None, "", "latest")
 
 
 # New data cuts go live without a reload: every CUT_POLL tick an open page offers the cuts now
@@ -326,9 +332,10 @@ def _poll_cuts(_, seen, shown_cut, state, search):
 
 def pinned_search(shown_cut, state, search, latest) -> str | None:
     """The URL that keeps a page on the cut it shows, when the page follows the latest cut and a
-    newer one (`latest`) has gone live since it was drawn (None otherwise)."""
-    following = isinstance(state, dict) and state.get("snapshot") in (None, "", "latest")
-    if not following or not isinstance(shown_cut, str) or not shown_cut:
+    newer one (`latest`) has gone live since it was drawn (None otherwise). `shown_cut` is the cut
+    the banner last drew for a state following the latest cut, "" for one naming its cut: a page
+    just sent from a named cut to the latest one is not pinned back before its banner answers."""
+    if not following_latest(state) or not isinstance(shown_cut, str) or not shown_cut:
         return None
     if latest.snapshot_id == shown_cut:
         return None
