@@ -32,6 +32,7 @@ from dashboard.access import SUPPRESSED, Scope, is_small
 from dashboard.analytics.safety import ANY_AE
 from dashboard.data import ALL_SITES
 from dashboard.exports import AGGREGATE, Export, export, run_export
+from dashboard.exports import survival as km
 from dashboard.filters import Filters
 
 COLUMNS = ["metric", "group", "value", "ci_lower", "ci_upper", "n"]
@@ -82,6 +83,8 @@ def _row(metric, group, value=None, lower=None, upper=None, n=None) -> dict:
 def _km_rows(summary: Export, group_of) -> list[dict]:
     rows = []
     for r in summary.rows.to_dict("records"):
+        if r["group"] == km.POOLED:           # km-summary's pooled row under the groups: 'all' comes from by=none
+            continue
         group = group_of(r["group"])
         rows.append(_row("os_1y", group, r["surv_365"], r["surv_365_ci_lower"], r["surv_365_ci_upper"], r["n"]))
         rows.append(_row("median_os_days", group, r["median_days"], r["median_ci_lower_days"],
