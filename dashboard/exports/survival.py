@@ -24,8 +24,8 @@ site in the filter as for the committee, then (`SmallGroups`, the exports' `supp
 - median follow-up (reverse Kaplan-Meier of OS, every group pooled) is withheld when the filter
   holds fewer than MIN_GROUP patients.
 - km-summary's pooled row ("All patients", under the groups when there is a grouping) has its
-  estimates withheld when the filter holds fewer than MIN_GROUP patients, and one more group's n or
-  events is withheld (None) wherever a "<5" would be the pooled count minus the other groups'.
+  estimates withheld when the filter holds fewer than MIN_GROUP patients, and one more group's events
+  are withheld (None) wherever a "<5" would be the pooled events minus the other groups'.
 So a group of 1-4 patients shows "<5" for its n and for its events when it has any, and no other
 number of its own. The other numbers are the committee's, unchanged.
 """
@@ -298,20 +298,20 @@ def few_text(by: str, groups) -> str:
 
 
 def pooled_complement(rows: pd.DataFrame) -> pd.DataFrame:
-    """The summary with one more count withheld (None) wherever a group's "<5" (n or events) would be
-    the pooled row's count minus the other groups' (dashboard/exports/complement.py); the pooled n is
-    the banner's, public, so a group's n is withheld instead."""
+    """The summary with one more group's events withheld (None) wherever a group's "<5" events would be
+    the pooled row's events minus the other groups' (dashboard/exports/complement.py). The pooled n is
+    the banner's n, shown already beside the groups' n (group_n, the legend): it adds nothing."""
     at = rows.index[rows["group"] == POOLED]
     if not len(at):
         return rows
     groups = [i for i in rows.index if i != at[0]]
+    values = dict(zip(rows.index, rows["events"]))
+    hidden = to_withhold(values, [(at[0], groups)])
+    if not hidden:
+        return rows
     rows = rows.copy()
-    for column in ("n", "events"):
-        values = dict(zip(rows.index, rows[column]))
-        hidden = to_withhold(values, [(at[0], groups)], public={at[0]} if column == "n" else ())
-        if hidden:
-            rows[column] = rows[column].astype(object)
-            rows.loc[sorted(hidden), column] = None
+    rows["events"] = rows["events"].astype(object)
+    rows.loc[sorted(hidden), "events"] = None
     return rows
 
 
