@@ -101,7 +101,8 @@ def headline_rows(src: dict[str, Export]) -> pd.DataFrame:
     """The headline rows (COLUMNS, in METRICS order; BCLC stages after 'all') from the source exports."""
     km_all, km_bclc = src["km_all"], src["km_bclc"]
     by_metric: dict[str, list[dict]] = {m: [] for m in METRICS}
-    for r in _km_rows(km_all, lambda g: ALL) + _km_rows(km_bclc, str):
+    pooled = _km_rows(km_all, lambda g: ALL) or [_row("os_1y", ALL, n=0), _row("median_os_days", ALL, n=0)]
+    for r in pooled + _km_rows(km_bclc, str):
         by_metric[r["metric"]].append(r)
 
     n = src["overview"].rows.iloc[0]["n_patients"]
