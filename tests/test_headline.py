@@ -234,3 +234,47 @@ def test_the_card_is_one_static_component_with_the_export_s_numbers(synthetic_ro
     by_id = {c.id: c for c in iter_components(view.component) if getattr(c, "id", None)}
     assert by_id["headline-grade5"].children == SUPPRESSED
     assert by_id["headline-grade5"].href == "/safety?site=S02"
+
+
+def nodes_by_id(node, out=None) -> dict:
+    """id -> text of every element with an id in a component's JSON (a Static's tree)."""
+    out = {} if out is None else out
+    if isinstance(node, list):
+        for child in node:
+            nodes_by_id(child, out)
+    elif isinstance(node, dict):
+        props = node.get("props", {})
+        if props.get("id"):
+            out[props["id"]] = props.get("children")
+        nodes_by_id(props.get("children"), out)
+    return out
+
+
+@pytest.mark.parametrize("scenario", [{}, {"site": ["S02"]}, {"bclc": ["A"]}])
+def test_the_overview_page_as_a_sponsor(synthetic_root, dash_app, monkeypatch, tmp_path, scenario):
+    """The Overview's callbacks replayed as the browser sends them, signed in as a sponsor: no patient id,
+    no date but the cut-off's, the headline's counts as the sponsor's headline export gives them ("<5" for
+    1-4), never a count of 1-4; the committee sees the numbers."""
+    from access_page_checks import PATIENT_ID, Page, dates_in
+    from access_support import signed_in
+    monkeypatch.setenv("REGISTRY_DATA", str(synthetic_root))
+    snapshot = data.resolve("latest")
+    f = Filters(**{k: tuple(v) for k, v in scenario.items()})
+    with signed_in(monkeypatch, tmp_path) as as_user:
+        page = Page(dash_app, "/", snapshot.snapshot_id, as_user("committee"))
+        answers, raw = page.update(as_user("sponsor"), scenario)
+        assert not PATIENT_ID.search(raw)
+        assert dates_in(raw, {snapshot.snapshot_id, dt.date.today().isoformat()}) == set()
+        shown = nodes_by_id(answers["overview-headline"]["children"])
+        mine = rows_of(exports.compute_export("headline", snapshot, f, SPONSOR))
+        for ident, metric in (("headline-enrolled", "enrolled"), ("headline-grade3", "grade3plus_patients"),
+                              ("headline-grade5", "grade5_patients")):
+            value = mine[(metric, "all")]["value"]
+            assert shown[ident] == (value if isinstance(value, str) else "–" if value is None else f"{int(value):,}")
+            assert shown[ident] not in ("1", "2", "3", "4"), ident
+        committee, _ = page.update(as_user("committee"), scenario)
+        theirs = nodes_by_id(committee["overview-headline"]["children"])
+        full = rows_of(exports.compute_export("headline", snapshot, f))
+        assert theirs["headline-grade5"] == f"{int(full[('grade5_patients', 'all')]['value']):,}"
+    if scenario == {"site": ["S02"]}:
+        assert shown["headline-grade5"] == SUPPRESSED and theirs["headline-grade5"] == "1"     # the rule had work
