@@ -157,11 +157,21 @@ def accrual(snapshot, filters: Filters, scope: Scope, src: dict[str, Export]) ->
             "n_sites_recruiting": int(facts["n_sites_recruiting"])}
 
 
+def km_withheld(src: dict[str, Export]) -> list[str]:
+    """The Kaplan-Meier values km-summary withholds for the scope ("metric/group"): every estimate of a
+    group it does not draw (a median "not reached" included), and the median follow-up it withholds."""
+    out = [f"{m}/{ALL}" for m in ("os_1y", "median_os_days") if ALL in src["km_all"].extra.get("not_drawn", ())]
+    out += [f"{m}/{g}" for g in src["km_bclc"].extra.get("not_drawn", ()) for m in ("os_1y", "median_os_days")]
+    if "median_followup" in src["km_all"].extra.get("withheld", ()):
+        out.append(f"median_followup_days/{ALL}")
+    return out
+
+
 def build(snapshot, filters: Filters, scope: Scope) -> Export:
     """The headline from the source exports as `scope` may see them."""
     src = sources(snapshot, filters, scope)
     exp = Export("headline", headline_rows(src), src["overview"].n_patients,
-                 {**accrual(snapshot, filters, scope.pooled(), src), "withheld": []})
+                 {**accrual(snapshot, filters, scope.pooled(), src), "withheld": km_withheld(src)})
     exp.context = (snapshot, filters)           # read by suppress_headline to run the sources again
     return exp
 
@@ -182,8 +192,9 @@ def suppress_headline(exp: Export, scope: Scope) -> Export:
         if r["metric"] in COUNT_METRICS and is_small(r["value"]):
             rows.at[i, "value"] = SUPPRESSED
     before = {(m, g): _num(v) for m, g, v in zip(exp.rows["metric"], exp.rows["group"], exp.rows["value"])}
-    withheld = [f"{m}/{g}" for m, g, v in zip(rows["metric"], rows["group"], rows["value"])
-                if v is None and before.get((m, g)) is not None]
+    withheld = list(dict.fromkeys(shown.extra["withheld"] + [
+        f"{m}/{g}" for m, g, v in zip(rows["metric"], rows["group"], rows["value"])
+        if v is None and before.get((m, g)) is not None]))
     extra = {k: v for k, v in shown.extra.items() if k != "last_enrolment_date"}
     extra["withheld"] = withheld
     if is_small(exp.n_patients):
