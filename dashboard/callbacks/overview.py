@@ -55,6 +55,7 @@ def link(metric: str, filters, cut: str) -> str:
 
 
 def is_withheld(exp, metric: str, group: str) -> bool:
+    """True when the export withheld this value for the user's role (small numbers)."""
     return f"{metric}/{group}" in exp.extra.get("withheld", ())
 
 
@@ -108,13 +109,15 @@ def achieved_of(row) -> str:
 
 
 def tile(label, body, id_):
+    """A headline tile: label, then its numbers; four to a row from 1200 px wide."""
     return html.Div(html.Div(html.Div([html.Div(label, className="text-muted small text-uppercase headline-label"),
                                        *body], className="card-body py-2 px-3"), className="h-100 card"),
                     className="col-xl-3 col-md-6 col-12 mb-2", id=id_)
 
 
-def big(text, href, id_, title=None):
-    return html.A(text, href=href, className="headline-value fs-5 fw-bold text-decoration-none", id=id_, **({"title": title} if title else {}))
+def big(text, href, id_):
+    """A headline number: a link to the page and view that shows it."""
+    return html.A(text, href=href, className="headline-value fs-5 fw-bold text-decoration-none", id=id_)
 
 
 def small_line(children):
@@ -149,13 +152,13 @@ def headline_view(state, cut: str):
     target_text = f" of {int(target['value']):,} target" if target["value"] is not None else " (no target set)"
     orr, dcr = (estimate(exp, rows[(m, "all")], "pct") for m in ("orr", "dcr"))
     ds, cv = rows[("downstaged_milan", "all")], rows[("converted_resection", "all")]
+    grade3, grade5 = rows[("grade3plus_patients", "all")], rows[("grade5_patients", "all")]
     tiles = [
         tile("1-year overall survival (primary)", [*with_ci("os_1y", "pct", "headline-os-1y"),
                                                    by_stage("os_1y", "pct")], "headline-tile-os"),
         tile("Median overall survival", [*with_ci("median_os_days", "months", "headline-median-os"),
                                          by_stage("median_os_days", "months")], "headline-tile-median"),
-        tile("Enrolled", [big(count_of(enrolled) if isinstance(enrolled["value"], str) else f"{int(enrolled['value']):,}",
-                              href["enrolled"], "headline-enrolled"),
+        tile("Enrolled", [big(count_of(enrolled), href["enrolled"], "headline-enrolled"),
                           html.Span(target_text, className="small"), small_line(accrual_text(exp))],
              "headline-tile-enrolled"),
         tile("Median follow-up (reverse KM)", with_ci("median_followup_days", "months", "headline-followup"),
@@ -167,10 +170,10 @@ def headline_view(state, cut: str):
             "headline-tile-response"),
         tile("Patients with adverse events", [
             html.Div([html.Span("grade ≥ 3 ", className="small"),
-                      big(count_of(rows[("grade3plus_patients", "all")]), href["grade3plus_patients"], "headline-grade3"),
+                      big(count_of(grade3), href["grade3plus_patients"], "headline-grade3"),
                       html.Span(" grade 5 ", className="small ms-2"),
-                      big(count_of(rows[("grade5_patients", "all")]), href["grade5_patients"], "headline-grade5")]),
-            small_line(ae_note(rows[("grade3plus_patients", "all")], rows[("grade5_patients", "all")]))],
+                      big(count_of(grade5), href["grade5_patients"], "headline-grade5")]),
+            small_line(ae_note(grade3, grade5))],
             "headline-tile-safety"),
         tile("Downstaged to within Milan", [
             big(estimate(exp, ds, "pct")[0], href["downstaged_milan"], "headline-downstaged"),
@@ -185,6 +188,7 @@ def headline_view(state, cut: str):
 
 
 def ae_note(grade3, grade5) -> str:
+    """The shares of patients with a worst grade >= 3 and 5 (where their counts are shown)."""
     shares = [f"{label} {share}" for label, share in (("≥ 3:", share_of(grade3)), ("5:", share_of(grade5))) if share]
     n = grade3["n"]
     return (f"{', '.join(shares)} of {n:,} patients; " if shares and not isinstance(n, str) else "") + \
@@ -195,8 +199,10 @@ def accrual_text(exp) -> str:
     """'accrual closed, last enrolment 31 Dec 2024' / 'accrual open: 3 sites enrolled in the last 90 days'."""
     extra = exp.extra
     window = extra["accrual_window_days"]
+    if exp.n_patients == 0:
+        return "no patient in the filter"
     if extra.get("accrual_open") is None:
-        return "accrual status: not shown for your role" if exp.n_patients else "no patient in the filter"
+        return "accrual status: not shown for your role"
     if extra["accrual_open"]:
         sites = extra["n_sites_recruiting"]
         return f"accrual open: {sites} site{'s' if sites != 1 else ''} enrolled in the last {window} days"
