@@ -1,0 +1,140 @@
+"""Data-quality page callbacks: state -> the data-quality export -> counts per site and the findings grid;
+the CSV download of the same export, named after the cut and the filter."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import re
+from urllib.parse import unquote
+
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, callback, dcc, html, no_update, set_props
+from dash.exceptions import PreventUpdate
+
+from dashboard import access, audit, exports, ids
+from dashboard.access import SUPPRESSED, AccessDenied
+from dashboard.components import Static, empty_message
+from dashboard.exports.quality import counts
+from dashboard.figures.common import NO_PATIENTS
+from dashboard.quality import NO_CONTACT_DAYS, RULES
+from dashboard.state import cached_view, site_ids, state_context
+
+log = logging.getLogger(__name__)
+
+PAGE = "quality"
+EXPORT = "data-quality"
+COUNTS, COUNTS_NOTE, GRID, GRID_NOTE = "quality-counts", "quality-counts-note", "quality-grid", "quality-grid-note"
+DOWNLOAD_BUTTON, DOWNLOAD = "quality-download-csv", "quality-download"
+
+# grid columns: export column -> header, initial width
+GRID_COLUMNS = {"site_id": ("Site", 90), "patient_id": ("Patient", 120), "table": ("Table", 170),
+                "rule": ("Rule", 380), "detail": ("Detail", 520),
+                "n_findings": ("Findings", 110), "n_patients": ("Patients", 110)}
+
+
+def file_name(snapshot_id: str, filters, today: dt.date | None = None) -> str:
+    """quality_data-quality_<cut>_<filter>_<date>.csv: the filter is its URL query made file-safe
+    (site=S01,S02&bclc=B -> site-S01-S02-bclc-B; 'all-patients' without a filter)."""
+    tag = re.sub(r"[^A-Za-z0-9]+", "-", unquote(filters.to_query())).strip("-")[:80] or "all-patients"
+    return f"{PAGE}_{EXPORT}_{snapshot_id}_{tag}_{(today or dt.date.today()).isoformat()}.csv"
+
+
+def count_cell(n):
+    if n == 0:
+        return html.Td("·", className="text-end text-muted")
+    return html.Td(n, className="text-end")
+
+
+def counts_table(count_rows, sites: list[str], total: bool):
+    """Rules down, sites across, each cell the findings of the rule at the site (count_rows: the
+    export's counts per site and rule); totals only when `total` (never beside a "<5", which a
+    total would give away by subtraction)."""
+    by_cell = {(r["table"], r["rule"], r["site_id"]): r["n_findings"] for r in count_rows.to_dict("records")}
+    head = html.Thead(html.Tr([html.Th("Table"), html.Th("Rule")] + [html.Th(s, className="text-end") for s in sites]
+                              + ([html.Th("Total", className="text-end")] if total else [])))
+    body = []
+    for r in RULES:
+        cells = [by_cell.get((r.table, r.rule, s), 0) for s in sites]
+        body.append(html.Tr([html.Td(r.table, className="text-muted"), html.Td(r.rule)] + [count_cell(n) for n in cells]
+                            + ([html.Td(html.Strong(sum(cells)), className="text-end")] if total else [])))
+    if total:
+        sums = [sum(by_cell.get((r.table, r.rule, s), 0) for r in RULES) for s in sites]
+        body.append(html.Tr([html.Td(html.Strong("All rules"), colSpan=2)]
+                            + [html.Td(html.Strong(n), className="text-end") for n in sums]
+                            + [html.Td(html.Strong(sum(sums)), className="text-end")]))
+    return Static(dbc.Table([head, html.Tbody(body)], bordered=False, hover=True, size="sm",
+                            className="table-one mb-0", id="quality-counts-table"))
+
+
+def grid_columns(columns) -> list[dict]:
+    defs = []
+    for c in columns:
+        header, width = GRID_COLUMNS.get(c, (c, 150))
+        col = {"field": c, "headerName": header, "width": width}
+        if c.startswith("n_"):
+            col.update(type="rightAligned", filter="agNumberColumnFilter")
+        defs.append(col)
+    return defs
+
+
+def page_content(state):
+    """(counts table, counts note, grid columns, grid rows, grid note) for the shell's state."""
+    snapshot, filters, scope = state_context(state)
+    exp = exports.run_export(EXPORT, snapshot, filters, scope)
+    in_scope = scope.bound_sites() if scope.patient_level else scope.sites
+    sites = [s for s in (filters.site or site_ids(snapshot)) if in_scope is None or s in in_scope]
+    n = exp.n_patients
+    n_findings = exp.extra["n_findings"]
+    who = ("" if scope.patient_sites is None else
+           " Patient rows of your own sites only." if scope.patient_level else
+           f" Findings and patients per site and rule; {SUPPRESSED}: 1 to 4, not shown for your role; "
+           "no total beside a \"<5\".")
+    note = (f"Findings of the {len(RULES)} rules (docs/quality.md) among the {n} patients in the current filter "
+            f"of cut {snapshot.snapshot_id} (cut-off {snapshot.cutoff_date.isoformat()}): {n_findings} in all. "
+            f"Cell = findings (rows of the grid below); · none. \"No contact\": more than {NO_CONTACT_DAYS} days "
+            f"from last_known_alive_date to the cut-off, not dead and not off study.{who}")
+    if n == 0:
+        return empty_message(NO_PATIENTS), note, [], [], ""
+    table = counts_table(counts(exp.rows) if scope.patient_level else exp.rows, sites, total=scope.patient_level)
+    grid_note = (f"{len(exp.rows)} rows. Click a header to sort; type under it to filter. "
+                 "The CSV holds every row of the export, whatever the grid's own sort and filter.")
+    return table, note, grid_columns(exp.rows.columns), exports.records(exp.rows), grid_note
+
+
+@callback(Output(COUNTS, "children"), Output(COUNTS_NOTE, "children"), Output(GRID, "columnDefs"),
+          Output(GRID, "rowData"), Output(GRID_NOTE, "children"), Input(ids.STATE, "data"))
+@cached_view("quality.page")
+def _page(state):
+    return page_content(state)
+
+
+def csv_download(state):
+    """The dcc.Download payload of the data-quality export for the state, recorded in the audit log;
+    no_update when the user's role may not have it."""
+    snapshot, filters, scope = state_context(state)
+    user = access.current_user()
+    facts = dict(figure=GRID, export=EXPORT, snapshot=snapshot.snapshot_id, filters=filters.to_dict(), options={})
+    try:
+        exp = exports.run_export(EXPORT, snapshot, filters, scope)
+    except AccessDenied as refused:
+        log.warning("CSV download refused: %s", refused)
+        audit.record("download-refused", user, **facts)
+        return no_update
+    audit.record_required("download", user, **facts, rows=len(exp.rows))     # nothing leaves unrecorded
+    return dcc.send_string(exports.to_csv(exp), file_name(snapshot.snapshot_id, filters))
+
+
+@callback(Output(DOWNLOAD, "data"), Input(DOWNLOAD_BUTTON, "n_clicks"), State(ids.STATE, "data"),
+          prevent_initial_call=True)
+def _download(n_clicks, state):
+    if not n_clicks:
+        raise PreventUpdate
+    try:
+        payload = csv_download(state)
+    except audit.AuditError as e:
+        set_props(ids.ERROR_NOTICE, {"children": f"Download refused: {e}; the error was logged.",
+                                     "is_open": True, "color": "danger"})
+        return no_update
+    if payload is no_update:
+        raise PreventUpdate
+    return payload
