@@ -31,6 +31,11 @@ class Rule:
     reads: tuple[str, ...]  # the tables the query reads (the validator skips a rule over an unusable table)
     validator: bool         # also a warning of `python -m dashboard validate`
     params: tuple = ()
+    name: str = ""          # the rule in the export and on the page, where `rule` alone is ambiguous
+
+    @property
+    def label(self) -> str:
+        return self.name or self.rule
 
 
 def _date(expr: str) -> str:
@@ -87,7 +92,7 @@ def _baseline_response(col: str) -> Rule:
     return Rule("imaging", col, "a response recorded at baseline",
                 f"select patient_id, 'visit baseline: {col} ''' || {col} || ''' (should be empty)' as detail, "
                 f"patient_id as key from imaging where visit = 'baseline' and {col} is not null",
-                ("imaging",), True)
+                ("imaging",), True, name=f"a response recorded at baseline ({col})")
 
 
 def _after_last_contact(table: str, what: str, date_col: str, label: str, extra: str = "") -> Rule:
@@ -245,7 +250,7 @@ def findings_sql(rules: tuple[Rule, ...] = RULES) -> tuple[str, list]:
     parts, params = [], []
     for r in rules:
         parts.append(f"select f.patient_id, ? as \"table\", ? as rule, f.detail from ({r.sql}) f")
-        params += [r.table, r.rule] + bound_params(r)
+        params += [r.table, r.label] + bound_params(r)
     sql = (f"with {tables},\nfound as (\n" + "\nunion all\n".join(parts) + "\n)\n"
            "select c.site_id, f.patient_id, f.\"table\", f.rule, f.detail "
            "from found f join cohort c using (patient_id) "

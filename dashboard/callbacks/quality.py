@@ -16,7 +16,7 @@ from dashboard.access import SUPPRESSED, AccessDenied
 from dashboard.components import Static, empty_message
 from dashboard.exports.quality import counts
 from dashboard.figures.common import NO_PATIENTS
-from dashboard.quality import NO_CONTACT_DAYS, RULES
+from dashboard.quality import RULES
 from dashboard.state import cached_view, site_ids, state_context
 
 log = logging.getLogger(__name__)
@@ -27,8 +27,8 @@ COUNTS, COUNTS_NOTE, GRID, GRID_NOTE = "quality-counts", "quality-counts-note", 
 DOWNLOAD_BUTTON, DOWNLOAD = "quality-download-csv", "quality-download"
 
 # grid columns: export column -> header, initial width
-GRID_COLUMNS = {"site_id": ("Site", 90), "patient_id": ("Patient", 120), "table": ("Table", 170),
-                "rule": ("Rule", 380), "detail": ("Detail", 520),
+GRID_COLUMNS = {"site_id": ("Site", 100), "patient_id": ("Patient", 125), "table": ("Table", 165),
+                "rule": ("Rule", 280), "detail": ("Detail", 380),
                 "n_findings": ("Findings", 110), "n_patients": ("Patients", 110)}
 
 
@@ -46,33 +46,43 @@ def count_cell(n):
 
 
 def counts_table(count_rows, sites: list[str], total: bool):
-    """Rules down, sites across, each cell the findings of the rule at the site (count_rows: the
-    export's counts per site and rule); totals only when `total` (never beside a "<5", which a
-    total would give away by subtraction)."""
+    """The rules with a finding down, sites across, each cell the findings of the rule at the site
+    (count_rows: the export's counts per site and rule); totals only when `total` (never beside a
+    "<5", which a total would give away by subtraction). Returns (table, the rules with none)."""
     by_cell = {(r["table"], r["rule"], r["site_id"]): r["n_findings"] for r in count_rows.to_dict("records")}
-    head = html.Thead(html.Tr([html.Th("Table"), html.Th("Rule")] + [html.Th(s, className="text-end") for s in sites]
+    fired = [r for r in RULES if any((r.table, r.label, s) in by_cell for s in sites)]
+    quiet = [r for r in RULES if r not in fired]
+    head = html.Thead(html.Tr([html.Th("Rule (table)")] + [html.Th(s, className="text-end") for s in sites]
                               + ([html.Th("Total", className="text-end")] if total else [])))
     body = []
-    for r in RULES:
-        cells = [by_cell.get((r.table, r.rule, s), 0) for s in sites]
-        body.append(html.Tr([html.Td(r.table, className="text-muted"), html.Td(r.rule)] + [count_cell(n) for n in cells]
+    for r in fired:
+        cells = [by_cell.get((r.table, r.label, s), 0) for s in sites]
+        label = html.Td([r.label, html.Span(f" ({r.table})", className="text-muted")], className="quality-rule",
+                        style={"minWidth": "16rem", "maxWidth": "28rem", "whiteSpace": "normal"})
+        body.append(html.Tr([label] + [count_cell(n) for n in cells]
                             + ([html.Td(html.Strong(sum(cells)), className="text-end")] if total else [])))
-    if total:
-        sums = [sum(by_cell.get((r.table, r.rule, s), 0) for r in RULES) for s in sites]
-        body.append(html.Tr([html.Td(html.Strong("All rules"), colSpan=2)]
+    if total and fired:
+        sums = [sum(by_cell.get((r.table, r.label, s), 0) for r in fired) for s in sites]
+        body.append(html.Tr([html.Td(html.Strong("All rules"))]
                             + [html.Td(html.Strong(n), className="text-end") for n in sums]
                             + [html.Td(html.Strong(sum(sums)), className="text-end")]))
-    return Static(dbc.Table([head, html.Tbody(body)], bordered=False, hover=True, size="sm",
-                            className="table-one mb-0", id="quality-counts-table"))
+    table = Static(dbc.Table([head, html.Tbody(body)], bordered=False, hover=True, size="sm",
+                             className="table-one mb-0", id="quality-counts-table")) if fired else \
+        html.P("No finding among the patients in the current filter.", id="quality-none", className="mb-0")
+    return table, quiet
 
 
 def grid_columns(columns) -> list[dict]:
+    """Column definitions of the grid for the export's columns (findings, or a sponsor's counts)."""
     defs = []
     for c in columns:
         header, width = GRID_COLUMNS.get(c, (c, 150))
         col = {"field": c, "headerName": header, "width": width}
+        if c in ("rule", "detail"):     # long texts wrap; the page holds 50 rows, so row heights stay cheap
+            col.update(flex=1, minWidth=width, wrapText=True, autoHeight=True,
+                       cellStyle={"lineHeight": "1.35", "paddingTop": "6px", "paddingBottom": "6px"})
         if c.startswith("n_"):
-            col.update(type="rightAligned", filter="agNumberColumnFilter")
+            col.update(type="rightAligned")
         defs.append(col)
     return defs
 
@@ -89,13 +99,15 @@ def page_content(state):
            " Patient rows of your own sites only." if scope.patient_level else
            f" Findings and patients per site and rule; {SUPPRESSED}: 1 to 4, not shown for your role; "
            "no total beside a \"<5\".")
-    note = (f"Findings of the {len(RULES)} rules (docs/quality.md) among the {n} patients in the current filter "
-            f"of cut {snapshot.snapshot_id} (cut-off {snapshot.cutoff_date.isoformat()}): {n_findings} in all. "
-            f"Cell = findings (rows of the grid below); · none. \"No contact\": more than {NO_CONTACT_DAYS} days "
-            f"from last_known_alive_date to the cut-off, not dead and not off study.{who}")
+    note = (f"Findings of the {len(RULES)} data-quality rules (each defined in docs/quality.md) among the {n} "
+            f"patients in the current filter, data cut {snapshot.snapshot_id} (cut-off "
+            f"{snapshot.cutoff_date.isoformat()}): {n_findings} in all. Cell = findings (rows of the grid below); "
+            f"· none.{who}")
     if n == 0:
         return empty_message(NO_PATIENTS), note, [], [], ""
-    table = counts_table(counts(exp.rows) if scope.patient_level else exp.rows, sites, total=scope.patient_level)
+    table, quiet = counts_table(counts(exp.rows) if scope.patient_level else exp.rows, sites, total=scope.patient_level)
+    if quiet:
+        note += " No finding for: " + "; ".join(f"{r.label} ({r.table})" for r in quiet) + "."
     grid_note = (f"{len(exp.rows)} rows. Click a header to sort; type under it to filter. "
                  "The CSV holds every row of the export, whatever the grid's own sort and filter.")
     return table, note, grid_columns(exp.rows.columns), exports.records(exp.rows), grid_note

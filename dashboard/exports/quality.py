@@ -24,7 +24,7 @@ def counts(rows: pd.DataFrame) -> pd.DataFrame:
                              for c in COUNT_COLUMNS})
     out = (rows.groupby(["site_id", "table", "rule"], sort=False)
            .agg(n_findings=("patient_id", "size"), n_patients=("patient_id", "nunique")).reset_index())
-    order = {r.rule + "\0" + r.table: i for i, r in enumerate(RULES)}
+    order = {r.label + "\0" + r.table: i for i, r in enumerate(RULES)}
     out["_order"] = (out["rule"] + "\0" + out["table"]).map(order)
     return out.sort_values(["site_id", "_order"]).drop(columns="_order").reset_index(drop=True)
 
@@ -48,4 +48,4 @@ def quality_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
     sql, params = findings_sql()
     rows = data.execute(sql, snapshot, filters, scope, params=params)[list(COLUMNS)]
     return Export("data-quality", rows.reset_index(drop=True), n_patients(snapshot, filters, scope),
-                  {"n_findings": len(rows), "rules": [{"table": r.table, "rule": r.rule} for r in RULES]})
+                  {"n_findings": len(rows), "rules": [{"table": r.table, "rule": r.label} for r in RULES]})
