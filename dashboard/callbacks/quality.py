@@ -94,14 +94,14 @@ def page_content(state):
     in_scope = scope.bound_sites() if scope.patient_level else scope.sites
     sites = [s for s in (filters.site or site_ids(snapshot)) if in_scope is None or s in in_scope]
     n = exp.n_patients
-    n_findings = exp.extra["n_findings"]
+    in_all = f": {exp.extra['n_findings']} in all" if "n_findings" in exp.extra else ""
     who = ("" if scope.patient_sites is None else
            " Patient rows of your own sites only." if scope.patient_level else
            f" Findings and patients per site and rule; {SUPPRESSED}: 1 to 4, not shown for your role; "
            "no total beside a \"<5\".")
     note = (f"Findings of the {len(RULES)} data-quality rules (each defined in docs/quality.md) among the {n} "
             f"patients in the current filter, data cut {snapshot.snapshot_id} (cut-off "
-            f"{snapshot.cutoff_date.isoformat()}): {n_findings} in all. Cell = findings (rows of the grid below); "
+            f"{snapshot.cutoff_date.isoformat()}){in_all}. Cell = findings (rows of the grid below); "
             f"· none.{who}")
     if n == 0:
         return empty_message(NO_PATIENTS), note, [], [], ""

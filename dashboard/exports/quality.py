@@ -35,8 +35,7 @@ def quality_deidentified(exp: Export, scope: Scope) -> Export:
     for c in ("n_findings", "n_patients"):
         small = rows[c].map(is_small)
         rows[c] = rows[c].astype(object).where(~small, SUPPRESSED)
-    extra = {"n_findings": SUPPRESSED if is_small(exp.extra["n_findings"]) else exp.extra["n_findings"],
-             "rules": exp.extra["rules"]}
+    extra = {"rules": exp.extra["rules"]}       # no total of findings: with the cells shown it would give a "<5" away
     n = SUPPRESSED if is_small(exp.n_patients) else exp.n_patients
     return Export("data-quality", rows, n, extra)
 
