@@ -104,7 +104,7 @@ def page_content(state):
             f"{snapshot.cutoff_date.isoformat()}){in_all}. Cell = findings (rows of the grid below); "
             f"· none.{who}")
     if n == 0:
-        return empty_message(NO_PATIENTS), note, [], [], ""
+        return empty_message(NO_PATIENTS), note, grid_columns(exp.rows.columns), [], ""
     table, quiet = counts_table(counts(exp.rows) if scope.patient_level else exp.rows, sites, total=scope.patient_level)
     if quiet:
         note += " No finding for: " + "; ".join(f"{r.label} ({r.table})" for r in quiet) + "."
