@@ -3,7 +3,6 @@ registry: the grid (dash-ag-grid) draws under the Content-Security-Policy with t
 dashboard export data-quality`, sorts on a header click, filters from the site filter, the CSV downloads
 with the cut and the filter in its name, and a filter with no patient shows a message, not a traceback.
 Screenshots land in test-artifacts/quality-*.png."""
-import io
 import re
 
 import pandas as pd
