@@ -81,8 +81,8 @@ def grid_columns(columns) -> list[dict]:
         if c in ("rule", "detail"):     # long texts wrap; the page holds 50 rows, so row heights stay cheap
             col.update(flex=1, minWidth=width, wrapText=True, autoHeight=True,
                        cellStyle={"lineHeight": "1.35", "paddingTop": "6px", "paddingBottom": "6px"})
-        if c.startswith("n_"):
-            col.update(type="rightAligned")
+        if c.startswith("n_"):          # a number or "<5": no number type (the grid would print "<5" as invalid)
+            col.update(type="rightAligned", cellDataType=False, filter="agTextColumnFilter")
         defs.append(col)
     return defs
 
@@ -95,12 +95,11 @@ def page_content(state):
     sites = [s for s in (filters.site or site_ids(snapshot)) if in_scope is None or s in in_scope]
     n = exp.n_patients
     in_all = f": {exp.extra['n_findings']} in all" if "n_findings" in exp.extra else ""
-    who = ("" if scope.patient_sites is None else
-           " Patient rows of your own sites only." if scope.patient_level else
-           f" Findings and patients per site and rule; {SUPPRESSED}: 1 to 4, not shown for your role; "
-           "no total beside a \"<5\".")
+    who = ("" if scope.patient_level else f" Findings and patients per site and rule; {SUPPRESSED}: 1 to 4, not "
+           "shown for your role; no total beside a \"<5\".")
+    whose = " of your own sites" if scope.patient_level and scope.patient_sites is not None else ""
     note = (f"Findings of the {len(RULES)} data-quality rules (each defined in docs/quality.md) among the {n} "
-            f"patients in the current filter, data cut {snapshot.snapshot_id} (cut-off "
+            f"patients{whose} in the current filter, data cut {snapshot.snapshot_id} (cut-off "
             f"{snapshot.cutoff_date.isoformat()}){in_all}. Cell = findings (rows of the grid below); "
             f"· none.{who}")
     if n == 0:
