@@ -71,6 +71,13 @@ with target_sums as (
     select m.*, b.total as base
     from measured m join measured b on b.patient_id = m.patient_id and b.visit = 'baseline'
     where m.visit <> 'baseline' and b.total > 0
+), non_target as (      -- per scan: a non-target lesion progressing unequivocally; one still present
+    select m.patient_id, m.visit,
+           bool_or(m.non_target_status = 'unequivocal_progression') as any_progression,
+           bool_or(m.non_target_status <> 'absent') as any_present
+    from lesion_measurements m join lesions l using (patient_id, lesion_id)
+    where not l.is_target
+    group by all
 )
 select w.patient_id, w.visit, i.overall_response as recorded,
        case when w.total = 0 then 'CR'
@@ -78,13 +85,9 @@ select w.patient_id, w.visit, i.overall_response as recorded,
             when w.total <= 0.7 * w.base then 'PR'
             else 'SD' end as implied,
        w.total, w.base, w.nadir_before,
-       i.has_new_lesion or exists (select 1 from lesion_measurements nm join lesions nl using (patient_id, lesion_id)
-            where nm.patient_id = w.patient_id and nm.visit = w.visit and not nl.is_target
-              and nm.non_target_status = 'unequivocal_progression') as nt_progression_or_new,
-       exists (select 1 from lesion_measurements nm join lesions nl using (patient_id, lesion_id)
-            where nm.patient_id = w.patient_id and nm.visit = w.visit and not nl.is_target
-              and nm.non_target_status <> 'absent') as nt_present
-from with_base w join imaging i using (patient_id, visit)
+       i.has_new_lesion or coalesce(nt.any_progression, false) as nt_progression_or_new,
+       coalesce(nt.any_present, false) as nt_present
+from with_base w join imaging i using (patient_id, visit) left join non_target nt using (patient_id, visit)
 """
 
 
@@ -241,11 +244,11 @@ def validator_rules() -> tuple[Rule, ...]:
 COLUMNS = ("site_id", "patient_id", "table", "rule", "detail")
 
 
-def findings_sql(rules: tuple[Rule, ...] = RULES) -> tuple[str, list]:
+def findings_sql(rules: tuple[Rule, ...] = RULES, patients: str = "cohort") -> tuple[str, list]:
     """(SQL, params) of every finding of `rules` over the snapshot schema's staging views, for the
-    patients of `cohort` (the filters and the site scope): the columns COLUMNS, ordered by site,
-    patient, table, rule and detail. The contract's table names are bound to the staging views by
-    CTEs, so the rule's text is the validator's."""
+    patients of the view `patients` (`cohort`: the filters and the site scope; `cohort_all`: every
+    patient): the columns COLUMNS, ordered by site, patient, table, rule and detail. The contract's
+    table names are bound to the staging views by CTEs, so the rule's text is the validator's."""
     tables = ",\n".join(f"{t} as (select * from {v})" for t, v in TABLE_VIEWS.items())
     parts, params = [], []
     for r in rules:
@@ -253,6 +256,6 @@ def findings_sql(rules: tuple[Rule, ...] = RULES) -> tuple[str, list]:
         params += [r.table, r.label] + bound_params(r)
     sql = (f"with {tables},\nfound as (\n" + "\nunion all\n".join(parts) + "\n)\n"
            "select c.site_id, f.patient_id, f.\"table\", f.rule, f.detail "
-           "from found f join cohort c using (patient_id) "
+           f"from found f join {patients} c using (patient_id) "
            "order by c.site_id, f.patient_id, f.\"table\", f.rule, f.detail")
     return sql, params
