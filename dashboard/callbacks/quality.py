@@ -105,8 +105,10 @@ def page_content(state):
     if n == 0:
         return empty_message(NO_PATIENTS), note, grid_columns(exp.rows.columns), [], ""
     table, quiet = counts_table(counts(exp.rows) if scope.patient_level else exp.rows, sites, total=scope.patient_level)
-    if quiet:
-        note += " No finding for: " + "; ".join(f"{r.label} ({r.table})" for r in quiet) + "."
+    if quiet:       # folded: the grid stays near the top of the page
+        note = [note, Static(html.Details([
+            html.Summary(f"{len(quiet)} rule{'s' if len(quiet) != 1 else ''} with no finding"),
+            html.Ul([html.Li(f"{r.label} ({r.table})") for r in quiet], className="mb-0")], id="quality-quiet"))]
     grid_note = (f"{len(exp.rows)} rows. Click a header to sort; type under it to filter. "
                  "The CSV holds every row of the export, whatever the grid's own sort and filter.")
     return table, note, grid_columns(exp.rows.columns), exports.records(exp.rows), grid_note
