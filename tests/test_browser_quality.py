@@ -108,3 +108,15 @@ def test_a_filter_with_no_patient_shows_a_message(page, live_server, synthetic_r
     assert page.locator("#quality-grid .ag-row").count() == 0
     page.screenshot(path=str(ARTIFACTS / "quality-empty.png"))
     assert page.console_errors == []
+
+
+def test_the_navbar_link_keeps_the_filter(page, live_server, synthetic_root):
+    expected = export(synthetic_root, "data-quality", "site=S05")["rows"]
+    page.goto(live_server + "/?site=S05")
+    page.wait_for_selector("a.nav-link[href*='site=S05']:has-text('Data quality')", timeout=60000)
+    page.click("a.nav-link:has-text('Data quality')")
+    page.wait_for_url(re.compile(r"/quality\?.*site=S05"))
+    page.wait_for_selector("#quality-grid .ag-row", timeout=60000)
+    wait_idle(page)
+    assert total_rows(page) == len(expected) and set(column_cells(page, "site_id")) == {"S05"}
+    assert page.console_errors == []
