@@ -29,6 +29,7 @@ PAGES = [  # (path, label) in navigation order; each has a module in dashboard/p
     ("/safety", "Safety"),
     ("/downstaging", "Downstaging"),
 ]
+TOOL_PAGES = [("/quality", "Data quality")]     # navigation after the analysis pages; not benchmarked or warmed
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +72,7 @@ def filter_panel():
 
 def navbar():
     links = [dbc.NavItem(dbc.NavLink(label, href=path, id=ids.nav_link(path), active="exact"))
-             for path, label in PAGES]
+             for path, label in PAGES + TOOL_PAGES]
     return dbc.Navbar(dbc.Container([
         dbc.NavbarBrand("HCC DEB-TACE Registry", href="/", className="fw-semibold"),
         dbc.Nav(links, navbar=True, className="me-auto"),

@@ -452,8 +452,8 @@ def verified(snapshot: Snapshot) -> Snapshot:
 
 @lru_cache(maxsize=1)
 def _validator_version() -> str:
-    from dashboard import contract, validate
-    code = Path(validate.__file__).read_bytes() + Path(contract.__file__).read_bytes()
+    from dashboard import contract, quality, validate
+    code = b"".join(Path(m.__file__).read_bytes() for m in (validate, contract, quality))
     return hashlib.sha256(code).hexdigest()[:12]
 
 

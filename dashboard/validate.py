@@ -24,7 +24,8 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from dashboard.contract import CTCAE_SOC, TABLES, Table
+from dashboard.contract import TABLES, Table
+from dashboard.quality import bound_params, validator_rules
 from dashboard.snapshots import Snapshot, escapes, manifest_problems, read_manifest
 
 MAX_EXAMPLES = 5
@@ -256,15 +257,6 @@ class _Checker:
                            "select patient_id from patients where last_known_alive_date > death_date")
             self.offenders(E, "patients", "off_study_date", "must be on or after first_treatment_date",
                            "select patient_id from patients where off_study_date < first_treatment_date")
-            self.offenders(W, "patients", "off_study_reason", "off_study_date and off_study_reason should be given together",
-                           "select patient_id from patients where (off_study_date is null) <> (off_study_reason is null)")
-            self.offenders(W, "patients", "off_study_reason", "a patient with a death_date should be off study for 'death'",
-                           "select patient_id from patients where death_date is not null "
-                           "and coalesce(off_study_reason, '') <> 'death'")
-        if self.both("sites", "patients"):
-            self.offenders(W, "patients", "first_treatment_date", "before the site's activation_date",
-                           "select p.patient_id from patients p join sites s using (site_id) "
-                           "where p.first_treatment_date < s.activation_date")
         if self.both("treatments", "patients"):
             self.offenders(E, "treatments", "treatment_date", "session 1 must be on first_treatment_date",
                            "select t.patient_id from treatments t join patients p using (patient_id) "
@@ -275,9 +267,6 @@ class _Checker:
             self.offenders(E, "treatments", "treatment_date", "must be on or before death_date",
                            "select t.patient_id || '/' || t.session_number from treatments t join patients p "
                            "using (patient_id) where t.treatment_date > p.death_date")
-            self.offenders(W, "patients", "patient_id", "has no session 1 in treatments",
-                           "select patient_id from patients p where not exists (select 1 from treatments t "
-                           "where t.patient_id = p.patient_id and t.session_number = 1)")
         if self.both("lesions"):
             self.offenders(E, "lesions", "is_target", "at most 2 intrahepatic target lesions per patient",
                            "select patient_id from lesions where is_target and coalesce(segment, '') <> 'extrahepatic' "
@@ -297,13 +286,6 @@ class _Checker:
             # a local response may be missing at a follow-up (a source that does not assess treated lesions apart)
             self.offenders(E, "imaging", "overall_response", "null only at baseline",
                            "select patient_id || '/' || visit from imaging where visit <> 'baseline' and overall_response is null")
-            for col in ("overall_response", "local_response"):
-                self.offenders(W, "imaging", col, "a response recorded at baseline",
-                               f"select patient_id from imaging where visit = 'baseline' and {col} is not null")
-            self.offenders(W, "imaging", "visit", "patient followed over six months with no post-baseline imaging",
-                           "select p.patient_id from patients p where coalesce(p.death_date, p.last_known_alive_date) "
-                           "- p.first_treatment_date > 182 and not exists (select 1 from imaging i where "
-                           "i.patient_id = p.patient_id and i.visit <> 'baseline')")
         if self.both("lesion_measurements", "lesions"):
             self.offenders(E, "lesion_measurements", "non_target_status", "must be null for target lesions",
                            "select m.patient_id || '/' || m.lesion_id || '/' || m.visit from lesion_measurements m "
@@ -314,36 +296,10 @@ class _Checker:
             self.offenders(E, "lesion_measurements", "viable_diameter_mm", "must be null for non-target lesions",
                            "select m.patient_id || '/' || m.lesion_id || '/' || m.visit from lesion_measurements m "
                            "join lesions l using (patient_id, lesion_id) where not l.is_target and m.viable_diameter_mm is not null")
-            self.offenders(W, "lesion_measurements", "viable_diameter_mm", "target lesion not measured at a scan",
-                           "select m.patient_id || '/' || m.lesion_id || '/' || m.visit from lesion_measurements m "
-                           "join lesions l using (patient_id, lesion_id) where l.is_target and m.viable_diameter_mm is null")
-        if self.both("imaging", "lesion_measurements", "lesions"):
-            # a target lesion without its row leaves the scan's sum of diameters not evaluable
-            # (analysis plan, mRECIST); a follow-up scan with no row at all is the next rule's
-            self.offenders(W, "lesion_measurements", "viable_diameter_mm", "target lesion has no measurement row at a scan",
-                           "select l.patient_id || '/' || l.lesion_id || '/' || i.visit from imaging i "
-                           "join lesions l using (patient_id) left join lesion_measurements m on m.patient_id = "
-                           "l.patient_id and m.lesion_id = l.lesion_id and m.visit = i.visit "
-                           "where l.is_target and m.patient_id is null and (i.visit = 'baseline' or exists "
-                           "(select 1 from lesion_measurements n where n.patient_id = i.patient_id and n.visit = i.visit))")
-        if self.both("imaging", "lesion_measurements"):
-            self.offenders(W, "imaging", "visit", "follow-up scan with no lesion measurements",
-                           "select i.patient_id || '/' || i.visit from imaging i where i.visit <> 'baseline' and not exists "
-                           "(select 1 from lesion_measurements m where m.patient_id = i.patient_id and m.visit = i.visit)")
-        if self.both("imaging", "lesion_measurements", "lesions"):
-            self.offenders(W, "imaging", "overall_response",
-                           "recorded response contradicts the target-lesion response implied by the measurements",
-                           "select patient_id || '/' || visit || ' recorded ' || recorded || ', measurements imply ' || implied "
-                           "from (" + IMPLIED_RESPONSE_SQL + ") where recorded <> 'NE' and implied <> recorded "
-                           "and not (recorded = 'PD' and nt_progression_or_new) "
-                           "and not (recorded = 'PR' and implied = 'CR' and nt_present)")
         if self.both("adverse_events"):
             self.offenders(W, "adverse_events", "soc", "the same term is filed under more than one soc",
                            "select term || ' in ' || string_agg(distinct soc, ' / ') from adverse_events "
                            "group by term having count(distinct soc) > 1")
-            self.offenders(W, "adverse_events", "term", "term not in the registry's CTCAE v4.0 list (check spelling)",
-                           "select distinct patient_id || '/' || ae_id || '=' || term from adverse_events "
-                           "where not list_contains(?, term)", [list(CTCAE_SOC)])
         if self.both("staging", "patients"):
             self.offenders(E, "staging", "review_date", "must be after first_treatment_date",
                            "select s.patient_id || '/' || s.visit from staging s join patients p using (patient_id) "
@@ -363,47 +319,10 @@ class _Checker:
             self.offenders(E, "adverse_events", "onset_date", "must be on or before death_date",
                            "select a.patient_id || '/' || a.ae_id from adverse_events a join patients p using (patient_id) "
                            "where a.onset_date > p.death_date")
-
-
-# The target-lesion response implied by the measurements at each follow-up visit (mRECIST):
-# CR = every target sum 0; PR = sum <= -30% from baseline; PD = sum >= +20% from the nadir
-# (smallest sum so far, baseline included); else SD. The recorded overall response may also be
-# driven by non-target progression or a new lesion, so only contradictions the measurements
-# alone can show are flagged.
-IMPLIED_RESPONSE_SQL = """
-with target_sums as (
-    select m.patient_id, m.visit, i.imaging_date,
-           sum(m.viable_diameter_mm) as total, count(*) filter (where m.viable_diameter_mm is null) as n_missing,
-           count(*) as n_rows
-    from lesion_measurements m
-    join lesions l using (patient_id, lesion_id)
-    join imaging i using (patient_id, visit)
-    where l.is_target
-    group by all
-), n_targets as (
-    select patient_id, count(*) as n_targets from lesions where is_target group by all
-), measured as (
-    select *, min(total) over (partition by patient_id order by imaging_date
-                               rows between unbounded preceding and 1 preceding) as nadir_before
-    from target_sums join n_targets using (patient_id) where n_missing = 0 and n_rows = n_targets
-), with_base as (
-    select m.*, b.total as base
-    from measured m join measured b on b.patient_id = m.patient_id and b.visit = 'baseline'
-    where m.visit <> 'baseline' and b.total > 0
-)
-select w.patient_id, w.visit, i.overall_response as recorded,
-       case when w.total = 0 then 'CR'
-            when w.total >= 1.2 * w.nadir_before and w.total > w.nadir_before then 'PD'
-            when w.total <= 0.7 * w.base then 'PR'
-            else 'SD' end as implied,
-       i.has_new_lesion or exists (select 1 from lesion_measurements nm join lesions nl using (patient_id, lesion_id)
-            where nm.patient_id = w.patient_id and nm.visit = w.visit and not nl.is_target
-              and nm.non_target_status = 'unequivocal_progression') as nt_progression_or_new,
-       exists (select 1 from lesion_measurements nm join lesions nl using (patient_id, lesion_id)
-            where nm.patient_id = w.patient_id and nm.visit = w.visit and not nl.is_target
-              and nm.non_target_status <> 'absent') as nt_present
-from with_base w join imaging i using (patient_id, visit)
-"""
+        # the contract's warnings about a patient: one definition with the data-quality page's
+        for r in validator_rules():
+            if self.both(*r.reads):
+                self.offenders(W, r.table, r.column, r.rule, f"select key from ({r.sql})", bound_params(r))
 
 
 def validate_folder(folder: Path, verify_checksums: bool = True) -> Report:
