@@ -120,7 +120,8 @@ def grade_heatmap_card(state, events="all", within_days=None):
     note = [small_note(exp.n_patients),
             f"Cell = patients whose worst grade for the term is that grade / N = {exp.n_patients} patients in the "
             f"filter (patients without any AE included). {COUNTING} Rows: terms grouped by system organ class, "
-            f"classes and terms ordered by any-grade incidence. {episodes_note(options)}{suppression_note(scope)}"]
+            f"classes and terms ordered by any-grade incidence. {figs.GRADE_ENCODING} {episodes_note(options)}"
+            f"{suppression_note(scope)}"]
     return figs.grade_heatmap(exp.rows), graph_config(GRADE_MAP, spec["filename"]), spec, note
 
 
