@@ -223,9 +223,11 @@ def _text(value) -> str:
     return str(value)[:10] if hasattr(value, "isoformat") else str(value)
 
 
-LISTING_HEADER = (("Patient", None), ("Site", None), ("CTCAE term", None), ("System organ class", None),
-                  ("Grade", "text-end"), ("Serious", None), ("Onset", None), ("Days since last session", "text-end"),
-                  ("Session", "text-end"), ("Treatment-related", None), ("Resolved", None))
+# (header, class of the column): long texts and headers wrap, so the listing fits the card at 1366 px
+LISTING_HEADER = (("Patient", None), ("Site", None), ("CTCAE term", "text-wrap"), ("System organ class", "text-wrap"),
+                  ("Grade", "text-end"), ("Serious", None), ("Onset", None),
+                  ("Days since last session", "text-end text-wrap"), ("Session", "text-end"),
+                  ("Treatment-related", "text-wrap"), ("Resolved", None))
 
 
 def listing_table(rows, max_rows: int = LISTING_MAX_ROWS):

@@ -27,9 +27,10 @@ GRADE_BANDS = [
     ("grade 5", (5,), [[0.0, "#cb181d"], [0.5, "#a50f15"], [1.0, "#67000d"]], "#ffffff"),
 ]
 ZERO_COLOUR = "#ffffff"
-GRADE_ENCODING = ("Colour: worst grade 1-2 in blue, 3-4 in orange, 5 in red, each band shaded from light (its "
-                  "smallest %) to dark (its largest %), so compare colours within a band and read the printed %; "
-                  "0% is white, and a grade 5 cell is dark red with white text from one patient on.")
+GRADE_ENCODING = ("Colour: worst grade 1-2 in blue, 3-4 in orange, 5 in red, each band shaded from light (near 0%) "
+                  "to dark (its largest % among the terms; 'Any adverse event' at or beyond it is dark), so compare "
+                  "colours within a band and read the printed %; 0% is white, and a grade 5 cell is dark red with "
+                  "white text from one patient on.")
 ROW_PX = 26
 SUPPRESSED_COLOUR = "#dee2e6"      # cells of 1-4 patients for a suppressing role: grey, no % (not on the scale)
 
@@ -111,7 +112,7 @@ def _heatmap(rows: list[dict], column_labels: list[str], z, text, hover, x_title
                           title=dict(text="% of patients", side="right", font=dict(size=13))),
         ))
     else:
-        fig = _banded(z, text, hover, columns, lines, bands, n)
+        fig = _banded(z, text, hover, columns, lines, bands, n, {i for i, r in enumerate(rows) if r["kind"] == "overall"})
     if withheld is not None and any(h is not None for line in withheld for h in line):
         fig.add_trace(Heatmap(
             z=[[None if h is None else 0 for h in line] for line in withheld], x=columns, y=lines,
@@ -134,10 +135,12 @@ def _heatmap(rows: list[dict], column_labels: list[str], z, text, hover, x_title
     return fig
 
 
-def _banded(z, text, hover, columns, lines, bands, n) -> Figure:
+def _banded(z, text, hover, columns, lines, bands, n, overall=frozenset()) -> Figure:
     """The cells as one heatmap trace per colour band (GRADE_BANDS: its columns, its own colour scale from
-    0 to the band's largest %, its text colour), then a white trace of the 0% cells (their hover only).
-    Every trace has the full grid, with gaps (None) where another trace draws the cell."""
+    0 to the band's largest % among the terms, its text colour), then a white trace of the 0% cells (their
+    hover only). The `overall` lines ('Any adverse event', always the largest) do not set the scale: a value
+    beyond it is drawn in the darkest colour. Every trace has the full grid, with gaps (None) where another
+    trace draws the cell."""
     def only(keep):
         """(z, text, hover) of the cells kept; the others are gaps."""
         kept = [[keep(j, v) for j, v in enumerate(line)] for line in z]
@@ -150,7 +153,8 @@ def _banded(z, text, hover, columns, lines, bands, n) -> Figure:
         fig.add_trace(Heatmap(
             z=band_z, x=columns, y=lines, text=band_text, texttemplate="%{text}",
             textfont=dict(size=13, color=font), customdata=band_hover, hovertemplate="%{customdata}<extra></extra>",
-            hoverongaps=False, colorscale=scale, zmin=0, zmax=max(_max(band_z), 1e-9), xgap=2, ygap=2, name=name,
+            hoverongaps=False, colorscale=scale, zmin=0, xgap=2, ygap=2, name=name,
+            zmax=max(_max([line for i, line in enumerate(band_z) if i not in overall]) or _max(band_z), 1e-9),
             colorbar=dict(orientation="h", x=k / len(bands), xanchor="left", y=-8 / (ROW_PX * n), yanchor="top",
                           lenmode="fraction", len=0.9 / len(bands), thickness=10, ticksuffix="%", outlinewidth=0,
                           nticks=4, title=dict(text=f"{name}, % of patients", side="bottom", font=dict(size=12)))))

@@ -48,7 +48,7 @@ def listing_card(min_grade: str, serious_only: list):
     controls = html.Div([
         dbc.Label("Events listed", className="me-2 small mb-0"),
         html.Div(dcc.Dropdown(id=MIN_GRADE, value=min_grade, clearable=False, searchable=False,
-                              options=_choices(MIN_GRADE_CHOICES), style={"width": "16rem"}), id="safety-min-grade"),
+                              options=_choices(MIN_GRADE_CHOICES), style={"width": "19rem"}), id="safety-min-grade"),
         html.Div(dbc.Checklist(id=SERIOUS_ONLY, value=serious_only, switch=True,
                                options=[{"label": "Serious only", "value": "on"}]), className="ms-3",
                  id="safety-serious-only"),
