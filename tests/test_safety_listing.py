@@ -223,3 +223,15 @@ def test_a_long_listing_shows_its_first_rows_and_says_so(synthetic_root):
     box = cb.listing_table(rows)
     assert box.children[0].children.startswith(f"First 500 of {len(rows):,} events")
     assert len(box.children[1].children.rows) == 500
+
+
+def test_the_card_reads_500_rows_and_counts_the_rest(synthetic_root, monkeypatch):
+    """Every grade: the card draws the export's first 500 rows and counts all of them (4,044 episodes)."""
+    from dashboard.callbacks import safety as cb
+    monkeypatch.setenv("REGISTRY_DATA", str(synthetic_root))
+    snapshot = data.resolve("latest", synthetic_root)
+    full = listing(snapshot, min_grade=1)
+    box, _, note = cb.listing_card({"snapshot": snapshot.snapshot_id, "query": ""}, "1")
+    assert box.children[0].children.startswith(f"First 500 of {len(full):,} events")
+    assert [r[0] for r in box.children[1].children.rows] == full["patient_id"].head(500).tolist()
+    assert f"{len(full):,} events in {full.patient_id.nunique():,} patients" in note[0].children

@@ -11,6 +11,7 @@ from dashboard.access import SUPPRESSED
 from dashboard.analytics.safety import ANY_AE, SMALL_GROUP
 from dashboard.state import state_context
 from dashboard.components import RowsTable, Static, card_outputs, empty_message, export_spec, graph_config
+from dashboard.exports import safety as safety_exports
 from dashboard.figures import safety as figs
 from dashboard.figures.common import NO_PATIENTS
 from dashboard.state import cached_view
@@ -230,11 +231,12 @@ LISTING_HEADER = (("Patient", None), ("Site", None), ("CTCAE term", "text-wrap")
                   ("Treatment-related", "text-wrap"), ("Resolved", None))
 
 
-def listing_table(rows, max_rows: int = LISTING_MAX_ROWS):
-    """The selected events, at most `max_rows` of them (the export's order: grade, then onset), as one
-    RowsTable (one Dash component, whatever the number of rows), in a box that scrolls. patient_id has a
-    column of its own (the patient links of the patient view)."""
-    shown = rows.head(max_rows)
+def listing_table(rows, n_events: int | None = None):
+    """The selected events as one RowsTable (one Dash component, whatever the number of rows), in a box that
+    scrolls; rows: the first LISTING_MAX_ROWS of the export's order (grade, then onset), of `n_events` (a note
+    says so when there are more). patient_id has a column of its own (the patient links of the patient view)."""
+    shown = rows.head(LISTING_MAX_ROWS)
+    n_events = len(rows) if n_events is None else n_events
     body = [[patient, site, term, soc, str(grade), _yes_no(serious), _text(onset),
              "–" if _missing(days) else str(days), _text(session),
              _yes_no(related), _text(resolved) or "not resolved"]
@@ -246,9 +248,9 @@ def listing_table(rows, max_rows: int = LISTING_MAX_ROWS):
                                className="table table-sm table-hover table-one mb-0",
                                column_classes=[c for _, c in LISTING_HEADER], strong=(0, 4)),
                      style={"maxHeight": "360px", "overflowY": "auto"})
-    if len(rows) <= len(shown):
+    if n_events <= len(shown):
         return table
-    return html.Div([html.Div(f"First {len(shown):,} of {len(rows):,} events shown (grade, then onset); the CSV "
+    return html.Div([html.Div(f"First {len(shown):,} of {n_events:,} events shown (grade, then onset); the CSV "
                               "has all.", id="safety-listing-cap", className="small text-muted mb-1"), table])
 
 
@@ -273,35 +275,35 @@ def listing_card(state, min_grade="default", serious_only=None):
     snapshot, filters, scope = state_context(state)
     options = listing_options(min_grade, serious_only)
     spec = export_spec(PAGE, LISTING, LISTING_EXPORT, snapshot.snapshot_id, options)
-    # computed for the card, not stored: the view is cached, and a listing of every grade can be long
-    exp = exports.compute_export(LISTING_EXPORT, snapshot, filters, scope, **options)
-    selection = exp.extra["selection"]
+    # the card's rows and counts, not the export's row per event (the CSV's); the view is cached
+    shown = safety_exports.listing_card_data(snapshot, filters, scope, max_rows=LISTING_MAX_ROWS, **options)
+    selection = shown["selection"]
     days = ("Days since last session = onset date − the date of the patient's latest DEB-TACE session on or before "
             "the onset (0: the same day); – when no session is on or before the onset. Session: the session the "
             "event was recorded against (blank when none was recorded). Treatment-related: relatedness to the "
             "chemoembolization as recorded. ")
     independent = ("The switches 'Adverse events counted' and 'Onset within' below apply to the heatmaps and the "
                    "table, not here.")
-    if not scope.patient_level:
+    if not shown["patient_level"]:
         note = [html.Strong(f"Listed: {selection}. ", id="safety-listing-selection"),
                 "No patient, site or date for your role: events and patients per term, grade and seriousness "
                 f"(a patient may count in several rows). Counts from 1 to 4 are shown as {SUPPRESSED}. ",
                 independent]
-        if exp.rows.empty:
+        if shown["rows"].empty:
             return empty_message(f"No event in the current filter: {selection}."), spec, note
-        return deidentified_table(exp.rows), spec, note
+        return deidentified_table(shown["rows"]), spec, note
     own = scope.patient_sites
-    count = (f"{exp.extra['n_events']:,} event{'s' if exp.extra['n_events'] != 1 else ''} in "
-             f"{exp.extra['n_patients_listed']:,} patient{'s' if exp.extra['n_patients_listed'] != 1 else ''}"
-             f" (grade 5: {exp.extra['n_grade_5']:,}) of the {exp.n_patients:,} patients in the filter")
+    n_events, n_listed = shown["n_events"], shown["n_patients_listed"]
+    count = (f"{n_events:,} event{'s' if n_events != 1 else ''} in {n_listed:,} patient{'s' if n_listed != 1 else ''}"
+             f" (grade 5: {shown['n_grade_5']:,}) of the {shown['n_patients']:,} patients in the filter")
     note = [html.Strong(f"Listed: {selection}. {count}. ", id="safety-listing-selection"),
             f"Patients of your site{'s' if len(own) > 1 else ''} ({', '.join(own)}) only. " if own else "",
             "Sorted by grade (highest first), then onset. ", days, independent]
-    if exp.n_patients == 0:
+    if shown["n_patients"] == 0:
         return empty_message(NO_PATIENTS), spec, note
-    if exp.rows.empty:
+    if shown["rows"].empty:
         return empty_message(f"No event in the current filter: {selection}."), spec, note
-    return listing_table(exp.rows), spec, note
+    return listing_table(shown["rows"], n_events), spec, note
 
 
 @callback(*card_outputs(LISTING, table=True), Input(ids.STATE, "data"), Input(MIN_GRADE, "value"),
