@@ -235,3 +235,20 @@ def test_the_card_reads_500_rows_and_counts_the_rest(synthetic_root, monkeypatch
     assert box.children[0].children.startswith(f"First 500 of {len(full):,} events")
     assert [r[0] for r in box.children[1].children.rows] == full["patient_id"].head(500).tolist()
     assert f"{len(full):,} events in {full.patient_id.nunique():,} patients" in note[0].children
+
+
+@pytest.mark.parametrize("which", ["mini", "synthetic"])
+def test_view_contracts(which, mini_snapshot, synthetic_root):
+    """ae_listing_all: one row per episode of the snapshot, key (patient_id, ae_id), days >= 0 where a session
+    is found, last session on or before onset; ae_listing: the same rows for the cohort, with the site."""
+    snapshot = mini_snapshot if which == "mini" else data.resolve("latest", synthetic_root)
+    every = data.query("ae_listing_all", snapshot)
+    assert len(every) == len(data.query("stg_adverse_events", snapshot)) > 0
+    assert not every.duplicated(["patient_id", "ae_id"]).any()
+    found = every.dropna(subset=["last_session_date"])
+    assert (found.days_since_last_session >= 0).all() and (found.last_session_date <= found.onset_date).all()
+    assert every.days_since_last_session.isna().equals(every.last_session_date.isna())
+    cohort = data.query("ae_listing", snapshot)
+    assert len(cohort) == len(every) and cohort.site_id.notna().all()
+    site = data.query("ae_listing", snapshot, Filters(site=(cohort.site_id.iloc[0],)))
+    assert 0 < len(site) < len(cohort) or cohort.site_id.nunique() == 1
