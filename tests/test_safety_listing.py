@@ -252,3 +252,13 @@ def test_view_contracts(which, mini_snapshot, synthetic_root):
     assert len(cohort) == len(every) and cohort.site_id.notna().all()
     site = data.query("ae_listing", snapshot, Filters(site=(cohort.site_id.iloc[0],)))
     assert 0 < len(site) < len(cohort) or cohort.site_id.nunique() == 1
+
+
+def test_no_patient_and_no_event_give_messages(hand, monkeypatch):
+    from dashboard.callbacks import safety as cb
+    monkeypatch.setenv("REGISTRY_DATA", str(Path(hand.path).parent.parent))
+    box, _, _ = cb.listing_card({"snapshot": hand.snapshot_id, "query": "bclc=A"})
+    assert "No patients in the current filter" in box.children
+    box, _, _ = cb.listing_card({"snapshot": hand.snapshot_id, "query": "site=S02"}, "5")
+    assert box.children == "No event in the current filter: every grade 5 event."
+    assert exports.compute_export("ae-listing", hand, Filters(bclc=("A",))).rows.empty

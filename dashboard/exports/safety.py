@@ -327,7 +327,8 @@ order by grade desc, onset_date, patient_id, ae_id
 """
 # the card's counts of the selection (its rows are the first $limit of LISTING_SQL)
 LISTING_SUMMARY_SQL = f"""
-select count(*) as n_events, count(distinct patient_id) as n_patients_listed, count_if(grade = 5) as n_grade_5
+select count(*) as n_events, count(distinct patient_id) as n_patients_listed,
+       coalesce(count_if(grade = 5), 0) as n_grade_5
 from ae_listing
 {SELECTED}
 """
