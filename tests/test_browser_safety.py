@@ -247,3 +247,64 @@ def test_the_listing_of_serious_safety_signals(page, live_server, synthetic_root
     wait_idle(page)
     assert [r[4] for r in listing_rows(page)] == ["5"] * 7
     assert page.console_errors == []
+
+
+# --- the listing per role, signed in through the form ---------------------------------------------------
+PASSWORD = "a long enough passphrase"
+
+
+@pytest.fixture(scope="module")
+def roles_server(tmp_path_factory):
+    """`python app.py --auth local` on a small registry (240 patients, 6 sites) with an investigator of S01
+    and a sponsor."""
+    import os
+    from argon2 import PasswordHasher
+    from conftest import running_app
+    from dashboard.generate import generate_registry
+    root = tmp_path_factory.mktemp("safety-roles")
+    generate_registry(root, n_patients=240, n_sites=6, seed=7, last_cut_only=True, progress=False)
+    tmp = tmp_path_factory.mktemp("safety-roles-server")
+    hashed = PasswordHasher().hash(PASSWORD)
+    (tmp / "users.json").write_text(json.dumps({"users": {
+        "lin": {"role": "investigator", "sites": ["S01"], "password": hashed},
+        "acme": {"role": "sponsor", "sites": [], "password": hashed}}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASHBOARD_")}
+    env.update(DASHBOARD_AUDIT_LOG=str(tmp / "audit.log"))
+    with running_app(root, tmp / "server.log", "--auth", "local", "--users", str(tmp / "users.json"), env=env) as url:
+        yield url, root
+
+
+def sign_in(page, url, name, path):
+    page.goto(url + path)
+    page.wait_for_selector("#sign-in-form")
+    page.fill("#sign-in-name", name)
+    page.fill("#sign-in-password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(url + path)
+
+
+@pytest.mark.parametrize("who", ["lin", "acme"])
+def test_the_listing_per_role_in_the_browser(page, roles_server, who):
+    """The investigator sees patient rows of S01 only (the export run with the files' own access lists other
+    sites too); the sponsor sees counts per term x grade x serious, "<5" for 1-4, and no patient id."""
+    url, root = roles_server
+    sign_in(page, url, who, "/safety?min_grade=3")
+    page.wait_for_selector("#safety-listing-grid, #safety-listing-counts", timeout=60000)
+    wait_idle(page)
+    everyone = export_fast(root, "ae-listing", min_grade=3)
+    assert len({r["site_id"] for r in everyone["rows"]}) > 1
+    text = page.inner_text("#card-ae-listing-table")
+    if who == "lin":
+        rows = listing_rows(page)
+        own = [r for r in listed(everyone) if r[1] == "S01"]
+        assert rows == own and rows
+        assert "Patients of your site (S01) only" in text
+    else:
+        assert not re.search(r"S\d\d-\d{4}", page.content())
+        cells = page.evaluate("""() => Array.from(document.querySelectorAll('#safety-listing-counts tbody tr'))
+                                  .map(tr => Array.from(tr.cells).map(td => td.innerText.trim()))""")
+        counts = [c for r in cells for c in r[4:]]
+        assert counts and "<5" in counts and not [c for c in counts if c in ("1", "2", "3", "4")]
+        assert "No patient, site or date for your role" in text
+    page.screenshot(path=str(ARTIFACTS / f"safety-listing-{who}-1366.png"))
+    assert page.console_errors == []

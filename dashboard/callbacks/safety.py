@@ -295,7 +295,8 @@ def listing_card(state, min_grade="default", serious_only=None):
     own = scope.patient_sites
     n_events, n_listed = shown["n_events"], shown["n_patients_listed"]
     count = (f"{n_events:,} event{'s' if n_events != 1 else ''} in {n_listed:,} patient{'s' if n_listed != 1 else ''}"
-             f" (grade 5: {shown['n_grade_5']:,}) of the {shown['n_patients']:,} patients in the filter")
+             f" (grade 5: {shown['n_grade_5']:,}) of the {shown['n_patients']:,} patients "
+             + ("of your sites " if own and len(own) > 1 else "of your site " if own else "") + "in the filter")
     note = [html.Strong(f"Listed: {selection}. {count}. ", id="safety-listing-selection"),
             f"Patients of your site{'s' if len(own) > 1 else ''} ({', '.join(own)}) only. " if own else "",
             "Sorted by grade (highest first), then onset. ", days, independent]
