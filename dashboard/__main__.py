@@ -86,6 +86,7 @@ EXPORT_OPTIONS = {
     "level": dict(choices=["term", "soc"], help="adverse-event level"),
     "measure": dict(choices=["bclc", "milan", "resectable"], help="staging measure"),
     "within_days": dict(type=int, help="adverse events with onset within N days of a session"),
+    "min_grade": dict(type=int, choices=[1, 2, 3, 4, 5], help="ae-listing: events of CTCAE grade N or more"),
 }
 
 

@@ -25,6 +25,7 @@ from dashboard.generate import generate_registry
 
 SPONSOR = Scope(patient_sites=(), suppress=True)
 GRADE_MAP, GROUP_MAP, TABLE = "ae-grade-heatmap", "ae-group-heatmap", "ae-incidence-table"
+LISTING = "ae-listing-table"
 COUNTS = ["n_patients_any", "grade_1", "grade_2", "grade_3", "grade_4", "grade_5", "n_grade_3_4", "n_grade_5",
           "n_grade_3_plus", "n_serious", "n_related", "denominator", "n_events", "n_sessions"]
 # filters that make small cells: one site, one sex, a BCLC stage of 2 patients
@@ -116,10 +117,22 @@ def as_json(fig) -> dict:
     return json.loads(orjson.dumps(wire.plain(fig), option=orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS))
 
 
+GREY = "fewer than 5"        # the name of the grey trace of counts not shown
+
+
 def heatmap_cells(fig: dict):
-    """(z, overlay text) of a heatmap answer: the coloured trace's values and the grey '<5' trace's texts."""
-    z = fig["data"][0]["z"]
-    overlay = fig["data"][1]["text"] if len(fig["data"]) > 1 else [[""] * len(r) for r in z]
+    """(z, overlay text) of a heatmap answer: the coloured traces' values (the grade heatmap draws each colour
+    band and the 0% cells as a trace of its own, with gaps elsewhere) and the grey '<5' trace's texts."""
+    coloured = [t for t in fig["data"] if t.get("name") != GREY]
+    z = [[None] * len(line) for line in coloured[0]["z"]]
+    for trace in coloured:
+        for i, line in enumerate(trace["z"]):
+            for j, v in enumerate(line):
+                if v is not None:
+                    assert z[i][j] is None, "two traces draw one cell"
+                    z[i][j] = v
+    grey = [t for t in fig["data"] if t.get("name") == GREY]
+    overlay = grey[0]["text"] if grey else [[""] * len(r) for r in z]
     return z, overlay
 
 
@@ -185,12 +198,17 @@ def test_an_investigator_gets_the_pooled_aggregates_as_a_sponsor_does(env, scena
     investigator, _ = page.update(as_user("investigator"), scenario)
     sponsor, _ = page.update(as_user("sponsor"), scenario)
     committee, _ = page.update(as_user("committee"), scenario)
-    assert investigator == sponsor != committee
+    assert aggregates(investigator) == aggregates(sponsor) != aggregates(committee)
     own = dict(scenario, site=["S01"])
     assert small_cells(truth(snapshot, own, level="term", by="none").rows, ["grade_1", "grade_2", "grade_3"]) > 0
     investigator, _ = page.update(as_user("investigator"), own)
     committee, _ = page.update(as_user("committee"), own)
-    assert investigator == committee
+    assert aggregates(investigator) == aggregates(committee)
+
+
+def aggregates(answers: dict) -> dict:
+    """The answers of the incidence cards (the listing of serious safety signals is patient level: tested below)."""
+    return {k: v for k, v in answers.items() if LISTING not in k}
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=["all", "site-S02", "sex-F", "bclc-A-C"])
@@ -201,7 +219,7 @@ def test_the_committee_sees_every_number(env, scenario):
     group = truth(snapshot, scenario, level="term", by="site_id")
     assert figure_of(answers, GRADE_MAP) == as_json(figs.grade_heatmap(grade.rows))
     assert figure_of(answers, GROUP_MAP) == as_json(figs.group_heatmap(group.rows, "any", "Site"))
-    assert len(figure_of(answers, GRADE_MAP)["data"]) == 1          # no grey '<5' trace
+    assert GREY not in [t.get("name") for t in figure_of(answers, GRADE_MAP)["data"]]     # no grey '<5' trace
     table = answers[json.dumps({"figure": TABLE, "type": "table"}, separators=(",", ":"))]["children"]
     counts = [cell_count(c) for c in table_cells(table)]
     overall = grade.rows[grade.rows.soc == ANY_AE].iloc[0]
@@ -291,7 +309,9 @@ def test_a_forged_state_gets_no_more(env):
     answers, raw = page.update(as_user("investigator"), {}, state=own_and_other)
     assert SUPPRESSED in json.dumps(answers, ensure_ascii=False)   # not own-site only: suppressed
     sponsor, _ = page.update(as_user("sponsor"), {}, state=own_and_other)
-    assert answers == sponsor
+    assert aggregates(answers) == aggregates(sponsor)
+    listed = rows_tables(answers[LISTING_KEY])["safety-listing-grid"]     # patient rows: of S01 only
+    assert listed and {r[1] for r in listed} == {"S01"}
 
     own = page.state({"site": ["S01"]})
     status, _, csv = page.download(as_user("investigator"), GROUP_MAP, own, "?by=site_id&site=S02",
@@ -347,3 +367,114 @@ def test_one_more_count_is_withheld_where_a_small_one_could_be_worked_out():
     assert to_withhold(dict(row, grade_4=1), GRADE_SUMS) == set()
     # a public total is relied on, never withheld: the other part goes
     assert to_withhold({"t": 9, "a": SUPPRESSED, "b": 6}, [("t", ["a", "b"])], public={"t"}) == {"b"}
+
+
+# --- the listing of serious safety signals (patient level) ------------------------------------------
+LISTING_KEY = json.dumps({"figure": LISTING, "type": "table"}, separators=(",", ":"))
+LISTING_SEARCHES = ["", "?min_grade=3", "?min_grade=4&serious_only=on"]
+
+
+def rows_tables(value) -> dict:
+    """id -> rows of every RowsTable in an answer."""
+    found = {}
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get("type") == "RowsTable":
+                found[node["props"].get("id")] = node["props"]["rows"]
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+    walk(value)
+    return found
+
+
+def listing_truth(snapshot, scenario, search=""):
+    """The committee's listing (every site) for a page URL's listing options."""
+    from dashboard.callbacks.downloads import page_options as options_of
+    from dashboard.callbacks.safety import DOWNLOADS
+    name, options = DOWNLOADS[LISTING](options_of(search))
+    return exports.compute_export(name, snapshot, filters_of(scenario), ALL_SITES, **options)
+
+
+@pytest.mark.parametrize("search", LISTING_SEARCHES, ids=["default", "grade3", "grade4-serious"])
+def test_the_listing_per_role(env, search):
+    """Committee: every selected event of every site; investigator (own site S01) outside their own site:
+    patient rows of S01 only, the same rows as the committee's S01 rows; sponsor: no patient id, date or
+    site, counts per term x grade x serious with 1-4 as "<5" (and some "<5" to see: the test can fail)."""
+    from dashboard.callbacks.downloads import page_options as options_of
+    page, as_user, snapshot = env
+    options = {k: (["on"] if k == "serious_only" else v) for k, v in options_of(search).items()}
+    full = listing_truth(snapshot, {}, search).rows
+    assert full["site_id"].nunique() > 1 and (full["site_id"] == "S01").any()
+
+    committee, _ = page.update(as_user("committee"), {}, options)
+    shown = rows_tables(committee[LISTING_KEY])["safety-listing-grid"]
+    assert [r[0] for r in shown] == full["patient_id"].head(500).tolist()
+
+    investigator, raw = page.update(as_user("investigator"), {}, options)
+    rows = rows_tables(investigator[LISTING_KEY])["safety-listing-grid"]
+    own = full[full["site_id"] == "S01"]
+    assert rows and {r[1] for r in rows} == {"S01"}
+    assert [(r[0], r[2], r[6]) for r in rows] == list(zip(own["patient_id"], own["term"],
+                                                          own["onset_date"].astype(str).str[:10]))
+    listing_raw = json.dumps(investigator[LISTING_KEY])
+    assert set(PATIENT_ID.findall(listing_raw)) == set(own["patient_id"])       # no other site's patient
+    assert "Patients of your site (S01) only" in footnote_of(investigator, LISTING)
+
+    sponsor, raw = page.update(as_user("sponsor"), {}, options)
+    assert not PATIENT_ID.search(raw)
+    assert not dates_in(raw, {snapshot.cutoff_date.isoformat(), dt.date.today().isoformat()})
+    counts = rows_tables(sponsor[LISTING_KEY])["safety-listing-counts"]
+    expected = full.groupby(["soc", "term", "grade", "is_serious"]).agg(
+        n_events=("patient_id", "size"), n_patients=("patient_id", "nunique")).reset_index()
+    assert len(counts) == len(expected)
+    for soc, term, grade, serious, n_events, n_patients in counts:
+        e = expected[(expected.term == term) & (expected.grade == int(grade)) &
+                     (expected.is_serious == (serious == "yes"))].iloc[0]
+        for mine, theirs in ((n_events, e.n_events), (n_patients, e.n_patients)):
+            assert mine == (SUPPRESSED if small(theirs) else str(theirs))
+    assert any(SUPPRESSED in r for r in counts), "some cell of 1-4 events or patients, or this cannot fail"
+
+
+@pytest.mark.parametrize("search", LISTING_SEARCHES[:2], ids=["default", "grade3"])
+def test_the_listing_downloads_per_role(env, search):
+    page, as_user, snapshot = env
+    state = page.state({})
+    full = listing_truth(snapshot, {}, search)
+    status, _, csv = page.download(as_user("committee"), LISTING, state, search)
+    assert status == 200 and csv == exports.to_csv(full)
+
+    status, _, csv = page.download(as_user("investigator"), LISTING, state, search)
+    got = csv_frame(csv)
+    assert status == 200 and set(got["site_id"]) == {"S01"}
+    assert got["patient_id"].tolist() == full.rows.loc[full.rows.site_id == "S01", "patient_id"].tolist()
+
+    status, raw, csv = page.download(as_user("sponsor"), LISTING, state, search)
+    got = csv_frame(csv)
+    assert status == 200 and not PATIENT_ID.search(raw)
+    assert not dates_in(raw, {snapshot.cutoff_date.isoformat(), dt.date.today().isoformat()})     # the file name
+    assert list(got.columns) == ["soc", "term", "grade", "is_serious", "n_events", "n_patients"]
+    assert not [v for c in ("n_events", "n_patients") for v in got[c] if small(v)]
+    assert (got[["n_events", "n_patients"]] == SUPPRESSED).any().any()
+    assert int(got.loc[got.n_events != SUPPRESSED, "n_events"].astype(int).sum()) <= len(full.rows)
+
+
+def test_the_listing_cli_per_role(root, tmp_path, capsys):
+    """`export ae-listing --as-user`: the sponsor's JSON has no patient id or date; the investigator's rows
+    are of S01 only."""
+    from access_support import write_users
+    from dashboard.__main__ import main
+    users = tmp_path / "users.json"
+    write_users(users)
+    args = ["export", "ae-listing", "--data", str(root), "--users", str(users), "--min-grade", "3"]
+    assert main(args + ["--as-user", "sponsor"]) == 0
+    out = capsys.readouterr().out
+    doc = json.loads(out)
+    assert not PATIENT_ID.search(out) and doc["rows"] and "patient_id" not in doc["rows"][0]
+    assert not dates_in(json.dumps(doc["rows"]), set())
+    assert main(args + ["--as-user", "investigator"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["rows"] and {r["site_id"] for r in doc["rows"]} == {"S01"}

@@ -37,6 +37,7 @@ def option(key: str) -> str:
 def open_safety(page, url: str):
     page.goto(url)
     page.wait_for_selector("#safety-incidence-grid, #card-ae-incidence-table .alert", timeout=60000)
+    page.wait_for_selector("#safety-listing-grid, #safety-listing-counts, #card-ae-listing-table .alert", timeout=20000)
     for card in ("ae-grade-heatmap", "ae-group-heatmap"):
         page.wait_for_selector(f"#card-{card} .js-plotly-plot", timeout=20000)
     wait_idle(page)
@@ -64,13 +65,17 @@ def expected_row(r: dict) -> list[str]:
 
 
 def heatmap(page, figure: str) -> dict:
-    """A heatmap as the browser holds it: row labels, column labels and the printed cell texts."""
+    """A heatmap as the browser holds it: row labels, column labels and the printed cell texts (of every
+    coloured trace: the grade heatmap draws each colour band as a trace of its own, with gaps elsewhere)."""
     gid = json.dumps({"figure": figure, "type": "figure"}, separators=(",", ":"))
     return page.evaluate("""(gid) => { const gd = document.getElementById(gid).querySelector('.js-plotly-plot');
-        const t = gd._fullData[0] || {};
+        const traces = gd._fullData.filter(t => t.name !== 'fewer than 5');
+        const t = traces[0] || {};
+        const text = (t.text || []).map(r => Array.from(r).map(() => ''));
+        traces.forEach(tr => (tr.text || []).forEach((r, i) => Array.from(r).forEach((s, j) => {
+            if (s) { text[i][j] = s; } })));
         return {type: t.type, rows: gd._fullLayout.yaxis.ticktext || [], cols: gd._fullLayout.xaxis.ticktext || [],
-                text: (t.text || []).map(r => Array.from(r)),
-                notes: (gd._fullLayout.annotations || []).map(a => a.text)}; }""", gid)
+                text: text, notes: (gd._fullLayout.annotations || []).map(a => a.text)}; }""", gid)
 
 
 def pct_text(n: int, d: int, decimals: int) -> str:
@@ -182,4 +187,124 @@ def test_no_patient_gives_messages_not_errors(page, live_server):
         assert any("No patients in the current filter" in n for n in heatmap(page, figure)["notes"])
     assert "No patients in the current filter" in page.inner_text("#card-ae-incidence-table")
     page.screenshot(path=str(ARTIFACTS / "safety-no-patients-1366.png"), full_page=True)
+    assert page.console_errors == []
+
+
+# --- the listing of serious safety signals -------------------------------------------------------------
+def listing_rows(page) -> list[list[str]]:
+    return page.evaluate("""() => Array.from(document.querySelectorAll('#safety-listing-grid tbody tr'))
+                              .map(tr => Array.from(tr.cells).map(td => td.innerText.trim()))""")
+
+
+def listed(doc: dict) -> list[list[str]]:
+    """The export's rows as the listing prints them."""
+    def text(v):
+        return "" if v is None else str(v)
+    return [[r["patient_id"], r["site_id"], r["term"], r["soc"], str(r["grade"]), "yes" if r["is_serious"] else "no",
+             r["onset_date"], "–" if r["days_since_last_session"] is None else str(r["days_since_last_session"]),
+             text(r["session_number"]), "yes" if r["is_treatment_related"] else "no",
+             r["resolution_date"] or "not resolved"] for r in doc["rows"]]
+
+
+def test_the_listing_of_serious_safety_signals(page, live_server, synthetic_root):
+    """Near the top of the page: every grade 5 and serious grade >= 3 event, as `export ae-listing` prints them;
+    the options (min grade 4, serious only) change the rows to the export's with the same flags and stay in
+    the URL; a grade 5 cell of the heatmap is painted in the grade 5 red."""
+    open_safety(page, live_server + "/safety")
+    doc = export_fast(synthetic_root, "ae-listing")
+    assert listing_rows(page) == listed(doc) and doc["n_grade_5"] == 7
+    assert [r[4] for r in listing_rows(page)[:7]] == ["5"] * 7
+    note = page.inner_text("#card-ae-listing-table .footnote")
+    assert "every grade 5 event, and every serious event of grade 3 or 4" in note and "126 events" in note
+    top = page.locator("#card-ae-listing-table").bounding_box()
+    assert top["y"] < 300                                           # a card near the top
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "safety-listing-1366.png"))
+    page.screenshot(path=str(ARTIFACTS / "safety-listing-1366-full.png"), full_page=True)
+
+    page.click("#safety-min-grade")
+    page.locator(".dash-dropdown-option", has_text=re.compile(r"^Grade ≥ 4$")).first.click()
+    page.wait_for_url(re.compile(r"min_grade=4"))
+    page.click("#safety-serious-only label:has-text('Serious only')")
+    page.wait_for_url(re.compile(r"serious_only=on"))
+    both = export_fast(synthetic_root, "ae-listing", min_grade=4, serious_only=True)
+    page.wait_for_function("(n) => document.querySelectorAll('#safety-listing-grid tbody tr').length === n",
+                           arg=len(both["rows"]), timeout=20000)
+    wait_idle(page)
+    assert listing_rows(page) == listed(both)
+    page.locator("#card-ae-listing-table").screenshot(path=str(ARTIFACTS / "safety-listing-grade4-serious-1366.png"))
+
+    # the grade 5 cell of hepatic failure is the grade 5 red, whatever the cells around it
+    colours = page.evaluate("""() => { const gd = document.getElementById(JSON.stringify(
+            {figure: 'ae-grade-heatmap', type: 'figure'})).querySelector('.js-plotly-plot');
+        return gd._fullData.map(t => t.name); }""")
+    assert colours[:3] == ["grades 1-2", "grades 3-4", "grade 5"]
+    page.locator("#card-ae-grade-heatmap").screenshot(path=str(ARTIFACTS / "safety-grade-heatmap-1366.png"))
+
+    # a shared link restores the options
+    page.goto(live_server + "/safety?min_grade=5")
+    page.wait_for_selector("#safety-listing-grid")
+    wait_idle(page)
+    assert [r[4] for r in listing_rows(page)] == ["5"] * 7
+    assert page.console_errors == []
+
+
+# --- the listing per role, signed in through the form ---------------------------------------------------
+PASSWORD = "a long enough passphrase"
+
+
+@pytest.fixture(scope="module")
+def roles_server(tmp_path_factory):
+    """`python app.py --auth local` on a small registry (240 patients, 6 sites) with an investigator of S01
+    and a sponsor."""
+    import os
+    from argon2 import PasswordHasher
+    from conftest import running_app
+    from dashboard.generate import generate_registry
+    root = tmp_path_factory.mktemp("safety-roles")
+    generate_registry(root, n_patients=240, n_sites=6, seed=7, last_cut_only=True, progress=False)
+    tmp = tmp_path_factory.mktemp("safety-roles-server")
+    hashed = PasswordHasher().hash(PASSWORD)
+    (tmp / "users.json").write_text(json.dumps({"users": {
+        "lin": {"role": "investigator", "sites": ["S01"], "password": hashed},
+        "acme": {"role": "sponsor", "sites": [], "password": hashed}}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DASHBOARD_")}
+    env.update(DASHBOARD_AUDIT_LOG=str(tmp / "audit.log"))
+    with running_app(root, tmp / "server.log", "--auth", "local", "--users", str(tmp / "users.json"), env=env) as url:
+        yield url, root
+
+
+def sign_in(page, url, name, path):
+    page.goto(url + path)
+    page.wait_for_selector("#sign-in-form")
+    page.fill("#sign-in-name", name)
+    page.fill("#sign-in-password", PASSWORD)
+    page.click("button[type=submit]")
+    page.wait_for_url(url + path)
+
+
+@pytest.mark.parametrize("who", ["lin", "acme"])
+def test_the_listing_per_role_in_the_browser(page, roles_server, who):
+    """The investigator sees patient rows of S01 only (the export run with the files' own access lists other
+    sites too); the sponsor sees counts per term x grade x serious, "<5" for 1-4, and no patient id."""
+    url, root = roles_server
+    sign_in(page, url, who, "/safety?min_grade=3")
+    page.wait_for_selector("#safety-listing-grid, #safety-listing-counts", timeout=60000)
+    wait_idle(page)
+    everyone = export_fast(root, "ae-listing", min_grade=3)
+    assert len({r["site_id"] for r in everyone["rows"]}) > 1
+    text = page.inner_text("#card-ae-listing-table")
+    if who == "lin":
+        rows = listing_rows(page)
+        own = [r for r in listed(everyone) if r[1] == "S01"]
+        assert rows == own and rows
+        assert "Patients of your site (S01) only" in text
+    else:
+        assert not re.search(r"S\d\d-\d{4}", page.content())
+        cells = page.evaluate("""() => Array.from(document.querySelectorAll('#safety-listing-counts tbody tr'))
+                                  .map(tr => Array.from(tr.cells).map(td => td.innerText.trim()))""")
+        counts = [c for r in cells for c in r[4:]]
+        assert counts and "<5" in counts and not [c for c in counts if c in ("1", "2", "3", "4")]
+        assert "No patient, site or date for your role" in text
+    page.screenshot(path=str(ARTIFACTS / f"safety-listing-{who}-1366.png"))
     assert page.console_errors == []

@@ -141,7 +141,8 @@ SEARCHES = {
     "/enrollment": ["", "?mode=site&sort=enrolled"],
     "/survival": ["", "?endpoint=pfs&by=sex&ci=log&bands=on", "?endpoint=nonsense&by=drop+table"],
     "/response": ["", "?scope=local&by=site_id&sort=time_asc"],
-    "/safety": ["", "?events=serious&within_days=7&by=bclc_stage&measure=grade3&level=soc", "?within_days=-3"],
+    "/safety": ["", "?events=serious&within_days=7&by=bclc_stage&measure=grade3&level=soc&min_grade=4&serious_only=on",
+                "?within_days=-3&min_grade=9"],
     "/downstaging": ["", "?measure=milan&by=sex"],
 }
 
@@ -160,7 +161,7 @@ def test_every_figure_downloads_the_export_its_page_shows(session):
                 got = sent_csv(post(session, download_body(session, figure, search, state, store=spec)), figure)
                 assert got == csv_of(spec["export"], snapshot, filters, **spec["options"]), (path, search, figure)
                 seen.add(figure)
-    assert len(seen) == 21, sorted(seen)
+    assert len(seen) == 22, sorted(seen)
 
 
 def cli_export(root, name, *args) -> str:

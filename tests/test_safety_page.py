@@ -312,19 +312,24 @@ def test_incidence_on_plain_frames():
 # --- figures, without a browser -----------------------------------------------------------------
 def test_grade_heatmap_cells_hover_and_soc_headers(snap):
     fig = figs.grade_heatmap(incidence(snap))
-    hm = fig.data[0]
+    z, text = figs.heatmap_cells(fig)
+    traces = {t.name: t for t in fig.data}
+    assert list(traces) == ["grades 1-2", "grades 3-4", "grade 5", "none"]
     labels = list(fig.layout.yaxis.ticktext)
     fever = labels.index("Fever")
-    assert hm.z[fever][2] == pytest.approx(100 / 6) and hm.text[fever][2] == "16.7"      # worst grade 3: 1 of 6
-    assert hm.text[fever][0] == ""                                                   # 0%: no text
-    assert "1 of 6 patients (16.7%)" in hm.customdata[fever][2]                      # n, %, denominator
+    assert z[fever][2] == pytest.approx(100 / 6) and text[fever][2] == "16.7"            # worst grade 3: 1 of 6
+    assert z[fever][0] == 0 and text[fever][0] == ""                                 # 0%: no text
+    severe = traces["grades 3-4"]
+    assert severe.z[fever][2] == pytest.approx(100 / 6) and severe.z[fever][0] is None     # drawn by its band
+    assert "1 of 6 patients (16.7%)" in severe.customdata[fever][2]                  # n, %, denominator
+    assert traces["none"].z[fever][0] == 0 and traces["none"].customdata[fever][0]     # a 0 cell keeps its hover
     headers = [a.text for a in fig.layout.annotations]
     assert f"<b>{GI}</b>" in headers
     header_row = labels.index("", 1)
-    assert all(v is None for v in hm.z[header_row])                                  # a SOC header has no cells
+    assert all(v is None for v in z[header_row])                                     # a SOC header has no cells
     assert labels[0] == f"<b>{an.ANY_AE}</b>"
     assert list(fig.layout.xaxis.ticktext) == ["1", "2", "3", "4", "5"]
-    assert hm.colorscale[0][1] == "#f7fbff"                                          # sequential, light = 0%
+    assert traces["none"].colorscale[0][1] == "#ffffff"                              # 0% is white
 
 
 def test_group_heatmap_marks_small_groups_and_switches_measure(snap):

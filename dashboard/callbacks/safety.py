@@ -1,13 +1,17 @@
-"""Safety page callbacks: state + episode switches -> the ae-incidence export -> heatmaps and table."""
+"""Safety page callbacks: state + episode switches -> the ae-incidence export -> heatmaps and table; state +
+listing options -> the ae-listing export -> the listing of serious safety signals."""
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
+import pandas as pd
 from dash import Input, callback, html
 
 from dashboard import exports, ids
+from dashboard.access import SUPPRESSED
 from dashboard.analytics.safety import ANY_AE, SMALL_GROUP
 from dashboard.state import state_context
-from dashboard.components import Static, card_outputs, empty_message, export_spec, graph_config
+from dashboard.components import RowsTable, Static, card_outputs, empty_message, export_spec, graph_config
+from dashboard.exports import safety as safety_exports
 from dashboard.figures import safety as figs
 from dashboard.figures.common import NO_PATIENTS
 from dashboard.state import cached_view
@@ -83,12 +87,29 @@ def table_options(events="all", within_days=None, level="term") -> dict:
     return dict(episode_options(events, within_days), level=level if level in LEVEL_CHOICES else "term", by="none")
 
 
+LISTING, LISTING_EXPORT = "ae-listing-table", "ae-listing"          # the listing card and its export
+# the listing's options, in the URL too (?min_grade=4&serious_only=on)
+MIN_GRADE, SERIOUS_ONLY = ids.page_option("min_grade"), ids.page_option("serious_only")
+MIN_GRADE_CHOICES = {"default": "Grade 5, and serious grade ≥ 3", "1": "Grade ≥ 1", "2": "Grade ≥ 2",
+                     "3": "Grade ≥ 3", "4": "Grade ≥ 4", "5": "Grade 5"}
+LISTING_MAX_ROWS = 500         # rows drawn in the listing; the CSV holds every selected event
+
+
+def listing_options(min_grade="default", serious_only=None) -> dict:
+    """The ae-listing options of the page's listing controls (or the URL): min_grade None = the default
+    selection; serious_only from the switch (["on"]) or the URL ("on")."""
+    grade = int(min_grade) if isinstance(min_grade, str) and min_grade in MIN_GRADE_CHOICES and \
+        min_grade != "default" else None
+    return {"min_grade": grade, "serious_only": serious_only in ("on", ["on"])}
+
+
 # figure -> (export, options) of its CSV download from the page options (dashboard/callbacks/downloads.py);
 # the cards build their store's spec with the same functions
 DOWNLOADS = {
     GRADE_MAP: lambda p, *context: (EXPORT, grade_options(p.get("events"), p.get("within_days"))),
     GROUP_MAP: lambda p, *context: (EXPORT, group_options(p.get("events"), p.get("within_days"), p.get("by"))),
     TABLE: lambda p, *context: (EXPORT, table_options(p.get("events"), p.get("within_days"), p.get("level"))),
+    LISTING: lambda p, *context: (LISTING_EXPORT, listing_options(p.get("min_grade"), p.get("serious_only"))),
 }
 
 
@@ -100,7 +121,8 @@ def grade_heatmap_card(state, events="all", within_days=None):
     note = [small_note(exp.n_patients),
             f"Cell = patients whose worst grade for the term is that grade / N = {exp.n_patients} patients in the "
             f"filter (patients without any AE included). {COUNTING} Rows: terms grouped by system organ class, "
-            f"classes and terms ordered by any-grade incidence. {episodes_note(options)}{suppression_note(scope)}"]
+            f"classes and terms ordered by any-grade incidence. {figs.GRADE_ENCODING} {episodes_note(options)}"
+            f"{suppression_note(scope)}"]
     return figs.grade_heatmap(exp.rows), graph_config(GRADE_MAP, spec["filename"]), spec, note
 
 
@@ -185,6 +207,111 @@ def incidence_table(rows, n: int):
              html.Td(rate_text(rate), className="text-end")]))
     return Static(dbc.Table([head, html.Tbody(body)], bordered=False, hover=True, size="sm",
                             className="table-one mb-0", id="safety-incidence-grid"))
+
+
+def _yes_no(value) -> str:
+    return "yes" if value else "no"
+
+
+def _missing(value) -> bool:
+    return value is None or value is pd.NA or value is pd.NaT or (isinstance(value, float) and value != value)
+
+
+def _text(value) -> str:
+    """A cell's text: '' for a missing value, a date as YYYY-MM-DD."""
+    if _missing(value):
+        return ""
+    return str(value)[:10] if hasattr(value, "isoformat") else str(value)
+
+
+# (header, class of the column): long texts and headers wrap, so the listing fits the card at 1366 px
+LISTING_HEADER = (("Patient", None), ("Site", None), ("CTCAE term", "text-wrap"), ("System organ class", "text-wrap"),
+                  ("Grade", "text-end"), ("Serious", None), ("Onset", None),
+                  ("Days since last session", "text-end text-wrap"), ("Session", "text-end"),
+                  ("Treatment-related", "text-wrap"), ("Resolved", None))
+
+
+def listing_table(rows, n_events: int | None = None):
+    """The selected events as one RowsTable (one Dash component, whatever the number of rows), in a box that
+    scrolls; rows: the first LISTING_MAX_ROWS of the export's order (grade, then onset), of `n_events` (a note
+    says so when there are more). patient_id has a column of its own (the patient links of the patient view)."""
+    shown = rows.head(LISTING_MAX_ROWS)
+    n_events = len(rows) if n_events is None else n_events
+    body = [[patient, site, term, soc, str(grade), _yes_no(serious), _text(onset),
+             "–" if _missing(days) else str(days), _text(session),
+             _yes_no(related), _text(resolved) or "not resolved"]
+            for patient, site, term, soc, grade, serious, onset, days, session, related, resolved in zip(
+                *(shown[c].tolist() for c in ("patient_id", "site_id", "term", "soc", "grade", "is_serious",
+                                              "onset_date", "days_since_last_session", "session_number",
+                                              "is_treatment_related", "resolution_date")))]
+    table = html.Div(RowsTable([h for h, _ in LISTING_HEADER], body, id="safety-listing-grid",
+                               className="table table-sm table-hover table-one mb-0",
+                               column_classes=[c for _, c in LISTING_HEADER], strong=(0, 4)),
+                     style={"maxHeight": "360px", "overflowY": "auto"})
+    if n_events <= len(shown):
+        return table
+    return html.Div([html.Div(f"First {len(shown):,} of {n_events:,} events shown (grade, then onset); the CSV "
+                              "has all.", id="safety-listing-cap", className="small text-muted mb-1"), table])
+
+
+DEIDENTIFIED_HEADER = (("System organ class", None), ("CTCAE term", None), ("Grade", "text-end"), ("Serious", None),
+                       ("Events", "text-end"), ("Patients", "text-end"))
+
+
+def deidentified_table(rows):
+    """A sponsor's listing: events and patients per term, grade and seriousness (counts 1-4 as "<5")."""
+    body = [[soc, term, str(grade), _yes_no(serious), str(n_events), str(n_patients)]
+            for soc, term, grade, serious, n_events, n_patients in rows[
+                ["soc", "term", "grade", "is_serious", "n_events", "n_patients"]].itertuples(index=False)]
+    return html.Div(RowsTable([h for h, _ in DEIDENTIFIED_HEADER], body, id="safety-listing-counts",
+                              className="table table-sm table-hover table-one mb-0",
+                              column_classes=[c for _, c in DEIDENTIFIED_HEADER], strong=(2,)),
+                    style={"maxHeight": "360px", "overflowY": "auto"})
+
+
+def listing_card(state, min_grade="default", serious_only=None):
+    """The listing of serious safety signals: patient rows (an investigator: of their own sites), or for a
+    role without patient-level access the de-identified counts of the same selection."""
+    snapshot, filters, scope = state_context(state)
+    options = listing_options(min_grade, serious_only)
+    spec = export_spec(PAGE, LISTING, LISTING_EXPORT, snapshot.snapshot_id, options)
+    # the card's rows and counts, not the export's row per event (the CSV's); the view is cached
+    shown = safety_exports.listing_card_data(snapshot, filters, scope, max_rows=LISTING_MAX_ROWS, **options)
+    selection = shown["selection"]
+    days = ("Days since last session = onset date − the date of the patient's latest DEB-TACE session on or before "
+            "the onset (0: the same day); – when no session is on or before the onset. Session: the session the "
+            "event was recorded against (blank when none was recorded). Treatment-related: relatedness to the "
+            "chemoembolization as recorded. ")
+    independent = ("The switches 'Adverse events counted' and 'Onset within' below apply to the heatmaps and the "
+                   "table, not here.")
+    if not shown["patient_level"]:
+        note = [html.Strong(f"Listed: {selection}. ", id="safety-listing-selection"),
+                "No patient, site or date for your role: events and patients per term, grade and seriousness "
+                f"(a patient may count in several rows). Counts from 1 to 4 are shown as {SUPPRESSED}. ",
+                independent]
+        if shown["rows"].empty:
+            return empty_message(f"No event in the current filter: {selection}."), spec, note
+        return deidentified_table(shown["rows"]), spec, note
+    own = scope.patient_sites
+    n_events, n_listed = shown["n_events"], shown["n_patients_listed"]
+    count = (f"{n_events:,} event{'s' if n_events != 1 else ''} in {n_listed:,} patient{'s' if n_listed != 1 else ''}"
+             f" (grade 5: {shown['n_grade_5']:,}) of the {shown['n_patients']:,} patients "
+             + ("of your sites " if own and len(own) > 1 else "of your site " if own else "") + "in the filter")
+    note = [html.Strong(f"Listed: {selection}. {count}. ", id="safety-listing-selection"),
+            f"Patients of your site{'s' if len(own) > 1 else ''} ({', '.join(own)}) only. " if own else "",
+            "Sorted by grade (highest first), then onset. ", days, independent]
+    if shown["n_patients"] == 0:
+        return empty_message(NO_PATIENTS), spec, note
+    if shown["rows"].empty:
+        return empty_message(f"No event in the current filter: {selection}."), spec, note
+    return listing_table(shown["rows"], n_events), spec, note
+
+
+@callback(*card_outputs(LISTING, table=True), Input(ids.STATE, "data"), Input(MIN_GRADE, "value"),
+          Input(SERIOUS_ONLY, "value"))
+@cached_view("safety.listing")
+def _listing(state, min_grade, serious_only):
+    return listing_card(state, min_grade, serious_only)
 
 
 SWITCHES = [Input(EVENTS, "value"), Input(WITHIN_DAYS, "value")]

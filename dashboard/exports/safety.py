@@ -1,6 +1,6 @@
 """Safety exports: CTCAE adverse-event incidence by worst grade (registered with @export).
 
-`ae-incidence` is the data of all three Safety cards: the term-by-grade heatmap (level term, no
+`ae-incidence` is the data of the three incidence cards of the Safety page: the term-by-grade heatmap (level term, no
 grouping), the term-by-group heatmap (level term, --by a grouping) and the incidence table.
 
 The counting is done in DuckDB: the worst grade per patient per term, per system organ class and
@@ -11,6 +11,9 @@ episodes of `ae_episodes` (COUNTS_SQL). Python only lays the few hundred counts 
 grid (dashboard/analytics/safety.py `incidence_from_counts`). The pandas computation over the
 `ae_worst_grade` view (`incidence`) is the computation it replaced. The export's numbers are tested by
 hand (tests/test_safety_page.py, tests/test_safety_hand.py) and against plain pandas on CDISC ADAE data.
+
+`ae-listing` is the listing of serious safety signals (one row per adverse-event episode, patient level), with
+a de-identified form for a role without patient-level access: events and patients per term x grade x serious.
 """
 from __future__ import annotations
 
@@ -20,7 +23,9 @@ import pandas as pd
 from dashboard import data
 from dashboard.analytics.safety import COLUMNS, check_level, incidence_from_counts
 from dashboard.data import ALL_SITES
-from dashboard.exports import AGGREGATE, Export, Suppression, export
+from dashboard.access import shown_count
+from dashboard.exports import AGGREGATE, PATIENT, Export, Suppression, export
+from dashboard.exports import n_patients as exports_n_patients
 from dashboard.exports.complement import to_withhold
 from dashboard.filters import Filters
 from dashboard.grouping import ALL, check_by, group_sql, ordered_levels
@@ -300,3 +305,124 @@ def ae_incidence_export(snapshot, filters=Filters(), scope=ALL_SITES, level="ter
         "n_patients_with_ae": int(overall["n_patients_any"].sum()),
         "n_events": int(overall["n_events"].sum()), "n_sessions": int(groups["n_sessions"].sum()),
     })
+
+
+# --- the listing of serious safety signals ----------------------------------------------------------
+LISTING_COLUMNS = ["patient_id", "site_id", "term", "soc", "grade", "is_serious", "onset_date",
+                   "days_since_last_session", "session_number", "is_treatment_related", "resolution_date"]
+GRADE_CHOICES = (1, 2, 3, 4, 5)
+DEFAULT_SELECTION = "every grade 5 event, and every serious event of grade 3 or 4"
+
+# the episodes the options select; $min_grade NULL = the default selection (grade 5, or grade >= 3 and serious)
+SELECTED = """
+where (case when $min_grade is null then grade = 5 or (grade >= 3 and is_serious) else grade >= $min_grade end)
+  and (not $serious_only or is_serious)
+"""
+# the selected episodes of the patients in the filter and scope, most severe first
+LISTING_SQL = f"""
+select {", ".join(LISTING_COLUMNS)}
+from ae_listing
+{SELECTED}
+order by grade desc, onset_date, patient_id, ae_id
+"""
+# the card's counts of the selection (its rows are the first $limit of LISTING_SQL)
+LISTING_SUMMARY_SQL = f"""
+select count(*) as n_events, count(distinct patient_id) as n_patients_listed,
+       coalesce(count_if(grade = 5), 0) as n_grade_5
+from ae_listing
+{SELECTED}
+"""
+# the de-identified card: events and patients per term, grade and seriousness
+LISTING_COUNTS_SQL = f"""
+select soc, term, grade, is_serious, count(*) as n_events, count(distinct patient_id) as n_patients
+from ae_listing
+{SELECTED}
+group by soc, term, grade, is_serious
+order by grade desc, is_serious desc, soc, term
+"""
+
+
+def check_min_grade(min_grade) -> int | None:
+    """--min-grade N: an integer grade 1-5, or None for the default selection; ValueError otherwise."""
+    if min_grade is None or min_grade == "":
+        return None
+    try:
+        grade = int(min_grade)
+    except (TypeError, ValueError):
+        grade = None
+    if grade not in GRADE_CHOICES or isinstance(min_grade, bool) or str(grade) != str(min_grade).strip():
+        raise ValueError(f"--min-grade must be a CTCAE grade 1-5, got {str(min_grade)[:20]!r}")
+    return grade
+
+
+def listing_selection(min_grade=None, serious_only=False) -> str:
+    """What the listing holds, in words: 'every grade 5 event, and ...'; 'serious events of grade >= 4'."""
+    min_grade = check_min_grade(min_grade)
+    if min_grade is None:
+        return "every serious event of grade 3, 4 or 5" if serious_only else DEFAULT_SELECTION
+    kind = "serious events" if serious_only else "events"
+    return f"every grade 5 {kind[:-1]}" if min_grade == 5 else f"every {kind[:-1]} of grade {min_grade} or more"
+
+
+# the de-identified listing: per term, grade and seriousness, the events and the patients with one
+DEIDENTIFIED_KEYS = ["soc", "term", "grade", "is_serious"]
+DEIDENTIFIED_COLUMNS = DEIDENTIFIED_KEYS + ["n_events", "n_patients"]
+
+
+def listing_deidentified(exp: Export, scope) -> Export:
+    """The `ae-listing` a role without patient-level access (a sponsor) gets: no patient, site or date,
+    only events and patients per (soc, term, grade, is_serious) of the same selection, most severe
+    first, every count of 1-4 as "<5". No total of the cells is given, so no "<5" can be worked out by
+    subtraction within the export (a patient may be in several cells: the patients do not add up)."""
+    rows = exp.rows
+    counts = (rows.groupby(DEIDENTIFIED_KEYS, as_index=False)
+              .agg(n_events=("patient_id", "size"), n_patients=("patient_id", "nunique"))
+              .sort_values(["grade", "is_serious", "soc", "term"], ascending=[False, False, True, True],
+                           kind="stable").reset_index(drop=True))
+    for column in ("n_events", "n_patients"):
+        counts[column] = [shown_count(int(n), scope) for n in counts[column]]
+    extra = {k: exp.extra[k] for k in ("min_grade", "serious_only", "selection")}
+    return Export(exp.name, counts[DEIDENTIFIED_COLUMNS], shown_count(exp.n_patients, scope), extra)
+
+
+@export("ae-listing", "serious safety signals, one row per adverse-event episode: by default every grade 5 event and "
+                      "every serious event of grade 3-4; --min-grade N: events of grade >= N; --serious-only: serious "
+                      "ones only; days since the last DEB-TACE session on or before onset (null: none); a role "
+                      "without patient-level access gets events and patients per term x grade x serious",
+        options=("min_grade", "serious_only"),
+        level=PATIENT, deidentified=listing_deidentified)
+def ae_listing_export(snapshot, filters=Filters(), scope=ALL_SITES, min_grade=None, serious_only=False, **_):
+    min_grade = check_min_grade(min_grade)
+    rows = data.execute(LISTING_SQL, snapshot, filters, scope,
+                        params={"min_grade": min_grade, "serious_only": bool(serious_only)})
+    rows["session_number"] = rows["session_number"].astype("Int64")
+    rows["days_since_last_session"] = rows["days_since_last_session"].astype("Int64")
+    n = int(data.value("select count(*) from cohort", snapshot, filters, scope))
+    return Export("ae-listing", rows, n, {
+        "min_grade": min_grade, "serious_only": bool(serious_only),
+        "selection": listing_selection(min_grade, serious_only),
+        "n_events": len(rows), "n_patients_listed": int(rows["patient_id"].nunique()),
+        "n_grade_5": int((rows["grade"] == 5).sum())})
+
+
+def listing_card_data(snapshot, filters=Filters(), scope=ALL_SITES, min_grade=None, serious_only=False,
+                      max_rows: int = 500) -> dict:
+    """What the listing card shows the scope, without the export's row per event (670,000 rows at 100,000
+    patients with --min-grade 1, most of the card's time): for a patient-level scope the first `max_rows`
+    rows of `ae-listing` read with the request's scope (an investigator's own sites) and the counts of the
+    selection (n_events, n_patients_listed, n_grade_5); otherwise (a sponsor) the export's de-identified rows,
+    counted in SQL over the pooled cohort, every count of 1-4 as "<5". Also n_patients and selection."""
+    min_grade = check_min_grade(min_grade)
+    params = {"min_grade": min_grade, "serious_only": bool(serious_only)}
+    selection = listing_selection(min_grade, serious_only)
+    if not scope.patient_level:
+        counts = data.execute(LISTING_COUNTS_SQL, snapshot, filters, scope.pooled(), params=params)
+        for column in ("n_events", "n_patients"):
+            counts[column] = [shown_count(int(n), scope) for n in counts[column]]
+        return {"rows": counts[DEIDENTIFIED_COLUMNS], "selection": selection, "patient_level": False,
+                "n_patients": shown_count(exports_n_patients(snapshot, filters, scope.pooled()), scope)}
+    rows = data.execute(LISTING_SQL + "limit $limit", snapshot, filters, scope, params={**params, "limit": max_rows})
+    summary = data.execute(LISTING_SUMMARY_SQL, snapshot, filters, scope, params=params).iloc[0]
+    return {"rows": rows, "selection": selection, "patient_level": True,
+            "n_patients": exports_n_patients(snapshot, filters, scope),
+            **{k: int(summary[k]) for k in ("n_events", "n_patients_listed", "n_grade_5")}}

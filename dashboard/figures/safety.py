@@ -17,6 +17,20 @@ from dashboard.figures.common import NO_PATIENTS, base_layout, empty_figure
 # in greyscale, on a washed-out projector and for every kind of colour blindness.
 BLUES = [[0.0, "#f7fbff"], [0.125, "#deebf7"], [0.25, "#c6dbef"], [0.375, "#9ecae1"], [0.5, "#6baed6"],
          [0.625, "#4292c6"], [0.75, "#2171b5"], [0.875, "#08519c"], [1.0, "#08306b"]]
+# The worst-grade heatmap's colour bands, so that a rare grade 5 is never a pale cell: each band its own hue
+# (ColorBrewer Blues, Oranges, Reds), shaded from its lightest colour (just above 0%) to its darkest (the band's
+# largest %); 0% is white. Each band's text colour has a contrast of at least 4.5:1 (WCAG AA) on every colour
+# of its ramp, and every grade 5 colour has at least 5.7:1 against white: (name, grades, colour scale, text colour).
+GRADE_BANDS = [
+    ("grades 1-2", (1, 2), [[0.0, "#c6dbef"], [0.5, "#9ecae1"], [1.0, "#6baed6"]], "#212529"),
+    ("grades 3-4", (3, 4), [[0.0, "#fdd0a2"], [0.5, "#fdae6b"], [1.0, "#f16913"]], "#212529"),
+    ("grade 5", (5,), [[0.0, "#cb181d"], [0.5, "#a50f15"], [1.0, "#67000d"]], "#ffffff"),
+]
+ZERO_COLOUR = "#ffffff"
+GRADE_ENCODING = ("Colour: worst grade 1-2 in blue, 3-4 in orange, 5 in red, each band shaded from light (near 0%) "
+                  "to dark (its largest % among the terms; 'Any adverse event' at or beyond it is dark), so compare "
+                  "colours within a band and read the printed %; 0% is white, and a grade 5 cell is dark red with "
+                  "white text from one patient on.")
 ROW_PX = 26
 SUPPRESSED_COLOUR = "#dee2e6"      # cells of 1-4 patients for a suppressing role: grey, no % (not on the scale)
 
@@ -73,26 +87,32 @@ def _label_px(labels: list[str], size: int = 13) -> int:
 
 
 def _heatmap(rows: list[dict], column_labels: list[str], z, text, hover, x_title: str | None = None,
-             top_px: int = 45, withheld=None):
+             top_px: int = 45, withheld=None, bands=None):
     """The shared heatmap: one line per display row. A SOC header row has no cells; its name is written
     from the figure's left edge across the row, like a section header of a table, so the label margin
     only needs the width of the terms. The colour bar lies flat under the cells.
 
     withheld: per cell, (text, hover) of a count the export does not show ("<5" or withheld: "–"), else
     None. Those cells are gaps of the coloured trace (z None) and cells of a grey trace of their own, so
-    no value sent to the browser carries their count."""
+    no value sent to the browser carries their count.
+
+    bands: None (one colour scale for every cell), or GRADE_BANDS with the column index of each grade: the
+    cells drawn by `_banded`."""
     n = len(rows)
     labels = ["" if r["kind"] == "header" else r["label"] for r in rows]
     left = _label_px(labels)
     columns, lines = list(range(len(column_labels))), list(range(n))
-    fig = Figure(Heatmap(
-        z=z, x=columns, y=lines, text=text, texttemplate="%{text}",
-        textfont=dict(size=13), customdata=hover, hovertemplate="%{customdata}<extra></extra>",
-        hoverongaps=False, colorscale=BLUES, zmin=0, zmax=max(10.0, _max(z)), xgap=2, ygap=2,
-        colorbar=dict(orientation="h", x=0, xanchor="left", y=-8 / (ROW_PX * n), yanchor="top", lenmode="pixels",
-                      len=260, thickness=10, ticksuffix="%", outlinewidth=0,
-                      title=dict(text="% of patients", side="right", font=dict(size=13))),
-    ))
+    if bands is None:
+        fig = Figure(Heatmap(
+            z=z, x=columns, y=lines, text=text, texttemplate="%{text}",
+            textfont=dict(size=13), customdata=hover, hovertemplate="%{customdata}<extra></extra>",
+            hoverongaps=False, colorscale=BLUES, zmin=0, zmax=max(10.0, _max(z)), xgap=2, ygap=2,
+            colorbar=dict(orientation="h", x=0, xanchor="left", y=-8 / (ROW_PX * n), yanchor="top", lenmode="pixels",
+                          len=260, thickness=10, ticksuffix="%", outlinewidth=0,
+                          title=dict(text="% of patients", side="right", font=dict(size=13))),
+        ))
+    else:
+        fig = _banded(z, text, hover, columns, lines, bands, n, {i for i, r in enumerate(rows) if r["kind"] == "overall"})
     if withheld is not None and any(h is not None for line in withheld for h in line):
         fig.add_trace(Heatmap(
             z=[[None if h is None else 0 for h in line] for line in withheld], x=columns, y=lines,
@@ -110,9 +130,55 @@ def _heatmap(rows: list[dict], column_labels: list[str], z, text, hover, x_title
     fig.update_xaxes(tickvals=list(range(len(column_labels))), ticktext=column_labels, side="top", showgrid=False,
                      zeroline=False, ticks="", fixedrange=True, tickangle=0,
                      title=dict(text=x_title, standoff=4, font=dict(size=13)) if x_title else None)
-    fig = base_layout(fig, height=80 + top_px + ROW_PX * n)
-    fig.update_layout(margin=dict(l=left, r=10, t=top_px, b=70), plot_bgcolor="#fff")
+    fig = base_layout(fig, height=80 + top_px + ROW_PX * n + (16 if bands else 0))
+    fig.update_layout(margin=dict(l=left, r=10, t=top_px, b=86 if bands else 70), plot_bgcolor="#fff")
     return fig
+
+
+def _banded(z, text, hover, columns, lines, bands, n, overall=frozenset()) -> Figure:
+    """The cells as one heatmap trace per colour band (GRADE_BANDS: its columns, its own colour scale from
+    0 to the band's largest % among the terms, its text colour), then a white trace of the 0% cells (their
+    hover only). The `overall` lines ('Any adverse event', always the largest) do not set the scale: a value
+    beyond it is drawn in the darkest colour. Every trace has the full grid, with gaps (None) where another
+    trace draws the cell."""
+    def only(keep):
+        """(z, text, hover) of the cells kept; the others are gaps."""
+        kept = [[keep(j, v) for j, v in enumerate(line)] for line in z]
+        return ([[v if k else None for v, k in zip(line, keeps)] for line, keeps in zip(z, kept)],
+                [[s if k else "" for s, k in zip(line, keeps)] for line, keeps in zip(text, kept)],
+                [[s if k else "" for s, k in zip(line, keeps)] for line, keeps in zip(hover, kept)])
+    fig = Figure()
+    for k, (name, grade_columns, scale, font) in enumerate(bands):
+        band_z, band_text, band_hover = only(lambda j, v: j in grade_columns and v is not None and v > 0)
+        fig.add_trace(Heatmap(
+            z=band_z, x=columns, y=lines, text=band_text, texttemplate="%{text}",
+            textfont=dict(size=13, color=font), customdata=band_hover, hovertemplate="%{customdata}<extra></extra>",
+            hoverongaps=False, colorscale=scale, zmin=0, xgap=2, ygap=2, name=name,
+            zmax=max(_max([line for i, line in enumerate(band_z) if i not in overall]) or _max(band_z), 1e-9),
+            colorbar=dict(orientation="h", x=k / len(bands), xanchor="left", y=-8 / (ROW_PX * n), yanchor="top",
+                          lenmode="fraction", len=0.9 / len(bands), thickness=10, ticksuffix="%", outlinewidth=0,
+                          nticks=4, title=dict(text=f"{name}, % of patients", side="bottom", font=dict(size=12)))))
+    zero_z, _, zero_hover = only(lambda j, v: v is not None and v == 0)
+    fig.add_trace(Heatmap(z=zero_z, x=columns, y=lines, customdata=zero_hover, hovertemplate="%{customdata}<extra></extra>",
+                          hoverongaps=False, showscale=False, zmin=0, zmax=1, xgap=2, ygap=2, name="none",
+                          colorscale=[[0.0, ZERO_COLOUR], [1.0, ZERO_COLOUR]]))
+    return fig
+
+
+def heatmap_cells(fig) -> tuple[list, list]:
+    """(z, text) of a heatmap figure's coloured cells, one grid: each cell from the trace that draws it
+    (the grey trace of counts not shown left out); z None where no trace has a value."""
+    traces = [t for t in fig.data if t.name != "fewer than 5"]
+    z = [[None] * len(line) for line in traces[0].z]
+    text = [[""] * len(line) for line in traces[0].z]
+    for trace in traces:
+        for i, line in enumerate(trace.z):
+            for j, v in enumerate(line):
+                if v is not None:
+                    z[i][j] = v
+                    if trace.text is not None:
+                        text[i][j] = trace.text[i][j]
+    return z, text
 
 
 def _max(z) -> float:
@@ -165,8 +231,9 @@ def grade_heatmap(rows: pd.DataFrame) -> Figure:
         text.append(["" if _suppressed(n) else _pct_text(p, 1) for n, p in zip(counts, pcts)])
         hover.append(["" if _suppressed(n) else h for n, h in zip(counts, cells)])
         withheld.append([_withheld_cell(n, h) if _suppressed(n) else None for n, h in zip(counts, cells)])
+    bands = [(name, tuple(GRADES.index(g) for g in grades), scale, font) for name, grades, scale, font in GRADE_BANDS]
     return _heatmap(display, [str(g) for g in GRADES], z, text, hover, x_title="Worst CTCAE grade", top_px=52,
-                    withheld=withheld)
+                    withheld=withheld, bands=bands)
 
 
 MEASURES = {"any": "any grade", "grade3": "grade ≥ 3"}
