@@ -144,7 +144,7 @@ class Filters:
 
 # query-string parameters that are page state, not filters (kept in the URL beside them)
 NON_FILTER_PARAMS = {"snapshot", "endpoint", "by", "ci", "bands", "scope", "view", "tab", "mode", "sort",
-                     "level", "measure", "events", "within_days", "metric", "page"}
+                     "level", "measure", "events", "within_days", "metric", "page", "since"}
 
 
 def _parse_value(key: str, raw: str, known_sites=None):

@@ -118,6 +118,7 @@ def n_total(snapshot: Snapshot, scope: Scope) -> int:
 def _load_all():
     """Import the per-page export modules (each registers its exports)."""
     from dashboard.exports import enrollment, safety, response, staging, survival  # noqa: F401
+    from dashboard.exports import changes  # noqa: F401
 
 
 def run_export(name: str, snapshot: Snapshot, filters: Filters = Filters(), scope: Scope = ALL_SITES,
