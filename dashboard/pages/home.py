@@ -2,6 +2,8 @@
 import dash
 from dash import html
 
+from dashboard.callbacks.changes import changes_section
+
 dash.register_page(__name__, path="/", name="Overview", title="Overview · HCC DEB-TACE Registry", order=0)
 
 layout = html.Div([
@@ -16,4 +18,5 @@ layout = html.Div([
            "the data manager; the same list is printed by python -m dashboard validate.",
            className="text-muted small"),
     html.Div(id="overview-quality"),
+    changes_section(),
 ])
