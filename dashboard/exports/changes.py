@@ -21,7 +21,7 @@ from dashboard.snapshots import SNAPSHOT_ID, Snapshot, SnapshotError
 # the event kinds, in the order rows and counts are shown; the view's 'enrolled' fact is new_patient
 KINDS = ("new_patient", "death", "progression", "grade3plus_ae", "downstaged")
 KIND_LABELS = {"new_patient": "New patients", "death": "Deaths", "progression": "Progressions (TTP)",
-               "grade3plus_ae": "Grade >= 3 adverse events", "downstaged": "Downstaged to Milan"}
+               "grade3plus_ae": "Grade ≥ 3 AEs", "downstaged": "Downstaged to Milan"}
 COLUMNS = ["site_id", "kind", "patient_id", "date"]
 METRIC_COLUMNS = ["name", "previous", "current", "difference"]
 ALL = "all"             # the de-identified form's site_id of the per-kind totals
