@@ -4,7 +4,7 @@ changes export, a chosen cut goes into the URL and a link with since= opens on i
 test-artifacts/changes-*.png to be looked at."""
 import pytest
 
-from browser_helpers import ARTIFACTS, export, pick, wait_idle
+from browser_helpers import ARTIFACTS, export, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -34,7 +34,7 @@ def test_panel_shows_the_cut_before_by_default_and_follows_the_url(page, live_se
     page.screenshot(path=str(ARTIFACTS / "changes-overview.png"), full_page=True)
     page.locator("#changes-panel").screenshot(path=str(ARTIFACTS / "changes-panel.png"))
 
-    pick(page, "changes-since", "2025-03-31")
+    page.locator("#changes-since select").select_option("2025-03-31")
     title_is(page, "Since data cut 2025-03-31")
     page.wait_for_function("() => location.search.includes('since=2025-03-31')", timeout=10000)
     rows = export(synthetic_root, "changes", since="2025-03-31")["rows"]
@@ -44,6 +44,9 @@ def test_panel_shows_the_cut_before_by_default_and_follows_the_url(page, live_se
     title_is(page, "Since data cut 2024-12-31")
     rows = export(synthetic_root, "changes", "bclc=C", since="2024-12-31")["rows"]
     assert counts_row(page, "All sites")[2] == str(sum(r["kind"] == "death" for r in rows))
+    assert page.locator("#changes-since select").input_value() == "2024-12-31"
+    page.go_back()
+    title_is(page, "Since data cut 2025-03-31")
     assert page.console_errors == []
 
 

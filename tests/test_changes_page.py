@@ -51,8 +51,9 @@ def test_committee_sees_every_row_against_the_cut_before(env):
     assert len(rows) > 0
     assert set(PATIENT_ID.findall(body)) == set(rows["patient_id"])
     assert f"Patients ({len(rows):,} rows)" in body
-    options = answers["changes-since-select"]["options"]
-    assert [o["value"] for o in options][:2] == [PREVIOUS, "2023-12-31"]
+    options = answers[json.dumps({"key": "since", "type": "page-option"}, separators=(",", ":"))]["options"]
+    assert options[0] == {"label": f"{PREVIOUS} (the cut before)", "value": ""}
+    assert [o["value"] for o in options[1:3]] == ["2023-12-31", "2023-09-30"]
     assert all(o["value"] < CURRENT for o in options)
 
 
@@ -89,7 +90,8 @@ def test_a_chosen_cut_and_a_forged_one(env):
     assert title == f"Since data cut {PREVIOUS}" and "is not an older data cut you can be shown" in body
 
 
-@pytest.mark.parametrize("value", ["../../etc/passwd", "2024-03-31\n", "x" * 5000, ["2024-03-31"], {"a": 1}, 7])
+@pytest.mark.parametrize("value", ["../../etc/passwd", "2024-03-31\n", "x" * 5000, ["2024-03-31"], {"a": 1}, 7,
+                                   "2024-03-31" + "_x" * 40])
 def test_request_layer_refuses_a_since_that_is_not_a_snapshot_id(env, value):
     page, as_user, _ = env
     from access_page_checks import option_key

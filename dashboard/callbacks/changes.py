@@ -10,7 +10,8 @@ from __future__ import annotations
 import logging
 from urllib.parse import parse_qsl
 
-from dash import Input, Output, State, callback, clientside_callback, ctx, dcc, html
+import dash_bootstrap_components as dbc
+from dash import Input, Output, State, callback, ctx, dcc, html
 
 from dashboard import data, exports, ids, state as request_state
 from dashboard.access import AccessDenied
@@ -20,11 +21,12 @@ from dashboard.snapshots import SNAPSHOT_ID, SnapshotError
 
 log = logging.getLogger(__name__)
 
-# the previous cut's page option is a hidden text box, which keeps whatever the URL says; the visible
-# list is set by the panel's answer with its options and value together (a Dropdown given a value before
-# its options clears it)
+# the previous cut's page option: a native select, which keeps a value the URL gives it before the panel
+# has sent its options (a dcc.Dropdown clears such a value); "" is the default, the cut before. The panel
+# sets its options only, never its value: a callback from the filter state to a page option's value
+# would close a loop through the URL, and the renderer would send every card twice on opening the page
 SINCE = ids.page_option("since")
-SELECT, TITLE, BODY = "changes-since-select", "changes-title", "changes-body"
+TITLE, BODY = "changes-title", "changes-body"
 ROW_LABELS = {"new_patient": "new patient", "death": "death", "progression": "progression (TTP)",
               "grade3plus_ae": "grade >= 3 AE", "downstaged": "downstaged to Milan"}
 MONTH_DAYS = 30.4375
@@ -46,9 +48,8 @@ def changes_section():
         html.H2("Since the previous data cut", id=TITLE, className="h5 mt-3"),
         html.Div([
             html.Div("Compare with data cut", className="filter-label me-2"),
-            html.Div(dcc.Dropdown(id=SELECT, options=[], value=None, clearable=True, searchable=False,
-                                  placeholder="the cut before", style={"width": "18rem"}), id="changes-since"),
-            dcc.Input(id=SINCE, type="hidden", value=None),
+            html.Div(dbc.Select(id=SINCE, options=[], value=None, placeholder="the cut before", size="sm",
+                                style={"width": "18rem"}), id="changes-since"),
         ], className="d-flex align-items-center mb-2"),
         dcc.Loading(html.Div(id=BODY), type="circle", delay_show=250),
     ], id="changes-panel", className="mb-4")
@@ -85,40 +86,34 @@ def compared_cut(shown, asked: str | None):
     return None, choices, message
 
 
-clientside_callback("function(v, now) { return v === now ? window.dash_clientside.no_update : v; }",
-                    Output(SINCE, "value"), Input(SELECT, "value"), State(SINCE, "value"), prevent_initial_call=True)
-
-
 @callback(
-    Output(TITLE, "children"), Output(BODY, "children"), Output(SELECT, "options"), Output(SELECT, "value"),
-    Output(SELECT, "disabled"), Output(SELECT, "placeholder"),
+    Output(TITLE, "children"), Output(BODY, "children"), Output(SINCE, "options"), Output(SINCE, "disabled"),
     Input(ids.STATE, "data"), Input(SINCE, "value"), State(ids.URL, "search"),
 )
 def _changes(state, chosen, search):
     # the option's own change decides; otherwise (load, a filter) the URL's value when the option has none
     asked = chosen if ctx.triggered_id == SINCE or chosen else url_since(search)
     try:
-        return changes_panel(state, asked if isinstance(asked, str) else None, chosen)
+        return changes_panel(state, asked if isinstance(asked, str) else None)
     except (SnapshotError, ChangesError, AccessDenied) as e:
-        return "Since the previous data cut", html.P(str(e), className="text-danger small"), [], None, True, ""
+        return "Since the previous data cut", html.P(str(e), className="text-danger small"), [], True
 
 
-def changes_panel(state, asked: str | None, chosen):
-    """Title, body, the list's options, its value (None for the default, which the URL leaves out),
-    whether it is disabled and its placeholder (the default cut), for the shell's state and the
-    asked-for previous cut."""
+def changes_panel(state, asked: str | None):
+    """Title, body, the select's options (the first, value "", the cut before; the asked-for cut
+    among them) and whether it is disabled, for the shell's state and the asked-for previous cut."""
     shown, filters, scope = request_state.state_context(state)
     previous, choices, message = compared_cut(shown, asked)
-    options = [{"label": f"{s.snapshot_id} (cut-off {s.cutoff_date:%d %b %Y})", "value": s.snapshot_id}
-               for s in choices]
     if previous is None:
         text = (f"Data cut {shown.snapshot_id} is the oldest data cut: there is nothing to compare it with."
                 if not choices else "No older data cut could be read to compare with.")
         return "Since the previous data cut", html.P(text, className="text-muted", id="changes-none"), \
-            options, None, not choices, "no older data cut"
+            [{"label": "no older data cut", "value": ""}], True
+    default = choices[0]
+    options = [{"label": f"{default.snapshot_id} (the cut before)", "value": ""}] + [
+        {"label": f"{s.snapshot_id} (cut-off {s.cutoff_date:%d %b %Y})", "value": s.snapshot_id}
+        for s in choices if s is not default or asked == default.snapshot_id]
     exp = exports.run_export("changes", shown, filters, scope, since=previous.snapshot_id)
-    default = choices[0].snapshot_id
-    value = None if previous.snapshot_id == default and not chosen else previous.snapshot_id
     body = [html.P(f"What data cut {shown.snapshot_id} has that data cut {previous.snapshot_id} did not, for the "
                    "current filter (each cut's own patient attributes).", className="text-muted small"),
             html.Div(message, className="alert alert-warning py-1 small") if message else None,
@@ -126,8 +121,7 @@ def changes_panel(state, asked: str | None, chosen):
                       html.Div(metrics_table(exp.extra.get("metrics", [])), className="col-lg-6")],
                      className="row"),
             listing(exp, scope)]
-    return (f"Since data cut {previous.snapshot_id}", html.Div([b for b in body if b is not None]), options,
-            value, False, f"{default} (the cut before)")
+    return f"Since data cut {previous.snapshot_id}", html.Div([b for b in body if b is not None]), options, False
 
 
 def counts_table(exp, scope):
