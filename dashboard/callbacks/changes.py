@@ -22,7 +22,8 @@ from dashboard.snapshots import SNAPSHOT_ID, SnapshotError
 log = logging.getLogger(__name__)
 
 # the previous cut's page option: a native select, which keeps a value the URL gives it before the panel
-# has sent its options (a dcc.Dropdown clears such a value); "" is the default, the cut before. The panel
+# has sent its options (a dcc.Dropdown clears such a value); "" is the default, the cut before, shown as
+# the select's placeholder. The panel
 # sets its options only, never its value: a callback from the filter state to a page option's value
 # would close a loop through the URL, and the renderer would send every card twice on opening the page
 SINCE = ids.page_option("since")
@@ -48,7 +49,7 @@ def changes_section():
         html.H2("Since the previous data cut", id=TITLE, className="h5 mt-3"),
         html.Div([
             html.Div("Compare with data cut", className="filter-label me-2"),
-            html.Div(dbc.Select(id=SINCE, options=[], value=None, placeholder="the cut before", size="sm",
+            html.Div(dbc.Select(id=SINCE, options=[], value="", placeholder="the cut before", size="sm",
                                 style={"width": "18rem"}), id="changes-since"),
         ], className="d-flex align-items-center mb-2"),
         dcc.Loading(html.Div(id=BODY), type="circle", delay_show=250),
@@ -87,7 +88,8 @@ def compared_cut(shown, asked: str | None):
 
 
 @callback(
-    Output(TITLE, "children"), Output(BODY, "children"), Output(SINCE, "options"), Output(SINCE, "disabled"),
+    Output(TITLE, "children"), Output(BODY, "children"), Output(SINCE, "options"), Output(SINCE, "placeholder"),
+    Output(SINCE, "disabled"),
     Input(ids.STATE, "data"), Input(SINCE, "value"), State(ids.URL, "search"),
 )
 def _changes(state, chosen, search):
@@ -96,23 +98,23 @@ def _changes(state, chosen, search):
     try:
         return changes_panel(state, asked if isinstance(asked, str) else None)
     except (SnapshotError, ChangesError, AccessDenied) as e:
-        return "Since the previous data cut", html.P(str(e), className="text-danger small"), [], True
+        return "Since the previous data cut", html.P(str(e), className="text-danger small"), [], "", True
 
 
 def changes_panel(state, asked: str | None):
-    """Title, body, the select's options (the first, value "", the cut before; the asked-for cut
-    among them) and whether it is disabled, for the shell's state and the asked-for previous cut."""
+    """Title, body, the select's options (the older cuts, newest first), its placeholder (shown for
+    "", the default: the cut before) and whether it is disabled, for the shell's state and the
+    asked-for previous cut."""
     shown, filters, scope = request_state.state_context(state)
     previous, choices, message = compared_cut(shown, asked)
     if previous is None:
         text = (f"Data cut {shown.snapshot_id} is the oldest data cut: there is nothing to compare it with."
                 if not choices else "No older data cut could be read to compare with.")
         return "Since the previous data cut", html.P(text, className="text-muted", id="changes-none"), \
-            [{"label": "no older data cut", "value": ""}], True
-    default = choices[0]
-    options = [{"label": f"{default.snapshot_id} (the cut before)", "value": ""}] + [
-        {"label": f"{s.snapshot_id} (cut-off {s.cutoff_date:%d %b %Y})", "value": s.snapshot_id}
-        for s in choices if s is not default or asked == default.snapshot_id]
+            [], "no older data cut", True
+    default = choices[0].snapshot_id
+    options = [{"label": f"{s.snapshot_id} (cut-off {s.cutoff_date:%d %b %Y})", "value": s.snapshot_id}
+               for s in choices]
     exp = exports.run_export("changes", shown, filters, scope, since=previous.snapshot_id)
     body = [html.P(f"What data cut {shown.snapshot_id} has that data cut {previous.snapshot_id} did not, for the "
                    "current filter (each cut's own patient attributes).", className="text-muted small"),
@@ -121,7 +123,8 @@ def changes_panel(state, asked: str | None):
                       html.Div(metrics_table(exp.extra.get("metrics", [])), className="col-lg-6")],
                      className="row"),
             listing(exp, scope)]
-    return f"Since data cut {previous.snapshot_id}", html.Div([b for b in body if b is not None]), options, False
+    return (f"Since data cut {previous.snapshot_id}", html.Div([b for b in body if b is not None]), options,
+            f"{default} (the cut before)", False)
 
 
 def counts_table(exp, scope):
