@@ -6,6 +6,7 @@ pair of cuts (`hand_root`) has its answer worked out in the comments."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -304,3 +305,19 @@ def test_cli_bad_since_exits_2_naming_the_cut(synthetic_root, since, message):
     r = run_cli("--data", str(synthetic_root), "--snapshot", "2024-06-30", "--since", since)
     assert r.returncode == 2 and message in r.stderr and r.stdout == ""
     assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("role", ["investigator", "sponsor"])
+def test_cli_as_user_gets_the_roles_form(synthetic_root, tmp_path, role):
+    from access_support import write_users
+    users = tmp_path / "users.json"
+    write_users(users)
+    r = run_cli("--data", str(synthetic_root), "--snapshot", "2024-06-30", "--since", "2024-03-31",
+                "--users", str(users), "--as-user", role)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    if role == "investigator":
+        assert doc["rows"] and {x["site_id"] for x in doc["rows"]} == {"S01"}
+    else:
+        assert doc["rows"] and set(doc["rows"][0]) == {"site_id", "kind", "n"}
+        assert not re.search(r"S\d{2}-\d{4}", r.stdout)
