@@ -222,6 +222,31 @@ def shown(n) -> str:
     return SUPPRESSED if n in SMALL else str(n)
 
 
+def events_withheld(summary: pd.DataFrame) -> set:
+    """The groups whose events the pooled row's complement rule withholds (dashboard/exports/complement.py
+    on the events as a sponsor would see them), from km-summary's rows with no scope."""
+    from dashboard.exports.complement import to_withhold
+    values = {g: (SUPPRESSED if e in SMALL else int(e)) for g, e in zip(summary.group, summary.events)}
+    if km.POOLED not in values:
+        return set()
+    return to_withhold(values, [(km.POOLED, [g for g in values if g != km.POOLED])])
+
+
+def check_pooled_row(got: dict, want: dict, summary: pd.DataFrame, sizes: dict, total: int) -> None:
+    """The pooled row: every patient's n and events; its estimates withheld under 10 patients in all; and no
+    group's "<5" events recoverable from it."""
+    assert want[km.POOLED][:2] == [str(total), str(int(summary.events[km.POOLED]))]
+    assert got[km.POOLED][:2] == [shown(total), shown(int(summary.events[km.POOLED]))]
+    assert got[km.POOLED][2:] == (["–"] * 4 if total < MIN_GROUP else want[km.POOLED][2:])
+    assert no_single_unknown({g: got[g][1] for g in sizes} | {km.POOLED: got[km.POOLED][1]})
+
+
+def no_single_unknown(events: dict) -> bool:
+    """No "<5" among the groups' events can be worked out as the pooled events minus the others shown."""
+    unknown = [g for g, e in events.items() if e in (SUPPRESSED, "–", None)]
+    return len(unknown) != 1
+
+
 def label(by, group, n) -> str:
     return ("All patients" if by == "none" else group) + f" (n = {n})" + (" †" if n < km.SMALL_GROUP else "")
 
@@ -289,17 +314,24 @@ def test_a_sponsor_sees_no_small_group_and_no_count_under_five(web, registry, na
     # summary: n and events as counts, estimates withheld under 10, the committee's otherwise
     got, want = sponsor.summary_rows(), committee.summary_rows()
     summary = truth["km-summary"].rows.set_index("group")
-    assert list(got) == list(sizes)
+    withheld_events = events_withheld(truth["km-summary"].rows)
+    pooled = [km.POOLED] if by != "none" else []
+    assert list(got) == list(sizes) + pooled                     # the pooled row under the groups
     for g, n in sizes.items():
-        assert got[g][:2] == [shown(n), shown(int(summary.events[g]))]
+        events = "–" if g in withheld_events else shown(int(summary.events[g]))
+        assert got[g][:2] == [shown(n), events]
         assert want[g][:2] == [str(n), str(int(summary.events[g]))]
         if n < MIN_GROUP:
             assert got[g][2:] == ["–"] * 4
             assert want[g][2] == fmt_median(*summary.loc[g, ["median_days", "median_ci_lower_days",
                                                                "median_ci_upper_days"]])
         else:
-            assert got[g] == want[g]
+            assert got[g][2:] == want[g][2:] and got[g][0] == want[g][0]
     assert f"{few}, estimates not shown for your role." in sponsor.summary_note
+    # the pooled row: every patient's n and events; its estimates withheld under 10 patients in all
+    total = sum(sizes.values())
+    for _ in pooled:
+        check_pooled_row(got, want, summary, sizes, total)
 
     # log-rank: over every group, shown with two groups of 10+; median follow-up with 10+ patients
     if by == "none":
@@ -360,7 +392,10 @@ def test_the_committee_sees_every_number(web, registry):
         assert page.legend() == [label(by, g, n) for g, n in sizes.items()], name
         summary = truth["km-summary"].rows.set_index("group")
         assert {g: cells[:2] for g, cells in page.summary_rows().items()} == {
-            g: [str(summary.n[g]), str(summary.events[g])] for g in sizes}
+            g: [str(summary.n[g]), str(summary.events[g])] for g in [*sizes, *([km.POOLED] if by != "none" else [])]}
+        if by != "none":
+            assert summary.n[km.POOLED] == sum(sizes.values()) and summary.events[km.POOLED] == summary.events[
+                list(sizes)].sum()
         risk = truth["km-risk-table"].rows
         for g in sizes:
             assert page.trace(f"{g} events")["text"] == [str(v) for v in risk[risk.group == g].cum_events]
@@ -409,9 +444,10 @@ def expected_csv(truth: exports.Export, figure: str, sizes: dict) -> pd.DataFram
     numbers at risk, hazard ratios; every row when the reference group is under 10) or their
     estimates blank (summary); counts 1-4 as "<5"."""
     rows = read_csv(exports.to_csv(truth))
-    small = rows.group.map(lambda g: sizes[g] < MIN_GROUP)
+    small = rows.group.map(lambda g: sizes.get(g, sum(sizes.values())) < MIN_GROUP)    # the pooled row: all
     if figure == "km-summary":
         rows.loc[small, list(km.SUMMARY_ESTIMATES)] = ""
+        rows.loc[rows.group.isin(events_withheld(truth.rows)), "events"] = ""
     elif figure == "cox" and sizes[truth.extra["reference"]] < MIN_GROUP:
         rows = rows.iloc[0:0]
     else:
@@ -495,10 +531,14 @@ def test_every_export_and_grouping_under_suppression(registry, query):
             assert mine.extra["group_n"] == {g: shown(n) if n in SMALL else n for g, n in sizes.items()}
             assert mine.n_patients == (SUPPRESSED if full.n_patients in SMALL else full.n_patients)
             for column in COUNTS[name]:
-                assert not set(mine.rows[column].map(lambda v: v if isinstance(v, str) else int(v))) & SMALL
+                assert not set(mine.rows[column].map(lambda v: v if isinstance(v, str) or v is None else int(v))) & SMALL
+            if name == "km-summary" and by != "none":          # the pooled row: small when every patient is
+                small = small | ({km.POOLED} if full.n_patients < MIN_GROUP else set())
             kept = full.rows[~full.rows.group.isin(small)].reset_index(drop=True)
+            withheld_events = events_withheld(full.rows) if name == "km-summary" else set()
             if name == "km-summary":
                 assert mine.rows.group.tolist() == full.rows.group.tolist()
+                assert no_single_unknown(dict(zip(mine.rows.group, mine.rows.events))) or by == "none"
                 hidden = mine.rows.group.isin(small)
                 assert mine.rows.loc[hidden, list(km.SUMMARY_ESTIMATES)].isna().all().all()
                 compare = mine.rows[~hidden].reset_index(drop=True)
@@ -511,7 +551,8 @@ def test_every_export_and_grouping_under_suppression(registry, query):
             assert compare.group.tolist() == kept.group.tolist()
             for column in kept.columns:
                 if column in COUNTS[name]:
-                    want = [SUPPRESSED if v in SMALL else v for v in kept[column]]
+                    want = [None if column == "events" and g in withheld_events else SUPPRESSED if v in SMALL else v
+                            for g, v in zip(kept.group, kept[column])]
                     assert compare[column].tolist() == want, (by, name, column)
                 else:
                     pd.testing.assert_series_equal(compare[column].astype(object), kept[column].astype(object),

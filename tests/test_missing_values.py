@@ -119,7 +119,7 @@ def test_unrecorded_values_are_the_group_unknown(snap):
                                               "N5": "0", "N6": "0"}
     # the survival page's groups: BCLC A 1 (N5), B 2 (N1, N6), C 1 (N2), unknown 2 (N3, N4)
     summary = run(snap, "km-summary", by="bclc_stage").rows.set_index("group")
-    assert summary["n"].to_dict() == {"A": 1, "B": 2, "C": 1, "unknown": 2}
+    assert summary["n"].to_dict() == {"A": 1, "B": 2, "C": 1, "unknown": 2, "All patients": 6}     # pooled: all six
 
 
 @pytest.mark.parametrize("query,expected", [

@@ -130,9 +130,9 @@ def test_km_summary_by_sex_reproduces_r(lung_root, capsys, ci):
     doc = cli(capsys, lung_root, "km-summary", "--by", "sex", "--ci", ci)
     assert (doc["endpoint"], doc["by"], doc["ci"], doc["n_patients"]) == ("os", "sex", ci, 228)
     rows = by_group(doc)
-    assert list(rows) == ["M", "F"]                          # men first: the reference level
-    for key in ("male", "female"):
-        ref, row = R["lung_km"]["by_conf_type"][ci][key], rows[SEX[key]]
+    assert list(rows) == ["M", "F", "All patients"]          # men first: the reference level; pooled row last
+    for key in ("male", "female", "overall"):               # the pooled row: R's fit without grouping
+        ref, row = R["lung_km"]["by_conf_type"][ci][key], rows["All patients" if key == "overall" else SEX[key]]
         assert (row["n"], row["events"]) == (ref["n"], ref["events"])
         close([row["median_days"], row["median_ci_lower_days"], row["median_ci_upper_days"]],
               [ref["median"], ref["median_lower"], ref["median_upper"]])
@@ -196,9 +196,9 @@ def test_four_level_ecog_grouping_logrank_and_cox(lung_root, capsys):
     doc = cli(capsys, lung_root, "km-summary", "--by", "ecog_group", "--filter", "ecog=0,1,2,3")
     ref = R["lung_logrank"]["ph.ecog"]
     assert doc["n_patients"] == ref["rows_used"] == 227
-    assert [r["group"] for r in doc["rows"]] == ["0", "1", "2", "3"]
-    assert [r["n"] for r in doc["rows"]] == ref["n"]
-    assert [r["events"] for r in doc["rows"]] == ref["observed"]
+    assert [r["group"] for r in doc["rows"]] == ["0", "1", "2", "3", "All patients"]
+    assert [r["n"] for r in doc["rows"]] == ref["n"] + [227]
+    assert [r["events"] for r in doc["rows"]] == ref["observed"] + [sum(ref["observed"])]
     assert doc["logrank"]["df"] == 3
     close([doc["logrank"]["chisq"], doc["logrank"]["p_value"]], [ref["chisq"], ref["p"]])
 

@@ -93,7 +93,8 @@ def test_every_page_answers_plotly_s_json_on_the_fast_path(synthetic_root, monke
             session.replayer.post(sync, sync_values)
             for dep in callbacks:
                 session.replayer.post(dep, values)
-    assert len(raw) > 60 and len(responses) > len(raw)
+    # a Static's tree is converted on its own as well (its to_plotly_json), so raw may outnumber responses
+    assert len(raw) > 60 and len(responses) > 60
     for value in raw:
         assert to_json_plotly(plain(value)) == to_json_plotly(value)
     slow = []

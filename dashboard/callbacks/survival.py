@@ -22,6 +22,7 @@ PAGE = "survival"
 Y_TITLES = {"os": "Overall survival", "ttp": "Free of progression", "pfs": "Progression-free survival",
             "local_ttp": "Free of local progression"}
 DAGGER = "†"
+WITHHELD = "–"      # an estimate or count not shown for the user's role (the note says why)
 
 
 # --- formatting (the page's numbers; tests compare them with the exports) ------------------------
@@ -54,8 +55,9 @@ def fmt_p(p) -> str:
 
 
 def fmt_count(n) -> str:
-    """A count as its export row gives it: the number, or "<5"."""
-    return str(n)
+    """A count as its export row gives it: the number, "<5", or WITHHELD (None: withheld so that a "<5"
+    cannot be worked out from the pooled row)."""
+    return WITHHELD if n is None else str(n)
 
 
 def fmt_hr(hr, lower, upper) -> str:
@@ -113,6 +115,8 @@ def group_labels(summary: exports.Export) -> dict:
     by = summary.extra["by"]
     out = {}
     for r in summary.rows.to_dict("records"):
+        if r["group"] == km.POOLED:
+            continue
         name = "All patients" if by == "none" else str(r["group"])
         out[r["group"]] = f"{name} (n = {fmt_count(r['n'])})" + (f" {DAGGER}" if few(r["n"]) else "")
     return out
@@ -121,7 +125,7 @@ def group_labels(summary: exports.Export) -> dict:
 def few(n) -> bool:
     """A group drawn although under SMALL_GROUP patients (never so under suppression, where n is
     "<5" and the group is not drawn)."""
-    return not isinstance(n, str) and n < km.SMALL_GROUP
+    return isinstance(n, (int, float)) and n < km.SMALL_GROUP
 
 
 # --- tables ------------------------------------------------------------------------------------
@@ -132,15 +136,15 @@ def swatch(colour):
 
 
 def group_cell(level, by, colour, n):
+    if level == km.POOLED:          # the pooled row under the groups: no curve, no swatch
+        return html.Td(html.Strong(km.POOLED), className="text-nowrap")
     name = "All patients" if by == "none" else str(level)
     return html.Td([swatch(colour), name, html.Sup(DAGGER) if few(n) else None], className="text-nowrap")
 
 
-WITHHELD = "–"      # an estimate not shown for the user's role (the note says why)
-
-
 def summary_table(summary, by, colours, not_shown=()):
-    """One row per group; the estimates of a group in `not_shown` are WITHHELD."""
+    """One row per group, then the pooled row (with a grouping); the estimates of a group in
+    `not_shown` are WITHHELD."""
     head = html.Thead(html.Tr([html.Th(GROUPINGS[by] if by != "none" else "Group"), html.Th("n", className="text-end"),
                                html.Th("Events", className="text-end"),
                                html.Th("Median, months (95% CI)", className="text-end")] +
@@ -150,7 +154,7 @@ def summary_table(summary, by, colours, not_shown=()):
     for r in summary.to_dict("records"):
         hidden = r["group"] in not_shown
         body.append(html.Tr([
-            group_cell(r["group"], by, colours[r["group"]], r["n"]),
+            group_cell(r["group"], by, colours.get(r["group"]), r["n"]),
             html.Td(fmt_count(r["n"]), className="text-end"), html.Td(fmt_count(r["events"]), className="text-end"),
             html.Td(WITHHELD if hidden else fmt_median(r["median_days"], r["median_ci_lower_days"],
                                                        r["median_ci_upper_days"]),
@@ -158,7 +162,7 @@ def summary_table(summary, by, colours, not_shown=()):
             *[html.Td(WITHHELD if hidden else fmt_surv(r[f"surv_{t}"], r[f"surv_{t}_ci_lower"],
                                                        r[f"surv_{t}_ci_upper"]),
                       className="text-end text-nowrap") for t in km.FIXED_TIMES],
-        ], **{"data-group": str(r["group"])}))
+        ], **{"data-group": str(r["group"])}, className="survival-pooled" if r["group"] == km.POOLED else None))
     return Static(dbc.Table([head, html.Tbody(body)], size="sm", hover=True, className="mb-2 small survival-table",
                             id="survival-summary-table"))
 
@@ -265,7 +269,7 @@ def survival_view(state, endpoint="os", by="bclc_stage", ci="log-log", bands=Non
         none = empty_message(NO_PATIENTS)
         return (empty_figure(NO_PATIENTS), config, specs["km-curve"], None, none, specs["km-summary"], None, none,
                 specs["cox"], None, risk_spec)
-    levels = list(summary.rows["group"])
+    levels = [g for g in summary.rows["group"] if g != km.POOLED]
     colours = figs.group_colours(opts["by"], levels)     # every group's colour, drawn or not: the same for every role
     drawn = [lv for lv in levels if lv not in curve.extra.get("not_drawn", ())]
     title = km.ENDPOINTS[opts["endpoint"]] + ("" if opts["by"] == "none" else f" by {GROUPINGS[opts['by']]}")
@@ -275,7 +279,8 @@ def survival_view(state, endpoint="os", by="bclc_stage", ci="log-log", bands=Non
                              ticks=[t / figs.DAYS_PER_MONTH for t in risk.extra["times"]])
     else:
         fig = empty_figure(curve.extra["note"])
-    tables = html.Div([summary_table(summary.rows, opts["by"], colours, summary.extra.get("not_drawn", ())),
+    not_shown = [*summary.extra.get("not_drawn", ()), *([km.POOLED] if withheld(summary, "pooled") else [])]
+    tables = html.Div([summary_table(summary.rows, opts["by"], colours, not_shown),
                        html.Div(logrank_text(summary), id="survival-logrank", className="small"),
                        html.Div(followup_text(summary), id="survival-followup", className="small")])
     if opts["by"] == "none":

@@ -23,6 +23,9 @@ site in the filter as for the committee, then (`SmallGroups`, the exports' `supp
   (every ratio and CI is relative to it, so their widths would reveal its number of events);
 - median follow-up (reverse Kaplan-Meier of OS, every group pooled) is withheld when the filter
   holds fewer than MIN_GROUP patients.
+- km-summary's pooled row ("All patients", under the groups when there is a grouping) has its
+  estimates withheld when the filter holds fewer than MIN_GROUP patients, and one more group's events
+  are withheld (None) wherever a "<5" would be the pooled events minus the other groups'.
 So a group of 1-4 patients shows "<5" for its n and for its events when it has any, and no other
 number of its own. The other numbers are the committee's, unchanged.
 """
@@ -40,6 +43,7 @@ from dashboard.access import MIN_GROUP, Scope, request_memo, shown_count
 from dashboard.analytics import survival as sv
 from dashboard.data import ALL_SITES
 from dashboard.exports import AGGREGATE, Export, export, suppress_counts
+from dashboard.exports.complement import to_withhold
 from dashboard.filters import Filters
 from dashboard.grouping import GROUPINGS, check_by, group_sql, ordered_levels
 
@@ -60,6 +64,7 @@ FIXED_TIMES = (182, 365, 730)          # S at 6 months, 1 year (the primary endp
 RISK_STEP_DAYS = 90                    # the risk-table export's default grid
 SMALL_GROUP = 5                        # groups under this many patients are flagged
 
+POOLED = "All patients"                 # km-summary's pooled row under the groups (with a grouping)
 SUMMARY_COLUMNS = ["group", "n", "events", "median_days", "median_ci_lower_days", "median_ci_upper_days"] + [
     f"surv_{t}{suffix}" for t in FIXED_TIMES for suffix in ("", "_ci_lower", "_ci_upper")]
 CURVE_COLUMNS = ["group", "time_days", "surv", "ci_lower", "ci_upper", "n_risk", "n_event", "n_censor"]
@@ -163,11 +168,19 @@ class SurvivalAnalysis:
     def small_groups(self) -> list[str]:
         return [lv for lv, fit in self.fits.items() if fit.n < SMALL_GROUP]
 
+    @cached_property
+    def pooled_fit(self) -> sv.KMFit:
+        return sv.km_fit(self.patients["time_days"], self.patients["is_event"], conf_type=self.ci)
+
     def summary(self) -> pd.DataFrame:
         """Per group: n, events, median with its CI (None = not reached), S(182/365/730) with CI
-        (None where not estimable, see surv_within_followup)."""
+        (None where not estimable, see surv_within_followup); with a grouping, a last row POOLED
+        of every patient of the filter."""
         rows = []
-        for level, fit in self.fits.items():
+        fits = list(self.fits.items())
+        if self.by != "none" and self.n_patients:
+            fits.append((POOLED, self.pooled_fit))
+        for level, fit in fits:
             med, lo, hi = sv.median_survival(fit)
             row = dict(group=level, n=fit.n, events=fit.events, median_days=med,
                        median_ci_lower_days=lo, median_ci_upper_days=hi)
@@ -284,6 +297,24 @@ def few_text(by: str, groups) -> str:
     return f"{groups_text(by, groups)}: fewer than {MIN_GROUP} patients" + (" each" if len(groups) > 1 else "")
 
 
+def pooled_complement(rows: pd.DataFrame) -> pd.DataFrame:
+    """The summary with one more group's events withheld (None) wherever a group's "<5" events would be
+    the pooled row's events minus the other groups' (dashboard/exports/complement.py). The pooled n is
+    the banner's n, shown already beside the groups' n (group_n, the legend): it adds nothing."""
+    at = rows.index[rows["group"] == POOLED]
+    if not len(at):
+        return rows
+    groups = [i for i in rows.index if i != at[0]]
+    values = dict(zip(rows.index, rows["events"]))
+    hidden = to_withhold(values, [(at[0], groups)])
+    if not hidden:
+        return rows
+    rows = rows.copy()
+    rows["events"] = rows["events"].astype(object)
+    rows.loc[sorted(hidden), "events"] = None
+    return rows
+
+
 @dataclass(frozen=True)
 class SmallGroups:
     """The small-cell rules of one survival export for a suppressing scope (module docstring).
@@ -308,6 +339,8 @@ class SmallGroups:
         by = exp.extra.get("by", "none")
         rows = exp.rows
         hidden = rows["group"].astype(str).isin(small)
+        if self.rows == "estimates":            # the pooled row: every patient of the filter
+            hidden |= (rows["group"] == POOLED) & (exp.n_patients < MIN_GROUP)
         if self.rows == "drop":
             rows = rows[~hidden].reset_index(drop=True)
         elif hidden.any():
@@ -318,6 +351,8 @@ class SmallGroups:
         named = [g for g in small if g in present]          # cox without a grouping has no rows to name
         note = f"{few_text(by, named)}, {self.what} for your role." if named else None
         withheld, extra = [], dict(exp.extra)
+        if self.rows == "estimates" and (hidden & (rows["group"] == POOLED)).any():
+            withheld.append("pooled")
         if self.summary:
             if extra.get("logrank") is not None and sum(n >= MIN_GROUP for n in sizes.values()) < 2:
                 extra["logrank"] = None
@@ -331,6 +366,8 @@ class SmallGroups:
             note = (f"Hazard ratios: not shown for your role (the reference group, "
                     f"{groups_text(by, [extra['reference']])}, has fewer than {MIN_GROUP} patients).")
         out = suppress_counts(Export(exp.name, rows, exp.n_patients, extra), {c: () for c in self.counts})
+        if self.rows == "estimates":
+            out.rows = pooled_complement(out.rows)
         out.extra.update(group_n={g: shown_count(n, scope) for g, n in sizes.items()}, not_drawn=small,
                          min_group=MIN_GROUP, withheld=withheld, note=note)
         return out
