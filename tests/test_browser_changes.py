@@ -28,6 +28,14 @@ def test_panel_shows_the_cut_before_by_default_and_follows_the_url(page, live_se
     rows = export(synthetic_root, "changes", since="2025-09-30")["rows"]
     kinds = ["new_patient", "death", "progression", "grade3plus_ae", "downstaged"]
     assert counts_row(page, "All sites") == ["All sites"] + [str(sum(r["kind"] == k for r in rows)) for k in kinds]
+    metrics = {m["name"]: m for m in export(synthetic_root, "changes", since="2025-09-30")["metrics"]}
+    enrolled = metrics["enrolled"]
+    assert page.evaluate("""() => [...document.querySelectorAll('#changes-metrics tr')]
+                              .map(r => [...r.cells].map(c => c.innerText.trim()))
+                              .find(c => c[0] === 'Patients with a grade >= 3 AE')""") == [
+        "Patients with a grade >= 3 AE", f"{metrics['grade3plus_patients']['previous']:,}",
+        f"{metrics['grade3plus_patients']['current']:,}", f"{metrics['grade3plus_patients']['difference']:+,}"]
+    assert enrolled["previous"] == enrolled["current"] == 600
     listed = page.locator("#changes-listing tbody tr").count()
     assert listed == len(rows) > 0
     ARTIFACTS.mkdir(exist_ok=True)

@@ -175,7 +175,7 @@ def metrics_table(metrics: list[dict]):
 def metric_label(name: str) -> str:
     metric, _, group = name.partition(":")
     label = METRIC_LABELS.get(metric, metric)
-    return f"{label}, {group}" if group else label
+    return f"{label}, BCLC {group}" if group else label     # the headline's groups are BCLC stages
 
 
 def metric_text(name: str, value, signed: bool = False) -> str:

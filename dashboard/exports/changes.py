@@ -25,6 +25,7 @@ KIND_LABELS = {"new_patient": "New patients", "death": "Deaths", "progression": 
 COLUMNS = ["site_id", "kind", "patient_id", "date"]
 METRIC_COLUMNS = ["name", "previous", "current", "difference"]
 ALL = "all"             # the de-identified form's site_id of the per-kind totals
+RATE_METRICS = ("os_1y", "orr", "dcr", "downstaged_milan", "converted_resection")   # proportions 0..1
 
 
 class ChangesError(ValueError):
@@ -101,16 +102,16 @@ def metric_rows(previous: dict, current: dict) -> list[dict]:
     names = list(current) + [n for n in previous if n not in current]
     out = []
     for name in names:
-        p, c = _number(previous.get(name)), _number(current.get(name))
+        whole = name.partition(":")[0] not in RATE_METRICS
+        p, c = _number(previous.get(name), whole), _number(current.get(name), whole)
         diff = c - p if isinstance(p, (int, float)) and isinstance(c, (int, float)) else None
-        if isinstance(diff, float) and isinstance(p, int) and isinstance(c, int):
-            diff = int(diff)
         out.append({"name": name, "previous": p, "current": c, "difference": diff})
     return out
 
 
-def _number(v):
-    """A headline value as a plain int, float, "<5" or None."""
+def _number(v, whole: bool = False):
+    """A headline value as a plain float ("<5" and None kept); an int where `whole` (counts, days)
+    and the value is a whole number."""
     if v is None or isinstance(v, str):
         return v
     try:
@@ -119,7 +120,7 @@ def _number(v):
     except (TypeError, ValueError):
         return None
     f = float(v)
-    return int(f) if f.is_integer() and not isinstance(v, float) else f
+    return int(f) if whole and f.is_integer() else f
 
 
 def change_metrics(snapshot, previous, filters, scope) -> list[dict]:
