@@ -126,8 +126,19 @@ def test_since_a_newer_cut_or_no_cut_is_a_clear_error(cuts):
         exports.compute_export("changes", cuts["2024-06-30"], Filters(), ALL_SITES, since="2024-02-30")
     with pytest.raises(ch.ChangesError, match="not a snapshot id"):
         exports.compute_export("changes", cuts["2024-06-30"], Filters(), ALL_SITES, since="../2024-03-31")
-    with pytest.raises(ch.ChangesError, match="needs --since"):
-        exports.compute_export("changes", cuts["2024-06-30"], Filters(), ALL_SITES)
+
+
+def test_without_since_the_cut_before_or_for_the_oldest_cut_no_cut(synthetic_root, cuts):
+    default = exports.compute_export("changes", cuts["2024-06-30"], Filters(), ALL_SITES)
+    assert default.extra["since_snapshot_id"] == "2024-03-31"
+    assert got_rows(default) == expected_rows(synthetic_root, "2024-03-31", "2024-06-30", {})
+    oldest = data.resolve("2023-03-31", synthetic_root)
+    exp = exports.compute_export("changes", oldest, Filters(), ALL_SITES)
+    assert exp.extra["since_snapshot_id"] is None and exp.extra["since_cutoff_date"] is None
+    p = read(synthetic_root, "2023-03-31", "patients")           # every patient of the cut is new
+    new = exp.rows[exp.rows["kind"] == "new_patient"]
+    assert sorted(new["patient_id"]) == sorted(p.loc[p["first_treatment_date"] <= D("2023-03-31"), "patient_id"])
+    assert all(m["previous"] is None and m["difference"] is None for m in exp.extra["metrics"])
 
 
 # --- a hand-written pair of cuts ----------------------------------------------------------------

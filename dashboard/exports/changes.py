@@ -32,13 +32,22 @@ class ChangesError(ValueError):
     """A previous cut that cannot be compared with the current one (the message names the cut)."""
 
 
-def previous_cut(snapshot: Snapshot, since: str | None) -> Snapshot:
+def previous_cut(snapshot: Snapshot, since: str | None) -> Snapshot | None:
     """The cut to compare `snapshot` with: a snapshot id under the same data root, servable to the
-    current user (the demo: synthetic cuts only), with a cut-off no later than the current one.
-    ChangesError (or SnapshotError from resolving it) naming the cut otherwise."""
+    current user (the demo: synthetic cuts only), with a cut-off no later than the current one;
+    ChangesError naming the cut otherwise. Without `since`: the newest valid cut older than the
+    current one, None when there is none (the oldest cut: compared with no cut)."""
     from dashboard import state
-    if not isinstance(since, str) or not since:
-        raise ChangesError("changes needs --since SNAPSHOT_ID: the previous data cut to compare with")
+    if since is None or since == "":
+        root = snapshot.path.parent.parent
+        for candidate in reversed(older_cuts(snapshot, state.servable(data.complete_snapshots(root)))):
+            try:
+                return data.resolve(candidate.snapshot_id, root)
+            except SnapshotError:
+                continue
+        return None
+    if not isinstance(since, str):
+        raise ChangesError("the previous data cut must be a snapshot id")
     if not SNAPSHOT_ID.match(since):
         raise ChangesError(f"previous data cut {since[:64]!r} is not a snapshot id (YYYY-MM-DD, optionally _suffix)")
     if since == snapshot.snapshot_id:
@@ -63,11 +72,14 @@ def older_cuts(snapshot: Snapshot, snapshots: list[Snapshot]) -> list[Snapshot]:
 FACTS_SQL = "select patient_id, site_id, kind, key, date from change_events"
 
 
-def new_facts(snapshot: Snapshot, previous: Snapshot, filters: Filters, scope: Scope) -> pd.DataFrame:
+def new_facts(snapshot: Snapshot, previous: Snapshot | None, filters: Filters, scope: Scope) -> pd.DataFrame:
     """Rows (site_id, kind, patient_id, date) of the facts of `snapshot` under the filter that
-    `previous` (read without a filter, with the same scope) does not have, sorted site, kind, date."""
+    `previous` (read without a filter, with the same scope; None: no cut) does not have, sorted
+    site, kind, date."""
     now = data.execute(FACTS_SQL, snapshot, filters, scope)
-    if previous is snapshot or previous.fingerprint == snapshot.fingerprint:
+    if previous is None:
+        before = now.iloc[:0]
+    elif previous is snapshot or previous.fingerprint == snapshot.fingerprint:
         before = now
     else:
         before = data.execute(FACTS_SQL, previous, Filters(), scope)
@@ -124,7 +136,8 @@ def _number(v, whole: bool = False):
 
 
 def change_metrics(snapshot, previous, filters, scope) -> list[dict]:
-    return metric_rows(metric_values(headline(previous, filters, scope)),
+    """The metric rows of the two cuts (previous None: every previous value None)."""
+    return metric_rows(metric_values(headline(previous, filters, scope)) if previous is not None else {},
                        metric_values(headline(snapshot, filters, scope)))
 
 
@@ -152,14 +165,16 @@ def deidentified(exp: Export, scope: Scope) -> Export:
     return Export(exp.name, table, SUPPRESSED if is_small(exp.n_patients) else exp.n_patients, extra)
 
 
-@export("changes", "what happened since a previous data cut (--since ID), for the current filter: rows site_id, "
+@export("changes", "what happened since a previous data cut (--since ID; default the cut before, none for the "
+                   "oldest), for the current filter: rows site_id, "
                    "kind (new_patient, death, progression, grade3plus_ae, downstaged), patient_id, date; "
                    "metrics: the headline numbers of both cuts",
         options=("since",), level=PATIENT, deidentified=deidentified)
 def changes_export(snapshot: Snapshot, filters: Filters, scope: Scope, since: str | None = None) -> Export:
     previous = previous_cut(snapshot, since)
     rows = new_facts(snapshot, previous, filters, scope)
-    extra = {"since_snapshot_id": previous.snapshot_id, "since_cutoff_date": previous.cutoff_date.isoformat(),
+    extra = {"since_snapshot_id": previous.snapshot_id if previous else None,
+             "since_cutoff_date": previous.cutoff_date.isoformat() if previous else None,
              "metrics": change_metrics(snapshot, previous, filters, scope)}
     n = int(data.value("select count(*) from cohort", snapshot, filters, scope))
     exp = Export("changes", rows, n, extra)
