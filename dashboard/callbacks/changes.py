@@ -13,7 +13,7 @@ from urllib.parse import parse_qsl
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, ctx, dcc, html
 
-from dashboard import data, exports, ids, state as request_state
+from dashboard import data, exports, ids, state as request_state, wire
 from dashboard.access import AccessDenied
 from dashboard.components import RowsTable
 from dashboard.exports.changes import ALL, KIND_LABELS, KINDS, ChangesError, older_cuts
@@ -96,9 +96,10 @@ def _changes(state, chosen, search):
     # the option's own change decides; otherwise (load, a filter) the URL's value when the option has none
     asked = chosen if ctx.triggered_id == SINCE or chosen else url_since(search)
     try:
-        return changes_panel(state, asked if isinstance(asked, str) else None)
+        out = changes_panel(state, asked if isinstance(asked, str) else None)
     except (SnapshotError, ChangesError, AccessDenied) as e:
-        return "Since the previous data cut", html.P(str(e), className="text-danger small"), [], "", True
+        out = "Since the previous data cut", html.P(str(e), className="text-danger small"), [], "", True
+    return wire.plain(out)      # plain JSON values: Dash sends them without walking the components
 
 
 def changes_panel(state, asked: str | None):
