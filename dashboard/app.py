@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
 from pathlib import Path
 
 import dash
@@ -109,10 +110,25 @@ def banner():
             html.Div(id=ids.CHIPS, className="d-inline"),
             dbc.Button("Clear all", id=ids.CLEAR_ALL, color="link", size="sm", className="ms-1 p-0 align-baseline"),
         ], className="mt-1"),
+        html.Div([
+            html.Span(id=ids.CUT_MARKER_TEXT),
+            dbc.Button("Show the latest cut", id=ids.SHOW_LATEST, color="warning", size="sm",
+                       className="ms-2 py-0 align-baseline", n_clicks=0),
+        ], id=ids.CUT_MARKER, className="alert alert-warning py-2 mt-2 mb-0 small cut-marker", role="status",
+            style={"display": "none"}),
         html.Div(id=ids.URL_MESSAGE),
         dbc.Alert(id=ids.ERROR_NOTICE, color="danger", is_open=False, dismissable=True,
                   className="py-2 mt-2 mb-0 small"),
     ], className="banner sticky-top")
+
+
+def cut_poll_seconds() -> float:
+    """How often an open page looks for a new data cut: $REGISTRY_CUT_POLL_SECONDS, else 30 s (a new
+    cut is offered within a minute)."""
+    try:
+        return max(1.0, float(os.environ.get("REGISTRY_CUT_POLL_SECONDS", "30")))
+    except ValueError:
+        return 30.0
 
 
 def layout():
@@ -125,6 +141,9 @@ def layout():
         dcc.Store(id=ids.PAGE_TITLE),
         dcc.Store(id=ids.PAGE_DEFAULTS),
         dcc.Store(id=ids.ROUTED),
+        dcc.Store(id=ids.SHOWN_CUT),
+        dcc.Store(id=ids.CUT_POLL_SEEN),
+        dcc.Interval(id=ids.CUT_POLL, interval=cut_poll_seconds() * 1000),
         navbar(),
         dbc.Container(dbc.Row([
             dbc.Col(filter_panel(), lg=3, xl=2, className="pt-3 sidebar"),

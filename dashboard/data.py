@@ -502,7 +502,7 @@ def report_for(snapshot: Snapshot) -> Report:
         snapshot = verified(snapshot)
     except SnapshotError as e:
         problem = _verdicts.get(snapshot.fingerprint) or str(e)
-        return _problem_report(snapshot, problem)
+        return _logged(snapshot, _problem_report(snapshot, problem))
     key = _report_key(snapshot)
     report = _memo_report(key)
     if report is not None:
@@ -526,7 +526,20 @@ def report_for(snapshot: Snapshot) -> Report:
                 _retry_at[key] = time.monotonic() + RETRY_SECONDS
             else:
                 cache.put_doc(key, report.to_json())
-        _reports[key] = report
+        _reports[key] = _logged(snapshot, report)
+    return report
+
+
+_logged_rejections: set[str] = set()
+
+
+def _logged(snapshot: Snapshot, report: Report) -> Report:
+    """The report, its rejection logged once per process and fingerprint (a rejected cut is also
+    listed on the Overview and in the data-cut menu, disabled)."""
+    if not report.ok and snapshot.fingerprint not in _logged_rejections:
+        _logged_rejections.add(snapshot.fingerprint)
+        log.warning("data cut %s rejected, not served: %s", snapshot.snapshot_id,
+                    "; ".join(str(f) for f in report.errors[:3]))
     return report
 
 

@@ -239,6 +239,10 @@ def check_value(ident, prop: str, value) -> None:
     elif (ident == ids.URL and prop in ("search", "pathname", "href", "hash")) or \
             (ident in (ids.URL_SEEN, ids.ROUTED) and prop == "data"):
         ok = _text_or_none(value, MAX_TEXT)
+    elif ident in (ids.SHOWN_CUT, ids.CUT_POLL_SEEN) and prop == "data":
+        ok = _text_or_none(value, MAX_ID_TEXT)
+    elif ident == ids.CUT_POLL and prop == "n_intervals":
+        ok = _number_or_none(value)
     elif ident == ids.STATE and prop == "data":
         ok = value is None or (isinstance(value, dict) and set(value) <= {"snapshot", "query"} and
                                _text_or_none(value.get("snapshot"), MAX_ID_TEXT) and

@@ -107,8 +107,9 @@ def sign_out_token(client) -> str:
 
 def banner_body() -> dict:
     ids = (("banner-count", "children"), ("banner-cutoff", "children"), ("filter-chips", "children"),
-           ("clear-all-filters", "style"))
-    return {"output": "..banner-count.children...banner-cutoff.children...filter-chips.children...clear-all-filters.style..",
+           ("clear-all-filters", "style"), ("cut-marker-text", "children"), ("cut-marker", "style"),
+           ("shown-cut", "data"))
+    return {"output": "..banner-count.children...banner-cutoff.children...filter-chips.children...clear-all-filters.style...cut-marker-text.children...cut-marker.style...shown-cut.data..",
             "outputs": [{"id": i, "property": p} for i, p in ids],
             "inputs": [{"id": "filter-state", "property": "data", "value": {"snapshot": "latest", "query": ""}}],
             "state": [], "changedPropIds": ["filter-state.data"]}

@@ -35,7 +35,7 @@ from dashboard.auth import sessions  # noqa: E402
 
 CLIENT_ID = "registry-dashboard"
 UPDATE = "/_dash-update-component"
-BANNER = "..banner-count.children...banner-cutoff.children...filter-chips.children...clear-all-filters.style.."
+BANNER = "..banner-count.children...banner-cutoff.children...filter-chips.children...clear-all-filters.style...cut-marker-text.children...cut-marker.style...shown-cut.data.."
 
 # the mapping of tests: Keycloak's shape (realm roles nested, sites from group paths)
 MAPPING = {
@@ -168,7 +168,8 @@ def sign_in(client, sub: str, next_path: str = "/", edit_callback=None):
 def banner_body() -> dict:
     return {"output": BANNER,
             "outputs": [{"id": i, "property": p} for i, p in (("banner-count", "children"), ("banner-cutoff", "children"),
-                                                              ("filter-chips", "children"), ("clear-all-filters", "style"))],
+                                                              ("filter-chips", "children"), ("clear-all-filters", "style"),
+                                                              ("cut-marker-text", "children"), ("cut-marker", "style"), ("shown-cut", "data"))],
             "inputs": [{"id": "filter-state", "property": "data", "value": {"snapshot": "latest", "query": ""}}],
             "state": [], "changedPropIds": ["filter-state.data"]}
 

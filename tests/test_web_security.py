@@ -24,7 +24,7 @@ from dashboard.replay import Replayer, Session
 from fixtures import mini_registry, write_snapshot
 
 UPDATE = "/_dash-update-component"
-BANNER = "..banner-count.children...banner-cutoff.children...filter-chips.children...clear-all-filters.style.."
+BANNER = "..banner-count.children...banner-cutoff.children...filter-chips.children...clear-all-filters.style...cut-marker-text.children...cut-marker.style...shown-cut.data.."
 
 
 @pytest.fixture
@@ -36,7 +36,8 @@ def session(synthetic_root, monkeypatch, dash_app):
 def banner_body(state=None) -> dict:
     return {"output": BANNER,
             "outputs": [{"id": i, "property": p} for i, p in (("banner-count", "children"), ("banner-cutoff", "children"),
-                                                              ("filter-chips", "children"), ("clear-all-filters", "style"))],
+                                                              ("filter-chips", "children"), ("clear-all-filters", "style"),
+                                                              ("cut-marker-text", "children"), ("cut-marker", "style"), ("shown-cut", "data"))],
             "inputs": [{"id": "filter-state", "property": "data", "value": state or {"snapshot": "latest", "query": ""}}],
             "state": [], "changedPropIds": ["filter-state.data"]}
 
@@ -274,3 +275,17 @@ def test_the_shell_steps_stores_take_bounded_text_only(session):
         r = session.client.post(UPDATE, json=callback_body(route, {"url.pathname": "/", "page-routed.data": bad},
                                                            "url.pathname"))
         assert r.status_code == 400, (bad if len(str(bad)) < 50 else "long text", r.status_code)
+
+
+def test_the_data_cut_poll_takes_bounded_values_only(session):
+    """The poll for new data cuts (issue 18) reads the cut the banner drew, its own last answer and
+    the tick count: short text and a number; anything else is refused before the callback runs."""
+    from dashboard.replay import callback_body
+    poll = next(d for d in session.deps if d["output"] == "cut-poll-seen.data")
+    good = {"cut-poll.n_intervals": 3, "cut-poll-seen.data": None, "shown-cut.data": "2025-06-30",
+            "filter-state.data": {"snapshot": "latest", "query": ""}, "url.search": ""}
+    assert session.client.post(UPDATE, json=callback_body(poll, good, "cut-poll.n_intervals")).status_code == 200
+    for key, bad in (("shown-cut.data", {"a": 1}), ("shown-cut.data", "x" * 1000), ("cut-poll-seen.data", ["x"]),
+                     ("cut-poll.n_intervals", "x" * 100), ("cut-poll.n_intervals", {"n": 1})):
+        r = session.client.post(UPDATE, json=callback_body(poll, {**good, key: bad}, "cut-poll.n_intervals"))
+        assert r.status_code == 400, (key, str(bad)[:40], r.status_code)

@@ -10,6 +10,8 @@ functions; the @callback wrappers only wire them.
 """
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
@@ -242,6 +244,21 @@ def chip_label(key: str, value) -> str:
     return f"{LABELS[key]} {value}" if key in ("age_min", "age_max") else f"{LABELS[key]}: {value}"
 
 
+def newer_cut(snapshot):
+    """The latest valid cut the user may be served, when it is not `snapshot` (None when it is)."""
+    latest = request_state.resolve("latest")
+    return None if latest.snapshot_id == snapshot.snapshot_id else latest
+
+
+def cut_marker(snapshot) -> str | None:
+    """The marker of a page showing a data cut that is not the latest (None on the latest)."""
+    latest = newer_cut(snapshot)
+    if latest is None:
+        return None
+    return (f"A newer data cut is available: {latest.snapshot_id} (cut-off {latest.cutoff_date:%d %b %Y}). "
+            f"This page shows the older cut {snapshot.snapshot_id} (cut-off {snapshot.cutoff_date:%d %b %Y}).")
+
+
 def banner_parts(state: dict | None):
     snapshot, filters, scope = request_state.state_context(state)
     n = exports.n_patients(snapshot, filters, scope.pooled())      # a count of the whole cohort, suppressed below
@@ -265,11 +282,85 @@ def banner_parts(state: dict | None):
     Output(ids.BANNER_CUTOFF, "children"),
     Output(ids.CHIPS, "children"),
     Output(ids.CLEAR_ALL, "style"),
+    Output(ids.CUT_MARKER_TEXT, "children"),
+    Output(ids.CUT_MARKER, "style"),
+    Output(ids.SHOWN_CUT, "data"),
     Input(ids.STATE, "data"),
 )
 def _banner(state):
     count, cutoff, chips, empty = banner_parts(state)
-    return wire.plain((count, cutoff, chips, {"display": "none"} if empty else {}))
+    snapshot = request_state.state_context(state)[0]
+    marker = cut_marker(snapshot)
+    return wire.plain((count, cutoff, chips, {"display": "none"} if empty else {},
+                       marker, {} if marker else {"display": "none"},
+                       snapshot.snapshot_id if following_latest(state) else ""))
+
+
+def following_latest(state) -> bool:
+    """Whether the page's state asks for the latest cut (its URL names none)."""
+    return isinstance(state, dict) and state.get("snapshot") in (None, "", "latest")
+
+
+# New data cuts go live without a reload: every CUT_POLL tick an open page offers the cuts now
+# under the data root (a new one is validated on its first look, once per process). A page that
+# follows the latest cut (no snapshot in its URL) and was drawn on a cut that is no longer the
+# latest is pinned to the cut it shows (its URL names it, so every card, the next page option
+# included, keeps reading that cut); the banner's marker then offers the newer one.
+@callback(
+    Output(ids.CUT_POLL_SEEN, "data"),
+    Input(ids.CUT_POLL, "n_intervals"),
+    State(ids.CUT_POLL_SEEN, "data"),
+    State(ids.SHOWN_CUT, "data"),
+    State(ids.STATE, "data"),
+    State(ids.URL, "search"),
+    prevent_initial_call=True,
+)
+def _poll_cuts(_, seen, shown_cut, state, search):
+    try:
+        latest = request_state.resolve("latest")     # validates any new cut, newest first
+    except SnapshotError:       # no cut to serve: the cards say so on their next update
+        return no_update
+    options = snapshot_options()
+    signature = hashlib.sha256(json.dumps(options, sort_keys=True).encode()).hexdigest()[:16]
+    if signature != seen:
+        dash.set_props(ids.SNAPSHOT, {"options": options})
+    pin = pinned_search(shown_cut, state, search, latest)
+    if pin is not None:
+        dash.set_props(ids.URL, {"search": pin})
+    return signature if signature != seen else no_update
+
+
+def pinned_search(shown_cut, state, search, latest) -> str | None:
+    """The URL that keeps a page on the cut it shows, when the page follows the latest cut and a
+    newer one (`latest`) has gone live since it was drawn (None otherwise). `shown_cut` is the cut
+    the banner last drew for a state following the latest cut, "" for one naming its cut: a page
+    just sent from a named cut to the latest one is not pinned back before its banner answers."""
+    if not following_latest(state) or not isinstance(shown_cut, str) or not shown_cut:
+        return None
+    if latest.snapshot_id == shown_cut:
+        return None
+    try:
+        shown = request_state.resolve(shown_cut)
+    except SnapshotError:       # the cut shown is gone: the cards say so on their next update
+        return None
+    filters, _ = Filters.from_query(search or "", known_sites=request_state.site_ids(shown))
+    return build_search(shown.snapshot_id, filters, search, latest.snapshot_id)
+
+
+# the marker's button: the same page and filters on the latest cut (the URL without its snapshot)
+clientside_callback(
+    """function (clicks, search) {
+        if (!clicks) { return window.dash_clientside.no_update; }
+        const p = new URLSearchParams(search || "");
+        p.delete("snapshot");
+        const q = p.toString().replace(/%2C/g, ",");
+        return q ? "?" + q : "";
+    }""",
+    Output(ids.URL, "search", allow_duplicate=True),
+    Input(ids.SHOW_LATEST, "n_clicks"),
+    State(ids.URL, "search"),
+    prevent_initial_call=True,
+)
 
 
 # navigation keeps the filters: every page link carries them (assets/shell.js)
