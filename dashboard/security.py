@@ -195,7 +195,9 @@ def _number_or_none(value) -> bool:
 def _snapshot_id_or_none(value) -> bool:
     """None, "" (the page's default cut) or a snapshot id."""
     from dashboard.snapshots import SNAPSHOT_ID
-    return value in (None, "") or (isinstance(value, str) and len(value) <= MAX_ID_TEXT and bool(SNAPSHOT_ID.match(value)))
+    if value in (None, ""):
+        return True
+    return isinstance(value, str) and len(value) <= MAX_ID_TEXT and bool(SNAPSHOT_ID.match(value))
 
 
 def _text_or_none(value, limit: int) -> bool:
