@@ -139,7 +139,8 @@ def counts_table(exp, scope):
         sites = sorted(exp.rows["site_id"].unique())
         cells = {**counts, **{(ALL, k): int((exp.rows["kind"] == k).sum()) for k in KINDS}}
     shown_sites = [ALL] + [s for s in sites if any(cells.get((s, k)) not in (0, None) for k in KINDS)]
-    rows = [["All sites" if s == ALL else s] + [count(cells.get((s, k), 0)) for k in KINDS] for s in shown_sites]
+    total = "Your sites" if scope.patient_level and scope.patient_sites is not None else "All sites"
+    rows = [[total if s == ALL else s] + [count(cells.get((s, k), 0)) for k in KINDS] for s in shown_sites]
     note = None
     if scope.patient_sites is not None and scope.patient_level:
         note = f"Your sites only ({', '.join(scope.patient_sites)})."
