@@ -25,6 +25,13 @@ def snapshot_arg(value: str) -> str:
         f"{value!r} must be a snapshot id (YYYY-MM-DD, optionally _suffix) or 'latest'")
 
 
+def snapshot_id_arg(value: str) -> str:
+    """--since: a snapshot id, never a path or 'latest'."""
+    if SNAPSHOT_ID.match(value):
+        return value
+    raise argparse.ArgumentTypeError(f"{value!r} must be a snapshot id (YYYY-MM-DD, optionally _suffix)")
+
+
 def cmd_validate(args) -> int:
     root = data_root(args.data)
     folder = root / "snapshots"
@@ -87,6 +94,7 @@ EXPORT_OPTIONS = {
     "measure": dict(choices=["bclc", "milan", "resectable"], help="staging measure"),
     "within_days": dict(type=int, help="adverse events with onset within N days of a session"),
     "min_grade": dict(type=int, choices=[1, 2, 3, 4, 5], help="ae-listing: events of CTCAE grade N or more"),
+    "since": dict(type=snapshot_id_arg, metavar="SNAPSHOT_ID", help="changes: the previous data cut to compare with"),
 }
 
 

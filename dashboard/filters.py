@@ -144,8 +144,8 @@ class Filters:
 
 # query-string parameters that are page state, not filters (kept in the URL beside them)
 NON_FILTER_PARAMS = {"snapshot", "endpoint", "by", "ci", "bands", "scope", "view", "tab", "mode", "sort",
-                     "level", "measure", "events", "within_days", "metric", "page"}
-NON_FILTER_PARAMS |= {"min_grade", "serious_only"}     # the Safety page's listing of serious safety signals
+                     "level", "measure", "events", "within_days", "metric", "page", "since",
+                     "min_grade", "serious_only"}
 
 
 def _parse_value(key: str, raw: str, known_sites=None):

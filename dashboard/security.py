@@ -127,12 +127,31 @@ def check_callback_body(body, callback_map: dict) -> None:
 
 # --- values ---------------------------------------------------------------------------------------
 _option_rules: dict | None = None
+# page options whose value is a data cut (the Overview's `since`): the cuts change as they are
+# published, so a value is bounded by the snapshot-id pattern here and checked against the
+# servable cuts by the page itself
+SNAPSHOT_OPTIONS = frozenset({"since"})
+
+
+class ServableCutIds:
+    """The allowed values of a data-cut page option as the browser's step is told them: the cut ids
+    the current user may be served, listed again each time it is read (a cut published since the
+    server started is among them)."""
+
+    def __iter__(self):
+        from dashboard import data, state
+        try:
+            return iter([s.snapshot_id for s in state.servable(data.complete_snapshots())])
+        except Exception:           # no data root, no user: the browser falls back to the default
+            log.warning("data cuts could not be listed for a page option", exc_info=True)
+            return iter([])
 
 
 def page_option_rules() -> dict:
-    """key -> ("one", allowed values) | ("list", allowed values) | ("number", None), from the page
-    option controls of every page as their layouts render them: a RadioItems or Dropdown allows
-    its options, a Checklist a list of them, a number box a number."""
+    """key -> ("one", allowed values) | ("list", allowed values) | ("number", None) | ("snapshot",
+    ServableCutIds()), from the page option controls of every page as their layouts render them: a
+    RadioItems or Dropdown allows its options, a Checklist a list of them, a number box a number, a
+    data-cut option (SNAPSHOT_OPTIONS) a snapshot id."""
     global _option_rules
     if _option_rules is None:
         import dash
@@ -145,6 +164,9 @@ def page_option_rules() -> dict:
             for c in iter_components(layout):
                 cid = getattr(c, "id", None)
                 if not (isinstance(cid, dict) and cid.get("type") == "page-option"):
+                    continue
+                if cid["key"] in SNAPSHOT_OPTIONS:
+                    rules[cid["key"]] = ("snapshot", ServableCutIds())
                     continue
                 options = getattr(c, "options", None)
                 if options is None:
@@ -170,6 +192,14 @@ def _number_or_none(value) -> bool:
     return isinstance(value, str) and len(value) <= 16
 
 
+def _snapshot_id_or_none(value) -> bool:
+    """None, "" (the page's default cut) or a snapshot id."""
+    from dashboard.snapshots import SNAPSHOT_ID
+    if value in (None, ""):
+        return True
+    return isinstance(value, str) and len(value) <= MAX_ID_TEXT and bool(SNAPSHOT_ID.match(value))
+
+
 def _text_or_none(value, limit: int) -> bool:
     return value is None or (isinstance(value, str) and len(value) <= limit)
 
@@ -189,7 +219,8 @@ def check_value(ident, prop: str, value) -> None:
         if rule is None:
             raise Refused(f"unknown page option {str(ident.get('key'))[:40]!r}")
         kind, allowed = rule
-        ok = (_number_or_none(value) if kind == "number" else
+        ok = (_snapshot_id_or_none(value) if kind == "snapshot" else
+              _number_or_none(value) if kind == "number" else
               value is None or (_hashable(value) and value in allowed) if kind == "one" else
               isinstance(value, list) and len(value) <= len(allowed) and all(_hashable(v) and v in allowed
                                                                              for v in value))

@@ -3,6 +3,8 @@ status. Each part is a Div its callback fills (dashboard/callbacks/overview.py),
 import dash
 from dash import html
 
+from dashboard.callbacks.changes import changes_section
+
 dash.register_page(__name__, path="/", name="Overview", title="Overview · HCC DEB-TACE Registry", order=0)
 
 layout = html.Div([
@@ -19,4 +21,5 @@ layout = html.Div([
            "the data manager; the same list is printed by python -m dashboard validate.",
            className="text-muted small"),
     html.Div(id="overview-quality"),
+    changes_section(),
 ])
