@@ -15,11 +15,12 @@ layout = html.Div([
            className="text-muted small mb-2"),
     html.Div(id="overview-headline"),
     html.Div(id="overview-cards"),
+    changes_section(),
     html.H2("Data quality", className="h5 mt-3"),
     html.P("Checks of the snapshot contract (docs/snapshot-contract.md). Errors reject a data cut: the "
-           "dashboard keeps serving the last one that passed. Warnings are served and listed here for "
-           "the data manager; the same list is printed by python -m dashboard validate.",
+           "dashboard keeps serving the last one that passed. Warnings are served and listed here; the "
+           "same list is printed by python -m dashboard validate. Every finding by site and patient, with "
+           "the analysis plan's checks, is on the Data quality page (navigation bar), for the current filters.",
            className="text-muted small"),
     html.Div(id="overview-quality"),
-    changes_section(),
 ])
