@@ -334,3 +334,38 @@ def test_cli_as_user_gets_the_roles_form(synthetic_root, tmp_path, role):
     else:
         assert doc["rows"] and set(doc["rows"][0]) == {"site_id", "kind", "n"}
         assert not re.search(r"S\d{2}-\d{4}", r.stdout)
+
+
+# --- the result cache -----------------------------------------------------------------------------
+def previous_mini(with_p6: bool) -> dict:
+    """The mini registry as of 2024-10-01 (as hand_root's previous cut), with or without P6."""
+    rows = mini_registry()
+    for p in rows["patients"]:
+        if p["patient_id"] in ("P2", "P5"):
+            p["last_known_alive_date"] = D("2024-10-01")
+    rows["imaging"] = [s for s in rows["imaging"] if not (s["patient_id"] == "P2" and s["visit"] == "M5")]
+    rows["lesion_measurements"] = [m for m in rows["lesion_measurements"]
+                                   if not (m["patient_id"] == "P2" and m["visit"] == "M5")]
+    if with_p6:
+        rows["patients"].append(patient("P6", "S02", "2024-09-15", "C", last_alive="2024-10-01"))
+        rows["treatments"].append(session("P6", 1, "2024-09-15"))
+    return rows
+
+
+@pytest.mark.parametrize("since", ["2024-10-01", None], ids=["named", "the-cut-before"])
+def test_a_previous_cut_republished_under_its_id_is_compared_afresh(tmp_path, since):
+    """The cached changes were keyed by the previous cut's id only: a previous cut re-published under
+    the same id (here: with P6, entered late) was still compared as it had been. The key now holds
+    what was verified of the previous cut (its fingerprint), as it does for the current one."""
+    root = tmp_path / "root"
+    current = mini_registry()
+    current["patients"].append(patient("P6", "S02", "2024-09-15", "C", last_alive="2024-12-31"))
+    current["treatments"].append(session("P6", 1, "2024-09-15"))
+    write_snapshot(root, "2024-10-01", previous_mini(with_p6=False))
+    write_snapshot(root, "2024-12-31", current)
+    before = exports.run_export("changes", data.resolve("2024-12-31", root), Filters(), ALL_SITES, since=since)
+    assert ("S02", "new_patient", "P6", "2024-09-15") in got_rows(before)
+    write_snapshot(root, "2024-10-01", previous_mini(with_p6=True))      # re-published: P6 was there
+    after = exports.run_export("changes", data.resolve("2024-12-31", root), Filters(), ALL_SITES, since=since)
+    assert after.extra["since_snapshot_id"] == "2024-10-01"
+    assert ("S02", "new_patient", "P6", "2024-09-15") not in got_rows(after)

@@ -55,13 +55,17 @@ class ExportSpec:
     level: str = PATIENT                    # PATIENT rows identify patients; AGGREGATE rows do not
     suppress: Callable | None = None        # aggregate: (Export, Scope) -> Export with small cells hidden
     deidentified: Callable | None = None    # patient: (Export, Scope) -> the rows a sponsor may see; None: none
+    # (snapshot, options) -> what else the rows depend on, for the result cache's key (another cut's
+    # fingerprint: an export comparing two cuts); None: the snapshot, filters, scope and options only
+    cache_key: Callable | None = None
 
 
 EXPORTS: dict[str, ExportSpec] = {}
 
 
 def export(name: str, help: str, options: tuple[str, ...] = (), *, level: str,
-           suppress: Callable | None = None, deidentified: Callable | None = None):
+           suppress: Callable | None = None, deidentified: Callable | None = None,
+           cache_key: Callable | None = None):
     """Register an export. Every export declares its level, so a new one cannot leak by omission:
     a PATIENT export is refused to a role without patient-level access unless it says what a
     sponsor may see (`deidentified`); an AGGREGATE export must say how its small cells are hidden
@@ -74,7 +78,7 @@ def export(name: str, help: str, options: tuple[str, ...] = (), *, level: str,
         raise ValueError(f"patient-level export {name!r}: suppression applies to aggregates only")
 
     def register(func):
-        EXPORTS[name] = ExportSpec(name, func, help, options, level, suppress, deidentified)
+        EXPORTS[name] = ExportSpec(name, func, help, options, level, suppress, deidentified, cache_key)
         return func
     return register
 
@@ -123,10 +127,11 @@ def _load_all():
 def run_export(name: str, snapshot: Snapshot, filters: Filters = Filters(), scope: Scope = ALL_SITES,
                **options) -> Export:
     """Run an export (cached by snapshot, filters, scope and options; dashboard/cache.py)."""
-    _spec(name)
+    spec = _spec(name)
     from dashboard import cache
+    key = {**options, **spec.cache_key(snapshot, options)} if spec.cache_key else options
     return cache.cached("export:" + name, snapshot, filters, scope,
-                        lambda: compute_export(name, snapshot, filters, scope, **options), **options)
+                        lambda: compute_export(name, snapshot, filters, scope, **options), **key)
 
 
 def compute_export(name: str, snapshot: Snapshot, filters: Filters = Filters(), scope: Scope = ALL_SITES,

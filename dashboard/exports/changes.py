@@ -165,11 +165,18 @@ def deidentified(exp: Export, scope: Scope) -> Export:
     return Export(exp.name, table, SUPPRESSED if is_small(exp.n_patients) else exp.n_patients, extra)
 
 
+def previous_key(snapshot: Snapshot, options: dict) -> dict:
+    """The previous cut as verified (its fingerprint), for the result cache: a cut re-published under
+    the same id, or a new 'cut before', is compared afresh."""
+    previous = previous_cut(snapshot, options.get("since"))
+    return {"since_fingerprint": previous.fingerprint if previous else ""}
+
+
 @export("changes", "what happened since a previous data cut (--since ID; default the cut before, none for the "
                    "oldest), for the current filter: rows site_id, "
                    "kind (new_patient, death, progression, grade3plus_ae, downstaged), patient_id, date; "
                    "metrics: the headline numbers of both cuts",
-        options=("since",), level=PATIENT, deidentified=deidentified)
+        options=("since",), level=PATIENT, deidentified=deidentified, cache_key=previous_key)
 def changes_export(snapshot: Snapshot, filters: Filters, scope: Scope, since: str | None = None) -> Export:
     previous = previous_cut(snapshot, since)
     rows = new_facts(snapshot, previous, filters, scope)
