@@ -276,7 +276,7 @@ def test_consistency_flags_hand_worked_disagreements_and_mirrors_the_validator(r
     # Not flagged: P7 (PD explained by a new lesion), P10 (PR with targets at 0 and a non-target present).
     assert got == [("P6", "M1", "CR", "PR"), ("P9", "M3", "PR", "PD")]
     assert overall.extra["n_patients_flagged"] == 2
-    # the validator's warning names the same scans (dashboard/validate.py IMPLIED_RESPONSE_SQL)
+    # the validator's warning names the same scans (dashboard/quality.py IMPLIED_RESPONSE_SQL, which the validator runs)
     warning = next(f for f in data.report_for(resp_snapshot).warnings if "implied by the measurements" in f.rule)
     assert sorted(e.split(" ")[0] for e in warning.examples) == ["P6/M1", "P9/M3"]
     # local: the same rules on treated target lesions, no exemption. P1 M3: local sum 10 mm is -67% from
