@@ -210,3 +210,20 @@ def test_the_export_is_refused_to_a_sponsor(mini):
 def test_the_page_is_not_in_the_navbar():
     from dashboard.app import navbar
     assert not any("/patient" in json.dumps(getattr(c, "href", "") or "") for c in iter_components(navbar()))
+
+
+# --- the links to the view ---------------------------------------------------------------------------------------
+def test_safety_listing_and_changes_listing_link_patient_ids(mini):
+    from dashboard.callbacks import changes, safety
+    from dashboard.exports import Export, to_csv
+    exp = exports.compute_export("ae-listing", mini, Filters(), ALL_SITES, min_grade=1)
+    table = next(c for c in iter_components(safety.listing_table(exp.rows)) if isinstance(c, RowsTable))
+    assert table.props["links"] == {"0": "/patient/"}
+    assert [r[0] for r in table.rows] == exp.rows["patient_id"].tolist()      # the cell is the id, the href is drawn
+    csv = to_csv(exp)                                                            # the CSV keeps plain ids
+    assert "/patient/" not in csv and csv.splitlines()[0].startswith("patient_id,")
+    rows = pd.DataFrame({"site_id": ["S01"], "kind": [next(iter(changes.ROW_LABELS))], "patient_id": ["P1"],
+                         "date": [pd.Timestamp("2024-01-10")]})
+    listing = changes.listing(Export("changes", rows, 1), ALL_SITES)
+    table = next(c for c in iter_components(listing) if isinstance(c, RowsTable))
+    assert table.props["links"] == {"2": "/patient/"} and table.rows[0][2] == "P1"
