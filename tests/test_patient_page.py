@@ -56,7 +56,7 @@ def check_against_parquet(snapshot, pid, body):
     """Every table of the page's body against the parquet files read with pandas."""
     sessions = parquet(snapshot, "treatments", pid).sort_values("session_number")
     assert table_rows(body, "patient-sessions") == [
-        [str(r.session_number), day(r.treatment_date), r.drug, f"{r.dose_mg:.0f}", r.microsphere_size,
+        [str(r.session_number), day(r.treatment_date), r.drug, f"{r.dose_mg:g}", r.microsphere_size,
          "yes" if r.is_superselective else "no"] for r in sessions.itertuples()]
     scans = parquet(snapshot, "imaging", pid).sort_values(["imaging_date", "visit"])
     sums = target_sums(snapshot, pid)

@@ -33,6 +33,11 @@ def _number(v, digits: int = 1) -> str:
     return "–" if v is None or pd.isna(v) else f"{float(v):.{digits}f}"
 
 
+def _dose(v) -> str:
+    """A dose as recorded (37.5 stays 37.5, 75.0 reads 75)."""
+    return "–" if v is None or pd.isna(v) else f"{float(v):g}"
+
+
 def _pct(v) -> str:
     return "–" if v is None or pd.isna(v) else f"{float(v):+.1f}%"
 
@@ -45,7 +50,7 @@ def _table(table_id: str, columns: list[str], rows: list[list[str]], empty: str,
 
 
 def sessions_table(sessions: pd.DataFrame):
-    rows = [[str(n), _text(d), _text(drug), _number(dose, 0), _text(beads), _text(sup)] for n, d, drug, dose, beads, sup
+    rows = [[str(n), _text(d), _text(drug), _dose(dose), _text(beads), _text(sup)] for n, d, drug, dose, beads, sup
             in sessions[["session_number", "treatment_date", "drug", "dose_mg", "microsphere_size",
                          "is_superselective"]].itertuples(index=False)]
     return _table("patient-sessions", ["Session", "Date", "Drug", "Dose (mg)", "Beads (µm)", "Superselective"], rows,

@@ -37,7 +37,7 @@ def timeline_figure(baseline: pd.Series, sessions: pd.DataFrame, scans: pd.DataF
             continue
         fig.add_trace(go.Scatter(
             x=months(part["imaging_date"], t0), y=["Scans"] * len(part), mode="markers",
-            name=f"Scan: {response or 'no response (baseline)'}",
+            name=f"Scan: {response or 'no response recorded'}",
             marker=dict(symbol="circle", size=12, color=BOR_COLOURS.get(response, "#FFFFFF"),
                         line=dict(color="#495057", width=1)),
             hovertext=[f"{v}: {_day(d)}<br>overall {o or '–'}, local {lr or '–'}" for v, d, o, lr in zip(
