@@ -43,6 +43,7 @@ def test_safety_listing_link_opens_the_patient_view_on_the_same_cut(live_server,
 
 
 def test_a_sponsor_gets_no_patient_view(synthetic_root, page, tmp_path):
+    ARTIFACTS.mkdir(exist_ok=True)
     users = tmp_path / "users.json"
     write_users(users)
     env = {**os.environ, "DASHBOARD_AUTH": "header", "DASHBOARD_TRUSTED_PROXIES": "127.0.0.1",
@@ -54,6 +55,7 @@ def test_a_sponsor_gets_no_patient_view(synthetic_root, page, tmp_path):
         wait_idle(page)
         assert "not available for your role" in page.inner_text("#patient-notice")
         assert page.locator("#patient-timeline").count() == 0
+        page.screenshot(path=str(ARTIFACTS / "patient-view-sponsor.png"))
         content = page.inner_text("#page-content")
         assert "Patient S01-0001" not in content and "Months from first" not in content
         assert page.console_errors == []
