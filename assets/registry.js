@@ -46,12 +46,20 @@ window.registry_components = Object.assign({}, window.registry_components, {
     const h = window.React.createElement;
     const classes = props.column_classes || [];
     const strong = new Set(props.strong || []);
+    const links = props.links || {};
+    // a link column: prefix + the cell's text + the page's query string (the data cut and filters)
+    function cell(value, j) {
+      const text = strong.has(j) ? h("strong", null, value) : value;
+      const prefix = links[String(j)];
+      if (prefix === undefined || value === null || value === undefined || value === "") { return text; }
+      return h("a", {href: prefix + encodeURIComponent(String(value)) + window.location.search}, text);
+    }
     const head = h("thead", null, h("tr", null, (props.columns || []).map(function (label, j) {
       return h("th", {key: j, className: classes[j] || undefined}, label);
     })));
     const body = h("tbody", null, (props.rows || []).map(function (row, i) {
       return h("tr", {key: i}, row.map(function (value, j) {
-        return h("td", {key: j, className: classes[j] || undefined}, strong.has(j) ? h("strong", null, value) : value);
+        return h("td", {key: j, className: classes[j] || undefined}, cell(value, j));
       }));
     }));
     return h("table", {id: props.id, className: props.className, style: props.style}, head, body);

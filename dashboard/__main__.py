@@ -94,6 +94,8 @@ EXPORT_OPTIONS = {
     "measure": dict(choices=["bclc", "milan", "resectable"], help="staging measure"),
     "within_days": dict(type=int, help="adverse events with onset within N days of a session"),
     "min_grade": dict(type=int, choices=[1, 2, 3, 4, 5], help="ae-listing: events of CTCAE grade N or more"),
+    "patient_id": dict(metavar="ID", help="patient-record: the patient"),
+    "part": dict(choices=["baseline", "sessions", "scans", "aes", "restaging"], help="patient-record: which table"),
     "since": dict(type=snapshot_id_arg, metavar="SNAPSHOT_ID", help="changes: the previous data cut to compare with"),
 }
 

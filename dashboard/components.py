@@ -96,7 +96,9 @@ def card_outputs(figure: str, table: bool = False) -> list:
 class RowsTable:
     """A table of text drawn by one Dash component (assets/registry.js): `columns` (header texts),
     `rows` (lists of cell texts), `column_classes` (a class per column, or None) and `strong` (the
-    indexes of the columns shown bold). The same DOM as html.Table of html.Td, without a Dash
+    indexes of the columns shown bold) and `links` ({column index: path prefix}: each cell of that column is a
+    link to prefix + the cell's text, URL-encoded, + the page's current query string, so the link keeps the
+    data cut and filters). The same DOM as html.Table of html.Td, without a Dash
     component per cell: Dash's renderer runs a selector for every mounted component on every store
     update, so a table of a few hundred cells slowed every update of its page. Reads like a
     component: .id, .rows, .columns."""
@@ -104,9 +106,11 @@ class RowsTable:
     __slots__ = ("props",)
 
     def __init__(self, columns: list, rows: list, id: str | None = None, className: str | None = None,
-                 column_classes: list | None = None, strong: tuple = (), style: dict | None = None):
+                 column_classes: list | None = None, strong: tuple = (), style: dict | None = None,
+                 links: dict | None = None):
         self.props = {"columns": list(columns), "rows": rows, "column_classes": column_classes,
-                      "strong": list(strong), "id": id, "className": className, "style": style}
+                      "strong": list(strong), "id": id, "className": className, "style": style,
+                      "links": {str(j): prefix for j, prefix in links.items()} if links else None}
         self.props = {k: v for k, v in self.props.items() if v is not None}
 
     def __getattr__(self, name):

@@ -203,6 +203,6 @@ def listing(exp, scope):
     if not rows:
         return html.P("Nothing new in this comparison.", className="small text-muted mt-2", id="changes-listing")
     table = RowsTable(["Site", "What", "Patient", "Date"], rows, id="changes-listing",
-                      className="table table-sm table-hover mb-0")
+                      className="table table-sm table-hover mb-0", links={2: "/patient/"})     # the patient view
     return html.Div([html.H3(f"Patients ({len(rows):,} rows)", className="h6 mt-2"),
                      html.Div(table, style={"maxHeight": "320px", "overflowY": "auto"})])

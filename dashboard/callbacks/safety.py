@@ -92,6 +92,7 @@ LISTING, LISTING_EXPORT = "ae-listing-table", "ae-listing"          # the listin
 MIN_GRADE, SERIOUS_ONLY = ids.page_option("min_grade"), ids.page_option("serious_only")
 MIN_GRADE_CHOICES = {"default": "Grade 5, and serious grade ≥ 3", "1": "Grade ≥ 1", "2": "Grade ≥ 2",
                      "3": "Grade ≥ 3", "4": "Grade ≥ 4", "5": "Grade 5"}
+PATIENT_LINK = "/patient/"     # the listing's patient ids link to the patient view (dashboard/pages/patient.py)
 LISTING_MAX_ROWS = 500         # rows drawn in the listing; the CSV holds every selected event
 
 
@@ -246,7 +247,8 @@ def listing_table(rows, n_events: int | None = None):
                                               "is_treatment_related", "resolution_date")))]
     table = html.Div(RowsTable([h for h, _ in LISTING_HEADER], body, id="safety-listing-grid",
                                className="table table-sm table-hover table-one mb-0",
-                               column_classes=[c for _, c in LISTING_HEADER], strong=(0, 4)),
+                               column_classes=[c for _, c in LISTING_HEADER], strong=(0, 4),
+                               links={0: PATIENT_LINK}),
                      style={"maxHeight": "360px", "overflowY": "auto"})
     if n_events <= len(shown):
         return table

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit
 
 import dash
 import dash_bootstrap_components as dbc
@@ -375,7 +375,26 @@ clientside_callback(
 # --- routing ------------------------------------------------------------------------------------
 def page_for(pathname: str | None) -> dict | None:
     path = (pathname or "/").rstrip("/") or "/"
-    return next((p for p in dash.page_registry.values() if p["path"] == path), None)
+    exact = next((p for p in dash.page_registry.values() if p["path"] == path), None)
+    return exact or next((p for p in dash.page_registry.values() if path_variables(p, path) is not None), None)
+
+
+def path_variables(page: dict, path: str) -> dict | None:
+    """{name: value} of a page's path_template (/patient/<patient_id>) matching the path, one segment per
+    variable (URL-decoded); None when it has no template or does not match. The page checks the values."""
+    template = page.get("path_template")
+    if not template:
+        return None
+    parts, wanted = path.strip("/").split("/"), template.strip("/").split("/")
+    if len(parts) != len(wanted):
+        return None
+    values = {}
+    for part, want in zip(parts, wanted):
+        if want.startswith("<") and want.endswith(">") and part:
+            values[want[1:-1]] = unquote(part)
+        elif part != want:
+            return None
+    return values
 
 
 def render_page(pathname: str | None, search: str | None):
@@ -389,7 +408,8 @@ def render_page(pathname: str | None, search: str | None):
     layout = page["layout"]
     if callable(layout):
         options = {k: v for k, v in parse_qsl((search or "").lstrip("?")) if k in NON_FILTER_PARAMS}
-        layout = layout(**options)
+        path = (pathname or "/").rstrip("/") or "/"
+        layout = layout(**options, **(path_variables(page, path) or {}))
     return layout, page["title"]
 
 

@@ -121,7 +121,8 @@ def n_total(snapshot: Snapshot, scope: Scope) -> int:
 
 def _load_all():
     """Import the per-page export modules (each registers its exports)."""
-    from dashboard.exports import changes, enrollment, headline, quality, safety, response, staging, survival  # noqa: F401
+    from dashboard.exports import (changes, enrollment, headline, patient, quality, response, safety,  # noqa: F401
+                                   staging, survival)
 
 
 def run_export(name: str, snapshot: Snapshot, filters: Filters = Filters(), scope: Scope = ALL_SITES,
