@@ -82,7 +82,10 @@ def new_facts(snapshot: Snapshot, previous: Snapshot | None, filters: Filters, s
     elif previous is snapshot or previous.fingerprint == snapshot.fingerprint:
         before = now
     else:
-        before = data.execute(FACTS_SQL, previous, Filters(), scope)
+        # the previous cut's facts do not depend on the filter: one query per cut and scope
+        from dashboard import cache
+        before = cache.cached("changes:facts", previous, Filters(), scope,
+                              lambda: data.execute(FACTS_SQL, previous, Filters(), scope))
     known = pd.MultiIndex.from_frame(before[["patient_id", "kind", "key"]])
     fresh = now[~pd.MultiIndex.from_frame(now[["patient_id", "kind", "key"]]).isin(known)].copy()
     fresh["kind"] = fresh["kind"].replace({"enrolled": "new_patient"})
