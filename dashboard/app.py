@@ -43,8 +43,8 @@ def _multi(id_, label, options, placeholder="All"):
 
 def filter_panel():
     opts = lambda values, labels=None: [{"label": (labels or {}).get(v, v), "value": v} for v in values]
-    return html.Div([
-        html.H2("Filters", className="h6 text-uppercase text-muted mb-2"),
+    return html.Aside([
+        html.H2("Filters", className="h6 text-uppercase text-muted mb-2", id="filter-panel-title"),
         html.Div([
             dbc.Label("Data cut", html_for=ids.SNAPSHOT, className="filter-label"),
             dcc.Dropdown(id=ids.SNAPSHOT, clearable=False, options=[], value=None),
@@ -67,7 +67,7 @@ def filter_panel():
                                 start_date_placeholder_text="from", end_date_placeholder_text="to",
                                 clearable=True),
         ], className="mb-2"),
-    ], id=ids.FILTER_PANEL, className="filter-panel")
+    ], id=ids.FILTER_PANEL, className="filter-panel", **{"aria-labelledby": "filter-panel-title"})
 
 
 def navbar():
@@ -108,6 +108,10 @@ def banner():
             html.Span(id=ids.BANNER_CUTOFF, className="text-muted"),
         ], className="d-flex align-items-baseline flex-wrap"),
         html.Div([
+            html.Button([html.Span("Hide filters", className="when-shown"), html.Span("Show filters", className="when-hidden")],
+                        id=ids.FILTER_TOGGLE, type="button", className="btn btn-outline-dark btn-sm py-0 me-2 filter-toggle",
+                        title="Hide or show the filter panel (kept for your next visit)",
+                        **{"aria-controls": "filter-sidebar", "aria-expanded": "true"}),
             html.Div(id=ids.CHIPS, className="d-inline"),
             dbc.Button("Clear all", id=ids.CLEAR_ALL, color="link", size="sm", className="ms-1 p-0 align-baseline"),
         ], className="mt-1"),
@@ -145,11 +149,12 @@ def layout():
         dcc.Store(id=ids.SHOWN_CUT),
         dcc.Store(id=ids.CUT_POLL_SEEN),
         dcc.Interval(id=ids.CUT_POLL, interval=cut_poll_seconds() * 1000),
+        html.A("Skip to main content", href="#main", className="visually-hidden-focusable skip-link"),
         navbar(),
         dbc.Container(dbc.Row([
-            dbc.Col(filter_panel(), lg=3, xl=2, className="pt-3 sidebar"),
-            dbc.Col([banner(), html.Div(id=ids.PAGE_CONTENT)],
-                    lg=9, xl=10, className="pt-2"),
+            dbc.Col(filter_panel(), lg=3, xl=2, className="pt-3 sidebar", id="filter-sidebar"),
+            dbc.Col(html.Main([banner(), html.Div(id=ids.PAGE_CONTENT)], id="main", tabIndex="-1"),
+                    lg=9, xl=10, className="pt-2 main-col"),
         ]), fluid=True),
     ])
     opened = opened_page()      # the page being opened and the shell's values for it, when the request tells
@@ -210,6 +215,7 @@ def create_app() -> dash.Dash:
         update_title=None,
         on_error=report_callback_error,
     )
+    app.index_string = app.index_string.replace("<html>", '<html lang="en">', 1)
     app.layout = layout
     import dashboard.callbacks  # noqa: F401  (registers every callback)
     from dashboard import auth

@@ -7,6 +7,8 @@ the command line prints them for the same user.
 """
 from __future__ import annotations
 
+import json
+
 import logging
 from urllib.parse import parse_qsl
 
@@ -48,7 +50,8 @@ def changes_section():
     return html.Div([
         html.H2("Since the previous data cut", id=TITLE, className="h5 mt-3"),
         html.Div([
-            html.Div("Compare with data cut", className="filter-label me-2"),
+            html.Label("Compare with data cut", className="filter-label me-2",
+                       htmlFor=json.dumps(SINCE, sort_keys=True, separators=(",", ":"))),   # the select's DOM id
             html.Div(dbc.Select(id=SINCE, options=[], value="", placeholder="the cut before", size="sm",
                                 style={"width": "18rem"}), id="changes-since"),
         ], className="d-flex align-items-center mb-2"),
@@ -167,7 +170,7 @@ def metrics_table(metrics: list[dict]):
              metric_text(m["name"], m["difference"], signed=True)] for m in metrics]
     return html.Div([
         html.H3("Headline numbers", className="h6"),
-        RowsTable(["", "Previous", "Current", "Difference"], rows, id="changes-metrics", className="table table-sm mb-1",
+        RowsTable(["Number", "Previous", "Current", "Difference"], rows, id="changes-metrics", className="table table-sm mb-1",
                   column_classes=[None, "text-end", "text-end", "text-end"]),
         html.Div("Rates in %, differences in percentage points; medians in months. – : not estimable, not reached "
                  "or not shown for your role.", className="small text-muted"),

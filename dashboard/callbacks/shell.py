@@ -268,10 +268,12 @@ def banner_parts(state: dict | None):
     chips = []
     for key, value in filters.to_pairs():
         for item in (value.split(",") if key in ids.LIST_CONTROLS else [value]):
-            chips.append(dbc.Badge([chip_label(key, item), html.Span(" ×", className="chip-x")],
-                                   id=ids.chip(key, item), color="primary", pill=True,
-                                   className="me-1 filter-chip", n_clicks=0, title="Remove this filter",
-                                   style={"cursor": "pointer"}))
+            # a button, so that a keyboard reaches it and Enter or Space removes the filter
+            label = chip_label(key, item)
+            chips.append(html.Button([label, html.Span(" ×", className="chip-x", **{"aria-hidden": "true"})],
+                                     id=ids.chip(key, item), type="button", n_clicks=0, title="Remove this filter",
+                                     className="badge rounded-pill text-bg-primary border-0 me-1 filter-chip",
+                                     **{"aria-label": f"Remove filter {label}"}))
     if not chips:
         chips = [html.Span("No filter: all patients in the data cut.", className="text-muted small")]
     return count, cutoff, chips, filters.is_empty()
