@@ -4,6 +4,8 @@ exactly the rows of the figure's export (dashboard/exports.py)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
+from urllib.parse import unquote
 
 import dash_bootstrap_components as dbc
 from dash import dcc, html
@@ -47,9 +49,25 @@ def figure_card(figure: str, title: str, controls=None, height: int = 420, extra
                     id=f"card-{figure}")
 
 
-def file_name(page: str, figure: str, snapshot_id: str, today: dt.date | None = None) -> str:
-    """page_figure_snapshot_date: what a downloaded image or CSV is called."""
-    return f"{page}_{figure}_{snapshot_id}_{(today or dt.date.today()).isoformat()}"
+def file_name(page: str, figure: str, snapshot_id: str, today: dt.date | None = None, options: dict | None = None,
+              filters=None) -> str:
+    """What a download is called: page_figure[_options]_snapshot[_filter]_date. The options that change
+    the numbers (endpoint-pfs-by-sex) and the filter (bclc-B-C-sex-F; all-patients without one) are
+    made file-safe and bounded, so OS and PFS, or two filters, never share a name."""
+    parts = [page, figure]
+    chosen = [(k, v) for k, v in sorted((options or {}).items()) if v not in (None, "", False)]
+    if chosen:
+        parts.append(name_tag(chosen, 60))
+    parts.append(snapshot_id)
+    if filters is not None:
+        parts.append(name_tag(filters.to_pairs(), 80) or "all-patients")
+    return "_".join(parts + [(today or dt.date.today()).isoformat()])
+
+
+def name_tag(pairs, limit: int) -> str:
+    """key-value pairs as one file-safe word: [("bclc", "B,C"), ("sex", "F")] -> bclc-B-C-sex-F."""
+    text = "-".join(f"{k}-{v}" for k, v in pairs)
+    return re.sub(r"[^A-Za-z0-9]+", "-", unquote(text)).strip("-")[:limit].rstrip("-")
 
 
 def graph_config(figure: str, filename: str | None = None) -> dict:

@@ -190,3 +190,39 @@ def test_downloads_equal_the_command_line(session, synthetic_root):
         got = sent_csv(post(session, download_body(session, figure, search, state)), figure)
         expected = cli_export(synthetic_root, *args, "--filter", "bclc=B,C", "--filter", "sex=M")
         assert got is not None and got.strip() == expected.strip(), figure
+
+
+def sent_name(response, figure: str) -> str:
+    key = json.dumps({"figure": figure, "type": "download"}, separators=(",", ":"))
+    return response.get_json()["response"][key]["data"]["filename"]
+
+
+def test_csv_names_carry_the_options_and_the_filter(session):
+    """Issue 20: OS and PFS, or two filters, once downloaded under the same name."""
+    names = {}
+    for search, state in (("?endpoint=os", {"snapshot": "latest", "query": ""}),
+                          ("?endpoint=pfs", {"snapshot": "latest", "query": ""}),
+                          ("?endpoint=pfs&bclc=B,C&sex=F", {"snapshot": "latest", "query": "bclc=B,C&sex=F"})):
+        names[search] = sent_name(post(session, download_body(session, "km-summary", search, state)), "km-summary")
+    assert len(set(names.values())) == 3, names
+    os_name, pfs_name, filtered = names.values()
+    assert os_name.startswith("survival_km-summary_") and "endpoint-os" in os_name and os_name.endswith(".csv")
+    assert "endpoint-pfs" in pfs_name and "_all-patients_" in pfs_name
+    assert "_bclc-B-C-sex-F_" in filtered
+    assert all(set(n) <= set("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") for n in names.values())
+
+
+def test_file_name_parts_are_bounded_and_file_safe():
+    import datetime as dt
+    from dashboard.components import file_name
+    long = Filters(site=tuple(f"S{i:02d}" for i in range(1, 40)), etiology=("HBV", "../etc"))
+    short = Filters(etiology=("../../etc/passwd",))
+    name = file_name("survival", "km-curve", "2025-12-31", dt.date(2026, 1, 2),
+                     options={"endpoint": "os", "by": "bclc_stage", "ci": None}, filters=long)
+    prefix, _, rest = name.partition("_2025-12-31_")
+    assert prefix == "survival_km-curve_by-bclc-stage-endpoint-os"
+    tag, date = rest.rsplit("_", 1)
+    assert date == "2026-01-02" and len(tag) <= 80 and "/" not in tag and ".." not in tag.replace("...", "")
+    assert file_name("safety", "x", "2025-12-31", dt.date(2026, 1, 2)) == "safety_x_2025-12-31_2026-01-02"
+    assert file_name("safety", "x", "2025-12-31", dt.date(2026, 1, 2), filters=short) == \
+        "safety_x_2025-12-31_etiology-etc-passwd_2026-01-02"

@@ -47,7 +47,7 @@ def export_for(figure: str, search: str | None, state: dict | None):
 
 
 def csv_download(figure: str, search: str | None, state: dict | None):
-    """The dcc.Download payload: the figure's export as CSV, named page_figure_snapshot_date.csv;
+    """The dcc.Download payload: the figure's export as CSV, named page_figure_options_snapshot_filter_date.csv;
     no_update for an unknown figure or an export the user's role may not have (no file: a 204)."""
     chosen = export_for(figure, search, state)
     if chosen is None:
@@ -63,7 +63,7 @@ def csv_download(figure: str, search: str | None, state: dict | None):
         audit.record("download-refused", user, **facts)
         return no_update
     audit.record_required("download", user, **facts, rows=len(exp.rows))    # nothing leaves unrecorded
-    return dcc.send_string(exports.to_csv(exp), file_name(page, figure, snapshot.snapshot_id) + ".csv")
+    return dcc.send_string(exports.to_csv(exp), file_name(page, figure, snapshot.snapshot_id, options=options, filters=filters) + ".csv")
 
 
 @callback(

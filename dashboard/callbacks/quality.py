@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import re
-from urllib.parse import unquote
 
 import dash_bootstrap_components as dbc
 from dash import Input, Output, State, callback, dcc, html, no_update, set_props
 from dash.exceptions import PreventUpdate
 
-from dashboard import access, audit, exports, ids
+from dashboard import access, audit, components, exports, ids
 from dashboard.access import SUPPRESSED, AccessDenied
 from dashboard.components import Static, empty_message
 from dashboard.exports.quality import counts
@@ -35,8 +33,7 @@ GRID_COLUMNS = {"site_id": ("Site", 100), "patient_id": ("Patient", 125), "table
 def file_name(snapshot_id: str, filters, today: dt.date | None = None) -> str:
     """quality_data-quality_<cut>_<filter>_<date>.csv: the filter is its URL query made file-safe
     (site=S01,S02&bclc=B -> site-S01-S02-bclc-B; 'all-patients' without a filter)."""
-    tag = re.sub(r"[^A-Za-z0-9]+", "-", unquote(filters.to_query())).strip("-")[:80] or "all-patients"
-    return f"{PAGE}_{EXPORT}_{snapshot_id}_{tag}_{(today or dt.date.today()).isoformat()}.csv"
+    return components.file_name(PAGE, EXPORT, snapshot_id, today, filters=filters) + ".csv"
 
 
 def count_cell(n):
