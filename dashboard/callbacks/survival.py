@@ -238,11 +238,19 @@ def curve_note(curve: exports.Export):
             f"t). Months = days / 30.4375. {ci_note(ci)}", *small_note(curve)]
 
 
+# what each placeholder of the summary table means (tests/test_median_edges.py checks them against the cells)
+NR_NOTE = ("NR: not reached (R prints NA): the curve, or for a CI bound its pointwise band, never falls to 50% "
+           "where it is defined. A median with NR at both ends of its CI (a single patient who died, say): the "
+           "curve falls to 0 at once, where the bands are undefined, so R gives no bound either.")
+S_NOTE = ("—: not estimable (no patient of the group followed that long). 100.0% (100.0–100.0): no event yet, "
+          "with the interval R gives, (1, 1): before the group's first follow-up time, and with the log or plain "
+          "transform. CI —: no interval from the transform (R's NA): log-log where S is 1 after a censoring, "
+          "or where S is 0.")
+
+
 def summary_note(summary: exports.Export):
     endpoint, ci = summary.extra["endpoint"], summary.extra["ci"]
-    return [f"{km.ENDPOINT_DEFINITIONS[endpoint]} {ci_note(ci)} NR: not reached. —: not "
-            "estimable (no patient of the group followed that long); CI —: no interval from the transform (R's NA, "
-            "e.g. log-log where S is 1 or 0). 6 months, 1 year, 2 years = S at 182, 365, "
+    return [f"{km.ENDPOINT_DEFINITIONS[endpoint]} {ci_note(ci)} {NR_NOTE} {S_NOTE} 6 months, 1 year, 2 years = S at 182, 365, "
             "730 days. Median follow-up counts every patient in the filter. p-values are descriptive "
             "(observational registry, no adjustment).", *small_note(summary)]
 
