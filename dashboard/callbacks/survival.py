@@ -225,7 +225,7 @@ def small_note(exp: exports.Export):
     notes = []
     if small:
         notes.append(html.Span(f" {DAGGER} Fewer than {km.SMALL_GROUP} patients ({', '.join(map(str, small))}): "
-                               "drawn, but the estimates are unstable.", className="text-danger"))
+                               "drawn dashed with open circles; the estimates are unstable.", className="text-danger"))
     if exp.extra.get("note"):
         notes.append(html.Span(" " + exp.extra["note"], className="text-warning-emphasis access-note"))
     return notes
@@ -284,7 +284,8 @@ def survival_view(state, endpoint="os", by="bclc_stage", ci="log-log", bands=Non
     if drawn:
         fig = figs.km_figure(curve.rows, risk.rows, drawn, colours, group_labels(summary),
                              show_ci=bool(bands), title=title, y_title=Y_TITLES[opts["endpoint"]],
-                             ticks=[t / figs.DAYS_PER_MONTH for t in risk.extra["times"]])
+                             ticks=[t / figs.DAYS_PER_MONTH for t in risk.extra["times"]],
+                             small=[g for g, n in curve.extra["group_n"].items() if few(n)])
     else:
         fig = empty_figure(curve.extra["note"])
     not_shown = [*summary.extra.get("not_drawn", ()), *([km.POOLED] if withheld(summary, "pooled") else [])]
