@@ -138,3 +138,18 @@ def test_footnote_says_what_every_shown_form_means(edge_root, monkeypatch):
     cells = " ".join(" ".join(v) for v in rows.values())
     for form in ("NR", "CI —", "100.0% (100.0–100.0)"):
         assert form in cells and form in note, form
+
+
+def test_logrank_with_one_group_with_events_is_not_estimable_on_the_page(edge_root, monkeypatch):
+    """The log-rank item of issue 19 (done in 2a61fe9), checked on the page: ?bclc=A,D keeps the
+    censored patient of n1_censored (day 500) and before_first_event (censored 300, deaths 1000 and
+    2000, censored 3000). A's one patient leaves before the first death: its expected count is 0, so
+    one group has an expected event: R's survdiff gives df 0 (r_logrank_expected_zero.json
+    one_group_with_expected, the same shape), the page "not estimable", never p = 1."""
+    from dashboard.callbacks.survival import survival_view
+    monkeypatch.setenv("REGISTRY_DATA", str(edge_root))
+    out = survival_view({"snapshot": "2031-06-30", "query": "bclc=A,D"}, "os", "bclc_stage", "log-log", [])
+    assert text_of(find(out[4], "survival-logrank")) == \
+        "Log-rank test: not estimable (fewer than two groups with an expected event)."
+    none = survival_view({"snapshot": "2031-06-30", "query": "bclc=A"}, "os", "none", "log-log", [])
+    assert "needs two or more groups" in text_of(none[4])
