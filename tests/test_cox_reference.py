@@ -176,6 +176,10 @@ def test_reference_choices_are_the_groups_in_the_filter(synthetic_state):
         {"label": "A (n = 7)", "value": "A"}, {"label": "B (n = 353)", "value": "B"},
         {"label": "C (n = 240)", "value": "C"}]
     assert reference_options(synthetic_state, "os", "none", "log-log") == []
+    # a chosen level that is not a group stays a choice (a dropdown would drop it silently)
+    assert reference_options(synthetic_state, "os", "sex", "log-log", "C")[-1] == \
+        {"label": "C (not a group here)", "value": "C"}
+    assert len(reference_options(synthetic_state, "os", "sex", "log-log", "F")) == 2
 
 
 def test_ref_is_a_page_option_bounded_at_the_request_layer(dash_app):

@@ -347,15 +347,23 @@ def _survival(state, endpoint, by, ci, bands, ref):
     return survival_view(state, endpoint, by, ci, bands, ref)
 
 
-def reference_options(state, endpoint="os", by="bclc_stage", ci="log-log") -> list[dict]:
+def reference_options(state, endpoint="os", by="bclc_stage", ci="log-log", ref=None) -> list[dict]:
     """The reference control's choices: each group of the grouping in the filter, 'level (n = ..)'
-    with n as the user's role sees it (the km-summary export's group_n); none without a grouping."""
+    with n as the user's role sees it (the km-summary export's group_n); none without a grouping.
+    A chosen `ref` that is not such a group stays a choice, 'C (not a group here)', so the control
+    keeps it and the hazard ratios' message says why the default is used (a dropdown drops a value
+    missing from its options)."""
     opts = options(endpoint, by, ci)
+    chosen = ref_option(ref).get("ref")
     if opts["by"] == "none":
-        return []
-    snapshot, filters, scope = state_context(state)
-    summary = exports.run_export("km-summary", snapshot, filters, scope, **opts)
-    return [{"label": f"{g} (n = {fmt_count(n)})", "value": g} for g, n in summary.extra["group_n"].items()]
+        groups = {}
+    else:
+        snapshot, filters, scope = state_context(state)
+        groups = exports.run_export("km-summary", snapshot, filters, scope, **opts).extra["group_n"]
+    out = [{"label": f"{g} (n = {fmt_count(n)})", "value": g} for g, n in groups.items()]
+    if chosen is not None and chosen not in groups:
+        out.append({"label": f"{chosen} (not a group here)", "value": chosen})
+    return out
 
 
 @callback(
@@ -364,10 +372,11 @@ def reference_options(state, endpoint="os", by="bclc_stage", ci="log-log") -> li
     Input(ids.page_option("endpoint"), "value"),
     Input(ids.page_option("by"), "value"),
     Input(ids.page_option("ci"), "value"),
+    State(ids.page_option("ref"), "value"),
 )
 @cached_view("survival.reference_options")
-def _reference_options(state, endpoint, by, ci):
-    return reference_options(state, endpoint, by, ci)
+def _reference_options(state, endpoint, by, ci, ref):
+    return reference_options(state, endpoint, by, ci, ref)
 
 
 # The bands switch only shows or hides the band traces already drawn: nothing is recomputed.
