@@ -201,3 +201,28 @@ def test_ref_is_a_page_option_bounded_at_the_request_layer(dash_app):
             security.check_value(ident, "value", bad)
     spec = page_option_spec("/survival")
     assert spec["defaults"]["ref"] is None and spec["allowed"]["ref"] == "text"
+
+
+def test_a_sponsor_is_not_told_which_small_group_is_largest(synthetic):
+    """age_max=40 by etiology (committee's counts, checked here): HBV 2, HCV 1, alcohol 1, MASLD 1. The
+    default reference is the largest, HBV; a sponsor sees every n as "<5", so naming HBV as the
+    (default) reference would rank them: no hazard ratio and no reference named. Chosen by the user
+    (--ref HBV), the reference is named, as the user gave it."""
+    from dashboard.access import Scope
+    filters = Filters.from_query("age_max=40")[0]
+    full = exports.compute_export("cox", synthetic, filters, ALL_SITES, by="etiology_group")
+    assert full.extra["group_n"] == {"HBV": 2, "HCV": 1, "alcohol": 1, "MASLD": 1}
+    assert full.extra["reference"] == "HBV"
+    sponsor = Scope(patient_sites=(), suppress=True)
+    mine = exports.compute_export("cox", synthetic, filters, sponsor, by="etiology_group")
+    assert mine.rows.empty and mine.extra["reference"] is None and mine.extra["reference_default"] is None
+    assert mine.extra["note"] == "Hazard ratios: not shown for your role (the default reference group has fewer " \
+                                 "than 10 patients)."
+    assert "HBV" not in json.dumps(mine.extra["note"])
+    chosen = exports.compute_export("cox", synthetic, filters, sponsor, by="etiology_group", ref="HCV")
+    assert chosen.rows.empty and chosen.extra["reference"] == "HCV" and chosen.extra["reference_default"] is None
+    assert "the reference group, Etiology HCV, has fewer than 10" in chosen.extra["note"]
+    # BCLC B (2 patients, C 3) by rule: its name tells nothing of sizes, and stays
+    bclc = exports.compute_export("cox", synthetic, filters, sponsor, by="bclc_stage")
+    assert bclc.rows.empty and bclc.extra["reference"] == bclc.extra["reference_default"] == "B"
+    assert "the reference group, BCLC stage B, has fewer than 10" in bclc.extra["note"]

@@ -20,7 +20,9 @@ site in the filter as for the committee, then (`SmallGroups`, the exports' `supp
   is not readable, and over a handful of patients its statistic is a fingerprint of their times;
 - the Cox model is still fitted over every group, with the same reference level; the hazard ratio
   of a group under MIN_GROUP is not shown, and none is when the reference group is under MIN_GROUP
-  (every ratio and CI is relative to it, so their widths would reveal its number of events);
+  (every ratio and CI is relative to it, so their widths would reveal its number of events); a
+  default reference picked as the largest group is not named when it is under MIN_GROUP (it would
+  rank groups shown as "<5");
 - median follow-up (reverse Kaplan-Meier of OS, every group pooled) is withheld when the filter
   holds fewer than MIN_GROUP patients.
 - km-summary's pooled row ("All patients", under the groups when there is a grouping) has its
@@ -319,6 +321,12 @@ SUMMARY_ESTIMATES = ("median_days", "median_ci_lower_days", "median_ci_upper_day
 FOLLOWUP = ("median_followup_days", "median_followup_ci_lower_days", "median_followup_ci_upper_days")
 
 
+def by_size(by: str, default) -> bool:
+    """True when the default Cox reference `default` was picked as the largest group (not by a rule
+    such as BCLC B)."""
+    return default is not None and DEFAULT_REFERENCE.get(by) != default
+
+
 def groups_text(by: str, groups) -> str:
     """'BCLC stage A, D' (the whole filter's one group: 'All patients')."""
     return "All patients" if by == "none" else f"{GROUPINGS.get(by, by)} {', '.join(map(str, groups))}"
@@ -397,6 +405,15 @@ class SmallGroups:
             withheld.append("hazard_ratios")
             note = (f"Hazard ratios: not shown for your role (the reference group, "
                     f"{groups_text(by, [extra['reference']])}, has fewer than {MIN_GROUP} patients).")
+            if by_size(by, extra.get("reference_default")) and extra["reference"] == extra["reference_default"]:
+                # the default picked as the largest of groups under MIN_GROUP: naming it would rank
+                # groups the role sees only as "<5"
+                note = f"Hazard ratios: not shown for your role (the default reference group has fewer than " \
+                       f"{MIN_GROUP} patients)."
+                extra.update(reference=None)
+        if self.reference and by_size(by, extra.get("reference_default")) and \
+                extra.get("reference_default") in small:
+            extra.update(reference_default=None)
         out = suppress_counts(Export(exp.name, rows, exp.n_patients, extra), {c: () for c in self.counts})
         if self.rows == "estimates":
             out.rows = pooled_complement(out.rows)
