@@ -167,6 +167,7 @@
           const choices = allowed[key];
           if (choices === undefined) { return false; }
           if (choices === null) { return /^-?\d+(\.\d+)?$/.test(text); }
+          if (choices === "text") { return text.length <= 64; }
           return text.split(",").filter(Boolean).every((x) => choices.indexOf(x) >= 0);
         };
         if (ids.indexOf("url.search") >= 0) {

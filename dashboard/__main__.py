@@ -89,6 +89,7 @@ EXPORT_OPTIONS = {
     "by": dict(help="grouping field, or none"),
     "ci": dict(choices=["log-log", "log", "plain"], help="KM confidence-interval transform"),
     "times": dict(help="comma-separated times in days (risk table)"),
+    "ref": dict(metavar="LEVEL", help="cox: the reference group (default: BCLC B for BCLC stage, else the largest)"),
     "scope": dict(choices=["overall", "local"], help="tumour response scope"),
     "level": dict(choices=["term", "soc"], help="adverse-event level"),
     "measure": dict(choices=["bclc", "milan", "resectable"], help="staging measure"),

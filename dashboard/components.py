@@ -85,14 +85,16 @@ def export_spec(page: str, figure: str, export: str, snapshot_id: str, options: 
             "filename": file_name(page, figure, snapshot_id)}
 
 
-def table_card(figure: str, title: str):
-    """A card holding a table (filled by a callback) with the CSV download of its export."""
+def table_card(figure: str, title: str, controls=None):
+    """A card holding a table (filled by a callback) with the CSV download of its export, and
+    optional controls above the table."""
     header = dbc.CardHeader(dbc.Row([
         dbc.Col(html.H2(title, className="h6 mb-0"), className="d-flex align-items-center"),
         dbc.Col(dbc.Button("Download data (CSV)", id=fid("download-csv", figure), size="sm", color="secondary",
                            outline=True), width="auto"),
     ], className="g-2"), className="py-2")
     return dbc.Card([header, dbc.CardBody([
+        *([html.Div(controls, className="mb-2 figure-controls")] if controls is not None else []),
         dcc.Loading(html.Div(id=fid("table", figure), className="table-responsive"), type="circle",
                     delay_show=250),
         html.Div(id=fid("footnote", figure), className="footnote small text-muted mt-1"),

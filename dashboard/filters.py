@@ -143,7 +143,7 @@ class Filters:
 
 
 # query-string parameters that are page state, not filters (kept in the URL beside them)
-NON_FILTER_PARAMS = {"snapshot", "endpoint", "by", "ci", "bands", "scope", "view", "tab", "mode", "sort",
+NON_FILTER_PARAMS = {"snapshot", "endpoint", "by", "ci", "bands", "ref", "scope", "view", "tab", "mode", "sort",
                      "level", "measure", "events", "within_days", "metric", "page", "since",
                      "min_grade", "serious_only"}
 

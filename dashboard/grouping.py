@@ -49,8 +49,8 @@ def group_column(cohort: pd.DataFrame, by: str) -> pd.Series:
 
 
 def ordered_levels(by: str, levels) -> list[str]:
-    """Levels in their natural order (BCLC 0 < A < ... ; otherwise sorted); the first is the
-    reference level of hazard ratios."""
+    """Levels in their natural order (BCLC 0 < A < ... ; otherwise sorted). Not the Cox reference:
+    that is chosen, or BCLC B / the largest group (exports/survival.py, default_reference)."""
     present = list(dict.fromkeys(str(v) for v in pd.unique(pd.Series(levels, dtype=object))))
     order = LEVEL_ORDER.get(by)
     if order:

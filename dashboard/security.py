@@ -131,6 +131,10 @@ _option_rules: dict | None = None
 # published, so a value is bounded by the snapshot-id pattern here and checked against the
 # servable cuts by the page itself
 SNAPSHOT_OPTIONS = frozenset({"since"})
+# page options whose value is a group level of the data (the Survival page's Cox `ref`): their
+# choices depend on the grouping and the filter, so a value is bounded to short text here and
+# checked against the groups by the export (an unknown level falls back to the default, said so)
+TEXT_OPTIONS = frozenset({"ref"})
 
 
 class ServableCutIds:
@@ -149,9 +153,10 @@ class ServableCutIds:
 
 def page_option_rules() -> dict:
     """key -> ("one", allowed values) | ("list", allowed values) | ("number", None) | ("snapshot",
-    ServableCutIds()), from the page option controls of every page as their layouts render them: a
-    RadioItems or Dropdown allows its options, a Checklist a list of them, a number box a number, a
-    data-cut option (SNAPSHOT_OPTIONS) a snapshot id."""
+    ServableCutIds()) | ("text", None), from the page option controls of every page as their layouts
+    render them: a RadioItems or Dropdown allows its options, a Checklist a list of them, a number box
+    a number, a data-cut option (SNAPSHOT_OPTIONS) a snapshot id, a group-level option (TEXT_OPTIONS)
+    a short text."""
     global _option_rules
     if _option_rules is None:
         import dash
@@ -167,6 +172,9 @@ def page_option_rules() -> dict:
                     continue
                 if cid["key"] in SNAPSHOT_OPTIONS:
                     rules[cid["key"]] = ("snapshot", ServableCutIds())
+                    continue
+                if cid["key"] in TEXT_OPTIONS:
+                    rules[cid["key"]] = ("text", None)
                     continue
                 options = getattr(c, "options", None)
                 if options is None:
@@ -220,6 +228,7 @@ def check_value(ident, prop: str, value) -> None:
             raise Refused(f"unknown page option {str(ident.get('key'))[:40]!r}")
         kind, allowed = rule
         ok = (_snapshot_id_or_none(value) if kind == "snapshot" else
+              _text_or_none(value, MAX_ID_TEXT) if kind == "text" else
               _number_or_none(value) if kind == "number" else
               value is None or (_hashable(value) and value in allowed) if kind == "one" else
               isinstance(value, list) and len(value) <= len(allowed) and all(_hashable(v) and v in allowed

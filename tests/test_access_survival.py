@@ -349,7 +349,7 @@ def test_a_sponsor_sees_no_small_group_and_no_count_under_five(web, registry, na
         assert "months" in committee.line("survival-followup")
 
     # hazard ratios: none when the reference group is under 10, else no row of a group under 10
-    reference = list(sizes)[0]
+    reference = truth["cox"].extra["reference"]          # the default reference (BCLC B; else the largest)
     if by == "none":
         assert sponsor.cox_rows() is None and "need a grouping" in text(sponsor.cox)
     elif sizes[reference] < MIN_GROUP:
@@ -508,6 +508,39 @@ def test_an_unknown_user_is_served_nothing(web):
     assert r.status_code in (401, 403) and b"km-curve" not in r.data
 
 
+# --- the Cox reference group (issue 19, item 2): suppression keys on the chosen reference ----------
+@pytest.mark.parametrize("ref, reference, shown_rows", [
+    (None, "B", ["B", "C"]),            # the default reference: BCLC B (136); A (3) has no row for a sponsor
+    ("C", "C", ["C", "B"]),             # chosen: C (101) first
+    ("A", "A", None),                   # chosen: A (3 patients): no hazard ratio at all for a sponsor
+])
+def test_a_sponsor_sees_hazard_ratios_against_the_chosen_reference(web, registry, ref, reference, shown_rows):
+    """The committee's cox export with --ref (no scope) decides the expectation: its reference and its
+    rows; a sponsor gets the rows of groups of 10 or more, none when the chosen reference is under 10
+    (SmallGroups reference=True keyed on the chosen group, not the first level)."""
+    scenario, opts, sizes = SCENARIOS["all-by-bclc"]
+    opts = {**opts, **({"ref": ref} if ref else {})}
+    truth = exports.compute_export("cox", data.resolve("latest", registry), filters_of(scenario), ALL_SITES,
+                                   **page_opts(opts))
+    assert truth.extra["reference"] == reference and truth.rows.group.tolist()[0] == reference
+    committee = Page(web.post("committee", page_body(web, scenario, opts)))
+    sponsor = Page(web.post("sponsor", page_body(web, scenario, opts)))
+    no_patient_data(sponsor.raw)
+    no_small_count(sponsor)
+    assert list(committee.cox_rows()) == truth.rows.group.tolist()
+    assert committee.cox_rows()[reference] == ["1 (reference)", ""]
+    assert text(find(committee.cox, "survival-reference")).startswith(
+        f"Reference: BCLC stage {reference} (n = {sizes[reference]})")
+    if shown_rows is None:
+        assert sponsor.cox_rows() is None
+        assert f"the reference group, BCLC stage {reference}, has fewer than 10" in text(sponsor.cox)
+    else:
+        assert list(sponsor.cox_rows()) == shown_rows
+        assert sponsor.cox_rows() == {g: committee.cox_rows()[g] for g in shown_rows}
+        assert text(find(sponsor.cox, "survival-reference")).startswith(
+            f"Reference: BCLC stage {reference} (n = {sizes[reference]})")
+
+
 # --- the exports themselves, every grouping ----------------------------------------------------
 FILTERS = ["", "sex=F", "site=S02", "site=S02&sex=F", "bclc=A,C"]
 
@@ -592,14 +625,15 @@ def header_server(registry, tmp_path_factory):
 @pytest.mark.parametrize("role", ["sponsor", "investigator"])
 def test_in_a_browser_a_small_group_is_not_drawn_and_its_counts_read_under_five(browser, header_server, role):
     """What the person sees: BCLC A (3 patients) is not among the curves, the note says why, its row
-    reads <5 and –, and the page logs no error."""
+    reads <5 and –, and the page logs no error. With A chosen as the Cox reference (?ref=A) no hazard
+    ratio is shown, and the note says it is the reference group's size."""
     context = browser.new_context(viewport={"width": 1366, "height": 1400}, extra_http_headers={"X-Remote-User": role})
     page = context.new_page()
     errors = []
     page.on("console", lambda m: m.type == "error" and errors.append(m.text))
     page.on("pageerror", lambda e: errors.append(str(e)))
     try:
-        page.goto(header_server + "/survival?by=bclc_stage")
+        page.goto(header_server + "/survival?by=bclc_stage&ref=A")
         page.wait_for_selector("#survival-summary-table", timeout=30000)
         page.wait_for_selector("#card-km-curve .js-plotly-plot", timeout=30000)
         wait_idle(page)

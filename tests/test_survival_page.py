@@ -192,7 +192,8 @@ def test_every_endpoint_reads_its_own_rows(lung_root, capsys, endpoint):
 def test_four_level_ecog_grouping_logrank_and_cox(lung_root, capsys):
     """Source: r_survival.json lung_logrank['ph.ecog'] (survdiff on the 227 rows with ph.ecog,
     chi-square 21.96 on 3 df, level 3 a single patient) and lung_cox['ph.ecog']
-    (coxph(Surv(time, status) ~ factor(ph.ecog)), Efron, reference 0)."""
+    (coxph(Surv(time, status) ~ factor(ph.ecog)), Efron, reference 0: --ref 0, the default being the
+    largest group)."""
     doc = cli(capsys, lung_root, "km-summary", "--by", "ecog_group", "--filter", "ecog=0,1,2,3")
     ref = R["lung_logrank"]["ph.ecog"]
     assert doc["n_patients"] == ref["rows_used"] == 227
@@ -202,7 +203,7 @@ def test_four_level_ecog_grouping_logrank_and_cox(lung_root, capsys):
     assert doc["logrank"]["df"] == 3
     close([doc["logrank"]["chisq"], doc["logrank"]["p_value"]], [ref["chisq"], ref["p"]])
 
-    cox = by_group(cli(capsys, lung_root, "cox", "--by", "ecog_group", "--filter", "ecog=0,1,2,3"))
+    cox = by_group(cli(capsys, lung_root, "cox", "--by", "ecog_group", "--filter", "ecog=0,1,2,3", "--ref", "0"))
     assert cox["0"]["hazard_ratio"] == 1.0 and cox["0"]["p_value"] is None
     for level in ("1", "2", "3"):
         r = R["lung_cox"]["ph.ecog"]["levels"][f"factor(ph.ecog){level}"]

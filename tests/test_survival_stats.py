@@ -337,12 +337,13 @@ def test_km_by_hand_four_patients():
     assert table["surv"].tolist() == [1.0, 0.75, 0.5, 0.0]
 
 
-def test_median_flat_at_half_to_the_end_uses_last_time():
-    """R survival's findq (quantile.survfit.R, the 'lastpt' branch): a curve that stays at exactly
-    0.5 to its last (censored) time has median (time S reached 0.5 + last time) / 2.
-    By hand: times 1, 2, 3, 4; events 1, 1, 0, 0 -> S = 3/4, 1/2, 1/2, 1/2 -> (2 + 4) / 2 = 3."""
+def test_median_flat_at_half_to_the_end_is_the_time_it_reached_half():
+    """R print(survfit) / summary(fit)$table (survmean's minmin; r_median_edge.json
+    flat_half_to_end gives the same rule on days 10-40): a curve that stays at exactly 0.5 to its
+    last (censored) time has median = the time S reached 0.5, not a midpoint with a time that has
+    no event. By hand: times 1, 2, 3, 4; events 1, 1, 0, 0 -> S = 3/4, 1/2, 1/2, 1/2 -> 2."""
     fit = km_fit([1, 2, 3, 4], [1, 1, 0, 0])
-    assert median_survival(fit)[0] == 3.0
+    assert median_survival(fit)[0] == 2.0
 
 
 def test_median_not_reached_and_empty_inputs():

@@ -55,11 +55,12 @@ def test_a_body_over_1_mb_is_refused_with_413(session):
     assert session.client.post(UPDATE, json=banner_body()).status_code == 200        # a real update still passes
 
 
-def survival_body(session, endpoint="os", by="bclc_stage", ci="log-log", bands=()):
+def survival_body(session, endpoint="os", by="bclc_stage", ci="log-log", bands=(), ref=None):
     dep = next(d for d in session.deps if d["output"].startswith("..{\"figure\":\"km-curve\""))
     values = {'{"key":"endpoint","type":"page-option"}': endpoint, '{"key":"by","type":"page-option"}': by,
               '{"key":"ci","type":"page-option"}': ci, '{"key":"bands","type":"page-option"}': list(bands)
-              if isinstance(bands, tuple) else bands, "filter-state": {"snapshot": "latest", "query": ""}}
+              if isinstance(bands, tuple) else bands, '{"key":"ref","type":"page-option"}': ref,
+              "filter-state": {"snapshot": "latest", "query": ""}}
     def items(spec):
         return [{"id": json.loads(i["id"]) if i["id"].startswith("{") else i["id"], "property": i["property"],
                  "value": values[i["id"]]} for i in spec]
@@ -71,8 +72,9 @@ def survival_body(session, endpoint="os", by="bclc_stage", ci="log-log", bands=(
 def test_page_option_values_outside_their_sets_are_refused(session):
     """Every posted option value was used as a cache key as it came: a client could fill the disk."""
     assert session.client.post(UPDATE, json=survival_body(session)).status_code == 200
+    assert session.client.post(UPDATE, json=survival_body(session, ref="C")).status_code == 200    # a group level
     for bad in (dict(endpoint="x" * 10_000), dict(by="drop table"), dict(ci=["log"]), dict(bands="on"),
-                dict(bands=["on"] * 1000), dict(endpoint={"a": 1})):
+                dict(bands=["on"] * 1000), dict(endpoint={"a": 1}), dict(ref="x" * 10_000), dict(ref=["B"])):
         r = session.client.post(UPDATE, json=survival_body(session, **bad))
         assert r.status_code == 400, (list(bad), r.status_code)
 

@@ -23,7 +23,7 @@ import pandas as pd
 from scipy import special
 
 CONF_TYPES = ("log-log", "log", "plain")
-# R quantile.survfit's tolerance for "S equals 0.5 exactly": sqrt(.Machine$double.eps)
+# R survmean's (print.survfit's) tolerance for "S equals 0.5 exactly": sqrt(.Machine$double.eps)
 _MEDIAN_TOL = math.sqrt(np.finfo(float).eps)
 
 
@@ -207,67 +207,42 @@ def surv_at(fit: KMFit, t: float) -> tuple[float | None, float | None, float | N
     return _none_if_nan(row.surv), _none_if_nan(row.ci_lower), _none_if_nan(row.ci_upper)
 
 
-def _findq(x: np.ndarray, y: np.ndarray, p: float, tol: float = _MEDIAN_TOL) -> float:
-    """R survival's ``findq`` (quantile.survfit.R): where the CDF-like curve y(x) (x[0] = 0,
-    y[0] = 0) reaches p. A flat at p (within tol) gives the midpoint of the flat, from the time y
-    reaches p to the next time y changes (censor-only steps are dropped as duplicates first); a
-    flat at p that runs to the end of the curve ends at the last time. NaN = not reached."""
-    y = np.asarray(y, float)
+def _minmin(x: np.ndarray, y: np.ndarray, p: float = 0.5, tol: float = _MEDIAN_TOL) -> float:
+    """R survival's ``minmin`` (survmean, what print(survfit) and summary(fit)$table report): the
+    first time x where the curve y (S or one of its bands; NA values skipped) is <= p (within tol);
+    where y = p exactly there and the curve later drops below p, the midpoint of that time and the
+    time of the drop. A curve at p until its end: the time it reached p. NaN = never reached."""
     x = np.asarray(x, float)
-    if np.all(np.isnan(y)) or np.nanmax(y) < p:
+    y = np.asarray(y, float)
+    keep = ~np.isnan(y) & (y < p + tol)
+    if not keep.any():
         return math.nan
-    xmax = x[-1]
-    # duplicated(y): NaN counts as a duplicate of an earlier NaN
-    keep, seen, seen_nan = [], set(), False
-    for v in y:
-        if np.isnan(v):
-            keep.append(not seen_nan)
-            seen_nan = True
-        else:
-            keep.append(v not in seen)
-            seen.add(v)
-    keep = np.array(keep)
     x, y = x[keep], y[keep]
-    n = len(y)
-    idx = np.arange(1, n + 1, dtype=float)          # R's 1-based 1:n
-
-    def approx_const_right(xs, ys, v):
-        # approx(xs, ys, v, method = "constant", f = 1, rule = 1), NA pairs removed, xs sorted
-        ok = ~np.isnan(xs)
-        xs, ys = xs[ok], ys[ok]
-        order = np.argsort(xs, kind="stable")
-        xs, ys = xs[order], ys[order]
-        if len(xs) == 0 or v < xs[0] or v > xs[-1]:
-            return math.nan
-        j = int(np.searchsorted(xs, v, side="left"))    # first xs >= v
-        return ys[j]
-
-    i1 = approx_const_right(y + tol, idx, p)
-    i2 = approx_const_right(y - tol, idx, p)
-    xv = lambda i: math.nan if np.isnan(i) else x[int(i) - 1]   # noqa: E731
-    q = (xv(i1) + xv(i2)) / 2
-    if not np.isnan(y[-1]) and abs(p - y[-1]) < tol:
-        q = (xv(i1) + xmax) / 2
-    return q
+    below = np.flatnonzero(y < y[0])
+    if abs(y[0] - p) < tol and len(below):
+        return (x[0] + x[below[0]]) / 2
+    return float(x[0])
 
 
 def _median_from_curves(fit: KMFit, prob: float = 0.5):
     if fit.n == 0:
         return None, None, None
-    x = np.concatenate([[0.0], fit.time])
-    med = _findq(x, np.concatenate([[0.0], 1 - fit.surv]), prob)
-    lo = _findq(x, np.concatenate([[0.0], 1 - fit.ci_lower]), prob)
-    hi = _findq(x, np.concatenate([[0.0], 1 - fit.ci_upper]), prob)
+    med = _minmin(fit.time, fit.surv, prob)
+    lo = _minmin(fit.time, fit.ci_lower, prob)
+    hi = _minmin(fit.time, fit.ci_upper, prob)
     return _none_if_nan(med), _none_if_nan(lo), _none_if_nan(hi)
 
 
 def median_survival(fit: KMFit) -> tuple[float | None, float | None, float | None]:
-    """Median survival with its CI, as R ``print(survfit)`` / ``quantile(fit, 0.5)``: the smallest
-    t with S(t) <= 0.5; where S = 0.5 exactly (tolerance sqrt(machine eps)) over a flat step, the
-    midpoint between the time S reaches 0.5 and the next event time (censor-only times inside the
-    step ignored; a flat running to the end ends at the last follow-up time). The CI (Brookmeyer-
-    Crowley as R computes it) applies the same rule to the lower and upper pointwise bands of the
-    fit's conf_type. A value or bound never reached is None ("NR"), never the last event time."""
+    """Median survival with its CI, as R ``print(survfit)`` / ``summary(fit)$table``: the smallest
+    t with S(t) <= 0.5; where S = 0.5 exactly (tolerance sqrt(machine eps)) over a flat step that a
+    later event ends, the midpoint between the time S reaches 0.5 and that event's time (censor-only
+    times inside the step ignored); a flat at 0.5 running to the last follow-up gives the time S
+    reached 0.5 (R's quantile() would give the midpoint with the last follow-up time instead). The
+    CI (Brookmeyer-Crowley as R computes it) applies the same rule to the lower and upper pointwise
+    bands of the fit's conf_type, their NA values skipped. A value or bound never reached is None
+    ("NR", R's NA), never the last event time; for a group whose curve falls to 0 at once (a single
+    patient who died) both bands are NA there and both bounds are None, as R prints NA."""
     return _median_from_curves(fit)
 
 

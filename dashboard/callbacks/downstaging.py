@@ -86,7 +86,7 @@ def rates_card(state, by="bclc_stage"):
             "denominator = patients outside Milan at baseline. Converted to resectable: not resectable at baseline "
             "and resectable at any review; denominator = patients not resectable at baseline. Eligible patients "
             "without a review (died or not yet restaged) count as not achieved. Labels: achieved/eligible and "
-            "rate; bars: exact 95% CI (Clopper-Pearson). Open circles: fewer than 5 eligible (descriptive)." + (
+            "rate; bars: exact 95% CI (Clopper-Pearson). Open markers (circles; the diamond of all patients): fewer than 5 eligible (descriptive)." + (
                 " <5: 1 to 4 patients; the number and its rate are not shown for your role; –: not shown so that a "
                 "<5 beside it cannot be worked out by subtraction." if scope.suppress else ""))
     note += baseline_unknown_note(exp.rows)

@@ -475,8 +475,9 @@ def opened_page() -> dict:
 
 def page_option_spec(pathname: str | None) -> dict:
     """What the browser needs to set the page's options from a URL (back, forward): each option's
-    value with none in the URL, and the values its control allows (None: any number). A value
-    outside them is the default, as the layout would render it."""
+    value with none in the URL, and the values its control allows (None: any number; "text": a
+    short text, a group level checked by the export). A value outside them is the default, as the
+    layout would render it."""
     if page_for(pathname) is None:
         return {"defaults": {}, "allowed": {}}
     from dashboard.security import page_option_rules
@@ -485,7 +486,7 @@ def page_option_spec(pathname: str | None) -> dict:
     allowed = {}
     for key in defaults:
         kind, values = rules.get(key, ("number", None))
-        allowed[key] = None if kind == "number" else sorted(map(str, values))
+        allowed[key] = None if kind == "number" else "text" if kind == "text" else sorted(map(str, values))
     return {"defaults": defaults, "allowed": allowed}
 
 

@@ -85,13 +85,20 @@ def risk_times(curve: exports.Export) -> str:
     return times_option(figs.tick_days(float(rows["time_days"].max()) if len(rows) else 0.0))
 
 
-def page_exports(snapshot, filters, scope, opts: dict) -> dict[str, exports.Export]:
-    """The page's four exports as the scope may see them, the risk table at the figure's ticks."""
+def ref_option(ref) -> dict:
+    """The cox export's --ref from the page's reference control: {} for the default (none chosen),
+    a short text otherwise (the export checks it against the groups)."""
+    return {"ref": ref[:64]} if isinstance(ref, str) and ref else {}
+
+
+def page_exports(snapshot, filters, scope, opts: dict, ref=None) -> dict[str, exports.Export]:
+    """The page's four exports as the scope may see them, the risk table at the figure's ticks, the
+    hazard ratios against the chosen reference group (`ref`; None: the default)."""
     def run(name, **more):
         return exports.run_export(name, snapshot, filters, scope, **opts, **more)
     curve = run("km-curve")
     return {"km-summary": run("km-summary"), "km-curve": curve,
-            "km-risk-table": run("km-risk-table", times=risk_times(curve)), "cox": run("cox")}
+            "km-risk-table": run("km-risk-table", times=risk_times(curve)), "cox": run("cox", **ref_option(ref))}
 
 
 def _page_options(params: dict) -> dict:
@@ -106,7 +113,8 @@ def _risk_download(params, snapshot, filters, scope):
 
 # figure -> (export, options) of its CSV download from the page options (dashboard/callbacks/downloads.py)
 DOWNLOADS = {**{figure: (lambda params, *context, figure=figure: (figure, _page_options(params)))
-                for figure in ("km-curve", "km-summary", "cox")},
+                for figure in ("km-curve", "km-summary")},
+             "cox": lambda params, *context: ("cox", {**_page_options(params), **ref_option(params.get("ref"))}),
              "km-risk-table": _risk_download}
 
 
@@ -195,8 +203,25 @@ def followup_text(summary: exports.Export) -> str:
     return f"Median follow-up (reverse Kaplan-Meier of OS): {fmt_median(med, lo, hi)} months."
 
 
+def reference_text(cox: exports.Export) -> str:
+    """'Reference: BCLC stage B (n = 353)', and why a chosen reference was not used."""
+    reference = cox.extra.get("reference")
+    if reference is None:
+        return ""
+    n = cox.extra["group_n"].get(str(reference))
+    text = f"Reference: {km.groups_text(cox.extra['by'], [reference])} (n = {fmt_count(n)})"
+    text += "." if reference != cox.extra.get("reference_default") else ", the default."
+    return text
+
+
+def reference_message(cox: exports.Export):
+    """The export's message for a reference level that is not a group here (None otherwise)."""
+    note = cox.extra.get("reference_note")
+    return html.Div(note, id="survival-ref-message", className="small text-danger mb-1") if note else None
+
+
 def cox_table(cox: exports.Export, colours):
-    """The cox export's rows; the reference level reads '1 (reference)'."""
+    """The cox export's rows, the reference group's first; the reference level reads '1 (reference)'."""
     by, reference, sizes = cox.extra["by"], cox.extra["reference"], cox.extra["group_n"]
     head = html.Thead(html.Tr([html.Th(GROUPINGS[by]), html.Th("HR (95% CI)", className="text-end"),
                                html.Th("p", className="text-end")]))
@@ -208,8 +233,9 @@ def cox_table(cox: exports.Export, colours):
                              html.Td(hr, className="text-end text-nowrap"),
                              html.Td("" if ref else fmt_p(r["p_value"]), className="text-end")],
                             **{"data-group": str(r["group"])}))
-    return Static(dbc.Table([head, html.Tbody(body)], size="sm", hover=True, className="mb-2 small survival-table",
-                            id="survival-cox-table"))
+    return html.Div([reference_message(cox), html.Div(reference_text(cox), id="survival-reference", className="small mb-1"),
+                     Static(dbc.Table([head, html.Tbody(body)], size="sm", hover=True,
+                                      className="mb-2 small survival-table", id="survival-cox-table"))])
 
 
 # --- footnotes ---------------------------------------------------------------------------------
@@ -225,7 +251,7 @@ def small_note(exp: exports.Export):
     notes = []
     if small:
         notes.append(html.Span(f" {DAGGER} Fewer than {km.SMALL_GROUP} patients ({', '.join(map(str, small))}): "
-                               "drawn, but the estimates are unstable.", className="text-danger"))
+                               "drawn dashed with open circles; the estimates are unstable.", className="text-danger"))
     if exp.extra.get("note"):
         notes.append(html.Span(" " + exp.extra["note"], className="text-warning-emphasis access-note"))
     return notes
@@ -238,31 +264,42 @@ def curve_note(curve: exports.Export):
             f"t). Months = days / 30.4375. {ci_note(ci)}", *small_note(curve)]
 
 
+# what each placeholder of the summary table means (tests/test_median_edges.py checks them against the cells)
+NR_NOTE = ("NR: not reached (R prints NA): the curve, or for a CI bound its pointwise band, never falls to 50% "
+           "where it is defined. A median with NR at both ends of its CI (a single patient who died, say): the "
+           "curve falls to 0 at once, where the bands are undefined, so R gives no bound either.")
+S_NOTE = ("—: not estimable (no patient of the group followed that long). 100.0% (100.0–100.0): no event yet, "
+          "with the interval R gives, (1, 1): before the group's first follow-up time, and with the log or plain "
+          "transform. CI —: no interval from the transform (R's NA): log-log where S is 1 after a censoring, "
+          "or where S is 0.")
+
+
 def summary_note(summary: exports.Export):
     endpoint, ci = summary.extra["endpoint"], summary.extra["ci"]
-    return [f"{km.ENDPOINT_DEFINITIONS[endpoint]} {ci_note(ci)} NR: not reached. —: not "
-            "estimable (no patient of the group followed that long); CI —: no interval from the transform (R's NA, "
-            "e.g. log-log where S is 1 or 0). 6 months, 1 year, 2 years = S at 182, 365, "
+    return [f"{km.ENDPOINT_DEFINITIONS[endpoint]} {ci_note(ci)} {NR_NOTE} {S_NOTE} 6 months, 1 year, 2 years = S at 182, 365, "
             "730 days. Median follow-up counts every patient in the filter. p-values are descriptive "
             "(observational registry, no adjustment).", *small_note(summary)]
 
 
 def cox_note(cox: exports.Export):
-    return [f"Cox proportional hazards, {GROUPINGS[cox.extra['by']]} as a factor, reference = the first level "
-            f"({cox.extra['reference']}); Efron ties; Wald 95% CI and p. Not estimable: a group without events. "
-            "p-values are descriptive.", *small_note(cox)]
+    return [f"Cox proportional hazards, {GROUPINGS[cox.extra['by']]} as a factor, against the reference group "
+            f"({cox.extra['reference']}; chosen under 'Reference group', by default BCLC B for BCLC stage, otherwise "
+            "the largest group); Efron ties; Wald 95% CI and p. Not estimable: a group without events, or every "
+            "group when the reference has none. p-values are descriptive.", *small_note(cox)]
 
 
 # --- the callback ------------------------------------------------------------------------------
-def survival_view(state, endpoint="os", by="bclc_stage", ci="log-log", bands=None):
+def survival_view(state, endpoint="os", by="bclc_stage", ci="log-log", bands=None, ref=None):
     """Every output of the page from the four exports: (figure, config, curve spec, curve note,
-    summary table, summary spec, summary note, cox table, cox spec, cox note, risk spec)."""
+    summary table, summary spec, summary note, cox table, cox spec, cox note, risk spec); the hazard
+    ratios against `ref` (None: the default reference)."""
     snapshot, filters, scope = state_context(state)
     opts = options(endpoint, by, ci)
-    ex = page_exports(snapshot, filters, scope, opts)
+    ex = page_exports(snapshot, filters, scope, opts, ref)
     summary, curve, risk, cox = (ex[name] for name in ("km-summary", "km-curve", "km-risk-table", "cox"))
     sid = snapshot.snapshot_id
-    specs = {name: export_spec(PAGE, name, name, sid, opts) for name in ("km-curve", "km-summary", "cox")}
+    specs = {name: export_spec(PAGE, name, name, sid, opts) for name in ("km-curve", "km-summary")}
+    specs["cox"] = export_spec(PAGE, "cox", "cox", sid, {**opts, **ref_option(ref)})
     risk_spec = export_spec(PAGE, "km-risk-table", "km-risk-table", sid, {**opts, "times": risk_times(curve)})
     config = graph_config("km-curve", specs["km-curve"]["filename"])
     if summary.n_patients == 0:
@@ -276,7 +313,8 @@ def survival_view(state, endpoint="os", by="bclc_stage", ci="log-log", bands=Non
     if drawn:
         fig = figs.km_figure(curve.rows, risk.rows, drawn, colours, group_labels(summary),
                              show_ci=bool(bands), title=title, y_title=Y_TITLES[opts["endpoint"]],
-                             ticks=[t / figs.DAYS_PER_MONTH for t in risk.extra["times"]])
+                             ticks=[t / figs.DAYS_PER_MONTH for t in risk.extra["times"]],
+                             small=[g for g, n in curve.extra["group_n"].items() if few(n)])
     else:
         fig = empty_figure(curve.extra["note"])
     not_shown = [*summary.extra.get("not_drawn", ()), *([km.POOLED] if withheld(summary, "pooled") else [])]
@@ -286,7 +324,8 @@ def survival_view(state, endpoint="os", by="bclc_stage", ci="log-log", bands=Non
     if opts["by"] == "none":
         hazards, hazards_note = empty_message("Hazard ratios need a grouping: choose one under 'Group by'."), None
     elif cox.rows.empty:
-        hazards, hazards_note = empty_message(cox.extra.get("note") or "No hazard ratio to show."), None
+        hazards = html.Div([reference_message(cox), empty_message(cox.extra.get("note") or "No hazard ratio to show.")])
+        hazards_note = None
     else:
         hazards, hazards_note = cox_table(cox, colours), cox_note(cox)
     return (fig, config, specs["km-curve"], curve_note(curve), tables, specs["km-summary"], summary_note(summary),
@@ -301,10 +340,43 @@ def survival_view(state, endpoint="os", by="bclc_stage", ci="log-log", bands=Non
     Input(ids.page_option("by"), "value"),
     Input(ids.page_option("ci"), "value"),
     State(ids.page_option("bands"), "value"),
+    Input(ids.page_option("ref"), "value"),
 )
 @cached_view("survival.survival")
-def _survival(state, endpoint, by, ci, bands):
-    return survival_view(state, endpoint, by, ci, bands)
+def _survival(state, endpoint, by, ci, bands, ref):
+    return survival_view(state, endpoint, by, ci, bands, ref)
+
+
+def reference_options(state, endpoint="os", by="bclc_stage", ci="log-log", ref=None) -> list[dict]:
+    """The reference control's choices: each group of the grouping in the filter, 'level (n = ..)'
+    with n as the user's role sees it (the km-summary export's group_n); none without a grouping.
+    A chosen `ref` that is not such a group stays a choice, 'C (not a group here)', so the control
+    keeps it and the hazard ratios' message says why the default is used (a dropdown drops a value
+    missing from its options)."""
+    opts = options(endpoint, by, ci)
+    chosen = ref_option(ref).get("ref")
+    if opts["by"] == "none":
+        groups = {}
+    else:
+        snapshot, filters, scope = state_context(state)
+        groups = exports.run_export("km-summary", snapshot, filters, scope, **opts).extra["group_n"]
+    out = [{"label": f"{g} (n = {fmt_count(n)})", "value": g} for g, n in groups.items()]
+    if chosen is not None and chosen not in groups:
+        out.append({"label": f"{chosen} (not a group here)", "value": chosen})
+    return out
+
+
+@callback(
+    Output(ids.page_option("ref"), "options"),
+    Input(ids.STATE, "data"),
+    Input(ids.page_option("endpoint"), "value"),
+    Input(ids.page_option("by"), "value"),
+    Input(ids.page_option("ci"), "value"),
+    State(ids.page_option("ref"), "value"),
+)
+@cached_view("survival.reference_options")
+def _reference_options(state, endpoint, by, ci, ref):
+    return reference_options(state, endpoint, by, ci, ref)
 
 
 # The bands switch only shows or hides the band traces already drawn: nothing is recomputed.

@@ -20,7 +20,9 @@ site in the filter as for the committee, then (`SmallGroups`, the exports' `supp
   is not readable, and over a handful of patients its statistic is a fingerprint of their times;
 - the Cox model is still fitted over every group, with the same reference level; the hazard ratio
   of a group under MIN_GROUP is not shown, and none is when the reference group is under MIN_GROUP
-  (every ratio and CI is relative to it, so their widths would reveal its number of events);
+  (every ratio and CI is relative to it, so their widths would reveal its number of events); a
+  default reference picked as the largest group is not named when it is under MIN_GROUP (it would
+  rank groups shown as "<5");
 - median follow-up (reverse Kaplan-Meier of OS, every group pooled) is withheld when the filter
   holds fewer than MIN_GROUP patients.
 - km-summary's pooled row ("All patients", under the groups when there is a grouping) has its
@@ -63,6 +65,8 @@ CI_TYPES = {"log-log": "log-log (SAS default)", "log": "log (R's default)", "pla
 FIXED_TIMES = (182, 365, 730)          # S at 6 months, 1 year (the primary endpoint), 2 years
 RISK_STEP_DAYS = 90                    # the risk-table export's default grid
 SMALL_GROUP = 5                        # groups under this many patients are flagged
+# the Cox reference a clinician expects where a grouping has one (otherwise the largest group)
+DEFAULT_REFERENCE = {"bclc_stage": "B"}
 
 POOLED = "All patients"                 # km-summary's pooled row under the groups (with a grouping)
 SUMMARY_COLUMNS = ["group", "n", "events", "median_days", "median_ci_lower_days", "median_ci_upper_days"] + [
@@ -217,13 +221,43 @@ class SurvivalAnalysis:
         return None if lr is None else {"chisq": lr.chisq, "df": lr.df, "p_value": lr.p_value}
 
     @cached_property
-    def cox(self) -> pd.DataFrame:
-        """Hazard ratios of each group against the first level (no rows without a grouping)."""
+    def default_reference(self) -> str | None:
+        """The Cox reference level when none is chosen: BCLC B for BCLC stage (where present), else
+        the largest group, 'unknown' only when no other group exists (ties: the first in level order);
+        None without a grouping or patients."""
         if self.by == "none" or not self.levels:
+            return None
+        if self.by == "bclc_stage" and DEFAULT_REFERENCE["bclc_stage"] in self.levels:
+            return DEFAULT_REFERENCE["bclc_stage"]
+        sizes = {lv: self.fits[lv].n for lv in self.levels}
+        known = [lv for lv in self.levels if lv != "unknown"] or list(self.levels)
+        return max(known, key=lambda lv: sizes[lv])          # max keeps the first of equal sizes
+
+    def reference(self, ref=None) -> tuple[str | None, str | None]:
+        """(reference level, message): `ref` when it is a level of the grouping in the filter, else
+        the default reference with a message saying why (None when no ref was asked for)."""
+        default = self.default_reference
+        if ref in (None, "") or default is None:
+            return default, None
+        if str(ref) in self.levels:
+            return str(ref), None
+        return default, (f"Reference {str(ref)[:40]!r} is not a group of {GROUPINGS.get(self.by, self.by)} in this "
+                         f"filter ({', '.join(map(str, self.levels))}); the default, {default}, is used.")
+
+    def cox_against(self, reference: str | None) -> pd.DataFrame:
+        """Hazard ratios of each group against `reference` (a level), the reference row first, then
+        the other groups in level order (no rows without a grouping)."""
+        if self.by == "none" or not self.levels or reference is None:
             return pd.DataFrame(columns=COX_COLUMNS)
         hr = sv.cox_hazard_ratios(self.patients["time_days"], self.patients["is_event"], self.group_factor,
-                                  reference=self.levels[0])
-        return hr.set_index("group").reindex(list(self.levels)).reset_index()[COX_COLUMNS]
+                                  reference=reference)
+        order = [reference] + [lv for lv in self.levels if lv != reference]
+        return hr.set_index("group").reindex(order).reset_index()[COX_COLUMNS]
+
+    @cached_property
+    def cox(self) -> pd.DataFrame:
+        """Hazard ratios of each group against the default reference (no rows without a grouping)."""
+        return self.cox_against(self.default_reference)
 
     @cached_property
     def median_followup(self) -> tuple[float | None, float | None, float | None]:
@@ -285,6 +319,12 @@ OPTIONS_HELP = "--endpoint os|ttp|pfs|local_ttp, --by FIELD|none, --ci log-log|l
 SUMMARY_ESTIMATES = ("median_days", "median_ci_lower_days", "median_ci_upper_days") + tuple(
     f"surv_{t}{s}" for t in FIXED_TIMES for s in ("", "_ci_lower", "_ci_upper"))
 FOLLOWUP = ("median_followup_days", "median_followup_ci_lower_days", "median_followup_ci_upper_days")
+
+
+def by_size(by: str, default) -> bool:
+    """True when the default Cox reference `default` was picked as the largest group (not by a rule
+    such as BCLC B)."""
+    return default is not None and DEFAULT_REFERENCE.get(by) != default
 
 
 def groups_text(by: str, groups) -> str:
@@ -365,6 +405,15 @@ class SmallGroups:
             withheld.append("hazard_ratios")
             note = (f"Hazard ratios: not shown for your role (the reference group, "
                     f"{groups_text(by, [extra['reference']])}, has fewer than {MIN_GROUP} patients).")
+            if by_size(by, extra.get("reference_default")) and extra["reference"] == extra["reference_default"]:
+                # the default picked as the largest of groups under MIN_GROUP: naming it would rank
+                # groups the role sees only as "<5"
+                note = f"Hazard ratios: not shown for your role (the default reference group has fewer than " \
+                       f"{MIN_GROUP} patients)."
+                extra.update(reference=None)
+        if self.reference and by_size(by, extra.get("reference_default")) and \
+                extra.get("reference_default") in small:
+            extra.update(reference_default=None)
         out = suppress_counts(Export(exp.name, rows, exp.n_patients, extra), {c: () for c in self.counts})
         if self.rows == "estimates":
             out.rows = pooled_complement(out.rows)
@@ -404,10 +453,16 @@ def km_risk_table_export(snapshot, filters=Filters(), scope=ALL_SITES, endpoint=
                   {**a.options(), "times": grid, "group_n": group_n(a)})
 
 
-@export("cox", "Cox proportional-hazards hazard ratio of each group against the first level (Efron ties, "
-               "Wald 95% CI and p); " + OPTIONS_HELP, options=OPTIONS,
+@export("cox", "Cox proportional-hazards hazard ratio of each group against the reference group, its row first "
+               "(--ref LEVEL; default BCLC B for BCLC stage, else the largest group; Efron ties, Wald 95% CI and "
+               "p); " + OPTIONS_HELP, options=OPTIONS + ("ref",),
         level=AGGREGATE, suppress=SmallGroups((), "drop", "no hazard ratio", reference=True))
-def cox_export(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os", by="bclc_stage", ci="log-log", **_):
+def cox_export(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os", by="bclc_stage", ci="log-log",
+               ref=None, **_):
+    """extra: reference (the level used), reference_default (the rule's level), reference_note (why
+    a --ref was not used, or None)."""
     a = survival_analysis(snapshot, filters, scope, endpoint, by, ci)
-    return Export("cox", a.cox, a.n_patients, {**a.options(), "group_n": group_n(a),
-                                                "reference": a.levels[0] if a.levels and by != "none" else None})
+    reference, note = a.reference(ref)
+    return Export("cox", a.cox_against(reference), a.n_patients,
+                  {**a.options(), "ref": ref, "group_n": group_n(a), "reference": reference,
+                   "reference_default": a.default_reference, "reference_note": note})

@@ -323,7 +323,7 @@ def rates_figure(rows: pd.DataFrame, by: str = "none") -> Figure:
             textposition="top center", textfont=dict(size=12), cliponaxis=False, showlegend=False,
             name=RATE_TITLES[measure],
             marker=dict(size=[12 if g == "all" else 10 for g in d.index], color=colour,
-                        symbol=["diamond" if g == "all" else ("circle-open" if s else "circle")
+                        symbol=[("diamond" if g == "all" else "circle") + ("-open" if s else "")
                                 for g, s in zip(d.index, small)], line=dict(width=2, color=colour)),
             error_x=dict(type="data", symmetric=False, array=100 * (d["ci_upper"] - d["rate"]),
                          arrayminus=100 * (d["rate"] - d["ci_lower"]), color=colour, thickness=2, width=6),

@@ -56,13 +56,15 @@ def _rgba(hex_colour: str, alpha: float) -> str:
 
 def km_figure(curve: pd.DataFrame, risk: pd.DataFrame, levels, colours: dict | None = None,
               labels: dict | None = None, show_ci: bool = False, title: str | None = None,
-              y_title: str = "Survival probability", ticks: list[float] | None = None) -> Figure:
+              y_title: str = "Survival probability", ticks: list[float] | None = None, small=()) -> Figure:
     """Kaplan-Meier step curves per group (censoring marks, optional CI bands) above a table of
     at risk / cumulative events / cumulative censored per group at the x ticks.
 
     curve: rows of the km-curve export; risk: rows of km-risk-table at the tick times (days);
     levels: group order; labels: legend text per group; ticks: x ticks in months (default from
-    the longest time). The CI band traces carry meta "ci-band" and are drawn hidden unless show_ci."""
+    the longest time); small: the groups of fewer than 5 patients, drawn dashed with open circles
+    (as their legend entries show). The CI band traces carry meta "ci-band" and are drawn hidden
+    unless show_ci."""
     levels = list(levels)
     if curve.empty or not levels:
         return empty_figure(NO_PATIENTS)
@@ -75,7 +77,8 @@ def km_figure(curve: pd.DataFrame, risk: pd.DataFrame, levels, colours: dict | N
     fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=GAP / (height - 90),
                         row_heights=[KM_HEIGHT, table_px])
     for level in levels:
-        _add_group(fig, curve[curve["group"] == level], level, colours[level], labels[level], show_ci)
+        _add_group(fig, curve[curve["group"] == level], level, colours[level], labels[level], show_ci,
+                   level in set(small))
     fig.add_hline(y=0.5, line=dict(color="#adb5bd", width=1, dash="dot"), row=1, col=1)
     _add_risk_table(fig, risk, levels, colours, ticks)
 
@@ -109,7 +112,11 @@ def _any(counts: pd.Series) -> pd.Series:
     return pd.to_numeric(counts, errors="coerce").fillna(1) > 0
 
 
-def _add_group(fig, g: pd.DataFrame, level, colour: str, label: str, show_ci: bool):
+SMALL_LINE = dict(dash="dash")                                  # a group of fewer than 5 patients
+SMALL_MARKER = dict(symbol="circle-open", size=7)
+
+
+def _add_group(fig, g: pd.DataFrame, level, colour: str, label: str, show_ci: bool, small: bool = False):
     x = months(g["time_days"])
     band = g[np.isfinite(g["ci_lower"]) & np.isfinite(g["ci_upper"])]
     if len(band):
@@ -120,8 +127,11 @@ def _add_group(fig, g: pd.DataFrame, level, colour: str, label: str, show_ci: bo
         fig.add_scatter(x=bx, y=band["ci_upper"], name=f"{label} upper CI", fill="tonexty",
                         fillcolor=_rgba(colour, 0.16), **common, row=1, col=1)
     custom = np.column_stack([g["time_days"], g["ci_lower"], g["ci_upper"]])
-    fig.add_scatter(x=x, y=g["surv"], mode="lines", name=label, legendgroup=str(level), meta="km",
-                    line=dict(color=colour, width=2.5, shape="hv"), customdata=custom, text=count_labels(g["n_risk"]),
+    style = dict(mode="lines+markers", line=dict(color=colour, width=2.5, shape="hv", **SMALL_LINE),
+                 marker=dict(color=colour, line=dict(width=1.5, color=colour), **SMALL_MARKER)) if small else \
+        dict(mode="lines", line=dict(color=colour, width=2.5, shape="hv"))
+    fig.add_scatter(x=x, y=g["surv"], name=label, legendgroup=str(level), meta="km", **style,
+                    customdata=custom, text=count_labels(g["n_risk"]),
                     hovertemplate=f"<b>{label}</b><br>%{{x:.1f}} months (day %{{customdata[0]:.0f}})"
                                   "<br>S = %{y:.1%} (95% CI %{customdata[1]:.1%} to %{customdata[2]:.1%})"
                                   "<br>at risk %{text}<extra></extra>", row=1, col=1)

@@ -1,7 +1,8 @@
 """Survival: Kaplan-Meier curves of OS, TTP, PFS or local TTP by a grouping, the numbers at risk
 under them, the summary per group (medians, S at 6/12/24 months), log-rank and Cox hazard ratios.
 
-The four controls are page options kept in the URL (?endpoint=pfs&by=sex&ci=log&bands=on).
+The four controls are page options kept in the URL (?endpoint=pfs&by=sex&ci=log&bands=on), and so is
+the Cox reference group beside the hazard ratios (?ref=C; none: the default reference).
 """
 import dash
 import dash_bootstrap_components as dbc
@@ -52,18 +53,31 @@ def risk_download():
     ], className="text-end small")
 
 
-def layout(endpoint=None, by=None, ci=None, bands=None, **_):
+def reference_control(ref):
+    """The Cox reference group: a page option whose choices (the groups of the grouping in the
+    filter) the survival callbacks fill; empty = the default (BCLC B, else the largest group)."""
+    return html.Div([
+        html.Span("Reference group", className="filter-label me-2"),
+        dcc.Dropdown(id=ids.page_option("ref"), value=ref, clearable=True, searchable=False,
+                     placeholder="Default", style={"width": "14rem"},
+                     options=[{"label": ref, "value": ref}] if ref else []),
+    ], id="survival-ref", className="d-flex align-items-center")
+
+
+def layout(endpoint=None, by=None, ci=None, bands=None, ref=None, **_):
     """Page options from the URL; an unknown value falls back to the default."""
     endpoint = endpoint if endpoint in ENDPOINTS else DEFAULTS["endpoint"]
     by = by if by in GROUPINGS else DEFAULTS["by"]
     ci = ci if ci in CONF_TYPES else DEFAULTS["ci"]
     bands = ["on"] if bands == "on" else []
+    ref = ref[:64] if isinstance(ref, str) and ref else None        # checked against the groups by the export
     return html.Div([
         html.H1("Survival", className="h4 mt-1"),
         controls(endpoint, by, ci, bands),
         figure_card("km-curve", "Kaplan-Meier curves", height=620, extra=risk_download()),
         dbc.Row([
             dbc.Col(table_card("km-summary", "Summary by group"), xxl=8),
-            dbc.Col(table_card("cox", "Hazard ratios (Cox proportional hazards)"), xxl=4),
+            dbc.Col(table_card("cox", "Hazard ratios (Cox proportional hazards)", controls=reference_control(ref)),
+                    xxl=4),
         ]),
     ])
