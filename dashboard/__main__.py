@@ -96,6 +96,10 @@ EXPORT_OPTIONS = {
     "min_grade": dict(type=int, choices=[1, 2, 3, 4, 5], help="ae-listing: events of CTCAE grade N or more"),
     "patient_id": dict(metavar="ID", help="patient-record: the patient"),
     "part": dict(choices=["baseline", "sessions", "scans", "aes", "restaging"], help="patient-record: which table"),
+    "ref": dict(metavar="LEVEL", help="forest: the reference group (a level of --by)"),
+    "compare": dict(metavar="LEVEL", help="forest: the group compared with --ref"),
+    "subgroups": dict(metavar="F1,F2", help="forest: subgroup fields (default: every baseline grouping)"),
+    "form": dict(choices=["hr", "single-arm"], help="forest: hazard ratios, or S(365) and median per subgroup"),
     "since": dict(type=snapshot_id_arg, metavar="SNAPSHOT_ID", help="changes: the previous data cut to compare with"),
 }
 
