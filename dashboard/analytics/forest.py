@@ -112,4 +112,7 @@ def subgroup_survival(time, event, subgroup, levels, at_days: float = 365,
         rows.append(dict(subgroup_level=level, n=fit.n, events=fit.events, surv_365=surv[0],
                          surv_365_ci_lower=surv[1], surv_365_ci_upper=surv[2], median_days=med[0],
                          median_ci_lower_days=med[1], median_ci_upper_days=med[2]))
-    return pd.DataFrame(rows, columns=SINGLE_COLUMNS)
+    out = pd.DataFrame(rows, columns=SINGLE_COLUMNS)
+    estimates = SINGLE_COLUMNS[3:]
+    out[estimates] = out[estimates].astype(float)          # None (NR, not estimable) as NaN
+    return out
