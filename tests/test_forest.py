@@ -184,7 +184,7 @@ def test_forest_single_arm_export_equals_r(synthetic):
 
 
 @pytest.mark.parametrize("options, message", [
-    (dict(ref="X"), "--ref 'X'"), (dict(compare="Z"), "--compare 'Z'"), (dict(ref="B", compare="B"), "differ"),
+    (dict(ref="X"), "'X' (--ref)"), (dict(compare="Z"), "'Z' (--compare)"), (dict(ref="B", compare="B"), "differ"),
     (dict(subgroups="nope"), "unknown subgroup"), (dict(subgroups="bclc_stage"), "cannot include"),
     (dict(form="forest"), "unknown form"), (dict(by="none"), "--by"),
 ])

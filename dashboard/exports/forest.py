@@ -114,14 +114,14 @@ def resolve_comparison(by, levels, sizes, ref, compare) -> tuple[str, str]:
     d_ref, d_cmp = default_comparison(by, sizes)
     ref = ref if ref not in (None, "") else d_ref
     if ref not in levels:
-        raise ValueError(f"--ref {ref!r} is not a level of {GROUPINGS[by]} in this filter; "
+        raise ValueError(f"the reference group {ref!r} (--ref) is not a level of {GROUPINGS[by]} in this filter; "
                          f"levels: {', '.join(levels) or 'none'}")
     if compare in (None, ""):
         compare = d_cmp if d_cmp != ref else next((lv for lv in levels if lv != ref), None)
     if compare is None:
         raise ValueError(f"{GROUPINGS[by]} has a single level in this filter: nothing to compare")
     if compare not in levels:
-        raise ValueError(f"--compare {compare!r} is not a level of {GROUPINGS[by]} in this filter; "
+        raise ValueError(f"the compared group {compare!r} (--compare) is not a level of {GROUPINGS[by]} in this filter; "
                          f"levels: {', '.join(levels)}")
     if compare == ref:
         raise ValueError("--compare must differ from --ref")
