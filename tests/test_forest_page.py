@@ -91,7 +91,7 @@ def test_single_arm_form(state, registry):
             assert (f"{100 * r['surv_365']:.1f}% ({100 * r['surv_365_ci_lower']:.1f}–"
                     f"{100 * r['surv_365_ci_upper']:.1f})") in shown
     assert "<b>BCLC stage</b>" in shown and "S at 365 days" in note[0]
-    assert fig["layout"]["xaxis"]["range"] == [0, 100]
+    assert fig["layout"]["xaxis"]["range"] == [0, 102]
 
 
 def test_other_comparison_and_a_level_not_in_the_filter(state):

@@ -78,8 +78,10 @@ def footnote(exp: exports.Export, opts: dict) -> list:
         text = (f"{what}: hazard ratio of {by} {opts['compare']} against {opts['ref']} (reference) within each "
                 "subgroup level, Cox proportional hazards (Efron ties), Wald 95% CI; events/n per arm. p-interaction: "
                 f"likelihood-ratio test of {by} × subgroup (patients with the subgroup known). Not estimable: an "
-                "arm without patients or events, or a ratio running to 0 or infinity. p-values are descriptive.")
-    notes = [text, f" {figs.DAGGER} An arm of fewer than {fx.MIN_GROUP} patients (open marker): unstable."]
+                "arm without patients or events, or a ratio running to 0 or infinity; p-interaction —: no interaction "
+                "term estimable (fewer than two levels with both arms). p-values are descriptive.")
+    small = "A subgroup" if opts["form"] == "single-arm" else "An arm"
+    notes = [text, f" {figs.DAGGER} {small} of fewer than {fx.MIN_GROUP} patients (open marker): unstable."]
     if exp.extra.get("note"):
         notes.append(" " + exp.extra["note"])
     return notes

@@ -14,7 +14,7 @@ ROW_PX = 24
 MARKER = "#332288"
 # x positions (paper) of the text columns and of the plotting area
 LABEL_X, AXIS = 0.0, (0.40, 0.70)
-HR_TEXT_COLUMNS = (0.22, 0.31, 0.72, 0.93)         # compared arm, reference arm, HR (CI), p-interaction
+HR_TEXT_COLUMNS = (0.22, 0.31, 0.72, 0.89)         # compared arm, reference arm, HR (CI), p-interaction
 SINGLE_TEXT_COLUMNS = (0.22, 0.31, 0.72, 0.88)     # n, events, 1-year (CI), median (CI)
 
 
@@ -124,14 +124,16 @@ def forest_figure(rows: list[dict], field_label, headers: tuple[str, ...], singl
     height = max(260, ROW_PX * (n + 2) + 110)
     base_layout(fig, title=title, height=height)
     if single_arm:
-        fig.update_xaxes(domain=list(AXIS), range=[0, 100], title_text="1-year survival, % (95% CI)",
-                         ticksuffix="")
+        fig.update_xaxes(domain=list(AXIS), range=[0, 102], tickvals=[0, 25, 50, 75, 100],
+                         title_text="1-year survival, % (95% CI)")
     else:
         xs = [v for pts in (solid, hollow) for e, lo, hi in zip(pts["x"], pts["lo"], pts["hi"])
               for v in (e - lo, e + hi) if v > 0]
         lo_x = min(xs + [0.5]) * 0.9
         hi_x = max(xs + [2.0]) * 1.1
+        ticks = [t for t in (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1, 2, 5, 10, 20, 50, 100) if lo_x <= t <= hi_x]
         fig.update_xaxes(type="log", domain=list(AXIS), range=[math.log10(lo_x), math.log10(hi_x)],
+                         tickvals=ticks, ticktext=[f"{t:g}" for t in ticks],
                          title_text="Hazard ratio (95% CI), log scale")
         fig.add_shape(type="line", x0=1, x1=1, xref="x", y0=0.5, y1=n + 0.5, yref="y",
                       line=dict(color="#6c757d", width=1, dash="dash"))
