@@ -183,8 +183,17 @@ def test_forest_single_arm_export_equals_r(synthetic):
                 assert close(row[c], want[c]), (field, want["subgroup_level"], c)
 
 
+def test_a_level_not_in_the_filter_gives_no_rows_and_says_why(synthetic):
+    exp = exports.compute_export("forest", synthetic, ref="X")
+    assert exp.rows.empty and "'X' (--ref) is not a level of BCLC stage" in exp.extra["note"]
+    exp = exports.compute_export("forest", synthetic, compare="Z")
+    assert exp.rows.empty and "'Z' (--compare)" in exp.extra["note"]
+    exp = exports.compute_export("forest", synthetic, Filters(bclc=("C",)))
+    assert exp.rows.empty and "single level" in exp.extra["note"] and exp.n_patients > 0
+
+
 @pytest.mark.parametrize("options, message", [
-    (dict(ref="X"), "'X' (--ref)"), (dict(compare="Z"), "'Z' (--compare)"), (dict(ref="B", compare="B"), "differ"),
+    (dict(ref="B", compare="B"), "differ"),
     (dict(subgroups="nope"), "unknown subgroup"), (dict(subgroups="bclc_stage"), "cannot include"),
     (dict(form="forest"), "unknown form"), (dict(by="none"), "--by"),
 ])
@@ -207,9 +216,11 @@ def test_forest_other_comparison_and_subgroups(synthetic):
 
 
 def test_forest_no_patient_and_single_level_filters(synthetic):
-    """No patient in the filter: no rows; one BCLC stage only: a clear message, not a traceback."""
+    """No patient in the filter: no rows (every role)."""
     import datetime as dt
-    exp = exports.compute_export("forest", synthetic, Filters(enrolled_to=dt.date(2000, 1, 1)))
-    assert exp.n_patients == 0 and exp.rows.empty
-    with pytest.raises(ValueError, match="single level"):
-        exports.compute_export("forest", synthetic, Filters(bclc=("C",)))
+    from dashboard.access import Scope
+    for scope in (Scope(), Scope(patient_sites=(), suppress=True)):
+        exp = exports.compute_export("forest", synthetic, Filters(enrolled_to=dt.date(2000, 1, 1)), scope)
+        assert exp.rows.empty
+        exp = exports.compute_export("forest", synthetic, Filters(bclc=("C",)), scope)
+        assert exp.rows.empty and "single level" in exp.extra["note"]

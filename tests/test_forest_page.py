@@ -102,6 +102,11 @@ def test_other_comparison_and_a_level_not_in_the_filter(state):
     fig, _, _, note = cb.forest_view({"snapshot": CUT, "query": "bclc=C"})
     assert "reference group 'B' (--ref) is not a level" in plain(fig)["layout"]["annotations"][0]["text"]
     assert note is None
+    fig, _, _, _ = cb.forest_view({"snapshot": CUT, "query": "sex=F&bclc=C"})
+    assert "single level" not in str(plain(fig)) and "is not a level" in plain(fig)["layout"]["annotations"][0]["text"]
+    from dashboard.callbacks.downloads import csv_download
+    sent = csv_download("forest", "", {"snapshot": CUT, "query": "bclc=C"})
+    assert sent["content"].splitlines() == [",".join(cb.fx.HR_COLUMNS)]
     fig, _, _, _ = cb.forest_view({"snapshot": CUT, "query": "bclc=B,C&enrolled_to=2000-01-01"})
     assert "No patients" in plain(fig)["layout"]["annotations"][0]["text"]
 

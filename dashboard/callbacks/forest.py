@@ -98,7 +98,7 @@ def forest_view(state, endpoint="os", by=None, ref=None, compare=None, form=None
     except ValueError as e:            # a level not in this filter, a single level: said, not raised
         return empty_figure(str(e)), config, spec, None
     if exp.n_patients == 0 or exp.rows.empty:
-        return empty_figure(NO_PATIENTS), config, spec, None
+        return empty_figure(exp.extra.get("note") or NO_PATIENTS), config, spec, None
     rows = exp.rows.astype(object).where(exp.rows.notna(), None).to_dict("records")
     single = opts["form"] == "single-arm"
     if single:

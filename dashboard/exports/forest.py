@@ -20,6 +20,9 @@ for the committee, then:
 - p_interaction is withheld for a field with fewer than two levels showing a hazard ratio;
 - one more count is withheld (None) wherever a "<5" would be the arm's (or the filter's) total,
   public on the Kaplan-Meier summary, minus the field's other levels (complement.py).
+A comparison the filter's patients cannot give (--ref or --compare absent, a single level) gives no
+rows and `extra["note"]` saying why; options that can never work (unknown field, --compare equal to
+--ref) are errors.
 """
 from __future__ import annotations
 
@@ -109,22 +112,27 @@ def default_comparison(by: str, sizes: dict) -> tuple[str | None, str | None]:
     return (ranked[0] if ranked else None), (ranked[1] if len(ranked) > 1 else None)
 
 
+class NotInFilter(ValueError):
+    """A comparison the filter's patients cannot give (a level absent, a single level): no rows, a note."""
+
+
 def resolve_comparison(by, levels, sizes, ref, compare) -> tuple[str, str]:
-    """The reference and compared levels, validated against the levels present in the filter."""
+    """The reference and compared levels, validated against the levels present in the filter
+    (NotInFilter when the filter's patients lack one)."""
     d_ref, d_cmp = default_comparison(by, sizes)
     ref = ref if ref not in (None, "") else d_ref
     if ref not in levels:
-        raise ValueError(f"the reference group {ref!r} (--ref) is not a level of {GROUPINGS[by]} in this filter; "
+        raise NotInFilter(f"the reference group {ref!r} (--ref) is not a level of {GROUPINGS[by]} in this filter; "
                          f"levels: {', '.join(levels) or 'none'}")
     if compare in (None, ""):
         compare = d_cmp if d_cmp != ref else next((lv for lv in levels if lv != ref), None)
     if compare is None:
-        raise ValueError(f"{GROUPINGS[by]} has a single level in this filter: nothing to compare")
-    if compare not in levels:
-        raise ValueError(f"the compared group {compare!r} (--compare) is not a level of {GROUPINGS[by]} in this filter; "
-                         f"levels: {', '.join(levels)}")
+        raise NotInFilter(f"{GROUPINGS[by]} has a single level in this filter: nothing to compare")
     if compare == ref:
         raise ValueError("--compare must differ from --ref")
+    if compare not in levels:
+        raise NotInFilter(f"the compared group {compare!r} (--compare) is not a level of {GROUPINGS[by]} in this filter; "
+                         f"levels: {', '.join(levels)}")
     return str(ref), str(compare)
 
 
@@ -171,6 +179,8 @@ class ForestSuppression:
     """The small-cell rules of the forest export for a suppressing scope (module docstring)."""
 
     def __call__(self, exp: Export, scope: Scope) -> Export:
+        if exp.rows.empty:
+            return suppress_counts(exp, {})
         rows = exp.rows.copy()
         single = exp.extra["form"] == "single-arm"
         if single:
@@ -238,10 +248,13 @@ def forest_export(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os", b
         extra.update(subgroups=fields, events_total=int(rows["is_event"].sum()), ref=None, compare=None)
         return Export("forest", out, len(rows), extra)
     fields = parse_subgroups(subgroups, by)
+    nothing = {**extra, "subgroups": fields, "ref": ref, "compare": compare, "arm_n": {}, "arm_events": {}}
     if not levels:
-        return Export("forest", pd.DataFrame(columns=HR_COLUMNS), 0,
-                      {**extra, "subgroups": fields, "ref": ref, "compare": compare, "arm_n": {}, "arm_events": {}})
-    ref, compare = resolve_comparison(by, levels, sizes, ref, compare)
+        return Export("forest", pd.DataFrame(columns=HR_COLUMNS), 0, nothing)
+    try:
+        ref, compare = resolve_comparison(by, levels, sizes, ref, compare)
+    except NotInFilter as e:        # the filter's patients cannot give this comparison: no rows, said why
+        return Export("forest", pd.DataFrame(columns=HR_COLUMNS), len(rows), {**nothing, "note": str(e) + "."})
     events = rows.groupby("arm")["is_event"].sum()
     extra.update(subgroups=fields, ref=ref, compare=compare,
                  arm_n={g: int(sizes.get(g, 0)) for g in (ref, compare)},
