@@ -224,3 +224,19 @@ def test_forest_no_patient_and_single_level_filters(synthetic):
         assert exp.rows.empty
         exp = exports.compute_export("forest", synthetic, Filters(bclc=("C",)), scope)
         assert exp.rows.empty and "single level" in exp.extra["note"]
+
+
+@pytest.mark.parametrize("field", ["age65", "ecog"])
+def test_cox_loglik_equals_r_fit_loglik(lung, field):
+    """survival.cox_loglik of ~ arm + sub and ~ arm * sub: R's fit$loglik[2] of both (r_forest.json)."""
+    from dashboard.analytics.survival import cox_loglik
+    block = next(b for b in R["lung"]["hr"] if b["field"] == field)
+    d = lung[lung[field].notna()]
+    levels = sorted(d[field].unique())
+    dummies = np.column_stack([(d[field] == lv).to_numpy(float) for lv in levels[1:]])
+    arm = d["arm"].to_numpy(float)
+    main = np.column_stack([arm, dummies])
+    full = np.column_stack([main, dummies * arm[:, None]])
+    t, e = d["time"].to_numpy(float), d["status"].to_numpy(int)
+    assert close(cox_loglik(main, t, e)[0], block["loglik_main"])
+    assert close(cox_loglik(full, t, e)[0], block["loglik_int"])

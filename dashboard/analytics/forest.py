@@ -61,15 +61,15 @@ def interaction_lrt(time, event, arm, subgroup) -> tuple[float | None, int]:
     df = sum(j >= main.shape[1] for j in kept_full)
     if df == 0:
         return None, 0
-    ll_main, fit_main = sv.cox_loglik(main[:, kept_main], t, e)
-    ll_full, fit_full = sv.cox_loglik(full[:, kept_full], t, e)
+    ll_main, _ = sv.cox_loglik(main[:, kept_main], t, e)
+    ll_full, _ = sv.cox_loglik(full[:, kept_full], t, e)
     if not (math.isfinite(ll_main) and math.isfinite(ll_full)):
         return None, df
     chisq = max(2 * (ll_full - ll_main), 0.0)
     return sv._chi2_sf(chisq, df), df
 
 
-def _arm_counts(t, e, in_arm) -> tuple[int, int]:
+def _arm_counts(e, in_arm) -> tuple[int, int]:
     return int(in_arm.sum()), int(e[in_arm].sum())
 
 
@@ -82,8 +82,8 @@ def subgroup_hazard_ratios(time, event, arm, subgroup, levels) -> pd.DataFrame:
     rows = []
     for level in levels:
         at = s == level
-        n1, d1 = _arm_counts(t, e, at & (a == 1))
-        n0, d0 = _arm_counts(t, e, at & (a == 0))
+        n1, d1 = _arm_counts(e, at & (a == 1))
+        n0, d0 = _arm_counts(e, at & (a == 0))
         hr = lo = hi = math.nan
         if n1 and n0 and d0:
             cox = sv.cox_hazard_ratios(t[at], e[at], pd.Categorical(a[at].astype(int), categories=[0, 1]),

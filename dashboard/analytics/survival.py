@@ -523,8 +523,10 @@ def cox_loglik(X, time, event):
     X = np.asarray(X, float).reshape(len(time), -1)
     t, e = np.asarray(time, float), np.asarray(event, int)
     event_times = np.unique(t[e == 1])
-    if X.shape[1] == 0 or len(event_times) == 0:
-        return float(_efron(np.zeros(X.shape[1]), X, t, e, event_times)[0]) if len(event_times) else 0.0, None
+    if len(event_times) == 0:                   # no event: every partial likelihood is 1
+        return 0.0, None
+    if X.shape[1] == 0:
+        return float(_efron(np.zeros(0), X, t, e, event_times)[0]), None
     fit = _cox_fit(X, t, e)
     if fit is None:
         return math.nan, None

@@ -26,7 +26,6 @@ rows and `extra["note"]` saying why; options that can never work (unknown field,
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,7 +37,7 @@ from dashboard.analytics import forest as fa
 from dashboard.data import ALL_SITES
 from dashboard.exports import AGGREGATE, Export, export, suppress_counts
 from dashboard.exports.complement import to_withhold
-from dashboard.exports.survival import ENDPOINTS, check_endpoint
+from dashboard.exports.survival import check_endpoint
 from dashboard.filters import Filters
 from dashboard.grouping import GROUPINGS, check_by, group_sql, ordered_levels
 
@@ -261,10 +260,3 @@ def forest_export(snapshot, filters=Filters(), scope=ALL_SITES, endpoint="os", b
                  arm_events={g: int(events.get(g, 0)) for g in (ref, compare)})
     return Export("forest", forest_rows(rows, fields, ref, compare), len(rows), extra)
 
-
-def endpoint_label(endpoint: str) -> str:
-    return ENDPOINTS.get(endpoint, endpoint)
-
-
-def is_number(v) -> bool:
-    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(v, bool) and math.isfinite(v)
