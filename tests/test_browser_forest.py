@@ -56,3 +56,28 @@ def test_forest_card_draws_the_export_and_switches(page, live_server, synthetic_
     wait_points(page, sum(r["surv_365"] is not None and r["surv_365_ci_lower"] is not None for r in single["rows"]))
     page.locator("#card-forest").screenshot(path=str(ARTIFACTS / "survival-forest-single-arm-1366.png"))
     assert not page.console_errors, page.console_errors
+
+
+# --- a sponsor, signed in through the form (the fixtures of tests/test_browser_roles.py) ------------
+from test_browser_roles import server, sign_in, small_root  # noqa: E402,F401
+
+
+def test_sponsor_sees_no_small_count_on_the_forest_card(page, server):
+    """The sponsor's card: no events/n cell with a count of 1-4 (the export's rules, tests/test_access_forest.py),
+    "<5" where the committee sees one."""
+    sign_in(page, server, "acme", "/survival")
+    page.wait_for_selector("#card-forest .js-plotly-plot", timeout=30000)
+    page.wait_for_function("""() => {
+        const holder = document.getElementById(JSON.stringify({figure: 'forest', type: 'figure'}));
+        const gd = holder && holder.querySelector('.js-plotly-plot');
+        return gd && gd.layout && (gd.layout.annotations || []).length > 10; }""", timeout=30000)
+    wait_idle(page)
+    texts = page.evaluate("""() => {
+        const holder = document.getElementById(JSON.stringify({figure: 'forest', type: 'figure'}));
+        return holder.querySelector('.js-plotly-plot').layout.annotations.map(a => a.text); }""")
+    cells = [c for t in texts for c in re.findall(r"^(\S+)/(\S+)$", t)]
+    assert cells and not any(v in {"1", "2", "3", "4"} for c in cells for v in c)
+    assert any("<5" in v for c in cells for v in c)
+    page.locator("#card-forest").scroll_into_view_if_needed()
+    page.locator("#card-forest").screenshot(path=str(ARTIFACTS / "survival-forest-sponsor-1366.png"))
+    assert not page.console_errors, page.console_errors
