@@ -89,7 +89,8 @@ EXPORT_OPTIONS = {
     "by": dict(help="grouping field, or none"),
     "ci": dict(choices=["log-log", "log", "plain"], help="KM confidence-interval transform"),
     "times": dict(help="comma-separated times in days (risk table)"),
-    "ref": dict(metavar="LEVEL", help="cox: the reference group (default: BCLC B for BCLC stage, else the largest)"),
+    "ref": dict(metavar="LEVEL", help="cox, forest: the reference group, a level of --by (cox default: BCLC B for "
+                                      "BCLC stage, else the largest; forest default: B)"),
     "scope": dict(choices=["overall", "local"], help="tumour response scope"),
     "level": dict(choices=["term", "soc"], help="adverse-event level"),
     "measure": dict(choices=["bclc", "milan", "resectable"], help="staging measure"),
@@ -97,6 +98,9 @@ EXPORT_OPTIONS = {
     "min_grade": dict(type=int, choices=[1, 2, 3, 4, 5], help="ae-listing: events of CTCAE grade N or more"),
     "patient_id": dict(metavar="ID", help="patient-record: the patient"),
     "part": dict(choices=["baseline", "sessions", "scans", "aes", "restaging"], help="patient-record: which table"),
+    "compare": dict(metavar="LEVEL", help="forest: the group compared with --ref"),
+    "subgroups": dict(metavar="F1,F2", help="forest: subgroup fields (default: every baseline grouping)"),
+    "form": dict(choices=["hr", "single-arm"], help="forest: hazard ratios, or S(365) and median per subgroup"),
     "since": dict(type=snapshot_id_arg, metavar="SNAPSHOT_ID", help="changes: the previous data cut to compare with"),
 }
 

@@ -145,7 +145,7 @@ class Filters:
 # query-string parameters that are page state, not filters (kept in the URL beside them)
 NON_FILTER_PARAMS = {"snapshot", "endpoint", "by", "ci", "bands", "ref", "scope", "view", "tab", "mode", "sort",
                      "level", "measure", "events", "within_days", "metric", "page", "since",
-                     "min_grade", "serious_only"}
+                     "min_grade", "serious_only", "forest_by", "forest_ref", "forest_compare", "forest_form"}
 
 
 def _parse_value(key: str, raw: str, known_sites=None):

@@ -15,8 +15,10 @@ GROUPINGS = {
     "etiology_group": "Etiology",
     "sex": "Sex",
     "ecog_group": "ECOG",
+    "age_group": "Age >= 65",
     "afp_group": "AFP > 400 ng/mL",
     "tumor_size_group": "Largest tumour > 7 cm",
+    "up_to_seven_group": "Up-to-seven",
     "drug": "Drug (first session)",
     "none": "No grouping",
 }
@@ -29,6 +31,8 @@ LEVEL_ORDER = {
     "tumor_size_group": ["<= 7 cm", "> 7 cm"],
     "etiology_group": ["HBV", "HCV", "HBV+HCV", "alcohol", "MASLD", "other", "unknown"],
     "sex": ["M", "F"],
+    "age_group": ["< 65", ">= 65", "unknown"],
+    "up_to_seven_group": ["within", "beyond", "unknown"],
 }
 
 

@@ -16,6 +16,10 @@ final as (
              when p.afp_ng_ml > 400 then '> 400' else '<= 400' end as afp_group,
         case when p.largest_tumor_cm is null then 'unknown'
              when p.largest_tumor_cm > 7 then '> 7 cm' else '<= 7 cm' end as tumor_size_group,
+        case when p.age_years is null then 'unknown'
+             when p.age_years >= 65 then '>= 65' else '< 65' end as age_group,
+        case when p.is_within_up_to_seven is null then 'unknown'
+             when p.is_within_up_to_seven then 'within' else 'beyond' end as up_to_seven_group,
         coalesce(p.etiology, 'unknown') as etiology_group,
         coalesce(cast(p.ecog_ps as varchar), 'unknown') as ecog_group,
         fs.drug,

@@ -41,6 +41,7 @@ COUNTS = {
     "downstaging-summary": ["eligible", "achieved", "baseline_unknown"],
     "enrollment": ["n_enrolled"],
     "followup-status": ["n"],
+    "forest": ["n", "events", "ref_n", "ref_events"],
     "headline": ["n"],                          # and the value of its count metrics: tests/test_headline.py
     "km-curve": ["n_risk", "n_event", "n_censor"],
     "km-risk-table": ["n_at_risk", "cum_events", "cum_censored"],

@@ -488,3 +488,22 @@ def cox_hazard_ratios(time, event, group, reference=None, conf_level: float = 0.
                     rows[lv].update(hazard_ratio=float(hr), ci_lower=float(lo), ci_upper=float(hi),
                                     p_value=2 * _norm_sf(abs(b / sd)))
     return pd.DataFrame(list(rows.values()), columns=cols)
+
+
+def cox_loglik(X, time, event):
+    """The maximised Efron partial log-likelihood of ``coxph(Surv(time, status) ~ X)`` (R's
+    ``fit$loglik[2]``; with no column, the null model's ``fit$loglik[1]``), with the fit from
+    _cox_fit as (beta, covariance, finite), or None for the fit when there is no column or the
+    iteration did not converge. Rows with a missing time or event must be dropped first."""
+    X = np.asarray(X, float).reshape(len(time), -1)
+    t, e = np.asarray(time, float), np.asarray(event, int)
+    event_times = np.unique(t[e == 1])
+    if len(event_times) == 0:                   # no event: every partial likelihood is 1
+        return 0.0, None
+    if X.shape[1] == 0:
+        return float(_efron(np.zeros(0), X, t, e, event_times)[0]), None
+    fit = _cox_fit(X, t, e)
+    if fit is None:
+        return math.nan, None
+    # the partial likelihood is unchanged by centring X (the shift cancels in every ratio)
+    return float(_efron(fit[0], X - X.mean(axis=0), t, e, event_times)[0]), fit

@@ -2,3 +2,4 @@
 from dashboard.callbacks import (  # noqa: F401
     downloads, downstaging, enrollment, overview, response, safety, shell, survival,
 )
+from dashboard.callbacks import forest  # noqa: F401

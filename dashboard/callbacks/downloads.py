@@ -15,7 +15,7 @@ from dash import MATCH, ClientsideFunction, Input, Output, State, callback, clie
 
 from dashboard import access, audit, exports, ids
 from dashboard.access import AccessDenied
-from dashboard.callbacks import downstaging, enrollment, response, safety, survival
+from dashboard.callbacks import downstaging, enrollment, forest, response, safety, survival
 from dashboard.state import state_context
 from dashboard.components import file_name
 from dashboard.filters import NON_FILTER_PARAMS
@@ -23,7 +23,7 @@ from dashboard.filters import NON_FILTER_PARAMS
 log = logging.getLogger(__name__)
 
 # figure -> (page, the function giving (export name, options) from the page options and the state)
-FIGURES = {figure: (module.PAGE, choose) for module in (enrollment, survival, response, safety, downstaging)
+FIGURES = {figure: (module.PAGE, choose) for module in (enrollment, survival, response, safety, downstaging, forest)
            for figure, choose in module.DOWNLOADS.items()}
 
 

@@ -123,6 +123,7 @@ def _load_all():
     """Import the per-page export modules (each registers its exports)."""
     from dashboard.exports import (changes, enrollment, headline, patient, quality, response, safety,  # noqa: F401
                                    staging, survival)
+    from dashboard.exports import forest  # noqa: F401
 
 
 def run_export(name: str, snapshot: Snapshot, filters: Filters = Filters(), scope: Scope = ALL_SITES,

@@ -64,7 +64,28 @@ def reference_control(ref):
     ], id="survival-ref", className="d-flex align-items-center")
 
 
-def layout(endpoint=None, by=None, ci=None, bands=None, ref=None, **_):
+def forest_controls(by, ref, compare, form):
+    """The forest card's page options: the compared grouping, its reference and compared levels, the form."""
+    from dashboard.callbacks import forest as fc
+    opts = fc.options(None, by, ref, compare, form)
+    by, ref, compare, form = opts["by"], opts["ref"], opts["compare"], opts["form"]
+    pick = dict(clearable=False, searchable=False, style={"width": "7rem"})
+    return dbc.Row([
+        _control("forest-by", "Compare within", dcc.Dropdown(
+            id=ids.page_option("forest_by"), value=by, clearable=False, searchable=False, style={"width": "13rem"},
+            options=[{"label": GROUPINGS[k], "value": k} for k in fc.ARM_LEVELS])),
+        _control("forest-compare", "Group", dcc.Dropdown(id=ids.page_option("forest_compare"), value=compare,
+                                                         options=fc.level_options(by), **pick)),
+        _control("forest-ref", "vs reference", dcc.Dropdown(id=ids.page_option("forest_ref"), value=ref,
+                                                            options=fc.level_options(by), **pick)),
+        _control("forest-form", "Form", dbc.RadioItems(
+            id=ids.page_option("forest_form"), value=form, inline=True,
+            options=[{"label": label, "value": key} for key, label in fc.FORMS.items()])),
+    ], className="g-3 align-items-start")
+
+
+def layout(endpoint=None, by=None, ci=None, bands=None, ref=None, forest_by=None, forest_ref=None, forest_compare=None,
+           forest_form=None, **_):
     """Page options from the URL; an unknown value falls back to the default."""
     endpoint = endpoint if endpoint in ENDPOINTS else DEFAULTS["endpoint"]
     by = by if by in GROUPINGS else DEFAULTS["by"]
@@ -80,4 +101,6 @@ def layout(endpoint=None, by=None, ci=None, bands=None, ref=None, **_):
             dbc.Col(table_card("cox", "Hazard ratios (Cox proportional hazards)", controls=reference_control(ref)),
                     xxl=4),
         ]),
+        figure_card("forest", "Subgroup forest plot", height=500,
+                    controls=forest_controls(forest_by, forest_ref, forest_compare, forest_form)),
     ])
