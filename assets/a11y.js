@@ -15,7 +15,9 @@
       const target = wrapper.querySelector(".dash-dropdown-focus-target");
       const button = wrapper.querySelector("button.dash-dropdown");
       if (!target || !button || !button.id) { return; }
-      const label = document.querySelector('label[for="' + CSS.escape(button.id) + '"]');
+      // the control's <label for>, else the label text beside it (a page option: "Group by")
+      const label = document.querySelector('label[for="' + CSS.escape(button.id) + '"]') ||
+        (wrapper.parentElement && wrapper.parentElement.querySelector(":scope > .filter-label"));
       if (label && !label.id) { label.id = button.id + "-label"; }
       const value = document.getElementById(button.id + "-value");
       const names = [label && label.id, value && value.id].filter(Boolean);

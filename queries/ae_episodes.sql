@@ -18,6 +18,7 @@ with episodes as (
         e.session_date,
         e.days_from_session,
         c.etiology_group, c.sex, c.ecog_group, c.afp_group, c.tumor_size_group, c.drug,
+        c.age_group, c.up_to_seven_group,
         e.patient_key, e.soc_key, e.term_key
     from ae_episodes_all e
     join cohort c using (patient_id)

@@ -114,3 +114,14 @@ def test_focus_is_visible(page, live_server):
     page.keyboard.press("Tab")          # past the skip link: the navbar's brand
     outline = page.evaluate("() => getComputedStyle(document.activeElement).outlineWidth")
     assert float(outline.replace("px", "")) >= 2
+
+
+def test_page_option_dropdowns_are_named_by_their_labels(page, live_server):
+    """A page option's dropdown (Survival's "Group by", the Cox "Reference group") is announced by its label."""
+    open_page(page, live_server + "/survival")
+    names = page.evaluate("""() => Array.from(document.querySelectorAll('#page-content button.dash-dropdown'))
+        .map((b) => (b.getAttribute('aria-labelledby') || '').split(' ').map((i) => document.getElementById(i))
+                    .filter(Boolean).map((n) => n.textContent).join(' '))""")
+    assert any(n.startswith("Group by") for n in names), names
+    assert any(n.startswith("Reference group") for n in names), names
+    assert all(n and not n.startswith(("All", "Default")) for n in names), names

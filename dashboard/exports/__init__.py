@@ -121,9 +121,8 @@ def n_total(snapshot: Snapshot, scope: Scope) -> int:
 
 def _load_all():
     """Import the per-page export modules (each registers its exports)."""
-    from dashboard.exports import (changes, enrollment, headline, patient, quality, response, safety,  # noqa: F401
-                                   staging, survival)
-    from dashboard.exports import forest  # noqa: F401
+    from dashboard.exports import (changes, enrollment, forest, headline, patient, quality, response,  # noqa: F401
+                                   safety, staging, survival)
 
 
 def run_export(name: str, snapshot: Snapshot, filters: Filters = Filters(), scope: Scope = ALL_SITES,
