@@ -723,7 +723,7 @@ def old_waterfall_card(state, scope="overall", highlight=None):
             f"post-baseline scans up to and including the first PD; a CR (all target lesions 0 mm) is −100%. "
             f"Bars above +{figs.CAP:.0f}% are cut at +{figs.CAP:.0f}% (▲, true value printed). Dashed lines: +20% "
             "(a guide only: mRECIST PD is measured from the nadir) and −30% (PR). ", cb.scope_note(scope), " ",
-            cb.BOR_NOTE, " Click a bar to follow that patient in the spider and swimmer plots."]
+            cb.BOR_NOTE, f" {cb.CLICK_HINT}"]
     if len(exp.rows) > figs.MAX_BARS:
         note.append(f" {len(exp.rows):,} evaluable patients: {figs.MAX_BARS:,} evenly spaced bars of the sorted order "
                     "are drawn (first and last included; narrower bars could not be seen); the counts, the rates and "
