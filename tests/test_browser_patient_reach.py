@@ -88,3 +88,25 @@ def test_a_sponsor_gets_no_patient_link_from_the_waterfall(synthetic_root, page,
         assert page.locator("#response-open-patient").get_attribute("href") in (None, "")
         assert "/patient/" not in page.url
         assert page.console_errors == []
+
+
+def test_waterfall_colours_follow_the_measurements_on_screen(page, live_server, synthetic_root):
+    """The bars in the browser: each trace's patients are those the `waterfall` export (command line) gives that
+    implied response, and the marked bars are its `contradicts` rows. Screenshot: reach-waterfall-colours.png."""
+    open_page(page, f"{live_server}/response")
+    rows = export(synthetic_root, "waterfall")["rows"]
+    shown = {t["name"]: t["x"] for t in traces(page, "response-waterfall")}
+    for level in ("CR", "PR", "SD", "PD"):
+        ids = [r["patient_id"] for r in rows if r["implied_response"] == level]
+        assert shown[f"{level} ({len(ids)})"] == ids
+    marked = [r["patient_id"] for r in rows if r["contradicts"]]
+    assert f"Recorded BOR contradicts ({len(marked)})" in shown            # the legend entry, with every patient
+    assert shown["Recorded BOR contradicts"] == marked                      # the marks at the bars' tips
+    # one row of legend (a scatter's entry would stack the entries in a column over the bars)
+    height = page.evaluate("(gid) => document.getElementById(gid).querySelector('.legend').getBoundingClientRect()"
+                           ".height", gid("response-waterfall"))
+    assert height < 40
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.locator("#card-response-waterfall").scroll_into_view_if_needed()
+    page.screenshot(path=str(ARTIFACTS / "reach-waterfall-colours.png"))
+    assert page.console_errors == []

@@ -44,6 +44,10 @@ EVALUABLE_NOTE = ("Evaluable = the patient has a best percent change (a waterfal
                   "least one fully measured post-baseline scan up to the first PD.")
 
 
+COLOUR_NOTE = ("Colour = the response the measurements imply (mRECIST on the best change: CR −100%, PR ≤ −30%, "
+               "PD ≥ +20%, else SD); hatched bars marked × are patients whose recorded BOR contradicts it (hover: "
+               "\"recorded PR, measurements imply SD\"), with the data-quality check's exceptions (a PD explained by "
+               "a new lesion or non-target progression; a PR at 0 mm with a non-target lesion present; NE).")
 CLICK_HINT = ("Click a bar, spider line or swimmer lane: that patient is followed in every plot and an "
               "\"Open patient\" link to their patient view appears (above the plots and under the swimmer).")
 
@@ -133,6 +137,7 @@ def waterfall_card(state, scope="overall", highlight=None):
             *own_sites_note(sites),
             f"Bar = best (lowest) % change from baseline in the sum of viable target diameters (mRECIST) over "
             f"post-baseline scans up to and including the first PD; a CR (all target lesions 0 mm) is −100%. "
+            f"{COLOUR_NOTE} "
             f"Bars above +{figs.CAP:.0f}% are cut at +{figs.CAP:.0f}% (▲, true value printed). Dashed lines: +20% "
             "(a guide only: mRECIST PD is measured from the nadir) and −30% (PR). ", scope_note(scope), " ",
             BOR_NOTE, f" {CLICK_HINT}" if patient_level else
@@ -146,8 +151,8 @@ def waterfall_card(state, scope="overall", highlight=None):
         note.append(f" {n:,} evaluable patients: {figs.MAX_BARS:,} evenly spaced bars of the sorted order "
                     "are drawn (first and last included; narrower bars could not be seen); the counts, the rates and "
                     "the CSV use every patient.")
-    fig = (figs.waterfall_bars_figure(bars["rows"], n, bars["bor_counts"], highlight) if n else
-           empty_figure(figs.NO_BAR))
+    fig = (figs.waterfall_bars_figure(bars["rows"], n, bars["implied_counts"], highlight,
+                                      n_contradicts=bars["n_contradicts"]) if n else empty_figure(figs.NO_BAR))
     return fig, graph_config(WATERFALL, spec["filename"]), spec, note
 
 
