@@ -8,7 +8,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from dashboard import data, exports
 from dashboard.filters import Filters

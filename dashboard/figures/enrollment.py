@@ -114,16 +114,23 @@ def enrollment_bars(enrollment: pd.DataFrame, sort: str = "site", subgroup: bool
                     hovertemplate="%{hovertext}<br>%{customdata} enrolled in total (no filter)<extra></extra>")
     else:
         texts = [f"{n} ({p:.0f}%)" if pd.notna(p) else f"{n}" for n, p in zip(shown, df.pct_target)]
+    of_target = [""] * len(df) if subgroup else _of_target(df.target_enrollment)     # the label says the target
     fig.add_bar(y=labels, x=drawn(df.n_enrolled).fillna(0), orientation="h", name="Enrolled", marker_color="#332288",
-                customdata=np.column_stack([_of_target(df.target_enrollment), texts]),
-                text=texts, textposition="outside", cliponaxis=False,
+                customdata=np.column_stack([of_target, texts]),
+                text=texts, textposition="none" if subgroup else "outside", cliponaxis=False,
                 hovertext=df.site_id + " " + df.site_name, hoverinfo="text",
                 hovertemplate="%{hovertext}<br>enrolled %{customdata[1]}%{customdata[0]}<extra></extra>")
+    top = float(max(enrolled.fillna(0).max(), total.fillna(0).max(), df.target_enrollment.fillna(0).max(), 1))
+    if subgroup:
+        # the label after the longest of the three bars (filtered, total, target), shortened to fit a laptop's card
+        end = pd.concat([enrolled.fillna(0), total.fillna(0), df.target_enrollment.fillna(0)], axis=1).max(axis=1)
+        short = [t.replace(" enrolled", "") for t in texts]
+        fig.add_scatter(y=labels, x=end, mode="text", text=short, textposition="middle right", showlegend=False,
+                        hoverinfo="skip", cliponaxis=False, textfont=dict(size=11))
     fig.update_layout(barmode="overlay", bargap=0.25)
     fig.update_yaxes(autorange="reversed", title=None)
-    top = float(max(enrolled.fillna(0).max(), total.fillna(0).max(), df.target_enrollment.fillna(0).max(), 1))
-    # room for the "n (%)" labels, or the longer "n of N enrolled (target T)"
-    fig.update_xaxes(title="Patients", range=[0, top * (2.1 if subgroup else 1.45)])
+    # room for the "n (%)" labels, or the longer "n of N (target T)"
+    fig.update_xaxes(title="Patients", range=[0, top * (2.3 if subgroup else 1.45)])
     return base_layout(fig, height=max(300, 60 + 28 * len(df)))
 
 

@@ -199,7 +199,7 @@ def waterfall_bars_figure(rows: pd.DataFrame, n: int, counts, highlight: str | N
     if len(hit):
         fig.add_annotation(x=highlight, y=max(float(shown[hit[0]]), 0), text=f"<b>{highlight}</b>", showarrow=True,
                            arrowhead=2, ax=0, ay=-36, font=dict(size=12), bgcolor="rgba(255,255,255,0.9)")
-    return _waterfall_layout(fig, patient, shown, n, len(over), show_ids=n <= 40, implied=implied)
+    return _waterfall_layout(fig, patient, shown, n, len(over), show_ids=n <= 40)
 
 
 CONTRADICTS_NAME = "Recorded BOR contradicts"
@@ -287,7 +287,7 @@ def _deidentified_waterfall(rows: pd.DataFrame, n: int, counts, cap: float = CAP
             marker["pattern"] = _CONTRADICTION_PATTERN(contradicts[index])
         fig.add_bar(x=bar[index], y=shown[index], name=_legend_name(level, counts), marker=marker,
                     customdata=(np.column_stack([change[index], text[index]]) if implied else change[index][:, None]),
-                    hovertemplate=f"best change %{{customdata[0]:+.1f}}%<br>"
+                    hovertemplate="best change %{customdata[0]:+.1f}%<br>"
                                   + (f"measurements imply {level}<br>%{{customdata[1]}}" if implied else
                                      f"best response {level}") + "<extra></extra>")
     if implied:
@@ -300,19 +300,17 @@ def _deidentified_waterfall(rows: pd.DataFrame, n: int, counts, cap: float = CAP
             text=[f"{v:+.0f}%" for v in best[over]], textposition="top center", textfont=dict(size=11),
             cliponaxis=False, customdata=change[over][:, None],
             hovertemplate=f"best change %{{customdata[0]:+.1f}}% (bar cut at +{cap:.0f}%)<extra></extra>")
-    return _waterfall_layout(fig, bar, shown, n, len(over), show_ids=False, implied=implied)
+    return _waterfall_layout(fig, bar, shown, n, len(over), show_ids=False)
 
 
 def _waterfall_layout(fig: Figure, bars: np.ndarray, shown: np.ndarray, n: int, n_over: int,
-                      show_ids: bool, implied: bool = False) -> Figure:
+                      show_ids: bool) -> Figure:
     """The waterfall's reference lines, axes and layout: `bars` the x categories in the order drawn,
     `shown` their heights (capped), `n` the evaluable patients, `n_over` the bars cut at the cap."""
     _reference_lines(fig)
     drawn = len(bars)
     title = (f"Patients (n = {n}), largest increase to largest decrease" if drawn == n else
              f"Patients (n = {n:,}; {drawn:,} evenly spaced bars drawn), largest increase to largest decrease")
-    if implied:                 # the colours are the measurements' response, not the recorded one
-        title += "<br>colour = response implied by the measurements (mRECIST)"
     gap = 0 if drawn < n else 0.15 if drawn > 40 else 0.3       # sampled bars touch: no false stripes
     fig.update_layout(barmode="relative", bargap=gap, uirevision="waterfall")
     fig.update_xaxes(type="category", categoryorder="array", categoryarray=bars,
