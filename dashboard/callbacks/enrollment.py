@@ -60,7 +60,7 @@ def enrollment_card(state, sort="site"):
     subgroup = exp.extra.get("subgroup", False)
     if subgroup:
         note = ("Filtered: dark bar and first number = the site's patients in the current filter; light bar and "
-                "\"of N enrolled\" = every patient the site enrolled (no filter); outline = the site's target. No "
+                "\"of N\" = every patient the site enrolled (no filter); outline = the site's target. No "
                 "\"% of target\" under a filter: a subgroup is not measured against the site's target.")
     else:
         note = "Outline: the site's target enrollment; bar: patients enrolled (% of target)."
