@@ -12,6 +12,25 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
         window.Plotly.downloadImage(gd, {format: "svg", filename: spec.filename, scale: 1});
       }
       return noUpdate;
+    },
+    // the Tumour response page's "Open patient X" links: /patient/<id> + the query string (data cut,
+    // filters); hidden when no patient is followed
+    openPatientLinks: function (patient, search) {
+      if (!patient) {
+        const hidden = {display: "none"};
+        return ["", "", hidden, "", "", hidden];
+      }
+      const href = "/patient/" + encodeURIComponent(String(patient)) + (search || "");
+      const text = "Open patient " + patient + " \u2192";
+      return [href, text, {}, href, text, {}];
+    },
+    // the patient view's Back button: the page the browser came from, else the overview (query kept)
+    back: function (nClicks) {
+      if (nClicks) {
+        if (window.history.length > 1) { window.history.back(); }
+        else { window.location.assign("/" + window.location.search); }
+      }
+      return window.dash_clientside.no_update;
     }
   }
 });

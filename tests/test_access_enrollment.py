@@ -326,7 +326,13 @@ def test_a_forged_filter_state_gets_the_scope_of_what_it_asks(pages, snapshot):
     out, raw = pages.page("investigator", "/enrollment", {}, query=query)
     bars = next(t for t in out[key("enrollment-by-site", "figure") + ".figure"]["data"] if t["name"] == "Enrolled")
     target = duckdb.sql(f"select target_enrollment from '{snapshot.path}/sites.parquet' where site_id = 'S01'").fetchall()[0][0]
-    assert bars["text"] == [f"14 ({100 * 14 / target:.0f}%)", SUPPRESSED] and bars["x"] == [14, 0]
+    # under a filter: the filtered count beside the site's total and target, never a % of target (issue 19)
+    totals = exports.run_export("enrollment", snapshot, Filters(site=("S01", "S06"))).rows.n_enrolled.tolist()
+    assert all(t >= 5 for t in totals)                  # the totals are shown as they are
+    s06_target = duckdb.sql(f"select target_enrollment from '{snapshot.path}/sites.parquet' "
+                            "where site_id = 'S06'").fetchall()[0][0]
+    assert bars["text"] == [f"14 of {totals[0]} enrolled (target {target})",
+                            f"{SUPPRESSED} of {totals[1]} enrolled (target {s06_target})"] and bars["x"] == [14, 0]
     assert not small(displays(out))
     csv = pages.download("investigator", "enrollment-by-site", query=query)
     assert "first_enrollment_date" not in csv and ",<5," in csv

@@ -28,6 +28,7 @@ import pytest
 
 from access_support import signed_in
 from dashboard import data, exports
+from dashboard.figures.response import is_contradiction_legend
 from dashboard.access import MIN_GROUP, SUPPRESSED, AccessDenied, Scope, User, is_small, scope_for
 from dashboard.callbacks import response as cb
 from dashboard.exports import response as rx
@@ -218,16 +219,19 @@ def test_sponsor_waterfall_is_de_identified_or_not_drawn(page, label):
         assert f"Fewer than {MIN_GROUP} evaluable patients" in note and "not drawn for your role" in note
         assert f"({SUPPRESSED if is_small(len(expected.rows)) else len(expected.rows)})" in note
         return
-    bars = [b for b in fig["data"] if b["type"] == "bar"]
-    # every evaluable patient drawn, each bar's BOR and change as the committee's, ids replaced by numbers
-    drawn = sorted((int(x), bar["name"].split(" ")[0], float(c[0])) for bar in bars
+    bars = [b for b in fig["data"] if b["type"] == "bar" and not is_contradiction_legend(b)]
+    # every evaluable patient drawn, each bar's implied response (its colour), recorded BOR and change as the
+    # committee's, ids replaced by numbers
+    drawn = sorted((int(x), bar["name"].split(" ")[0], float(c[0]), c[1]) for bar in bars
                    for x, c in zip(bar["x"], bar["customdata"]))
-    assert [(bor, round(v, 6)) for _, bor, v in drawn] == \
-        [(b, round(v, 6)) for b, v in zip(expected.rows["bor"], expected.rows["best_pct_change"])]
+    assert [(level, round(v, 6)) for _, level, v, _ in drawn] == \
+        [(b, round(v, 6)) for b, v in zip(expected.rows["implied_response"], expected.rows["best_pct_change"])]
+    assert [text.split(" ")[1].rstrip(",") for *_, text in drawn] == list(expected.rows["bor"])
     for bar in bars:
         assert "site" not in bar["hovertemplate"] and "%{x}" not in bar["hovertemplate"]
-        assert all(len(c) == 1 for c in bar["customdata"])      # the change only
-        count = int((expected.rows["bor"] == bar["name"].split(" ")[0]).sum())
+        assert all(len(c) == 2 for c in bar["customdata"])      # the change and the recorded response only
+        assert not any("S0" in str(v) for c in bar["customdata"] for v in c)
+        count = int((expected.rows["implied_response"] == bar["name"].split(" ")[0]).sum())
         assert bar["name"].endswith(f"({SUPPRESSED if is_small(count) else count})")
     assert cb.NOT_FOR_ROLE not in text
 
@@ -301,9 +305,10 @@ def test_investigator_sees_own_site_rows_only(page, label):
     if own.n_patients:
         assert "Patients of your site (S01) only." in "".join(texts(prop(out, cb.WATERFALL, "footnote", "children")))
     fig = prop(out, cb.WATERFALL, "figure", "figure")
-    drawn = [x for b in fig["data"] if b["type"] == "bar" for x in b["x"]]
+    own_bars = [b for b in fig["data"] if b["type"] == "bar" and not is_contradiction_legend(b)]
+    drawn = [x for b in own_bars for x in b["x"]]
     assert sorted(drawn) == sorted(own.rows["patient_id"])      # every own-site bar, and no other
-    assert all(c[0] == "S01" for b in fig["data"] if b["type"] == "bar" for c in b["customdata"])
+    assert all(c[0] == "S01" for b in own_bars for c in b["customdata"])
 
 
 @pytest.mark.parametrize("label", ["every patient", "own site S01"])
@@ -329,7 +334,7 @@ def test_committee_sees_every_number_unsuppressed(page, label):
     waterfall = run("waterfall", page.snapshot, scenario)
     _, text, out = page.card("committee", "waterfall", scenario)
     fig = prop(out, cb.WATERFALL, "figure", "figure")
-    drawn = [x for b in fig["data"] if b["type"] == "bar" for x in b["x"]]
+    drawn = [x for b in fig["data"] if b["type"] == "bar" and not is_contradiction_legend(b) for x in b["x"]]
     assert sorted(drawn) == sorted(waterfall.rows["patient_id"])
     assert SUPPRESSED not in text
     expected = run("response-summary", page.snapshot, scenario, by="bclc_stage").rows

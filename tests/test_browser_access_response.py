@@ -53,7 +53,8 @@ def open_as(browser, url: str, user: str):
 
 WATERFALL_BARS = """() => {
   const gd = document.getElementById('{"figure":"response-waterfall","type":"figure"}').querySelector('.js-plotly-plot');
-  return gd._fullData.filter(t => t.type === 'bar').map(t => ({x: Array.from(t.x), custom: Array.from(t.customdata || []),
+  // the patients' bars, not the legend entry of the contradiction marks (a bar of height 0)
+  return gd._fullData.filter(t => t.type === 'bar' && !String(t.name).startsWith('Recorded BOR contradicts')).map(t => ({x: Array.from(t.x), custom: Array.from(t.customdata || []),
                                                                 hover: t.hovertemplate}));
 }"""
 

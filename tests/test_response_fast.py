@@ -374,15 +374,15 @@ def test_waterfall_figure_is_unicode_arrays_with_exact_numbers(snapshots):
     rows = exports.run_export("waterfall", snapshots["synthetic"], response_scope="overall").rows
     highlight = rows["patient_id"].iloc[len(rows) // 2]
     fig = figs.waterfall_figure(rows, highlight=highlight)
-    bars = [t for t in fig.data if t.type == "bar"]
+    bars = [t for t in fig.data if t.type == "bar" and not figs.is_contradiction_legend(t)]
     assert sum(len(t.x) for t in bars) == len(rows)
     assert fig.layout.xaxis.categoryarray.dtype.kind == "U"
     assert list(fig.layout.xaxis.categoryarray) == list(rows["patient_id"])
     by_id = rows.set_index("patient_id")
     for t in bars:
         assert t.x.dtype.kind == "U" and t.customdata.dtype.kind == "U" and t.y.dtype.kind == "f"
-        bor = t.name.split(" ")[0]
-        assert "best response " + bor in t.hovertemplate and "%{customdata[3]:+.1f}" in t.hovertemplate
+        level = t.name.split(" ")[0]           # the bars' colour: the response the measurements imply
+        assert "measurements imply " + level in t.hovertemplate and "%{customdata[3]:+.1f}" in t.hovertemplate
         assert t.hovertemplate.startswith("<b>%{x}</b>")          # the patient: the bar's category
         expected = by_id.loc[list(t.x)]
         # the best change printed in the hover reads back as the export's float, exactly
@@ -390,7 +390,11 @@ def test_waterfall_figure_is_unicode_arrays_with_exact_numbers(snapshots):
         assert list(t.customdata[:, 0]) == list(expected["site_id"])
         assert list(t.customdata[:, 1]) == list(expected["bclc_stage"])
         assert list(t.customdata[:, 2]) == list(expected["best_visit"].fillna(""))
-        assert set(expected["bor"]) == {bor}
+        assert set(expected["implied_response"]) == {level}
+        assert list(t.customdata[:, 4]) == [f"recorded {r}, measurements imply {level}" if c else
+                                            f"recorded {r}" if r in (level, "NE") else
+                                            f"recorded {r} (explained by new or non-target lesions)"
+                                            for r, c in zip(expected["bor"], expected["contradicts"])]
         assert list(t.y) == list(expected["best_pct_change"].clip(upper=figs.CAP))
         width = t.marker.line.width
         if highlight in set(t.x):
@@ -398,7 +402,8 @@ def test_waterfall_figure_is_unicode_arrays_with_exact_numbers(snapshots):
         else:
             assert width == 0
     sent = json.loads(to_json_plotly(fig.to_plotly_json()))
-    assert all(isinstance(v, str) for t in sent["data"] if t["type"] == "bar" for v in t["customdata"][0])
+    assert all(isinstance(v, str) for t in sent["data"] if t["type"] == "bar" and not figs.is_contradiction_legend(t)
+               for v in t["customdata"][0])
     capped = next((t for t in fig.data if t.type == "scatter"), None)
     if capped is not None:
         assert [float(v) for v in capped.customdata[:, 1]] == list(by_id.loc[list(capped.x), "best_pct_change"])
@@ -721,14 +726,17 @@ def old_waterfall_card(state, scope="overall", highlight=None):
                                            exp.n_patients), id=cb.NOT_EVALUABLE), " ",
             f"Bar = best (lowest) % change from baseline in the sum of viable target diameters (mRECIST) over "
             f"post-baseline scans up to and including the first PD; a CR (all target lesions 0 mm) is −100%. "
+            f"{cb.COLOUR_NOTE} "
             f"Bars above +{figs.CAP:.0f}% are cut at +{figs.CAP:.0f}% (▲, true value printed). Dashed lines: +20% "
             "(a guide only: mRECIST PD is measured from the nadir) and −30% (PR). ", cb.scope_note(scope), " ",
-            cb.BOR_NOTE, " Click a bar to follow that patient in the spider and swimmer plots."]
+            cb.BOR_NOTE, f" {cb.CLICK_HINT}"]
     if len(exp.rows) > figs.MAX_BARS:
         note.append(f" {len(exp.rows):,} evaluable patients: {figs.MAX_BARS:,} evenly spaced bars of the sorted order "
                     "are drawn (first and last included; narrower bars could not be seen); the counts, the rates and "
                     "the CSV use every patient.")
-    return old_waterfall_figure(exp.rows, highlight, max_bars=figs.MAX_BARS), cb.graph_config(cb.WATERFALL, spec["filename"]), spec, note
+    # the figure from the export's rows (sampled in Python): since the bars are coloured by the response the
+    # measurements imply, the frozen old_waterfall_figure (coloured by BOR) is no longer the card's figure
+    return figs.waterfall_figure(exp.rows, highlight, max_bars=figs.MAX_BARS), cb.graph_config(cb.WATERFALL, spec["filename"]), spec, note
 
 
 
@@ -1247,6 +1255,9 @@ def test_swimmer_figure_sends_what_the_previous_code_sent_for_odd_rows(snapshots
                 sent_json(prev_swimmer_figure(labelled(events), lanes, highlight))
 
 
+OLD_WATERFALL_COLUMNS = ["patient_id", "site_id", "bclc_stage", "best_pct_change", "best_visit", "bor"]
+
+
 @pytest.mark.parametrize("name", ["unfiltered", "one patient", "no patient", "BCLC B, C"])
 def test_waterfall_bars_figure_sends_what_the_previous_code_sent(snapshots, no_cache, registry_filters, name):
     """At 600 patients, both scopes, every bar drawn and evenly spaced bars (max_bars 5): the same
@@ -1262,9 +1273,10 @@ def test_waterfall_bars_figure_sends_what_the_previous_code_sent(snapshots, no_c
             for max_bars in (None, 5):
                 bars = rx.waterfall_bars(snapshot, f, data.ALL_SITES, scope, highlight, max_bars=max_bars)
                 assert bars["n_evaluable"] == len(rows)
-                args = (bars["rows"], bars["n_evaluable"], bars["bor_counts"], highlight)
+                # rows without the implied response: drawn by BOR, as the previous code drew them
+                args = (bars["rows"][OLD_WATERFALL_COLUMNS], bars["n_evaluable"], bars["bor_counts"], highlight)
                 assert sent_json(figs.waterfall_bars_figure(*args)) == sent_json(prev_waterfall_bars_figure(*args))
-    odd = rows.head(40).copy()          # the registry has no best change above the cap: some made so
+    odd = rows[OLD_WATERFALL_COLUMNS].head(40).copy()  # the registry has no best change above the cap: some made so
     if name == "unfiltered":
         odd.loc[odd.index[:4], "best_pct_change"] = [250.0, 180.5, 100.0, 133.33333333333334]
         odd.loc[odd.index[::3], "best_visit"] = None

@@ -160,7 +160,8 @@ def test_fixture_snapshots_validate(resp_snapshot, orr_snapshot):
 def test_waterfall_rows_sorted_with_hand_worked_best_change(resp_snapshot):
     exp = run(resp_snapshot, "waterfall", response_scope="overall")
     rows = exp.rows
-    assert list(rows.columns) == ["patient_id", "site_id", "bclc_stage", "best_pct_change", "best_visit", "bor"]
+    assert list(rows.columns) == ["patient_id", "site_id", "bclc_stage", "best_pct_change", "best_visit", "bor",
+                                  "implied_response", "recorded_response", "contradicts"]
     # largest increase first; ties (P10 and P3 both -100%) by patient id ("P10" < "P3" as text)
     assert list(rows.patient_id) == ["P8", "P7", "P2", "P1", "P9", "P6", "P10", "P3"]
     got = rows.set_index("patient_id")
@@ -177,6 +178,15 @@ def test_waterfall_rows_sorted_with_hand_worked_best_change(resp_snapshot):
     for pid, (pct, visit, bor) in expected.items():
         assert got.loc[pid, "best_pct_change"] == pytest.approx(pct)
         assert (got.loc[pid, "best_visit"], got.loc[pid, "bor"]) == (visit, bor)
+        assert got.loc[pid, "recorded_response"] == bor
+    # implied by the measurements, by hand from the analysis plan's thresholds on the best change (CR = every
+    # target at 0 mm, -100%; PR <= -30%; PD >= +20%; else SD), and the bars whose BOR contradicts them: P6 only
+    # (recorded CR with 10 mm left); P7's PD is explained by its new lesion, P10's PR at 0 mm by its non-target
+    # lesion (the data-quality check's exceptions)
+    implied = {"P8": "PD", "P7": "SD", "P2": "SD", "P1": "PR", "P9": "PR", "P6": "PR", "P10": "CR", "P3": "CR"}
+    assert got["implied_response"].to_dict() == implied
+    assert got.index[got["contradicts"]].tolist() == ["P6"]
+    assert exp.extra["n_contradicts"] == 1
     # P4 (baseline only) and P5 (a target lesion unmeasured at M1) have no bar
     assert exp.n_patients == 10
     assert exp.extra["n_not_evaluable"] == 2
@@ -359,15 +369,30 @@ def test_cli_export_scope(resp_root):
 def test_waterfall_figure_caps_colours_and_highlights(resp_snapshot):
     rows = run(resp_snapshot, "waterfall", response_scope="overall").rows
     fig = figs.waterfall_figure(rows, highlight="P9")
-    bars = [t for t in fig.data if t.type == "bar"]
+    bars = [t for t in fig.data if t.type == "bar" and not figs.is_contradiction_legend(t)]
     assert sum(len(t.x) for t in bars) == 8
+    # coloured by the response the measurements imply (hand-worked in the test above): P7 (recorded PD,
+    # -5%) is an SD bar, P6 (recorded CR, -75%) a PR bar, P10 (recorded PR, -100%) a CR bar
     pd_bar = next(t for t in bars if t.name.startswith("PD"))
-    assert list(pd_bar.x) == ["P8", "P7"] and list(pd_bar.y) == [100.0, -5.0]       # P8 cut at the cap
-    capped = next(t for t in fig.data if t.type == "scatter")
+    assert list(pd_bar.x) == ["P8"] and list(pd_bar.y) == [100.0]                     # P8 cut at the cap
+    capped = next(t for t in fig.data if t.type == "scatter" and t.name.startswith("> +"))
     assert list(capped.x) == ["P8"] and list(capped.text) == ["+150%"]
     assert pd_bar.marker.color == figs.BOR_COLOURS["PD"]
+    assert [t.name for t in bars] == ["CR (2)", "PR (3)", "SD (2)", "PD (1)"]
+    assert {t.name.split(" ")[0]: list(t.x) for t in bars} == {"CR": ["P10", "P3"], "PR": ["P1", "P9", "P6"],
+                                                               "SD": ["P7", "P2"], "PD": ["P8"]}
     pr_bar = next(t for t in bars if t.name.startswith("PR"))
-    assert list(pr_bar.marker.line.width) == [0, 3, 0]                                # P1, P9, P10
+    assert list(pr_bar.marker.line.width) == [0, 3, 0]                                # P1, P9, P6
+    # P6 marked: its bar hatched, a mark at its tip whose hover says what was recorded and what is implied
+    assert list(pr_bar.marker.pattern.shape) == ["", "", "/"]
+    assert all(t.marker.pattern is None for t in bars if t is not pr_bar)
+    marks = next(t for t in fig.data if t.type == "scatter" and t.name == figs.CONTRADICTS_NAME)
+    legend = next(t for t in fig.data if figs.is_contradiction_legend(t) and t.type == "bar")
+    assert legend.name == f"{figs.CONTRADICTS_NAME} (1)" and list(legend.y) == [0]
+    assert list(marks.x) == ["P6"] and list(marks.y) == [-75.0]
+    assert marks.customdata[0][0] == "recorded CR, measurements imply PR"
+    sd_bar = next(t for t in bars if t.name.startswith("SD"))
+    assert list(sd_bar.customdata[:, 4]) == ["recorded PD (explained by new or non-target lesions)", "recorded SD"]
     assert all("best change" in t.hovertemplate for t in bars)
     assert [s.y0 for s in fig.layout.shapes] == [20, -30]                            # the dashed lines
     assert list(fig.layout.xaxis.categoryarray) == list(rows.patient_id)

@@ -20,7 +20,8 @@ CONTROLLED = ("CR", "PR", "SD")
 SMALL_GROUP = 5          # groups with fewer patients are drawn but flagged (analysis plan)
 SCOPES = ("overall", "local")
 
-WATERFALL_COLUMNS = ["patient_id", "site_id", "bclc_stage", "best_pct_change", "best_visit", "bor"]
+WATERFALL_COLUMNS = ["patient_id", "site_id", "bclc_stage", "best_pct_change", "best_visit", "bor",
+                     "implied_response", "recorded_response", "contradicts"]
 SUMMARY_COLUMNS = ["group", "n", "n_evaluable", "cr", "pr", "sd", "pd", "ne",
                    "orr", "orr_ci_lower", "orr_ci_upper", "dcr", "dcr_ci_lower", "dcr_ci_upper",
                    "orr_evaluable", "orr_evaluable_ci_lower", "orr_evaluable_ci_upper",

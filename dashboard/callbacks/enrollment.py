@@ -57,12 +57,19 @@ def enrollment_card(state, sort="site"):
     snapshot, filters, scope = state_context(state)
     exp = exports.run_export("enrollment", snapshot, filters, scope)
     spec = export_spec(PAGE, "enrollment-by-site", "enrollment", snapshot.snapshot_id)
-    note = "Outline: the site's target enrollment; bar: patients enrolled in the current filter (% of target)."
+    subgroup = exp.extra.get("subgroup", False)
+    if subgroup:
+        note = ("Filtered: dark bar and first number = the site's patients in the current filter; light bar and "
+                "\"of N\" = every patient the site enrolled (no filter); outline = the site's target. No "
+                "\"% of target\" under a filter: a subgroup is not measured against the site's target.")
+    else:
+        note = "Outline: the site's target enrollment; bar: patients enrolled (% of target)."
     if exp.rows["target_enrollment"].isna().any():
-        note += " A site without a recorded target has no outline and no percentage."
+        note += " A site without a recorded target has no outline" + ("." if subgroup else " and no percentage.")
     if scope.suppress:
         note += " " + SUPPRESSED_NOTE
-    return (figs.enrollment_bars(exp.rows, sort), graph_config("enrollment-by-site", spec["filename"]), spec, note)
+    return (figs.enrollment_bars(exp.rows, sort, subgroup=subgroup), graph_config("enrollment-by-site", spec["filename"]),
+            spec, note)
 
 
 def baseline_card(state):

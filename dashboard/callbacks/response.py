@@ -4,7 +4,7 @@ the highlighted patient, and the other figures redraw with that patient emphasis
 from __future__ import annotations
 
 import dash_bootstrap_components as dbc
-from dash import Input, Output, State, callback, ctx, html, no_update
+from dash import ClientsideFunction, Input, Output, State, callback, clientside_callback, ctx, html, no_update
 
 from dashboard import exports, ids
 from dashboard.access import SUPPRESSED
@@ -26,6 +26,8 @@ WATERFALL, BOR, SUMMARY, SPIDER, SWIMMER, CONSISTENCY = (
 SCOPE, BY, SORT = ids.page_option("scope"), ids.page_option("by"), ids.page_option("sort")
 HIGHLIGHT = "response-highlight"                 # dcc.Store: the highlighted patient id
 HIGHLIGHT_LABEL, HIGHLIGHT_CLEAR = "response-highlight-label", "response-highlight-clear"
+# links to the highlighted patient's view (/patient/<id> + the page's query string): top bar, swimmer pager
+OPEN_PATIENT, OPEN_PATIENT_SWIMMER = "response-open-patient", "response-open-patient-swimmer"
 SWIMMER_PAGE, SWIMMER_SIZE, SWIMMER_COUNT = "response-swimmer-page", "response-swimmer-size", "response-swimmer-count"
 NOT_EVALUABLE = "response-not-evaluable"
 
@@ -40,6 +42,14 @@ NOT_FOR_ROLE = "Patient-level view: not available for the sponsor role."
 SUPPRESSED_NOTE = f"Counts from 1 to 4 are shown as {SUPPRESSED} and their percentages withheld. "
 EVALUABLE_NOTE = ("Evaluable = the patient has a best percent change (a waterfall bar): a baseline sum > 0 and at "
                   "least one fully measured post-baseline scan up to the first PD.")
+
+
+COLOUR_NOTE = ("Colour = the response the measurements imply (mRECIST on the best change: CR −100%, PR ≤ −30%, "
+               "PD ≥ +20%, else SD); hatched bars marked × are patients whose recorded BOR contradicts it (hover: "
+               "\"recorded PR, measurements imply SD\"), with the data-quality check's exceptions (a PD explained by "
+               "a new lesion or non-target progression; a PR at 0 mm with a non-target lesion present; NE).")
+CLICK_HINT = ("Click a bar, spider line or swimmer lane: that patient is followed in every plot and an "
+              "\"Open patient\" link to their patient view appears (above the plots and under the swimmer).")
 
 
 def _scope(scope) -> str:
@@ -127,9 +137,10 @@ def waterfall_card(state, scope="overall", highlight=None):
             *own_sites_note(sites),
             f"Bar = best (lowest) % change from baseline in the sum of viable target diameters (mRECIST) over "
             f"post-baseline scans up to and including the first PD; a CR (all target lesions 0 mm) is −100%. "
+            f"{COLOUR_NOTE} "
             f"Bars above +{figs.CAP:.0f}% are cut at +{figs.CAP:.0f}% (▲, true value printed). Dashed lines: +20% "
             "(a guide only: mRECIST PD is measured from the nadir) and −30% (PR). ", scope_note(scope), " ",
-            BOR_NOTE, " Click a bar to follow that patient in the spider and swimmer plots." if patient_level else
+            BOR_NOTE, f" {CLICK_HINT}" if patient_level else
             " Bars are de-identified: no patient, site or date."]
     if bars["withheld"]:
         withheld = response_exports.not_drawn_note(bars["n_evaluable"])
@@ -140,8 +151,8 @@ def waterfall_card(state, scope="overall", highlight=None):
         note.append(f" {n:,} evaluable patients: {figs.MAX_BARS:,} evenly spaced bars of the sorted order "
                     "are drawn (first and last included; narrower bars could not be seen); the counts, the rates and "
                     "the CSV use every patient.")
-    fig = (figs.waterfall_bars_figure(bars["rows"], n, bars["bor_counts"], highlight) if n else
-           empty_figure(figs.NO_BAR))
+    fig = (figs.waterfall_bars_figure(bars["rows"], n, bars["implied_counts"], highlight,
+                                      n_contradicts=bars["n_contradicts"]) if n else empty_figure(figs.NO_BAR))
     return fig, graph_config(WATERFALL, spec["filename"]), spec, note
 
 
@@ -256,7 +267,7 @@ def spider_card(state, scope="overall", highlight=None):
             f"{exp.extra['n_patients_drawn']} of {_n_word(exp.n_patients)} drawn{sample}. Each line: % change from baseline in the sum of viable target diameters at every fully "
             "measured scan, baseline included, over months since the first DEB-TACE (days / 30.4375); scans after "
             f"the first PD are drawn too. Colour = BOR. Points above +{figs.CAP:.0f}% are drawn at the cap (▲). ",
-            scope_note(scope)]
+            scope_note(scope), f" {CLICK_HINT}"]
     return figs.spider_figure(exp.rows, highlight), graph_config(SPIDER, spec["filename"]), spec, note
 
 
@@ -286,7 +297,7 @@ def swimmer_card(state, scope="overall", sort="time_desc", page=1, size=DEFAULT_
             "| each DEB-TACE session; ● each post-baseline scan, coloured by the recorded "
             f"{RESPONSE_FIELD[scope]}; ◆ first progression (PD) of the scope; × death; ▶ alive at last contact "
             f"(off-study patients end without a mark). Months = days / 30.4375. {scope_note(scope)} The CSV "
-            "holds every lane of the filter (longest time on study first), not only this page.")
+            f"holds every lane of the filter (longest time on study first), not only this page. {CLICK_HINT}")
     if order:
         events = response_exports.swimmer_page_rows(snapshot, filters, sites, scope, lanes)
         fig = figs.swimmer_figure(events, lanes, highlight)
@@ -381,7 +392,8 @@ def highlighted(trigger, current, waterfall_click=None, spider_click=None, swimm
 
 def highlight_label(patient):
     if not patient:
-        return "Click a bar of the waterfall (or a spider line or swimmer lane) to follow one patient."
+        return ("Click a bar of the waterfall (or a spider line or swimmer lane) to follow one patient and get a link "
+                "to their patient view.")
     return [html.Span("Following "), html.Strong(patient, id="response-highlight-patient"),
             html.Span(" in every plot. ")]
 
@@ -447,3 +459,14 @@ def _highlight_label(patient):
     if not request_scope().patient_level:
         return "", True             # a de-identified waterfall: no patient to follow
     return highlight_label(patient), not patient
+
+
+# the "Open patient X" links: the highlighted patient's view with the page's query string (data cut,
+# filters), drawn in the browser; hidden with no patient (a sponsor never has one: _highlight)
+clientside_callback(
+    ClientsideFunction(namespace="registry", function_name="openPatientLinks"),
+    Output(OPEN_PATIENT, "href"), Output(OPEN_PATIENT, "children"), Output(OPEN_PATIENT, "style"),
+    Output(OPEN_PATIENT_SWIMMER, "href"), Output(OPEN_PATIENT_SWIMMER, "children"),
+    Output(OPEN_PATIENT_SWIMMER, "style"),
+    Input(HIGHLIGHT, "data"), Input(ids.URL, "search"),
+)

@@ -41,15 +41,28 @@ def overview_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
     return Export("overview", rows, int(rows["n_patients"].iloc[0]))
 
 
+def is_subgroup(filters: Filters) -> bool:
+    """True when a filter other than the site selection is active: the sites' counts are then of a
+    subgroup of their patients, not measured against their targets (a site filter keeps whole sites)."""
+    return not filters.without("site").is_empty()
+
+
 # Suppressed: the first and last enrollment dates are patients' dates and are dropped. An
 # investigator whose site filter keeps only their own sites is not suppressed and keeps them.
-@export("enrollment", "per site: patients enrolled in the filter against the target",
-        level=AGGREGATE, suppress=Suppression({"n_enrolled": ()}, drop=("first_enrollment_date", "last_enrollment_date")))
+@export("enrollment", "per site: patients enrolled in the filter, every patient the site enrolled (no filter, within "
+                      "the user's sites) and the target",
+        level=AGGREGATE, suppress=Suppression({"n_enrolled": (), "enrolled_total": ()},
+                                              drop=("first_enrollment_date", "last_enrollment_date")))
 def enrollment_export(snapshot, filters=Filters(), scope=ALL_SITES, **_):
     rows = data.query("enrollment", snapshot, filters, scope, order_by=("site_id",))
-    rows = rows[["site_id", "site_name", "n_enrolled", "target_enrollment",
+    # the same sites with no filter but the site selection: each site's whole enrollment
+    totals = rows if not is_subgroup(filters) else \
+        data.query("enrollment", snapshot, Filters(site=filters.site), scope, order_by=("site_id",))
+    rows = rows.assign(enrolled_total=rows["site_id"].map(totals.set_index("site_id")["n_enrolled"])
+                       .fillna(0).astype(rows["n_enrolled"].dtype))
+    rows = rows[["site_id", "site_name", "n_enrolled", "enrolled_total", "target_enrollment",
                  "first_enrollment_date", "last_enrollment_date"]]
-    return Export("enrollment", rows, int(rows["n_enrolled"].sum()))
+    return Export("enrollment", rows, int(rows["n_enrolled"].sum()), {"subgroup": is_subgroup(filters)})
 
 
 @export("accrual", "cumulative patients by month, per site and pooled (site_id 'all'), against targets "

@@ -44,11 +44,45 @@ def best_response(snapshot, filters: Filters, sites: Scope, response_scope: str)
                         snapshot, filters, sites, params=[response_scope])
 
 
+# Each bar's response implied by its measurements (mRECIST thresholds on the best % change, analysis plan:
+# CR = every target at 0 mm (-100%), PR <= -30%, PD >= +20% (at the best scan the nadir before it is the
+# baseline), else SD), its recorded response (the BOR) and whether the BOR contradicts the measurements: the
+# data-quality rule of response_consistency (a recorded PD explained by a new lesion or non-target progression,
+# or a recorded PR at 0 mm while a non-target lesion persists, is not a contradiction; a recorded NE is none),
+# read at the bar's scan from response_consistency_all. Every later query selects from `flagged`.
+FLAGGED_CTE = """
+bars as (
+    select b.scope, b.patient_id, b.site_id, b.bclc_stage, b.best_pct_change, b.best_visit, b.bor,
+        b.not_evaluable_reason,
+        case when b.best_pct_change is null then null
+             when b.best_pct_change <= -100 then 'CR'
+             when b.best_pct_change <= -30 then 'PR'
+             when b.best_pct_change >= 20 then 'PD'
+             else 'SD' end as implied_response,
+        r.has_new_lesion, r.has_non_target_progression, r.has_non_target_present
+    from best_response b
+    left join response_consistency_all r
+        on r.scope = b.scope and r.patient_id = b.patient_id and r.visit = b.best_visit
+    where b.scope = $scope
+),
+flagged as (
+    select *, bor as recorded_response,
+        coalesce(implied_response is not null and bor <> 'NE' and bor <> implied_response
+            and not (scope = 'overall' and bor = 'PD'
+                     and (has_new_lesion is distinct from false or coalesce(has_non_target_progression, false)))
+            and not (scope = 'overall' and bor = 'PR' and implied_response = 'CR'
+                     and coalesce(has_non_target_present, false)), false) as contradicts
+    from bars
+)
+"""
+BAR_COLUMNS = "patient_id, site_id, bclc_stage, best_pct_change, best_visit, bor, implied_response, " \
+              "recorded_response, contradicts"
 # the columns the waterfall needs, evaluable rows first in plotting order (largest increase first,
 # ties by patient id: resp.waterfall_rows then has nothing to sort), the not-evaluable rows after
-WATERFALL_SQL = """
-select patient_id, site_id, bclc_stage, best_pct_change, best_visit, bor, not_evaluable_reason
-from best_response where scope = ? order by best_pct_change desc nulls last, patient_id
+WATERFALL_SQL = f"""
+with {FLAGGED_CTE}
+select {BAR_COLUMNS}, not_evaluable_reason
+from flagged order by best_pct_change desc nulls last, patient_id
 """
 
 
@@ -59,8 +93,8 @@ def _scoped(view: str, snapshot, filters, sites, response_scope, order: str):
 
 
 # --- the waterfall for a role without patient-level access (a sponsor) -----------------------------
-# a bar's best change and BOR only: no patient id, site, stage or visit; bars in the order drawn
-DEIDENTIFIED_COLUMNS = ["best_pct_change", "bor"]
+# a bar's best change, BOR and implied response only: no patient id, site, stage or visit; bars in the order drawn
+DEIDENTIFIED_COLUMNS = ["best_pct_change", "bor", "implied_response", "recorded_response", "contradicts"]
 
 
 def not_drawn_note(n_evaluable) -> str:
@@ -74,7 +108,9 @@ def _deidentified_counts(bars: dict, scope: Scope) -> dict:
             "n_evaluable": shown_count(bars["n_evaluable"], scope),
             "n_not_evaluable": shown_count(bars["n_not_evaluable"], scope),
             "not_evaluable_reasons": {k: shown_count(v, scope) for k, v in bars["not_evaluable_reasons"].items()},
-            "bor_counts": {k: shown_count(v, scope) for k, v in bars["bor_counts"].items()}}
+            "bor_counts": {k: shown_count(v, scope) for k, v in bars["bor_counts"].items()},
+            "implied_counts": {k: shown_count(v, scope) for k, v in bars.get("implied_counts", {}).items()},
+            "n_contradicts": shown_count(bars.get("n_contradicts", 0), scope)}
 
 
 def waterfall_deidentified(exp: Export, scope: Scope) -> Export:
@@ -85,10 +121,11 @@ def waterfall_deidentified(exp: Export, scope: Scope) -> Export:
     counts = _deidentified_counts({"n_patients": exp.n_patients, "n_evaluable": len(rows),
                                    "n_not_evaluable": exp.extra["n_not_evaluable"],
                                    "not_evaluable_reasons": exp.extra["not_evaluable_reasons"],
-                                   "bor_counts": {}}, scope)
+                                   "bor_counts": {}, "n_contradicts": exp.extra.get("n_contradicts", 0)}, scope)
     drawn = len(rows) >= MIN_GROUP
     extra = {"scope": exp.extra["scope"], "n_evaluable": counts["n_evaluable"],
-             "n_not_evaluable": counts["n_not_evaluable"], "not_evaluable_reasons": counts["not_evaluable_reasons"]}
+             "n_not_evaluable": counts["n_not_evaluable"], "not_evaluable_reasons": counts["not_evaluable_reasons"],
+             "n_contradicts": counts["n_contradicts"]}
     if not drawn:
         extra["not_drawn"] = not_drawn_note(counts["n_evaluable"])
     rows = rows[DEIDENTIFIED_COLUMNS] if drawn else rows[DEIDENTIFIED_COLUMNS].iloc[0:0]
@@ -96,41 +133,46 @@ def waterfall_deidentified(exp: Export, scope: Scope) -> Export:
 
 
 @export("waterfall", "per evaluable patient: best % change in the sum of viable target diameters (mRECIST), "
-                     "sorted as drawn, with BOR; n_not_evaluable", options=OPTIONS,
+                     "sorted as drawn, with BOR, the response the measurements imply and whether the BOR "
+                     "contradicts them; n_not_evaluable", options=OPTIONS,
         level=PATIENT, deidentified=waterfall_deidentified)
 def waterfall_export(snapshot, filters=Filters(), sites=ALL_SITES, response_scope=None, **_):
     sites, response_scope = _scopes(sites, response_scope)
-    best = data.execute(WATERFALL_SQL, snapshot, filters, sites, params=[response_scope])
+    best = data.execute(WATERFALL_SQL, snapshot, filters, sites, params={"scope": response_scope})
     reasons = resp.not_evaluable_counts(best)
-    return Export("waterfall", resp.waterfall_rows(best), len(best),
+    rows = resp.waterfall_rows(best)
+    return Export("waterfall", rows, len(best),
                   {"scope": response_scope, "n_not_evaluable": sum(reasons.values()),
-                   "not_evaluable_reasons": reasons})
+                   "not_evaluable_reasons": reasons, "n_contradicts": int(rows["contradicts"].sum())})
 
 
 # --- the waterfall card: the bars it draws, not every patient's row ---------------------------------
 # patients per BOR, not-evaluable reason and evaluability (a few rows)
-WATERFALL_COUNTS_SQL = """
-select bor, not_evaluable_reason, best_pct_change is not null as evaluable, count(*) as n
-from best_response
-where scope = ?
+WATERFALL_COUNTS_SQL = f"""
+with {FLAGGED_CTE}
+select bor, implied_response, contradicts, not_evaluable_reason, best_pct_change is not null as evaluable,
+    count(*) as n
+from flagged
 group by all
 """
 # every evaluable patient's bar, in plotting order (the waterfall export's rows)
-WATERFALL_BARS_SQL = """
-select patient_id, site_id, bclc_stage, best_pct_change, best_visit, bor
-from best_response
-where scope = $scope and best_pct_change is not null
+WATERFALL_BARS_SQL = f"""
+with {FLAGGED_CTE}
+select {BAR_COLUMNS}
+from flagged
+where best_pct_change is not null
 order by best_pct_change desc, patient_id
 """
 # the bars at the given positions of that order (0-based), and the patient $highlight's
-WATERFALL_SAMPLED_SQL = """
-with ranked as (
-    select patient_id, site_id, bclc_stage, best_pct_change, best_visit, bor,
+WATERFALL_SAMPLED_SQL = f"""
+with {FLAGGED_CTE},
+ranked as (
+    select {BAR_COLUMNS},
         row_number() over (order by best_pct_change desc, patient_id) - 1 as position
-    from best_response
-    where scope = $scope and best_pct_change is not null
+    from flagged
+    where best_pct_change is not null
 )
-select patient_id, site_id, bclc_stage, best_pct_change, best_visit, bor
+select {BAR_COLUMNS}
 from ranked
 where position in (select unnest($positions::bigint[])) or patient_id = $highlight
 order by position
@@ -169,13 +211,14 @@ def _waterfall_bars(snapshot, filters: Filters, sites: Scope, response_scope: st
     if n_patients(snapshot, filters, sites) <= max_bars:
         # few patients (the count is cached, and the banner asks for it too): one query, the
         # waterfall export's, every bar drawn
-        best = data.execute(WATERFALL_SQL, snapshot, filters, sites, params=[response_scope])
+        best = data.execute(WATERFALL_SQL, snapshot, filters, sites, params={"scope": response_scope})
         rows = resp.waterfall_rows(best)
         reasons = resp.not_evaluable_counts(best)
         return {"n_patients": len(best), "n_evaluable": len(rows), "n_not_evaluable": sum(reasons.values()),
-                "not_evaluable_reasons": reasons, "bor_counts": rows["bor"].value_counts().to_dict(), "rows": rows,
-                "withheld": False}
-    counts = data.execute(WATERFALL_COUNTS_SQL, snapshot, filters, sites, params=[response_scope])
+                "not_evaluable_reasons": reasons, "bor_counts": rows["bor"].value_counts().to_dict(),
+                "implied_counts": rows["implied_response"].value_counts().to_dict(),
+                "n_contradicts": int(rows["contradicts"].sum()), "rows": rows, "withheld": False}
+    counts = data.execute(WATERFALL_COUNTS_SQL, snapshot, filters, sites, params={"scope": response_scope})
     evaluable = counts["evaluable"].to_numpy(dtype=bool)
     n = counts["n"].to_numpy(dtype=np.int64)
     bor = counts["bor"].to_numpy(dtype=object)
@@ -192,6 +235,10 @@ def _waterfall_bars(snapshot, filters: Filters, sites: Scope, response_scope: st
     bor_counts: dict = {}
     for level, k in zip(bor[evaluable], n[evaluable]):
         bor_counts[level] = bor_counts.get(level, 0) + int(k)
+    implied_counts: dict = {}
+    for level, k in zip(counts["implied_response"].to_numpy(dtype=object)[evaluable], n[evaluable]):
+        implied_counts[level] = implied_counts.get(level, 0) + int(k)
+    n_contradicts = int(n[evaluable & counts["contradicts"].to_numpy(dtype=bool)].sum())
     positions = resp.waterfall_positions(n_evaluable, max_bars)
     if n_evaluable == 0:
         rows = None
@@ -202,7 +249,8 @@ def _waterfall_bars(snapshot, filters: Filters, sites: Scope, response_scope: st
                             params={"scope": response_scope, "positions": positions.tolist(),
                                     "highlight": highlight})
     return {"n_patients": int(n.sum()), "n_evaluable": n_evaluable, "n_not_evaluable": sum(reasons.values()),
-            "not_evaluable_reasons": reasons, "bor_counts": bor_counts, "rows": rows, "withheld": False}
+            "not_evaluable_reasons": reasons, "bor_counts": bor_counts, "implied_counts": implied_counts,
+            "n_contradicts": n_contradicts, "rows": rows, "withheld": False}
 
 
 # the patients of the filter counted per group (grouping.group_sql, the grouping bound as $by),

@@ -78,19 +78,23 @@ SORTS = {"site": ("site_id", True), "enrolled": ("enrolled_key", False), "pct_ta
 SMALL_KEY = 2.5         # where a suppressed count sorts: after 5 and more, before 0
 
 
-def enrollment_bars(enrollment: pd.DataFrame, sort: str = "site") -> Figure:
+def enrollment_bars(enrollment: pd.DataFrame, sort: str = "site", subgroup: bool = False) -> Figure:
     """Enrolled versus target per site, as horizontal bars; sort by site, enrolled or % of target.
     A suppressed count ("<5") has no bar and no percentage, its label says "<5", and it sorts
     between 0 and 5, after the sites of the same key by site id (so the order tells nothing more).
-    A site without a recorded target has no outline and no percentage (not 0%), and sorts last by %."""
+    A site without a recorded target has no outline and no percentage (not 0%), and sorts last by %.
+    `subgroup` (a filter other than the sites is active): the filtered count beside the site's total
+    enrolled (a lighter bar) and its target, "2 of 27 enrolled (target 40)", no percentage; % of
+    target sorts by the total's."""
     if enrollment.empty:
         return empty_figure("No site in the current filter.")
     df = enrollment.copy()
     enrolled = drawn(df.n_enrolled)
     df["target_enrollment"] = _targets(df.target_enrollment)
-    df["pct_target"] = 100.0 * enrolled / df.target_enrollment.where(df.target_enrollment > 0)
+    total = drawn(df.enrolled_total) if subgroup else enrolled
+    df["pct_target"] = 100.0 * total / df.target_enrollment.where(df.target_enrollment > 0)
     df["enrolled_key"] = enrolled.fillna(SMALL_KEY)
-    df["pct_key"] = df.pct_target.where(enrolled.notna(), -1.0).fillna(-2.0)
+    df["pct_key"] = df.pct_target.where(total.notna(), -1.0).fillna(-2.0)
     col, ascending = SORTS.get(sort, SORTS["site"])
     df = df.sort_values([col, "site_id"], ascending=[ascending, True])
     shown = df.n_enrolled.astype(object).tolist()
@@ -100,16 +104,33 @@ def enrollment_bars(enrollment: pd.DataFrame, sort: str = "site") -> Figure:
     fig.add_bar(y=labels, x=df.target_enrollment, orientation="h", name="Target",
                 marker=dict(color="rgba(0,0,0,0)", line=dict(color="#6c757d", width=1.5)),
                 hovertemplate="%{y}<br>target %{x}<extra></extra>")
-    texts = [f"{n} ({p:.0f}%)" if pd.notna(p) else f"{n}" for n, p in zip(shown, df.pct_target)]
+    if subgroup:
+        totals = df.enrolled_total.astype(object).tolist()
+        texts = [f"{n} of {t} enrolled" + (f" (target {g:.0f})" if pd.notna(g) else "")
+                 for n, t, g in zip(shown, totals, df.target_enrollment)]
+        fig.add_bar(y=labels, x=drawn(df.enrolled_total).fillna(0), orientation="h", name="Enrolled in total",
+                    marker_color="rgba(51,34,136,0.25)", customdata=np.array(totals, dtype=object).astype(str),
+                    hovertext=df.site_id + " " + df.site_name, hoverinfo="text",
+                    hovertemplate="%{hovertext}<br>%{customdata} enrolled in total (no filter)<extra></extra>")
+    else:
+        texts = [f"{n} ({p:.0f}%)" if pd.notna(p) else f"{n}" for n, p in zip(shown, df.pct_target)]
+    of_target = [""] * len(df) if subgroup else _of_target(df.target_enrollment)     # the label says the target
     fig.add_bar(y=labels, x=drawn(df.n_enrolled).fillna(0), orientation="h", name="Enrolled", marker_color="#332288",
-                customdata=np.column_stack([_of_target(df.target_enrollment), texts]),
-                text=texts, textposition="outside", cliponaxis=False,
+                customdata=np.column_stack([of_target, texts]),
+                text=texts, textposition="none" if subgroup else "outside", cliponaxis=False,
                 hovertext=df.site_id + " " + df.site_name, hoverinfo="text",
                 hovertemplate="%{hovertext}<br>enrolled %{customdata[1]}%{customdata[0]}<extra></extra>")
+    top = float(max(enrolled.fillna(0).max(), total.fillna(0).max(), df.target_enrollment.fillna(0).max(), 1))
+    if subgroup:
+        # the label after the longest of the three bars (filtered, total, target), shortened to fit a laptop's card
+        end = pd.concat([enrolled.fillna(0), total.fillna(0), df.target_enrollment.fillna(0)], axis=1).max(axis=1)
+        short = [t.replace(" enrolled", "") for t in texts]
+        fig.add_scatter(y=labels, x=end, mode="text", text=short, textposition="middle right", showlegend=False,
+                        hoverinfo="skip", cliponaxis=False, textfont=dict(size=11))
     fig.update_layout(barmode="overlay", bargap=0.25)
     fig.update_yaxes(autorange="reversed", title=None)
-    top = float(max(enrolled.fillna(0).max(), df.target_enrollment.fillna(0).max(), 1))
-    fig.update_xaxes(title="Patients", range=[0, top * 1.45])    # room for the "n (%)" labels
+    # room for the "n (%)" labels, or the longer "n of N (target T)"
+    fig.update_xaxes(title="Patients", range=[0, top * (2.3 if subgroup else 1.45)])
     return base_layout(fig, height=max(300, 60 + 28 * len(df)))
 
 

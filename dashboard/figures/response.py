@@ -112,9 +112,10 @@ NO_BAR = "No patient in the current filter has a measurable change from baseline
 
 def waterfall_figure(rows: pd.DataFrame, highlight: str | None = None, cap: float = CAP,
                      max_bars: int = MAX_BARS) -> Figure:
-    """One bar per evaluable patient in the given order (largest increase first), coloured by BOR;
-    dashed lines at +20% and -30%; bars above `cap` drawn at the cap with a marker. Input: rows
-    of the waterfall export.
+    """One bar per evaluable patient in the given order (largest increase first), coloured by the
+    response its measurements imply (by BOR for rows without implied_response), a bar whose BOR
+    contradicts them hatched and marked; dashed lines at +20% and -30%; bars above `cap` drawn at
+    the cap with a marker. Input: rows of the waterfall export.
 
     Built column-wise (numpy arrays, no loop over bars). Above `max_bars` patients, `max_bars`
     evenly spaced bars of the sorted order are drawn (the first and last included, and the
@@ -126,52 +127,65 @@ def waterfall_figure(rows: pd.DataFrame, highlight: str | None = None, cap: floa
     if rows.empty:
         return empty_figure(NO_BAR)
     n = len(rows)
-    counts = rows["bor"].value_counts()
+    implied = "implied_response" in rows.columns
+    counts = rows["implied_response" if implied else "bor"].value_counts()
+    n_contradicts = int(rows["contradicts"].sum()) if implied else None
     keep = waterfall_positions(n, max_bars)
     if keep is not None:
         if highlight is not None:
             keep = np.union1d(keep, np.flatnonzero(rows["patient_id"].to_numpy(dtype=object) == highlight))
         rows = rows.iloc[keep]
-    return waterfall_bars_figure(rows, n, counts, highlight, cap)
+    return waterfall_bars_figure(rows, n, counts, highlight, cap, n_contradicts)
 
 
 def waterfall_bars_figure(rows: pd.DataFrame, n: int, counts, highlight: str | None = None,
-                          cap: float = CAP) -> Figure:
+                          cap: float = CAP, n_contradicts=None) -> Figure:
     """waterfall_figure from the bars it draws: `rows` the drawn bars in plotting order (every bar,
     or the evenly spaced ones and the highlighted patient's), `n` the evaluable patients and
-    `counts` their number per BOR (a dict or Series), for the legend and the axis title. The
-    Tumour response card gets the drawn bars from SQL (exports.response.waterfall_bars) without
+    `counts` their number per colour level (a dict or Series: per implied response when the rows have
+    implied_response, else per BOR), for the legend and the axis title; `n_contradicts` the evaluable
+    patients whose BOR contradicts the measurements (the legend's count; the drawn ones' when None).
+    The Tumour response card gets the drawn bars from SQL (exports.response.waterfall_bars) without
     loading every patient's row. De-identified rows (no patient_id: a sponsor's) are drawn as
-    numbered bars whose hover shows the best change and BOR only; `counts` may hold "<5"."""
+    numbered bars whose hover shows the best change and responses only; `counts` may hold "<5"."""
     if rows.empty:
         return empty_figure(NO_BAR)
     if "patient_id" not in rows.columns:
-        return _deidentified_waterfall(rows, n, counts, cap)
+        return _deidentified_waterfall(rows, n, counts, cap, n_contradicts)
     patient = _text(rows["patient_id"])
     best = rows["best_pct_change"].to_numpy(dtype=float)
     shown = np.minimum(best, cap)
-    bor = rows["bor"].to_numpy(dtype=object)
+    level_of, recorded, contradicts = _bar_levels(rows)
     change = _number_text(best)
     visit = rows["best_visit"].to_numpy(dtype=object)
     missing = pd.isna(visit)
     if missing.any():                   # as Series.fillna(""), without the Series
         visit = np.where(missing, "", visit)
-    custom = np.column_stack([_text(rows["site_id"]), _text(_recorded(rows["bclc_stage"])), _text(visit), change])
+    columns = [_text(rows["site_id"]), _text(_recorded(rows["bclc_stage"])), _text(visit), change]
+    implied = "implied_response" in rows.columns
+    if implied:
+        columns.append(_recorded_text(recorded, level_of, contradicts))
+    custom = np.column_stack(columns)
     fig = Figure()
-    for level in BOR_ORDER + sorted(set(pd.unique(bor)) - set(BOR_ORDER)):
-        index = np.flatnonzero(bor == level)
+    for level in BOR_ORDER + sorted(set(pd.unique(level_of)) - set(BOR_ORDER)):
+        index = np.flatnonzero(level_of == level)
         if not len(index):
             continue
         ids = patient[index]
         # the highlighted patient's bar outlined; otherwise one width for the whole trace
         outline = np.where(ids == highlight, 3, 0) if highlight is not None and (ids == highlight).any() else 0
+        marker = dict(color=BOR_COLOURS.get(level, "#888888"), line=dict(color=HIGHLIGHT, width=outline))
+        if implied and contradicts[index].any():
+            marker["pattern"] = _CONTRADICTION_PATTERN(contradicts[index])
         fig.add_bar(
-            x=ids, y=shown[index], name=_legend_name(level, counts),
-            marker=dict(color=BOR_COLOURS.get(level, "#888888"), line=dict(color=HIGHLIGHT, width=outline)),
+            x=ids, y=shown[index], name=_legend_name(level, counts), marker=marker,
             customdata=custom[index],
             hovertemplate="<b>%{x}</b><br>site %{customdata[0]} · BCLC %{customdata[1]}"
-                          f"<br>best response {level}<br>best change %{{customdata[3]:+.1f}}% "
-                          "at %{customdata[2]}<extra></extra>")
+                          + (f"<br>measurements imply {level}<br>%{{customdata[4]}}" if implied else
+                             f"<br>best response {level}")
+                          + "<br>best change %{customdata[3]:+.1f}% at %{customdata[2]}<extra></extra>")
+    if implied:
+        _contradiction_marks(fig, patient, shown, contradicts, custom[:, 4], change, n_contradicts)
     over = np.flatnonzero(best > cap)
     if len(over):
         fig.add_scatter(
@@ -188,29 +202,96 @@ def waterfall_bars_figure(rows: pd.DataFrame, n: int, counts, highlight: str | N
     return _waterfall_layout(fig, patient, shown, n, len(over), show_ids=n <= 40)
 
 
+CONTRADICTS_NAME = "Recorded BOR contradicts"
+
+
+def _CONTRADICTION_PATTERN(contradicts: np.ndarray) -> dict:
+    """Hatching on the bars whose recorded BOR contradicts the measurements, none on the others."""
+    return dict(shape=np.where(contradicts, "/", ""), fgcolor="#212529", size=5, solidity=0.35)
+
+
+def _bar_levels(rows: pd.DataFrame):
+    """(colour level, recorded BOR, contradicts) per bar: the implied response when the rows have it
+    (the waterfall export's rows), else the BOR with no contradiction."""
+    bor = rows["bor"].to_numpy(dtype=object)
+    if "implied_response" not in rows.columns:
+        return bor, bor, np.zeros(len(rows), dtype=bool)
+    implied = rows["implied_response"].to_numpy(dtype=object)
+    contradicts = rows["contradicts"].to_numpy(dtype=object)
+    contradicts = np.array([bool(v) if v is not None and v == v else False for v in contradicts.tolist()], dtype=bool)
+    return implied, bor, contradicts
+
+
+def _recorded_text(recorded, implied, contradicts) -> np.ndarray:
+    """'recorded PR' where the BOR agrees, 'recorded PR, measurements imply SD' where it contradicts, and
+    'recorded PD (explained by new or non-target lesions)' where it differs under the check's exceptions."""
+    def text(r, i, c):
+        if c:
+            return f"recorded {r}, measurements imply {i}"
+        return f"recorded {r}" if r == i or r == "NE" else f"recorded {r} (explained by new or non-target lesions)"
+    return np.array([text(r, i, c) for r, i, c in zip(recorded.tolist(), implied.tolist(), contradicts.tolist())],
+                    dtype=str)
+
+
+def _contradiction_marks(fig: Figure, bars: np.ndarray, shown: np.ndarray, contradicts: np.ndarray,
+                         text: np.ndarray, change: np.ndarray, n_contradicts) -> None:
+    """A mark at the tip of each drawn bar whose recorded BOR contradicts the measurements, and the legend
+    entry saying so with the count of every such patient (n_contradicts, or the drawn ones): a hatched
+    empty bar of height 0 (a scatter's legend entry would turn the horizontal legend into a column)."""
+    index = np.flatnonzero(contradicts)
+    count = len(index) if n_contradicts is None else n_contradicts
+    if not len(index) and not (isinstance(count, str) or count):
+        return
+    fig.add_bar(x=bars[:1], y=[0], name=f"{CONTRADICTS_NAME} ({count if isinstance(count, str) else int(count)})",
+                legendgroup="contradicts", hoverinfo="skip",
+                marker=dict(color="#ffffff", line=dict(color="#212529", width=1),
+                            pattern=dict(shape="/", fgcolor="#212529", size=5, solidity=0.35)))
+    if len(index):
+        fig.add_scatter(
+            x=bars[index], y=shown[index], mode="markers", name=CONTRADICTS_NAME, showlegend=False,
+            legendgroup="contradicts",
+            marker=dict(symbol="x-thin", size=8, color="#212529", line=dict(color="#212529", width=2)),
+            customdata=np.column_stack([text[index], change[index]]),
+            hovertemplate="<b>%{x}</b><br>%{customdata[0]}<br>best change %{customdata[1]:+.1f}%<extra></extra>")
+
+
+def is_contradiction_legend(trace) -> bool:
+    """The legend entry of the contradiction marks (a bar of height 0), not a patient's bar."""
+    return str(trace["name"] if isinstance(trace, dict) else trace.name).startswith(CONTRADICTS_NAME)
+
+
 def _legend_name(level: str, counts) -> str:
     """'PR (12)', or 'PR (<5)' where the count is suppressed."""
     count = counts.get(level, 0)
     return f"{BOR_NAMES.get(level, level)} ({count if isinstance(count, str) else int(count)})"
 
 
-def _deidentified_waterfall(rows: pd.DataFrame, n: int, counts, cap: float = CAP) -> Figure:
-    """The waterfall of de-identified rows (best_pct_change, bor: a sponsor's): bars numbered in the
-    order drawn, the hover saying the best change and BOR only (no patient, site, stage or visit)."""
+def _deidentified_waterfall(rows: pd.DataFrame, n: int, counts, cap: float = CAP, n_contradicts=None) -> Figure:
+    """The waterfall of de-identified rows (best_pct_change, bor, and the implied response with the
+    contradiction flag when present: a sponsor's): bars numbered in the order drawn, the hover saying the
+    best change and responses only (no patient, site, stage or visit)."""
     best = rows["best_pct_change"].to_numpy(dtype=float)
     shown = np.minimum(best, cap)
-    bor = rows["bor"].to_numpy(dtype=object)
+    level_of, recorded, contradicts = _bar_levels(rows)
+    implied = "implied_response" in rows.columns
     bar = np.arange(1, len(rows) + 1).astype(str)
     change = _number_text(best)
+    text = _recorded_text(recorded, level_of, contradicts) if implied else None
     fig = Figure()
-    for level in BOR_ORDER + sorted(set(pd.unique(bor)) - set(BOR_ORDER)):
-        index = np.flatnonzero(bor == level)
+    for level in BOR_ORDER + sorted(set(pd.unique(level_of)) - set(BOR_ORDER)):
+        index = np.flatnonzero(level_of == level)
         if not len(index):
             continue
-        fig.add_bar(x=bar[index], y=shown[index], name=_legend_name(level, counts),
-                    marker=dict(color=BOR_COLOURS.get(level, "#888888"), line=dict(width=0)),
-                    customdata=change[index][:, None],
-                    hovertemplate=f"best change %{{customdata[0]:+.1f}}%<br>best response {level}<extra></extra>")
+        marker = dict(color=BOR_COLOURS.get(level, "#888888"), line=dict(width=0))
+        if implied and contradicts[index].any():
+            marker["pattern"] = _CONTRADICTION_PATTERN(contradicts[index])
+        fig.add_bar(x=bar[index], y=shown[index], name=_legend_name(level, counts), marker=marker,
+                    customdata=(np.column_stack([change[index], text[index]]) if implied else change[index][:, None]),
+                    hovertemplate="best change %{customdata[0]:+.1f}%<br>"
+                                  + (f"measurements imply {level}<br>%{{customdata[1]}}" if implied else
+                                     f"best response {level}") + "<extra></extra>")
+    if implied:
+        _contradiction_marks(fig, bar, shown, contradicts, text, change, n_contradicts)
     over = np.flatnonzero(best > cap)
     if len(over):
         fig.add_scatter(

@@ -7,8 +7,8 @@ from dash import dcc, html
 
 from dashboard.analytics.response import SWIMMER_SORTS
 from dashboard.callbacks.response import (BOR, BY, CONSISTENCY, DEFAULT_SIZE, HIGHLIGHT, HIGHLIGHT_CLEAR,
-                                          HIGHLIGHT_LABEL, SCOPE, SCOPE_CHOICES, SIZES, SORT, SPIDER, SUMMARY,
-                                          SWIMMER, SWIMMER_COUNT, SWIMMER_PAGE, SWIMMER_SIZE, WATERFALL)
+                                          HIGHLIGHT_LABEL, OPEN_PATIENT, OPEN_PATIENT_SWIMMER, SCOPE, SCOPE_CHOICES,
+                                          SIZES, SORT, SPIDER, SUMMARY, SWIMMER, SWIMMER_COUNT, SWIMMER_PAGE, SWIMMER_SIZE, WATERFALL)
 from dashboard.components import figure_card, table_card
 from dashboard.grouping import GROUPINGS
 
@@ -29,6 +29,7 @@ def top_controls(scope: str):
         ], width="auto", className="d-flex align-items-center flex-wrap", id="response-scope"),
         dbc.Col([
             html.Span(id=HIGHLIGHT_LABEL, className="small"),
+            dcc.Link(id=OPEN_PATIENT, href="", className="small fw-semibold ms-1", style={"display": "none"}),
             dbc.Button("Clear", id=HIGHLIGHT_CLEAR, size="sm", color="secondary", outline=True, disabled=True,
                        className="ms-2 py-0"),
         ], className="d-flex align-items-center justify-content-xl-end"),
@@ -49,6 +50,7 @@ def swimmer_controls(sort: str):
 def swimmer_pager():
     return html.Div([
         html.Span(id=SWIMMER_COUNT, className="small text-muted me-3"),
+        dcc.Link(id=OPEN_PATIENT_SWIMMER, href="", className="small fw-semibold me-3", style={"display": "none"}),
         dbc.Pagination(id=SWIMMER_PAGE, max_value=1, active_page=1, fully_expanded=False, first_last=True,
                        previous_next=True, size="sm", className="mb-0"),
     ], className="d-flex align-items-center flex-wrap mt-1")
