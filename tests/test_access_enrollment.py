@@ -455,6 +455,26 @@ def test_accrual_for_a_sponsor_suppresses_every_small_month_and_cumulative_count
         assert (shown[column][~small_cells] == full[column][~small_cells]).all()
 
 
+
+def test_accrual_total_line_for_a_sponsor_is_suppressed_as_the_filtered_line(pages, snapshot):
+    """Under a subgroup filter the light "Enrolled in total" line(s), pooled and per site: a cumulative total of 1-4
+    (committee's numbers, the export with no scope) is not drawn and reads "<5" in the hover; every other as it is."""
+    full = exports.run_export("accrual", snapshot, filters_of(SCENARIOS["F,C"])).rows
+    small_seen = 0
+    for options in (None, {"mode": "site"}):
+        out, _ = pages.page("sponsor", "/enrollment", SCENARIOS["F,C"], options)
+        lines = [t for t in out[key("accrual", "figure") + ".figure"]["data"] if t.get("name") == "Enrolled in total"]
+        assert len(lines) == (1 if options is None else N_SITES)
+        for line in lines:
+            site = "all" if options is None else line["legendgroup"]
+            expected = full[full.site_id == site].cumulative_total.tolist()
+            assert len(line["y"]) == len(expected)
+            for y, (c,), n in zip(line["y"], line["customdata"], expected):
+                small_seen += is_small(n)
+                assert (y, c) == ((None, SUPPRESSED) if is_small(n) else (n, n)), (site, y, c, n)
+    assert small_seen, "no cumulative total of 1-4: the test cannot tell"
+
+
 # --- the data-quality panel of the Overview -------------------------------------------------------
 @pytest.mark.parametrize("query", ["", "site=S01"])
 def test_data_quality_row_counts_and_examples_by_role(mini_root, dash_app, monkeypatch, tmp_path, query):

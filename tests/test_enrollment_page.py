@@ -215,12 +215,15 @@ def test_accrual_pooled_rows_are_the_sums_over_sites(synthetic_root):
     for filters in (Filters(), Filters.parse_pairs([("site", "S01,S03"), ("bclc", "B")])[0]):
         exp = exports.EXPORTS["accrual"].func(snap, filters)
         per_site = data.query("accrual_monthly", snap, filters, order_by=("site_id", "month"))
+        # the whole sites' cumulative accrual (no filter but the site selection), as the export adds it
+        totals = data.query("accrual_monthly", snap, Filters(site=filters.site), order_by=("site_id", "month"))
+        per_site = per_site.assign(cumulative_total=totals["cum_enrolled"])
         pooled = (per_site.groupby("month", as_index=False)
                   .agg(n_enrolled=("n_enrolled", "sum"), cum_enrolled=("cum_enrolled", "sum"),
-                       target_enrollment=("target_enrollment", "sum"))
+                       target_enrollment=("target_enrollment", "sum"), cumulative_total=("cumulative_total", "sum"))
                   .assign(site_id="all", site_name="All sites"))
         expected = pd.concat([pooled, per_site], ignore_index=True)[
-            ["site_id", "site_name", "month", "n_enrolled", "cum_enrolled", "target_enrollment"]]
+            ["site_id", "site_name", "month", "n_enrolled", "cum_enrolled", "target_enrollment", "cumulative_total"]]
         assert (exp.rows["site_id"] == "all").sum() == len(pooled) > 12
         pd.testing.assert_frame_equal(exp.rows, expected, check_dtype=False)
         assert list(exp.rows.dtypes.astype(str)[3:]) == list(per_site.dtypes.astype(str)[3:])

@@ -95,3 +95,77 @@ def test_investigator_totals_are_of_own_sites(latest):
     rows = exports.run_export("enrollment", latest, Filters(site=("S01",), bclc=("C",)), investigator).rows
     assert rows[["site_id", "n_enrolled", "enrolled_total"]].values.tolist() == \
         [["S01", int(pandas_counts(latest, bclc_stage=["C"])["S01"]), int(pandas_counts(latest)["S01"])]]
+
+
+# --- cumulative accrual under a filter: the light "Enrolled in total" line (issue 19, item 6) ---------------------
+def pandas_cumulative(snapshot, months, site=None, **where) -> list[int]:
+    """Patients enrolled (first DEB-TACE on or before the cut-off) by the end of each month, read with pandas from
+    patients.parquet; `site` one site id or every site, `where` column=values."""
+    patients = pd.read_parquet(snapshot.path / "patients.parquet")
+    first = pd.to_datetime(patients["first_treatment_date"])
+    keep = first <= pd.Timestamp(snapshot.cutoff_date)
+    if site is not None:
+        keep &= patients["site_id"] == site
+    for column, values in where.items():
+        keep &= patients[column].isin(values)
+    month_of = first[keep].dt.to_period("M").dt.to_timestamp()
+    return [int((month_of <= pd.Timestamp(m)).sum()) for m in months]
+
+
+def _accrual_card(latest, query, mode="pooled"):
+    return cb.accrual_card({"snapshot": latest.snapshot_id, "query": query}, mode)
+
+
+@pytest.mark.parametrize("site", ["all", "S08"])
+def test_accrual_total_equals_pandas_under_bclc_c(latest, site):
+    exp = exports.run_export("accrual", latest, Filters(bclc=("C",)))
+    assert exp.extra["subgroup"] is True
+    assert list(exp.rows.columns) == ["site_id", "site_name", "month", "n_enrolled", "cum_enrolled",
+                                      "target_enrollment", "cumulative_total"]
+    rows = exp.rows[exp.rows.site_id == site]
+    one = None if site == "all" else site
+    assert rows["cumulative_total"].tolist() == pandas_cumulative(latest, rows.month, one)
+    assert rows["cum_enrolled"].tolist() == pandas_cumulative(latest, rows.month, one, bclc_stage=["C"])
+    # the issue's example: 240 BCLC C patients against a target of 600 (sites.parquet), every patient beside them
+    if site == "all":
+        assert (rows["cum_enrolled"].iloc[-1], rows["target_enrollment"].iloc[-1]) \
+            == (240, pd.read_parquet(latest.path / "sites.parquet")["target_enrollment"].sum()) == (240, 600)
+        assert rows["cumulative_total"].iloc[-1] > 240
+
+
+def test_accrual_card_draws_the_total_line_under_bclc_c_pooled_and_per_site(latest, synthetic_root, monkeypatch):
+    monkeypatch.setenv("REGISTRY_DATA", str(synthetic_root))
+    fig, _, _, note = _accrual_card(latest, "bclc=C")
+    total = next(t for t in fig.data if t.name == "Enrolled in total")
+    months = pd.to_datetime(pd.Series(total.x))
+    assert list(total.y) == pandas_cumulative(latest, months)
+    assert [t.name for t in fig.data] == ["Enrolled (cumulative)", "Enrolled in total", "Target (sum of sites)"]
+    assert "dark: patients in the filter; light: every patient enrolled" in note and "target 600" in note
+    fig, _, _, _ = _accrual_card(latest, "bclc=C", "site")
+    s08 = next(t for t in fig.data if t.name == "Enrolled in total" and t.legendgroup == "S08")
+    assert list(s08.y) == pandas_cumulative(latest, pd.to_datetime(pd.Series(s08.x)), "S08")
+    assert sum(t.name == "Enrolled in total" for t in fig.data) == len(pd.read_parquet(latest.path / "sites.parquet"))
+
+
+@pytest.mark.parametrize("query", ["", "site=S02,S08"])
+def test_accrual_without_a_subgroup_filter_has_no_total_line(latest, synthetic_root, monkeypatch, query):
+    monkeypatch.setenv("REGISTRY_DATA", str(synthetic_root))
+    for mode in ("pooled", "site"):
+        fig, _, _, note = _accrual_card(latest, query, mode)
+        assert fig.data and not any(t.name == "Enrolled in total" for t in fig.data)
+        assert "light:" not in note
+    filters = Filters(site=("S02", "S08")) if query else Filters()
+    exp = exports.run_export("accrual", latest, filters)
+    assert exp.extra["subgroup"] is False
+    assert exp.rows["cumulative_total"].tolist() == exp.rows["cum_enrolled"].tolist()
+
+
+def test_accrual_total_is_suppressed_for_a_sponsor_as_the_filtered_counts(latest, synthetic_root, monkeypatch):
+    sponsor = scope_for(User("sponsor", "sponsor"))
+    filters = Filters(bclc=("C",))
+    full = exports.run_export("accrual", latest, filters).rows
+    shown = exports.compute_export("accrual", latest, filters, sponsor).rows
+    small = full["cumulative_total"].between(1, 4)
+    assert small.any()                                   # early months of single sites: the test can tell
+    assert (shown["cumulative_total"][small] == SUPPRESSED).all()
+    assert (shown["cumulative_total"][~small] == full["cumulative_total"][~small]).all()

@@ -30,7 +30,7 @@ OWN_SITE = "S01"
 # Count columns (rows) and count keys (top-level), by export, read off each export's output by hand:
 # every number of patients, events or sessions, whatever the export's declaration says.
 COUNTS = {
-    "accrual": ["n_enrolled", "cum_enrolled"],
+    "accrual": ["n_enrolled", "cum_enrolled", "cumulative_total"],
     "ae-incidence": ["n_patients_any", "grade_1", "grade_2", "grade_3", "grade_4", "grade_5", "n_grade_3_4",
                      "n_grade_5", "n_serious", "n_related", "denominator", "n_events", "n_sessions",
                      "n_patients_with_ae"],

@@ -44,12 +44,16 @@ def accrual_card(state, mode="pooled"):
                    "target recorded (the others have none); dotted lines: each site's own target where recorded")
     else:
         targets = f"target {int(target)} (sum of the selected sites' targets; dotted lines: each site's own target)"
+    subgroup = exp.extra.get("subgroup", False)
+    if subgroup:
+        targets = ("dark: patients in the filter; light: every patient enrolled (no filter); " + targets +
+                   ". A subgroup is not measured against the target")
     note = (f"Enrolled = first DEB-TACE on or before the cut-off {snapshot.cutoff_date}. "
             f"{shown_n(exp.n_patients)} patients in the current filter; {targets}. A site without a recorded "
             "activation date is counted from its first enrolment.")
     if scope.suppress:
         note += " " + SUPPRESSED_NOTE + " Months whose cumulative count is under 5 are not drawn."
-    fig = figs.accrual_figure(exp.rows, per_site=mode == "site", target_label=label)
+    fig = figs.accrual_figure(exp.rows, per_site=mode == "site", target_label=label, subgroup=subgroup)
     return fig, graph_config("accrual", spec["filename"]), spec, note
 
 

@@ -34,12 +34,28 @@ def _of_target(values: pd.Series) -> list[str]:
     return ["" if t != t else f" of target {t:.0f}" for t in _targets(values)]
 
 
+TOTAL_NAME = "Enrolled in total"
+TOTAL_OPACITY = 0.35        # the total's line: light beside the filtered one
+
+
+def _total_line(fig: Figure, rows: pd.DataFrame, name: str, colour: str, **kwargs) -> None:
+    """The light line of every patient enrolled (cumulative_total: no filter), drawn beside the
+    filtered line under a subgroup filter; a suppressed total ("<5") leaves its month out."""
+    fig.add_scatter(x=rows.month, y=drawn(rows.cumulative_total), mode="lines", name=TOTAL_NAME,
+                    line=dict(color=colour, width=2), opacity=TOTAL_OPACITY,
+                    customdata=np.column_stack([rows.cumulative_total.astype(object)]),
+                    hovertemplate=f"{name}%{{x|%b %Y}}<br>%{{customdata[0]}} enrolled in total (no filter)"
+                                  "<extra></extra>", **kwargs)
+
+
 def accrual_figure(accrual: pd.DataFrame, per_site: bool = False,
-                   target_label: str = "Target (sum of sites)") -> Figure:
+                   target_label: str = "Target (sum of sites)", subgroup: bool = False) -> Figure:
     """Cumulative patients by month: pooled (with the summed target) or one line per site (with
     each site's target as a dotted line in the same colour); no target line where no target was
     recorded. Input: rows of accrual export; a suppressed cumulative count ("<5") leaves its month
-    out of the line, a suppressed monthly count is "<5" in the hover."""
+    out of the line, a suppressed monthly count is "<5" in the hover. `subgroup` (a filter other
+    than the sites is active): a light line "Enrolled in total" beside each filtered line draws
+    every patient enrolled (the export's cumulative_total), so the target is read against it."""
     if accrual.empty or not has_patients(accrual["n_enrolled"]):
         return empty_figure(NO_PATIENTS)
     fig = Figure()
@@ -53,6 +69,8 @@ def accrual_figure(accrual: pd.DataFrame, per_site: bool = False,
                                                                           _of_target(g.target_enrollment)]),
                             hovertemplate=f"<b>{name}</b><br>%{{x|%b %Y}}<br>cumulative %{{y}}%{{customdata[1]}}"
                                           "<br>this month %{customdata[0]}<extra></extra>")
+            if subgroup:
+                _total_line(fig, g, f"<b>{name}</b><br>", colour, legendgroup=site, showlegend=False)
             if _targets(g.target_enrollment).notna().any():
                 fig.add_scatter(x=g.month, y=_targets(g.target_enrollment), mode="lines", showlegend=False,
                                 legendgroup=site, line=dict(color=colour, width=1, dash="dot"), hoverinfo="skip")
@@ -65,6 +83,8 @@ def accrual_figure(accrual: pd.DataFrame, per_site: bool = False,
                                                     _of_target(pooled.target_enrollment)]),
                         hovertemplate="%{x|%b %Y}<br>cumulative %{y}%{customdata[1]}"
                                       "<br>this month %{customdata[0]}<extra></extra>")
+        if subgroup:
+            _total_line(fig, pooled, "", "#332288")
         if _targets(pooled.target_enrollment).notna().any():
             fig.add_scatter(x=pooled.month, y=_targets(pooled.target_enrollment), mode="lines", name=target_label,
                             line=dict(color="#CC6677", width=2, dash="dash"),
