@@ -1,18 +1,10 @@
 // Client-side helpers (served from assets/, nothing from the internet).
 window.dash_clientside = Object.assign({}, window.dash_clientside, {
   registry: {
-    // SVG download of a figure card's graph, named like the PNG: page_figure_snapshot_date.svg
-    downloadSvg: function (nClicks, spec) {
-      const noUpdate = window.dash_clientside.no_update;
-      if (!nClicks || !spec) { return noUpdate; }
-      const graphId = JSON.stringify({figure: spec.figure, type: "figure"});
-      const holder = document.getElementById(graphId);
-      const gd = holder && holder.querySelector(".js-plotly-plot");
-      if (gd && window.Plotly) {
-        window.Plotly.downloadImage(gd, {format: "svg", filename: spec.filename, scale: 1});
-      }
-      return noUpdate;
-    },
+    // SVG and PNG downloads of a figure card's graph, named like its CSV's page_figure_cut_date, with a
+    // caption line under the figure: the registry, the data cut, the filters and n, as the banner shows them
+    downloadSvg: function (nClicks, spec) { return window.registry_download(nClicks, spec, "svg"); },
+    downloadPng: function (nClicks, spec) { return window.registry_download(nClicks, spec, "png"); },
     // the Tumour response page's "Open patient X" links: /patient/<id> + the query string (data cut,
     // filters); hidden when no patient is followed
     openPatientLinks: function (patient, search) {
@@ -34,6 +26,46 @@ window.dash_clientside = Object.assign({}, window.dash_clientside, {
     }
   }
 });
+
+// The caption of a downloaded figure, read from the banner the page shows: "HCC DEB-TACE Registry ·
+// Data cut 2025-12-31 · cut-off 31 Dec 2025 · BCLC: B, Sex: F · 593 of 600 patients".
+window.registry_caption = function () {
+  const text = (id) => ((document.getElementById(id) || {}).textContent || "").trim();
+  const chips = Array.from(document.querySelectorAll("#filter-chips .filter-chip"))
+    .map((chip) => (chip.getAttribute("aria-label") || "").replace(/^Remove filter /, ""));
+  return ["HCC DEB-TACE Registry", text("banner-cutoff"), chips.length ? chips.join(", ") : "no filter",
+          text("banner-count")].filter(Boolean).join(" · ");
+};
+
+window.registry_download = function (nClicks, spec, format) {
+  const noUpdate = window.dash_clientside.no_update;
+  if (!nClicks || !spec || !window.Plotly) { return noUpdate; }
+  const holder = document.getElementById(JSON.stringify({figure: spec.figure, type: "figure"}));
+  const gd = holder && holder.querySelector(".js-plotly-plot");
+  if (!gd || !gd._fullLayout) { return noUpdate; }
+  // a copy of the figure, 36 px taller, the caption in the new space under the x axis
+  const full = gd._fullLayout;
+  const layout = JSON.parse(JSON.stringify(gd.layout || {}));
+  const bottom = full.margin.b;
+  layout.margin = Object.assign({}, layout.margin || {}, {b: bottom + 36});
+  layout.height = full.height + 36;
+  layout.width = full.width;
+  layout.annotations = (layout.annotations || []).concat([{
+    text: window.registry_caption(), xref: "paper", yref: "paper", x: 0, y: 0, xanchor: "left",
+    yanchor: "top", yshift: -(bottom + 12), showarrow: false, align: "left",
+    font: {size: 11, color: "#333"}}]);
+  window.Plotly.toImage({data: gd.data, layout: layout}, {format: format, width: layout.width,
+                                                          height: layout.height, scale: format === "png" ? 2 : 1})
+    .then(function (url) {
+      const link = document.createElement("a");
+      link.href = url;
+      link.download = spec.filename + "." + format;
+      document.body.appendChild(link);
+      link.click();
+      link.remove();
+    });
+  return noUpdate;
+};
 
 // A session that ended while the page was open (idle timeout, sign-out in another tab) gets its
 // callbacks answered 401: load this view again, which the server sends through the sign-in form

@@ -30,8 +30,10 @@ def figure_card(figure: str, title: str, controls=None, height: int = 420, extra
     header = dbc.CardHeader(dbc.Row([
         dbc.Col(html.H2(title, className="h6 mb-0"), className="d-flex align-items-center"),
         dbc.Col(dbc.ButtonGroup([
+            dbc.Button("PNG", id=fid("download-png", figure), size="sm", color="secondary", outline=True,
+                       title="Download the figure as PNG, with the data cut, filters and n under it"),
             dbc.Button("SVG", id=fid("download-svg", figure), size="sm", color="secondary", outline=True,
-                       title="Download the figure as SVG (PNG: camera icon in the figure's toolbar)"),
+                       title="Download the figure as SVG, with the data cut, filters and n under it"),
             dbc.Button("Download data (CSV)", id=fid("download-csv", figure), size="sm", color="secondary",
                        outline=True, title="The rows behind this figure, as the export command gives them"),
         ], size="sm"), width="auto"),
@@ -70,12 +72,13 @@ def name_tag(pairs, limit: int) -> str:
     return re.sub(r"[^A-Za-z0-9]+", "-", unquote(text)).strip("-")[:limit].rstrip("-")
 
 
-def graph_config(figure: str, filename: str | None = None) -> dict:
-    return {
-        "displaylogo": False,
-        "toImageButtonOptions": {"format": "png", "filename": filename or figure, "scale": 2},
-        "modeBarButtonsToRemove": ["lasso2d", "select2d"],
-    }
+def graph_config(figure: str, in_card: bool = True) -> dict:
+    """A graph's plotly config. In a figure card the PNG and SVG buttons download it with a caption
+    (assets/registry.js), so the toolbar's camera, which would not, is removed; elsewhere it stays."""
+    if not in_card:
+        return {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d"],
+                "toImageButtonOptions": {"format": "png", "filename": figure, "scale": 2}}
+    return {"displaylogo": False, "modeBarButtonsToRemove": ["lasso2d", "select2d", "toImage"]}
 
 
 def export_spec(page: str, figure: str, export: str, snapshot_id: str, options: dict | None = None) -> dict:

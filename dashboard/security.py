@@ -281,7 +281,7 @@ def content_security_policy(app) -> dict:
         "default-src": "'self'",
         "script-src": ["'self'", *app.csp_hashes()],
         "style-src": ["'self'", "'unsafe-inline'"],
-        "img-src": ["'self'", "data:"],
+        "img-src": ["'self'", "data:", "blob:"],   # blob: plotly draws a PNG download through one
         "font-src": "'self'",
         "connect-src": "'self'",
         "object-src": "'none'",

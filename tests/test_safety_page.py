@@ -374,7 +374,7 @@ def test_cards_use_the_export_of_their_switches(state, snap):
     fig, config, spec, note = cb.grade_heatmap_card(state, "serious", 7)
     assert spec["export"] == "ae-incidence" and spec["options"] == {
         "related_only": False, "serious_only": True, "within_days": 7, "level": "term", "by": "none"}
-    assert config["toImageButtonOptions"]["filename"].startswith("safety_ae-grade-heatmap_2024-12-31")
+    assert spec["filename"].startswith("safety_ae-grade-heatmap_2024-12-31") and "toImage" in config["modeBarButtonsToRemove"]
     assert "N = 6 patients" in note[1] and "serious episodes only" in note[1] and "0-7 days" in note[1]
     fig, _, spec, note = cb.group_heatmap_card(state, "all", None, "bclc_stage", "grade3")
     assert spec["options"]["by"] == "bclc_stage" and "grade 3, 4 or 5" in note[1]

@@ -93,3 +93,12 @@ clientside_callback(
     State({"type": "figure-export", "figure": MATCH}, "data"),
     prevent_initial_call=True,
 )
+
+
+clientside_callback(
+    ClientsideFunction(namespace="registry", function_name="downloadPng"),
+    Output({"type": "download-png", "figure": MATCH}, "title"),
+    Input({"type": "download-png", "figure": MATCH}, "n_clicks"),
+    State({"type": "figure-export", "figure": MATCH}, "data"),
+    prevent_initial_call=True,
+)

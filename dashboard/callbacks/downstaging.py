@@ -75,7 +75,7 @@ def flow_card(state, measure="bclc"):
                 " A link of fewer than 5 patients reads <5 and is drawn at a fixed width; a node with such links "
                 "reads n ≥ its counted patients plus one per such link (the exact numbers are not shown for your "
                 "role)." if scope.suppress else ""))
-    return figs.flow_figure(exp.rows, measure), graph_config(FLOW, spec["filename"]), spec, note
+    return figs.flow_figure(exp.rows, measure), graph_config(FLOW), spec, note
 
 
 def rates_card(state, by="bclc_stage"):
@@ -91,8 +91,8 @@ def rates_card(state, by="bclc_stage"):
                 "<5 beside it cannot be worked out by subtraction." if scope.suppress else ""))
     note += baseline_unknown_note(exp.rows)
     if exp.n_patients == 0:
-        return figs.message_figure(NO_PATIENTS), graph_config(RATES, spec["filename"]), spec, note
-    return figs.rates_figure(exp.rows, exp.extra["by"]), graph_config(RATES, spec["filename"]), spec, note
+        return figs.message_figure(NO_PATIENTS), graph_config(RATES), spec, note
+    return figs.rates_figure(exp.rows, exp.extra["by"]), graph_config(RATES), spec, note
 
 
 def cif_card(state, by="bclc_stage"):
@@ -115,11 +115,11 @@ def cif_card(state, by="bclc_stage"):
                 f" Not included: {_n(x['n_baseline_unknown'])} patients whose baseline Milan status the source "
                 "did not record." if x.get("n_baseline_unknown") not in (0, None) else ""))
     if exp.n_patients == 0:
-        return figs.message_figure(NO_PATIENTS), graph_config(CIF, spec["filename"]), spec, note
+        return figs.message_figure(NO_PATIENTS), graph_config(CIF), spec, note
     not_drawn = x.get("not_drawn", [])
     if not_drawn:
         note += " " + figs.not_drawn_note(x["by"], not_drawn)
-    return figs.cif_figure(exp.rows, x["by"], not_drawn), graph_config(CIF, spec["filename"]), spec, note
+    return figs.cif_figure(exp.rows, x["by"], not_drawn), graph_config(CIF), spec, note
 
 
 def downsizing_card(state, by="bclc_stage"):
@@ -150,9 +150,9 @@ def downsizing_card(state, by="bclc_stage"):
         note += (f" Patients of your site{'s' if len(scope.patient_sites) > 1 else ''} only "
                  f"({', '.join(scope.patient_sites)}): other sites' patients are not shown for your role.")
     if exp.n_patients == 0:
-        return figs.message_figure(NO_PATIENTS), graph_config(DOWNSIZING, spec["filename"]), spec, note
+        return figs.message_figure(NO_PATIENTS), graph_config(DOWNSIZING), spec, note
     fig = figs.downsizing_figure(exp.rows, exp.extra["groups"], exp.extra["by"], not_drawn)
-    return fig, graph_config(DOWNSIZING, spec["filename"]), spec, note
+    return fig, graph_config(DOWNSIZING), spec, note
 
 
 @callback(*card_outputs(FLOW), Input(ids.STATE, "data"), Input(MEASURE, "value"))

@@ -54,7 +54,7 @@ def accrual_card(state, mode="pooled"):
     if scope.suppress:
         note += " " + SUPPRESSED_NOTE + " Months whose cumulative count is under 5 are not drawn."
     fig = figs.accrual_figure(exp.rows, per_site=mode == "site", target_label=label, subgroup=subgroup)
-    return fig, graph_config("accrual", spec["filename"]), spec, note
+    return fig, graph_config("accrual"), spec, note
 
 
 def enrollment_card(state, sort="site"):
@@ -72,7 +72,7 @@ def enrollment_card(state, sort="site"):
         note += " A site without a recorded target has no outline" + ("." if subgroup else " and no percentage.")
     if scope.suppress:
         note += " " + SUPPRESSED_NOTE
-    return (figs.enrollment_bars(exp.rows, sort, subgroup=subgroup), graph_config("enrollment-by-site", spec["filename"]),
+    return (figs.enrollment_bars(exp.rows, sort, subgroup=subgroup), graph_config("enrollment-by-site"),
             spec, note)
 
 
@@ -133,7 +133,7 @@ def followup_card(state):
     note = [html.Strong(median, id="median-followup"), html.Br(),
             "Died: death date known by the cut-off; off study: off-study date recorded, alive. "
             "Months = days / 30.4375." + (" " + SUPPRESSED_NOTE if scope.suppress else "")]
-    return figs.followup_figure(exp.rows), graph_config("followup-status", spec["filename"]), spec, note
+    return figs.followup_figure(exp.rows), graph_config("followup-status"), spec, note
 
 
 @callback(*card_outputs("accrual"), Input(ids.STATE, "data"), Input(ids.page_option("mode"), "value"))

@@ -92,7 +92,7 @@ def forest_view(state, endpoint="os", by=None, ref=None, compare=None, form=None
     snapshot, filters, scope = state_context(state)
     opts = options(endpoint, by, ref, compare, form)
     spec = export_spec(PAGE, FIGURE, "forest", snapshot.snapshot_id, opts)
-    config = graph_config(FIGURE, spec["filename"])
+    config = graph_config(FIGURE)
     try:
         exp = exports.run_export("forest", snapshot, filters, scope, **opts)
     except ValueError as e:            # a level not in this filter, a single level: said, not raised

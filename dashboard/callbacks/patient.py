@@ -127,7 +127,7 @@ def patient_body(state, patient_id):
     return html.Div([
         html.H1(f"Patient {pid}", className="h4 mt-1", id="patient-heading"),
         _card("Baseline and follow-up", baseline_list(b)),
-        _card("Timeline", [dcc.Graph(id="patient-timeline", figure=figure, config=graph_config("patient-timeline"),
+        _card("Timeline", [dcc.Graph(id="patient-timeline", figure=figure, config=graph_config("patient-timeline", in_card=False),
                                      style={"minHeight": "340px"}),
                            html.Div("Sessions, scans (colour: overall mRECIST response), adverse events (colour: "
                                     "CTCAE grade, at onset), restaging reviews, and death or last contact; months "

@@ -131,7 +131,7 @@ def waterfall_card(state, scope="overall", highlight=None):
     bars = response_exports.waterfall_bars(snapshot, filters, sites, scope, highlight if patient_level else None)
     spec = _spec(WATERFALL, "waterfall", snapshot, {"response_scope": scope})
     if bars["n_patients"] == 0:
-        return empty_figure(NO_PATIENTS), graph_config(WATERFALL, spec["filename"]), spec, NO_PATIENTS
+        return empty_figure(NO_PATIENTS), graph_config(WATERFALL), spec, NO_PATIENTS
     note = [html.Strong(not_evaluable_text(bars["n_not_evaluable"], bars["not_evaluable_reasons"],
                                            bars["n_patients"], drawn=not bars["withheld"]), id=NOT_EVALUABLE), " ",
             *own_sites_note(sites),
@@ -145,7 +145,7 @@ def waterfall_card(state, scope="overall", highlight=None):
     if bars["withheld"]:
         withheld = response_exports.not_drawn_note(bars["n_evaluable"])
         note.insert(0, html.Strong(withheld + " ", id="response-waterfall-not-drawn"))
-        return empty_figure(withheld.replace(": ", ":<br>")), graph_config(WATERFALL, spec["filename"]), spec, note
+        return empty_figure(withheld.replace(": ", ":<br>")), graph_config(WATERFALL), spec, note
     n = bars["n_evaluable"]
     if n > figs.MAX_BARS:
         note.append(f" {n:,} evaluable patients: {figs.MAX_BARS:,} evenly spaced bars of the sorted order "
@@ -153,7 +153,7 @@ def waterfall_card(state, scope="overall", highlight=None):
                     "the CSV use every patient.")
     fig = (figs.waterfall_bars_figure(bars["rows"], n, bars["implied_counts"], highlight,
                                       n_contradicts=bars["n_contradicts"]) if n else empty_figure(figs.NO_BAR))
-    return fig, graph_config(WATERFALL, spec["filename"]), spec, note
+    return fig, graph_config(WATERFALL), spec, note
 
 
 def _summary_export(state, scope, by):
@@ -171,7 +171,7 @@ def bor_card(state, scope="overall", by="bclc_stage", summary=None):
     note = [f"% of every patient in the group (intention to treat), by {GROUPINGS[by]}. NE = no post-baseline "
             f"scan, or only NE recorded. † fewer than {resp.SMALL_GROUP} patients: drawn, interpret with care. ",
             *_suppressed_note(exp.rows), scope_note(scope, exp.extra), " BOR definition: see the waterfall."]
-    return figs.bor_figure(exp.rows), graph_config(BOR, spec["filename"]), spec, note
+    return figs.bor_figure(exp.rows), graph_config(BOR), spec, note
 
 
 def _suppressed_note(rows) -> list[str]:
@@ -258,7 +258,7 @@ def spider_card(state, scope="overall", highlight=None):
     exp = exports.compute_export("spider", snapshot, filters, sites, response_scope=scope)
     spec = _spec(SPIDER, "spider", snapshot, {"response_scope": scope})
     if exp.n_patients == 0:
-        return empty_figure(NO_PATIENTS), graph_config(SPIDER, spec["filename"]), spec, NO_PATIENTS
+        return empty_figure(NO_PATIENTS), graph_config(SPIDER), spec, NO_PATIENTS
     sample = (f" (a fixed pseudo-random sample of the {exp.extra['n_patients_evaluable']:,} evaluable patients: "
               "more lines would be unreadable; the CSV has the same rows)"
               if exp.extra["n_patients_evaluable"] > exp.extra["n_patients_drawn"] else
@@ -268,7 +268,7 @@ def spider_card(state, scope="overall", highlight=None):
             "measured scan, baseline included, over months since the first DEB-TACE (days / 30.4375); scans after "
             f"the first PD are drawn too. Colour = BOR. Points above +{figs.CAP:.0f}% are drawn at the cap (▲). ",
             scope_note(scope), f" {CLICK_HINT}"]
-    return figs.spider_figure(exp.rows, highlight), graph_config(SPIDER, spec["filename"]), spec, note
+    return figs.spider_figure(exp.rows, highlight), graph_config(SPIDER), spec, note
 
 
 def swimmer_card(state, scope="overall", sort="time_desc", page=1, size=DEFAULT_SIZE, highlight=None,
@@ -303,7 +303,7 @@ def swimmer_card(state, scope="overall", sort="time_desc", page=1, size=DEFAULT_
         fig = figs.swimmer_figure(events, lanes, highlight)
     else:
         fig = empty_figure(NO_PATIENTS)
-    return fig, graph_config(SWIMMER, spec["filename"]), spec, note, pages, page, count
+    return fig, graph_config(SWIMMER), spec, note, pages, page, count
 
 
 def _signed_pct(v) -> str:

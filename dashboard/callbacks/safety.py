@@ -124,7 +124,7 @@ def grade_heatmap_card(state, events="all", within_days=None):
             f"filter (patients without any AE included). {COUNTING} Rows: terms grouped by system organ class, "
             f"classes and terms ordered by any-grade incidence. {figs.GRADE_ENCODING} {episodes_note(options)}"
             f"{suppression_note(scope)}"]
-    return figs.grade_heatmap(exp.rows), graph_config(GRADE_MAP, spec["filename"]), spec, note
+    return figs.grade_heatmap(exp.rows), graph_config(GRADE_MAP), spec, note
 
 
 def group_heatmap_card(state, events="all", within_days=None, by="site_id", measure="any"):
@@ -141,7 +141,7 @@ def group_heatmap_card(state, events="all", within_days=None, by="site_id", meas
             + ("Terms with no patient at grade ≥ 3 are not shown. " if measure != "any" else "")
             + episodes_note(options) + suppression_note(scope)]
     fig = figs.group_heatmap(exp.rows, measure, SAFETY_BY[by])
-    return fig, graph_config(GROUP_MAP, spec["filename"]), spec, note
+    return fig, graph_config(GROUP_MAP), spec, note
 
 
 def incidence_card(state, events="all", within_days=None, level="term"):

@@ -301,7 +301,7 @@ def survival_view(state, endpoint="os", by="bclc_stage", ci="log-log", bands=Non
     specs = {name: export_spec(PAGE, name, name, sid, opts) for name in ("km-curve", "km-summary")}
     specs["cox"] = export_spec(PAGE, "cox", "cox", sid, {**opts, **ref_option(ref)})
     risk_spec = export_spec(PAGE, "km-risk-table", "km-risk-table", sid, {**opts, "times": risk_times(curve)})
-    config = graph_config("km-curve", specs["km-curve"]["filename"])
+    config = graph_config("km-curve")
     if summary.n_patients == 0:
         none = empty_message(NO_PATIENTS)
         return (empty_figure(NO_PATIENTS), config, specs["km-curve"], None, none, specs["km-summary"], None, none,
