@@ -105,7 +105,9 @@ def _card(title: str, body):
 
 
 def notice(text: str, color: str = "warning"):
-    return dbc.Alert(text, color=color, className="mb-0", id="patient-notice")
+    """The page without a patient to show: its heading (every page has one) and why."""
+    return html.Div([html.H1("Patient view", className="h4 mt-1"),
+                     dbc.Alert(text, color=color, className="mb-0", id="patient-notice")])
 
 
 def patient_body(state, patient_id):
