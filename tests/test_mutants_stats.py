@@ -91,7 +91,8 @@ def test_waterfall_bars_largest_increase_first_ties_by_patient_id():
     P3 (+10), P1 (-50), P2 (-50); a patient without a bar (P4) is left out."""
     best = pd.DataFrame({"patient_id": ["P2", "P1", "P3", "P4"], "site_id": "S01", "bclc_stage": "B",
                          "best_pct_change": [-50.0, -50.0, 10.0, np.nan], "best_visit": "M1",
-                         "bor": ["PR", "PR", "SD", "NE"]})
+                         "bor": ["PR", "PR", "SD", "NE"], "implied_response": ["PR", "PR", "SD", None],
+                         "recorded_response": ["PR", "PR", "SD", "NE"], "contradicts": False})
     assert resp.waterfall_rows(best).patient_id.tolist() == ["P3", "P1", "P2"]
     presorted = best.iloc[[2, 0, 1]]                     # +10, then -50 P2 before -50 P1
     assert resp.waterfall_rows(presorted).patient_id.tolist() == ["P3", "P1", "P2"]

@@ -459,7 +459,8 @@ def test_csv_download_equals_the_export(as_app, resp_snapshot):
         sent = downloads.csv_download(spec["figure"], search, as_app)     # the page options are the URL's
         expected = exports.to_csv(exports.run_export(spec["export"], resp_snapshot, Filters(), data.ALL_SITES,
                                                      **spec["options"]))
-        assert sent["content"] == expected and sent["filename"].startswith(f"response_{spec['figure']}_{SNAP}")
+        assert sent["content"] == expected and sent["filename"].startswith(f"response_{spec['figure']}_")
+        assert f"_{SNAP}_all-patients_" in sent["filename"]        # page_figure_options_cut_filter_date.csv
 
 
 def test_summary_card_shows_the_export_numbers(as_app):
