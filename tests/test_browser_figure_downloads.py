@@ -21,12 +21,18 @@ def button(page, kind: str, figure: str):
     return page.locator(f'[id=\'{{"figure":"{figure}","type":"download-{kind}"}}\']')
 
 
-def test_svg_download_has_the_caption(page, live_server):
-    open_survival(page, live_server)
+def downloaded(page, url, kind: str):
+    """The Kaplan-Meier card's download of that kind (svg, png), named page_figure_..."""
+    open_survival(page, url)
     with page.expect_download() as info:
-        button(page, "svg", "km-curve").click()
+        button(page, kind, "km-curve").click()
     download = info.value
-    assert download.suggested_filename.startswith("survival_km-curve_") and download.suggested_filename.endswith(".svg")
+    assert download.suggested_filename.startswith("survival_km-curve_") and download.suggested_filename.endswith("." + kind)
+    return download
+
+
+def test_svg_download_has_the_caption(page, live_server):
+    download = downloaded(page, live_server, "svg")
     svg = open(download.path(), encoding="utf-8").read()
     cutoff = page.inner_text("#banner-cutoff")
     count = page.inner_text("#banner-count")
@@ -37,11 +43,7 @@ def test_svg_download_has_the_caption(page, live_server):
 
 
 def test_png_download_is_the_figure_and_its_caption(page, live_server):
-    open_survival(page, live_server)
-    with page.expect_download() as info:
-        button(page, "png", "km-curve").click()
-    download = info.value
-    assert download.suggested_filename.startswith("survival_km-curve_") and download.suggested_filename.endswith(".png")
+    download = downloaded(page, live_server, "png")
     data = open(download.path(), "rb").read()
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     width, height = struct.unpack(">II", data[16:24])

@@ -86,19 +86,12 @@ def _csv(n_clicks, search, state):
     return payload
 
 
-clientside_callback(
-    ClientsideFunction(namespace="registry", function_name="downloadSvg"),
-    Output({"type": "download-svg", "figure": MATCH}, "title"),
-    Input({"type": "download-svg", "figure": MATCH}, "n_clicks"),
-    State({"type": "figure-export", "figure": MATCH}, "data"),
-    prevent_initial_call=True,
-)
-
-
-clientside_callback(
-    ClientsideFunction(namespace="registry", function_name="downloadPng"),
-    Output({"type": "download-png", "figure": MATCH}, "title"),
-    Input({"type": "download-png", "figure": MATCH}, "n_clicks"),
-    State({"type": "figure-export", "figure": MATCH}, "data"),
-    prevent_initial_call=True,
-)
+# the card's SVG and PNG buttons: drawn in the browser with a caption (assets/registry.js registry_download)
+for _kind, _function in (("svg", "downloadSvg"), ("png", "downloadPng")):
+    clientside_callback(
+        ClientsideFunction(namespace="registry", function_name=_function),
+        Output({"type": f"download-{_kind}", "figure": MATCH}, "title"),
+        Input({"type": f"download-{_kind}", "figure": MATCH}, "n_clicks"),
+        State({"type": "figure-export", "figure": MATCH}, "data"),
+        prevent_initial_call=True,
+    )
